@@ -78,4 +78,4 @@ bench: ## Benchmarks that back the speed figures in the README.
 
 .PHONY: demo
 demo: build ## Start a local controller and walk a profile and a cluster through fleetctl.
-	./hack/demo.sh
+	./e2e/demo.sh

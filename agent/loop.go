@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// Config wires an agent loop.
+type Config struct {
+	Cluster string
+	Labels  map[string]string
+	Version string
+	Client  ebbflowv1.AgentServiceClient
+	Logger  *slog.Logger
+	// Inventory collects the cluster's inventory; nil registers without one.
+	Inventory func(ctx context.Context) (*ebbflowv1.Inventory, error)
+	// OnAssignment is called with every new assignment, in order, from one goroutine.
+	OnAssignment func(ctx context.Context, a *ebbflowv1.Assignment)
+	// MaxBackoff caps the wait between reconnects (default 15s).
+	MaxBackoff time.Duration
+}
+
+// Loop is a running agent: registered, heartbeating, following its assignment.
+type Loop struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	current  *ebbflowv1.Assignment
+	interval time.Duration
+}
+
+// New builds a loop; Run starts it.
+func New(cfg Config) *Loop {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 15 * time.Second
+	}
+	return &Loop{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Cluster), interval: 10 * time.Second}
+}
+
+// Current is the last assignment received (nil before the first).
+func (l *Loop) Current() *ebbflowv1.Assignment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current
+}
+
+// Run registers (retrying), then heartbeats and follows the assignment stream until ctx ends,
+// reconnecting with jittered exponential backoff whenever the stream breaks.
+func (l *Loop) Run(ctx context.Context) error {
+	if err := l.register(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); l.heartbeat(ctx) }()
+	defer wg.Wait()
+	b := newBackoff(l.cfg.MaxBackoff)
+	for {
+		err := l.watch(ctx, b)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if status.Code(err) == codes.NotFound {
+			// The controller forgot the cluster (deleted, or a restored snapshot): register again.
+			if err := l.register(ctx); err != nil {
+				return err
+			}
+		}
+		d := b.next()
+		l.log.Warn("assignment stream broke; reconnecting", "err", err, "in", d)
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+}
+
+func (l *Loop) register(ctx context.Context) error {
+	b := newBackoff(l.cfg.MaxBackoff)
+	for {
+		req := &ebbflowv1.RegisterAgentRequest{Cluster: l.cfg.Cluster, Labels: l.cfg.Labels, AgentVersion: l.cfg.Version}
+		var err error
+		if l.cfg.Inventory != nil {
+			req.Inventory, err = l.cfg.Inventory(ctx)
+			if err != nil {
+				l.log.Warn("inventory failed; registering without it", "err", err)
+			}
+		}
+		res, err := l.cfg.Client.RegisterAgent(ctx, req)
+		if err == nil {
+			if d := res.GetHeartbeatInterval().AsDuration(); d > 0 {
+				l.mu.Lock()
+				l.interval = d
+				l.mu.Unlock()
+			}
+			l.log.Info("registered", "generation", res.GetCluster().GetGeneration())
+			return nil
+		}
+		if status.Code(err) == codes.InvalidArgument {
+			return fmt.Errorf("register: %w", err)
+		}
+		d := b.next()
+		l.log.Warn("register failed; retrying", "err", err, "in", d)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *Loop) watch(ctx context.Context, b *backoff) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := l.cfg.Client.WatchAssignment(ctx, &ebbflowv1.WatchAssignmentRequest{Cluster: l.cfg.Cluster})
+	if err != nil {
+		return err
+	}
+	for {
+		res, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errors.New("controller closed the stream")
+			}
+			return err
+		}
+		b.reset()
+		a := res.GetAssignment()
+		if a == nil {
+			continue
+		}
+		l.mu.Lock()
+		l.current = a
+		l.mu.Unlock()
+		l.log.Info("assignment", "id", a.GetId(), "action", a.GetAction().String(), "phase", a.GetPhase().String())
+		if l.cfg.OnAssignment != nil {
+			l.cfg.OnAssignment(ctx, a)
+		}
+	}
+}
+
+func (l *Loop) heartbeat(ctx context.Context) {
+	for {
+		l.mu.Lock()
+		d, cur := l.interval, l.current
+		l.mu.Unlock()
+		if !sleep(ctx, d) {
+			return
+		}
+		hctx, cancel := context.WithTimeout(ctx, d)
+		_, err := l.cfg.Client.Heartbeat(hctx, &ebbflowv1.HeartbeatRequest{
+			Cluster: l.cfg.Cluster, AssignmentId: cur.GetId(), Phase: cur.GetPhase(),
+		})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			l.log.Debug("heartbeat failed", "err", err)
+		}
+	}
+}
+
+// backoff is jittered exponential backoff.
+type backoff struct {
+	cur, max time.Duration
+}
+
+func newBackoff(max time.Duration) *backoff { return &backoff{max: max} }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = 200 * time.Millisecond
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

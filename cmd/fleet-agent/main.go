@@ -1,0 +1,102 @@
+// Command fleet-agent runs Ebbflow's agent for one cluster: it registers the cluster with its
+// inventory, heartbeats, and follows its assignment from the controller over gRPC.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ebbflow/ebbflow/agent"
+	"github.com/ebbflow/ebbflow/internal/buildinfo"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	controllerURL := flag.String("controller", "http://127.0.0.1:7070", "controller URL (http:// for h2c, https:// for TLS)")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config)")
+	clusterID := flag.String("cluster-id", "", "this cluster's id in the fleet, a DNS label (required)")
+	labels := flag.String("labels", "", "cluster labels, k=v[,k=v...]")
+	nicLabel := flag.String("nic-driver-label", agent.DefaultNICDriverLabel, "node label that names the NIC driver")
+	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println(buildinfo.Version())
+		return nil
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if *clusterID == "" {
+		return errors.New("--cluster-id is required")
+	}
+	lbls, err := parseLabels(*labels)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: *kubeconfig}, nil).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(telemetry.Options{ServiceName: "fleet-agent", Global: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, client, err := agent.Dial(*controllerURL, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	loop := agent.New(agent.Config{
+		Cluster: *clusterID, Labels: lbls, Version: buildinfo.Version(), Client: client, Logger: log,
+		Inventory: func(ctx context.Context) (*ebbflowv1.Inventory, error) {
+			return agent.CollectInventory(ctx, cs, agent.InventoryOptions{NICDriverLabel: *nicLabel})
+		},
+	})
+	log.Info("fleet-agent starting", "cluster", *clusterID, "controller", *controllerURL, "version", buildinfo.Version())
+	return loop.Run(ctx)
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not k=v", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}

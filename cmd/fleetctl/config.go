@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+// fileConfig is fleetctl's config file, like a kubeconfig: named contexts, one current.
+type fileConfig struct {
+	CurrentContext string          `json:"currentContext,omitempty"`
+	Contexts       []contextConfig `json:"contexts,omitempty"`
+}
+
+type contextConfig struct {
+	Name   string `json:"name"`
+	Server string `json:"server"`
+	// Token is sent as a bearer token when set.
+	Token string `json:"token,omitempty"`
+}
+
+func (a *app) configFile() string {
+	if a.configPath != "" {
+		return a.configPath
+	}
+	if p := os.Getenv("EBBFLOW_CONFIG"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "ebbflow", "config.yaml")
+}
+
+func loadConfig(path string) (*fileConfig, error) {
+	cfg := &fileConfig{}
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := yaml.UnmarshalStrict(b, cfg); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (c *fileConfig) save(path string) error {
+	if path == "" {
+		return errors.New("no config file path: set --config or $EBBFLOW_CONFIG")
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	// The file may hold tokens: owner-only.
+	return os.WriteFile(path, b, 0o600)
+}
+
+// pick returns the named context, else the current one; nil when the file names none.
+func (c *fileConfig) pick(name string) (*contextConfig, error) {
+	if name == "" {
+		name = c.CurrentContext
+	}
+	if name == "" {
+		return nil, nil
+	}
+	for i := range c.Contexts {
+		if c.Contexts[i].Name == name {
+			return &c.Contexts[i], nil
+		}
+	}
+	return nil, usageErr("context %q is not in the config file", name)
+}
+
+func (a *app) configCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Manage fleetctl's config file (contexts: controller address and credentials)"}
+	var server, token string
+	set := &cobra.Command{
+		Use:   "set-context NAME --server URL [--token T]",
+		Short: "Create or update a context (and make it current if there is none)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if server == "" {
+				return usageErr("--server is required")
+			}
+			path := a.configFile()
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			found := false
+			for i := range cfg.Contexts {
+				if cfg.Contexts[i].Name == args[0] {
+					cfg.Contexts[i].Server, cfg.Contexts[i].Token, found = server, token, true
+				}
+			}
+			if !found {
+				cfg.Contexts = append(cfg.Contexts, contextConfig{Name: args[0], Server: server, Token: token})
+			}
+			if cfg.CurrentContext == "" {
+				cfg.CurrentContext = args[0]
+			}
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "context %q set in %s\n", args[0], path)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&server, "server", "", "controller URL")
+	set.Flags().StringVar(&token, "token", "", "bearer token")
+	use := &cobra.Command{
+		Use:   "use-context NAME",
+		Short: "Make a context current",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := a.configFile()
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			if _, err := cfg.pick(args[0]); err != nil {
+				return err
+			}
+			cfg.CurrentContext = args[0]
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "current context is %q\n", args[0])
+			return nil
+		},
+	}
+	view := &cobra.Command{
+		Use:   "view",
+		Short: "Print the config file (tokens hidden)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.configFile())
+			if err != nil {
+				return err
+			}
+			for i := range cfg.Contexts {
+				if cfg.Contexts[i].Token != "" {
+					cfg.Contexts[i].Token = "REDACTED"
+				}
+			}
+			b, err := yaml.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = a.out.Write(b)
+			return err
+		},
+	}
+	cmd.AddCommand(set, use, view)
+	return cmd
+}

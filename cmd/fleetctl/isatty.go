@@ -1,0 +1,5 @@
+package main
+
+import "golang.org/x/term"
+
+func isatty(fd uintptr) bool { return term.IsTerminal(int(fd)) }

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+func (a *app) rolloutCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "rollout", Aliases: []string{"rollouts"}, Short: "Rollouts: plan, create, status --watch, steer, history"}
+	cmd.AddCommand(a.rolloutPlan(), a.rolloutCreate(), a.rolloutList(), a.rolloutStatus(), a.rolloutHistory())
+	for _, v := range []struct{ use, short string }{
+		{"pause ID", "Stop starting new phases until resumed"},
+		{"resume ID", "Resume a paused rollout"},
+		{"approve ID [--wave N | --cluster NAME]", "Open a wave's approval gate or accept a cluster's inconclusive result"},
+		{"skip ID --cluster NAME", "Take a cluster out of the rollout (recorded as skipped)"},
+		{"abort ID", "Stop issuing new phases; clusters keep what they have"},
+		{"rollback ID [--cluster NAME | --wave N | --all]", "Roll back a cluster, a wave, or the whole rollout"},
+	} {
+		cmd.AddCommand(a.rolloutSteer(v.use, v.short))
+	}
+	return cmd
+}
+
+// rolloutFile is the YAML form of a rollout: metadata.name is the rollout id.
+type rolloutFile struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec map[string]any `json:"spec"`
+}
+
+func (a *app) decodeRollout(path string) (string, *ebbflowv1.RolloutSpec, error) {
+	b, err := a.readFile(path)
+	if err != nil {
+		return "", nil, err
+	}
+	bad := func(err error) error { return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)} }
+	var f rolloutFile
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return "", nil, bad(err)
+	}
+	if f.Kind != "Rollout" {
+		return "", nil, bad(fmt.Errorf("kind: want Rollout, got %q", f.Kind))
+	}
+	if f.APIVersion != "ebbflow.io/v1" {
+		return "", nil, bad(fmt.Errorf("apiVersion: want ebbflow.io/v1, got %q", f.APIVersion))
+	}
+	j, err := yaml.Marshal(f.Spec)
+	if err != nil {
+		return "", nil, bad(err)
+	}
+	if j, err = yaml.YAMLToJSON(j); err != nil {
+		return "", nil, bad(err)
+	}
+	spec := &ebbflowv1.RolloutSpec{}
+	if err := protojson.Unmarshal(j, spec); err != nil {
+		return "", nil, bad(fmt.Errorf("spec: %w", err))
+	}
+	return f.Metadata.Name, spec, nil
+}
+
+func (a *app) rolloutPlan() *cobra.Command {
+	var file, prof, selector string
+	var rev uint64
+	var canary, waveSize, wavePercent int32
+	cmd := &cobra.Command{
+		Use:   "plan (-f FILE | --profile P [--selector S] [--canary N] [--wave-size N | --wave-percent P])",
+		Short: "Dry run: which clusters a rollout would hit, in which wave, and each phase's preflight",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var spec *ebbflowv1.RolloutSpec
+			switch {
+			case file != "":
+				var err error
+				if _, spec, err = a.decodeRollout(file); err != nil {
+					return err
+				}
+			case prof != "":
+				auto := &ebbflowv1.AutomaticWaves{CanaryCount: canary}
+				switch {
+				case wavePercent > 0:
+					auto.Size = &ebbflowv1.AutomaticWaves_WavePercent{WavePercent: wavePercent}
+				default:
+					auto.Size = &ebbflowv1.AutomaticWaves_WaveSize{WaveSize: waveSize}
+				}
+				spec = &ebbflowv1.RolloutSpec{Profile: prof, ProfileRevision: rev, ClusterSelector: selector,
+					Waves: &ebbflowv1.RolloutSpec_Automatic{Automatic: auto}}
+			default:
+				return usageErr("give -f FILE or --profile")
+			}
+			ctx, cancel := a.call(cmd)
+			defer cancel()
+			res, err := a.clients.rollouts.PlanRollout(ctx, connect.NewRequest(&ebbflowv1.PlanRolloutRequest{Spec: spec}))
+			if err != nil {
+				return err
+			}
+			a.printWarnings(res.Msg.GetWarnings())
+			return a.printMsg(res.Msg, func(w io.Writer) { planTable(w, res.Msg) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "filename", "f", "", "rollout YAML file (- for standard input)")
+	f.StringVar(&prof, "profile", "", "profile name")
+	f.Uint64Var(&rev, "revision", 0, "profile revision (default latest)")
+	f.StringVarP(&selector, "selector", "l", "", "cluster label selector")
+	f.Int32Var(&canary, "canary", 1, "clusters in the canary wave")
+	f.Int32Var(&waveSize, "wave-size", 10, "clusters per wave after the canary")
+	f.Int32Var(&wavePercent, "wave-percent", 0, "clusters per wave after the canary, as a percentage of the rest")
+	return cmd
+}
+
+func phaseName(p ebbflowv1.Phase) string { return enumName(p.String(), "PHASE_") }
+
+func phaseList(ps []ebbflowv1.Phase) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = phaseName(p)
+	}
+	return strings.Join(s, ",")
+}
+
+func planTable(w io.Writer, p *ebbflowv1.PlanRolloutResponse) {
+	fmt.Fprintf(w, "profile revision %d\n\n", p.GetProfileRevision())
+	row(w, "WAVE", "CLUSTER", "PHASES", "HELD", "WHY HELD")
+	for _, wv := range p.GetWaves() {
+		name := fmt.Sprintf("%d", wv.GetIndex())
+		if wv.GetName() != "" {
+			name += " " + wv.GetName()
+		}
+		for _, c := range wv.GetClusters() {
+			row(w, name, c.GetCluster(), phaseList(c.GetPhases()), phaseList(c.GetHeldPhases()), heldReasons(c))
+		}
+	}
+	for _, s := range p.GetSkipped() {
+		row(w, "skipped", s.GetCluster(), "-", "-", s.GetReason())
+	}
+}
+
+// heldReasons summarises the failing or unknown preflight checks of a cluster.
+func heldReasons(c *ebbflowv1.ClusterPlan) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, ch := range c.GetChecks() {
+		if ch.GetResult() == ebbflowv1.PreflightResult_PREFLIGHT_RESULT_PASS {
+			continue
+		}
+		s := phaseName(ch.GetPhase()) + ": " + ch.GetFeature()
+		if ch.GetNode() != "" {
+			s += " on " + ch.GetNode()
+		}
+		s += ": " + ch.GetReason()
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	if len(out) > 3 {
+		out = append(out[:3], fmt.Sprintf("(+%d more; -o yaml for all)", len(out)-3))
+	}
+	return strings.Join(out, "; ")
+}
+
+func (a *app) rolloutCreate() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "create -f FILE",
+		Short: "Start a rollout",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, spec, err := a.decodeRollout(file)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd)
+			defer cancel()
+			res, err := a.clients.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec}))
+			if err != nil {
+				return err
+			}
+			return a.printMsg(res.Msg.GetRollout(), func(w io.Writer) {
+				fmt.Fprintf(w, "rollout/%s created\n", res.Msg.GetRollout().GetId())
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "rollout YAML file (- for standard input)")
+	return cmd
+}
+
+func (a *app) rolloutList() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List rollouts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := a.call(cmd)
+			defer cancel()
+			all := &ebbflowv1.ListRolloutsResponse{}
+			tok := ""
+			for {
+				res, err := a.clients.rollouts.ListRollouts(ctx, connect.NewRequest(&ebbflowv1.ListRolloutsRequest{PageSize: 500, PageToken: tok}))
+				if err != nil {
+					return err
+				}
+				all.Rollouts = append(all.Rollouts, res.Msg.GetRollouts()...)
+				if tok = res.Msg.GetNextPageToken(); tok == "" {
+					break
+				}
+			}
+			return a.printMsg(all, func(w io.Writer) {
+				row(w, "ID", "PROFILE", "STATE", "WAVES", "CREATED", "BY")
+				for _, r := range all.GetRollouts() {
+					row(w, r.GetId(), fmt.Sprintf("%s@%d", r.GetSpec().GetProfile(), r.GetProfileRevision()),
+						enumName(r.GetState().String(), "ROLLOUT_STATE_"), len(r.GetWaves()), age(r.GetCreateTime()), orDash(r.GetCreatedBy()))
+				}
+			})
+		},
+	}
+}
+
+func (a *app) rolloutHistory() *cobra.Command {
+	return &cobra.Command{
+		Use:   "history ID",
+		Short: "Every decision and manual action of a rollout, with time and actor",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := a.call(cmd)
+			defer cancel()
+			res, err := a.clients.rollouts.GetRolloutHistory(ctx, connect.NewRequest(&ebbflowv1.GetRolloutHistoryRequest{Id: args[0]}))
+			if err != nil {
+				return err
+			}
+			return a.printMsg(res.Msg, func(w io.Writer) {
+				row(w, "TIME", "ACTOR", "KIND", "WAVE", "CLUSTER", "PHASE", "MESSAGE")
+				for _, e := range res.Msg.GetEvents() {
+					row(w, e.GetTime().AsTime().Format("2006-01-02T15:04:05Z07:00"), e.GetActor(), e.GetKind(), e.GetWave(),
+						orDash(e.GetCluster()), phaseName(e.GetPhase()), e.GetMessage())
+				}
+			})
+		},
+	}
+}
+
+// rolloutSteer builds pause/resume/approve/skip/abort/rollback.
+func (a *app) rolloutSteer(use, short string) *cobra.Command {
+	verb := strings.Fields(use)[0]
+	var reason, cluster string
+	var wave int32
+	var all bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := a.call(cmd)
+			defer cancel()
+			id := args[0]
+			rc := a.clients.rollouts
+			var r *ebbflowv1.Rollout
+			var err error
+			switch verb {
+			case "pause":
+				var res *connect.Response[ebbflowv1.PauseRolloutResponse]
+				res, err = rc.PauseRollout(ctx, connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: id, Reason: reason}))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			case "resume":
+				var res *connect.Response[ebbflowv1.ResumeRolloutResponse]
+				res, err = rc.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: id}))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			case "approve":
+				if !cmd.Flags().Changed("wave") {
+					wave = -1
+				}
+				if (wave < 0) == (cluster == "") {
+					return usageErr("approve: give exactly one of --wave N or --cluster NAME")
+				}
+				var res *connect.Response[ebbflowv1.ApproveRolloutResponse]
+				res, err = rc.ApproveRollout(ctx, connect.NewRequest(&ebbflowv1.ApproveRolloutRequest{Id: id, Wave: wave, Cluster: cluster}))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			case "skip":
+				if cluster == "" {
+					return usageErr("skip: --cluster is required")
+				}
+				var res *connect.Response[ebbflowv1.SkipClusterResponse]
+				res, err = rc.SkipCluster(ctx, connect.NewRequest(&ebbflowv1.SkipClusterRequest{Id: id, Cluster: cluster, Reason: reason}))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			case "abort":
+				var res *connect.Response[ebbflowv1.AbortRolloutResponse]
+				res, err = rc.AbortRollout(ctx, connect.NewRequest(&ebbflowv1.AbortRolloutRequest{Id: id, Reason: reason}))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			case "rollback":
+				req := &ebbflowv1.RollbackRolloutRequest{Id: id, Reason: reason}
+				n := 0
+				if cluster != "" {
+					req.Target, n = &ebbflowv1.RollbackRolloutRequest_Cluster{Cluster: cluster}, n+1
+				}
+				if cmd.Flags().Changed("wave") {
+					req.Target, n = &ebbflowv1.RollbackRolloutRequest_Wave{Wave: wave}, n+1
+				}
+				if all {
+					req.Target, n = &ebbflowv1.RollbackRolloutRequest_All{All: true}, n+1
+				}
+				if n != 1 {
+					return usageErr("rollback: give exactly one of --cluster, --wave or --all")
+				}
+				var res *connect.Response[ebbflowv1.RollbackRolloutResponse]
+				res, err = rc.RollbackRollout(ctx, connect.NewRequest(req))
+				if err != nil {
+					return err
+				}
+				r = res.Msg.GetRollout()
+			default:
+				return errors.New("unknown verb " + verb)
+			}
+			return a.printMsg(r, func(w io.Writer) {
+				fmt.Fprintf(w, "rollout/%s %s: now %s\n", id, verb, enumName(r.GetState().String(), "ROLLOUT_STATE_"))
+			})
+		},
+	}
+	f := cmd.Flags()
+	switch verb {
+	case "pause", "skip", "abort", "rollback":
+		f.StringVar(&reason, "reason", "", "why (recorded in the history)")
+	}
+	switch verb {
+	case "approve", "skip", "rollback":
+		f.StringVar(&cluster, "cluster", "", "cluster")
+	}
+	switch verb {
+	case "approve", "rollback":
+		f.Int32Var(&wave, "wave", 0, "wave index")
+	}
+	if verb == "rollback" {
+		f.BoolVar(&all, "all", false, "the whole rollout")
+	}
+	return cmd
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
+	"github.com/spf13/cobra"
+
+	"github.com/ebbflow/ebbflow/internal/buildinfo"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+)
+
+// Exit codes, so scripts and pipelines can tell failures apart.
+const (
+	exitOK              = 0
+	exitError           = 1  // any other failure
+	exitUsage           = 2  // bad flags or arguments, or invalid input
+	exitNotFound        = 3  // the named object does not exist
+	exitConflict        = 4  // it exists already, or changed under us
+	exitUnavailable     = 5  // no controller or no leader reachable
+	exitUnimplemented   = 6  // the controller does not offer this yet
+	exitRolloutFailed   = 10 // rollout status --watch: the rollout failed or was rolled back
+	exitRolloutAborted  = 11 // rollout status --watch: the rollout was aborted
+	exitPermissionError = 12 // the controller refused the caller
+)
+
+// app is one invocation's state.
+type app struct {
+	in          io.Reader
+	out, errOut io.Writer
+
+	server     string
+	configPath string
+	context    string
+	output     string
+	timeout    time.Duration
+
+	clients *clients
+}
+
+type clients struct {
+	profiles   ebbflowv1connect.ProfileServiceClient
+	clusters   ebbflowv1connect.ClusterServiceClient
+	rollouts   ebbflowv1connect.RolloutServiceClient
+	controller ebbflowv1connect.ControllerServiceClient
+}
+
+// exitError carries an exit code through cobra.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string { return e.err.Error() }
+func (e *exitErr) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitErr{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func execute(args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{in: in, out: out, errOut: errOut}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := codeOf(err)
+	fmt.Fprintln(errOut, "fleetctl:", describe(err))
+	return code
+}
+
+// describe turns an error into one plain sentence.
+func describe(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		switch ce.Code() {
+		case connect.CodeUnavailable:
+			return "controller unavailable: " + ce.Message()
+		case connect.CodeUnimplemented:
+			return ce.Message()
+		}
+		return ce.Message() + " (" + ce.Code().String() + ")"
+	}
+	return err.Error()
+}
+
+func codeOf(err error) int {
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		switch ce.Code() {
+		case connect.CodeInvalidArgument, connect.CodeOutOfRange:
+			return exitUsage
+		case connect.CodeNotFound:
+			return exitNotFound
+		case connect.CodeAlreadyExists, connect.CodeAborted, connect.CodeFailedPrecondition:
+			return exitConflict
+		case connect.CodeUnavailable, connect.CodeDeadlineExceeded:
+			return exitUnavailable
+		case connect.CodeUnimplemented:
+			return exitUnimplemented
+		case connect.CodeUnauthenticated, connect.CodePermissionDenied:
+			return exitPermissionError
+		}
+		return exitError
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
+		strings.Contains(err.Error(), "accepts") || strings.Contains(err.Error(), "required flag") {
+		return exitUsage
+	}
+	return exitError
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fleetctl",
+		Short: "Drive Ebbflow: tuning profiles, clusters, rollouts and the controller",
+		Long: `fleetctl talks to an Ebbflow controller.
+
+The controller address comes from --server, else $EBBFLOW_SERVER, else the current context
+of the config file (--config, $EBBFLOW_CONFIG, or ~/.config/ebbflow/config.yaml), else
+http://127.0.0.1:7070.
+
+Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controller unavailable,
+6 not offered by this controller, 10 rollout failed, 11 rollout aborted, 12 permission denied.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           buildinfo.Version(),
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&a.server, "server", "", "controller URL (overrides $EBBFLOW_SERVER and the config file)")
+	f.StringVar(&a.configPath, "config", "", "config file (default $EBBFLOW_CONFIG or ~/.config/ebbflow/config.yaml)")
+	f.StringVar(&a.context, "context", "", "config context to use (default: the current context)")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
+	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call (not of --watch)")
+	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.configCmd())
+	return root
+}
+
+// setup resolves the server and builds the clients.
+func (a *app) setup(cmd *cobra.Command) error {
+	switch a.output {
+	case "table", "json", "yaml":
+	default:
+		return usageErr("--output: want table, json or yaml, got %q", a.output)
+	}
+	if cmd.HasParent() && cmd.Parent().Name() == "config" {
+		return nil
+	}
+	cfg, err := loadConfig(a.configFile())
+	if err != nil {
+		return err
+	}
+	server := a.server
+	if server == "" {
+		server = os.Getenv("EBBFLOW_SERVER")
+	}
+	var ctxCfg *contextConfig
+	if server == "" || a.context != "" {
+		ctxCfg, err = cfg.pick(a.context)
+		if err != nil {
+			return err
+		}
+		if ctxCfg != nil && (server == "" || a.context != "") {
+			server = ctxCfg.Server
+		}
+	}
+	if server == "" {
+		server = "http://127.0.0.1:7070"
+	}
+	if !strings.HasPrefix(server, "http://") && !strings.HasPrefix(server, "https://") {
+		return usageErr("server %q: want http://host:port or https://host:port", server)
+	}
+	server = strings.TrimRight(server, "/")
+	tel, err := telemetry.Setup(telemetry.Options{ServiceName: "fleetctl"})
+	if err != nil {
+		return err
+	}
+	otelI, err := otelconnect.NewInterceptor(otelconnect.WithTracerProvider(tel.Tracer),
+		otelconnect.WithMeterProvider(tel.Meter), otelconnect.WithPropagator(telemetry.Propagator()))
+	if err != nil {
+		return err
+	}
+	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(ctxCfg))}
+	hc := &http.Client{}
+	a.clients = &clients{
+		profiles:   ebbflowv1connect.NewProfileServiceClient(hc, server, opts...),
+		clusters:   ebbflowv1connect.NewClusterServiceClient(hc, server, opts...),
+		rollouts:   ebbflowv1connect.NewRolloutServiceClient(hc, server, opts...),
+		controller: ebbflowv1connect.NewControllerServiceClient(hc, server, opts...),
+	}
+	return nil
+}
+
+// identity sends who is calling (and a bearer token when the context has one).
+func identity(c *contextConfig) connect.Interceptor {
+	actor := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		actor = u.Username
+	}
+	set := func(h http.Header) {
+		h.Set("Ebbflow-Actor", actor)
+		if c != nil && c.Token != "" {
+			h.Set("Authorization", "Bearer "+c.Token)
+		}
+	}
+	return &headerInterceptor{set: set}
+}
+
+type headerInterceptor struct{ set func(http.Header) }
+
+func (h *headerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		h.set(req.Header())
+		return next(ctx, req)
+	}
+}
+
+func (h *headerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		h.set(conn.RequestHeader())
+		return conn
+	}
+}
+
+func (h *headerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// call bounds one unary call by --timeout.
+func (a *app) call(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), a.timeout)
+}

@@ -1,0 +1,102 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+	"github.com/ebbflow/ebbflow/store"
+)
+
+// forwardedHeader marks a request one controller forwarded to another, so a request is
+// forwarded at most once (a stale leader view answers Unavailable instead of looping).
+const forwardedHeader = "Ebbflow-Forwarded-By"
+
+// leaderClients are Connect clients for one leader's API.
+type leaderClients struct {
+	addr       string
+	profiles   ebbflowv1connect.ProfileServiceClient
+	clusters   ebbflowv1connect.ClusterServiceClient
+	rollouts   ebbflowv1connect.RolloutServiceClient
+	agents     ebbflowv1connect.AgentServiceClient
+	controller ebbflowv1connect.ControllerServiceClient
+}
+
+// forwarder sends leader-only calls that reached a follower on to the leader.
+type forwarder struct {
+	nodeID  string
+	members Membership
+	http    connect.HTTPClient
+	scheme  string
+	opts    []connect.ClientOption
+
+	mu      sync.Mutex
+	current *leaderClients
+}
+
+func (f *forwarder) leader() (*leaderClients, error) {
+	addr, err := f.members.LeaderAPIAddress()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.current != nil && f.current.addr == addr {
+		return f.current, nil
+	}
+	base := f.scheme + "://" + addr
+	f.current = &leaderClients{
+		addr:       addr,
+		profiles:   ebbflowv1connect.NewProfileServiceClient(f.http, base, f.opts...),
+		clusters:   ebbflowv1connect.NewClusterServiceClient(f.http, base, f.opts...),
+		rollouts:   ebbflowv1connect.NewRolloutServiceClient(f.http, base, f.opts...),
+		agents:     ebbflowv1connect.NewAgentServiceClient(f.http, base, f.opts...),
+		controller: ebbflowv1connect.NewControllerServiceClient(f.http, base, f.opts...),
+	}
+	return f.current, nil
+}
+
+// onLeader runs local; if this node is not the leader it forwards req to the leader with
+// remote instead. Errors from local are mapped to Connect codes.
+func onLeader[Req, Res any](
+	ctx context.Context,
+	f *forwarder,
+	req *connect.Request[Req],
+	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+	local func(context.Context) (*Res, error),
+) (*connect.Response[Res], error) {
+	res, err := local(ctx)
+	if err == nil {
+		return connect.NewResponse(res), nil
+	}
+	if !errors.Is(err, store.ErrNotLeader) {
+		return nil, toConnectError(err)
+	}
+	if by := req.Header().Get(forwardedHeader); by != "" {
+		addr, _ := f.members.LeaderAPIAddress()
+		return nil, connect.NewError(connect.CodeUnavailable,
+			fmt.Errorf("forwarded by %s but this node is not the leader either (leader API address %q); retry", by, addr))
+	}
+	lc, err := f.leader()
+	if err != nil {
+		return nil, err
+	}
+	fwd := connect.NewRequest(req.Msg)
+	copyHeaders(fwd.Header(), req.Header())
+	fwd.Header().Set(forwardedHeader, f.nodeID)
+	return remote(lc)(ctx, fwd)
+}
+
+// copyHeaders passes the caller's identity headers on; protocol headers are the client's own.
+func copyHeaders(dst, src http.Header) {
+	for _, k := range []string{"Authorization", actorHeader} {
+		if v := src.Get(k); v != "" {
+			dst.Set(k, v)
+		}
+	}
+}

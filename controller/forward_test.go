@@ -1,0 +1,98 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/ebbflow/ebbflow/controller/controllertest"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+func follower(t *testing.T, nodes []*controllertest.Node) *controllertest.Node {
+	t.Helper()
+	leader := controllertest.Leader(t, nodes)
+	for _, n := range nodes {
+		if n != leader {
+			return n
+		}
+	}
+	t.Fatal("no follower")
+	return nil
+}
+
+// A write sent to a follower is forwarded to the leader and acknowledged; linearizable reads on
+// a follower are forwarded too; stale reads are served by the follower itself.
+func TestFollowerForwardsWritesAndLinearizableReads(t *testing.T) {
+	nodes := controllertest.StartCluster(t, 3)
+	f := follower(t, nodes)
+	c := newClients(f.URL)
+	ctx := context.Background()
+
+	p := mustCreateProfile(t, c, "forwarded")
+	if p.GetRevision() != 1 {
+		t.Fatalf("revision %d", p.GetRevision())
+	}
+	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "eu-1", Labels: map[string]string{"env": "prod"}})); err != nil {
+		t.Fatalf("register via follower: %v", err)
+	}
+	// Linearizable read through the follower sees the write at once.
+	got, err := c.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: "forwarded"}))
+	if err != nil || got.Msg.GetProfile().GetRevision() != 1 {
+		t.Fatalf("linearizable read via follower: %v %v", got, err)
+	}
+	// Stale reads from every node converge on the write.
+	for _, n := range nodes {
+		nc := newClients(n.URL)
+		controllertest.Eventually(t, 10*time.Second, "stale read on "+n.ID, func() bool {
+			res, err := nc.clusters.ListClusters(ctx, connect.NewRequest(&ebbflowv1.ListClustersRequest{
+				Selector: "env=prod", Read: &ebbflowv1.ReadOptions{Consistency: ebbflowv1.Consistency_CONSISTENCY_STALE},
+			}))
+			return err == nil && len(res.Msg.GetClusters()) == 1
+		})
+	}
+	// The controller status of a follower names the leader and lists three voters.
+	st, err := c.controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Msg.GetState() != ebbflowv1.RaftState_RAFT_STATE_FOLLOWER || st.Msg.GetLeaderId() == "" || len(st.Msg.GetMembers()) != 3 {
+		t.Fatalf("follower status: %v", st.Msg)
+	}
+}
+
+// Killing the leader after an acknowledged write loses nothing: the new leader serves it, and
+// writes through the API go on.
+func TestLeaderLossKeepsAcknowledgedWrites(t *testing.T) {
+	nodes := controllertest.StartCluster(t, 3)
+	leader := controllertest.Leader(t, nodes)
+	mustCreateProfile(t, newClients(leader.URL), "before-failover")
+	leader.Stop()
+
+	var rest []*controllertest.Node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	nl := controllertest.Leader(t, rest)
+	c := newClients(nl.URL)
+	ctx := context.Background()
+	got, err := c.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: "before-failover"}))
+	if err != nil || got.Msg.GetProfile().GetRevision() != 1 {
+		t.Fatalf("acknowledged write lost after failover: %v %v", got, err)
+	}
+	// Through the surviving follower too (forwarded to the new leader).
+	var other *controllertest.Node
+	for _, n := range rest {
+		if n != nl {
+			other = n
+		}
+	}
+	controllertest.Eventually(t, 10*time.Second, "write via the other survivor", func() bool {
+		_, err := newClients(other.URL).profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: "after-failover", Spec: minimalSpec()}))
+		return err == nil || connect.CodeOf(err) == connect.CodeAlreadyExists
+	})
+}

@@ -1,0 +1,97 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"github.com/ebbflow/ebbflow/controller/controllertest"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// Heartbeats live in the leader's memory: a thousand of them add no Raft log entry, and a
+// repeated identical registration adds none either.
+func TestHeartbeatsAreNotRaftWrites(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	c := newClients(n.URL)
+	ctx := context.Background()
+	inv := &ebbflowv1.Inventory{KubernetesVersion: "v1.34.3", Nodes: []*ebbflowv1.NodeInfo{{Name: "n1", KernelVersion: "6.8.0-45-generic"}}}
+	reg := &ebbflowv1.RegisterAgentRequest{Cluster: "edge-1", Labels: map[string]string{"env": "edge"}, Inventory: inv, AgentVersion: "v0.1.0"}
+	if _, err := c.agents.RegisterAgent(ctx, connect.NewRequest(reg)); err != nil {
+		t.Fatal(err)
+	}
+	before := n.Store.Status().LastLogIndex
+	for i := 0; i < 1000; i++ {
+		res, err := c.agents.Heartbeat(ctx, connect.NewRequest(&ebbflowv1.HeartbeatRequest{Cluster: "edge-1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Msg.GetAssignmentId() != "" {
+			t.Fatalf("assignment %q without a rollout", res.Msg.GetAssignmentId())
+		}
+	}
+	if _, err := c.agents.RegisterAgent(ctx, connect.NewRequest(reg)); err != nil {
+		t.Fatal(err)
+	}
+	if after := n.Store.Status().LastLogIndex; after != before {
+		t.Fatalf("heartbeats or a no-op registration wrote to the log: %d -> %d", before, after)
+	}
+	got, err := c.clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "edge-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Msg.GetCluster().GetLiveness() != ebbflowv1.Liveness_LIVENESS_ALIVE || got.Msg.GetCluster().GetLastHeartbeatTime() == nil {
+		t.Fatalf("liveness %v", got.Msg.GetCluster())
+	}
+	// A changed inventory is a state change: one write.
+	reg.Inventory.Nodes[0].KernelVersion = "6.8.0-50-generic"
+	if _, err := c.agents.RegisterAgent(ctx, connect.NewRequest(reg)); err != nil {
+		t.Fatal(err)
+	}
+	if after := n.Store.Status().LastLogIndex; after != before+1 {
+		t.Fatalf("changed inventory: log %d -> %d, want one entry", before, after)
+	}
+	st, err := c.controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+	if err != nil || st.Msg.GetLiveAgents() != 1 {
+		t.Fatalf("live agents: %v %v", st.Msg.GetLiveAgents(), err)
+	}
+}
+
+// A heartbeat from an unregistered cluster is refused, and an unknown cluster reads UNKNOWN.
+func TestHeartbeatUnknownCluster(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	c := newClients(n.URL)
+	ctx := context.Background()
+	_, err := c.agents.Heartbeat(ctx, connect.NewRequest(&ebbflowv1.HeartbeatRequest{Cluster: "ghost"}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("want NotFound, got %v", err)
+	}
+	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "quiet"})); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "quiet"}))
+	if err != nil || got.Msg.GetCluster().GetLiveness() != ebbflowv1.Liveness_LIVENESS_UNKNOWN {
+		t.Fatalf("liveness of a silent cluster: %v %v", got, err)
+	}
+}
+
+// Reports that name no current assignment are refused with the reason, never applied.
+func TestReportsForUnknownAssignmentsAreIgnored(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	c := newClients(n.URL)
+	ctx := context.Background()
+	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "c1"})); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.agents.ReportPhaseStatus(ctx, connect.NewRequest(&ebbflowv1.ReportPhaseStatusRequest{
+		Ref:    &ebbflowv1.ReportRef{Cluster: "c1", AssignmentId: "a-old", ProfileRevision: 3, Phase: ebbflowv1.Phase_PHASE_KPR},
+		Status: ebbflowv1.PhaseStatus_PHASE_STATUS_VERIFIED,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Msg.GetAccepted() || res.Msg.GetReason() == "" {
+		t.Fatalf("stale report accepted: %v", res.Msg)
+	}
+}

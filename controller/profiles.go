@@ -1,0 +1,209 @@
+package controller
+
+import (
+	"context"
+	"encoding/base64"
+
+	"connectrpc.com/connect"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/profile"
+	"github.com/ebbflow/ebbflow/store"
+)
+
+type profileService struct{ *Server }
+
+// checkSpec validates a profile at the boundary: errors reject it, warnings come back.
+func checkSpec(name string, spec *ebbflowv1.ProfileSpec) ([]*ebbflowv1.ValidationIssue, error) {
+	if spec == nil {
+		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "spec", Rule: "required", Message: "must be set"}})
+	}
+	res := profile.Validate(name, spec)
+	if len(res.Errors) > 0 {
+		return nil, invalid(res.Errors)
+	}
+	return res.Warnings, nil
+}
+
+func (s *profileService) CreateProfile(ctx context.Context, req *connect.Request[ebbflowv1.CreateProfileRequest]) (*connect.Response[ebbflowv1.CreateProfileResponse], error) {
+	m := req.Msg
+	warnings, err := checkSpec(m.GetName(), m.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateProfileRequest]) (*connect.Response[ebbflowv1.CreateProfileResponse], error) {
+		return c.profiles.CreateProfile
+	}, func(ctx context.Context) (*ebbflowv1.CreateProfileResponse, error) {
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_CreateProfile{
+			CreateProfile: &storev1.CreateProfile{Name: m.GetName(), Spec: m.GetSpec()},
+		}})
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.CreateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}, nil
+	})
+}
+
+func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
+	m := req.Msg
+	warnings, err := checkSpec(m.GetName(), m.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
+		return c.profiles.UpdateProfile
+	}, func(ctx context.Context) (*ebbflowv1.UpdateProfileResponse, error) {
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_UpdateProfile{
+			UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
+		}})
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.UpdateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}, nil
+	})
+}
+
+func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
+	m := req.Msg
+	var v issues
+	v.name("name", m.GetName())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
+		return c.profiles.DeleteProfile
+	}, func(ctx context.Context) (*ebbflowv1.DeleteProfileResponse, error) {
+		var rev uint64
+		if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
+			p, err := tx.Profile(m.GetName(), 0)
+			if err == nil {
+				rev = p.GetRevision()
+			}
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if m.GetExpectedRevision() != 0 {
+			rev = m.GetExpectedRevision()
+		}
+		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_DeleteProfile{
+			DeleteProfile: &storev1.DeleteProfile{Name: m.GetName(), ExpectedRevision: rev},
+		}})
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.DeleteProfileResponse{Revision: rev}, nil
+	})
+}
+
+func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
+	m := req.Msg
+	var v issues
+	v.name("name", m.GetName())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
+		return c.profiles.GetProfile
+	}, func(tx *store.Tx) (*ebbflowv1.GetProfileResponse, error) {
+		p, err := tx.Profile(m.GetName(), m.GetRevision())
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.GetProfileResponse{Profile: p}, nil
+	})
+}
+
+func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
+	m := req.Msg
+	var v issues
+	size := v.pageSize("page_size", m.GetPageSize())
+	after := v.pageToken("page_token", m.GetPageToken())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
+		return c.profiles.ListProfiles
+	}, func(tx *store.Tx) (*ebbflowv1.ListProfilesResponse, error) {
+		ps, err := tx.Profiles(after, size+1)
+		if err != nil {
+			return nil, err
+		}
+		res := &ebbflowv1.ListProfilesResponse{Profiles: ps}
+		if len(ps) > size {
+			res.Profiles = ps[:size]
+			res.NextPageToken = nextPageToken(ps[size-1].GetName())
+		}
+		return res, nil
+	})
+}
+
+func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
+	m := req.Msg
+	var v issues
+	v.name("name", m.GetName())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
+		return c.profiles.ListProfileRevisions
+	}, func(tx *store.Tx) (*ebbflowv1.ListProfileRevisionsResponse, error) {
+		rs, err := tx.ProfileRevisions(m.GetName())
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.ListProfileRevisionsResponse{Revisions: rs}, nil
+	})
+}
+
+func (s *profileService) ValidateProfile(_ context.Context, req *connect.Request[ebbflowv1.ValidateProfileRequest]) (*connect.Response[ebbflowv1.ValidateProfileResponse], error) {
+	m := req.Msg
+	if m.GetSpec() == nil {
+		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "spec", Rule: "required", Message: "must be set"}})
+	}
+	res := profile.Validate(m.GetName(), m.GetSpec())
+	return connect.NewResponse(&ebbflowv1.ValidateProfileResponse{
+		Valid: len(res.Errors) == 0, Errors: res.Errors, Warnings: res.Warnings, UnvalidatedKeys: res.Unvalidated,
+	}), nil
+}
+
+// readAt serves a read at the requested level: stale reads from the local replica, linearizable
+// reads on the leader (forwarded there from a follower).
+func readAt[Req, Res any](
+	ctx context.Context,
+	s *Server,
+	req *connect.Request[Req],
+	opts *ebbflowv1.ReadOptions,
+	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+	read func(tx *store.Tx) (*Res, error),
+) (*connect.Response[Res], error) {
+	level := store.Linearizable
+	if opts.GetConsistency() == ebbflowv1.Consistency_CONSISTENCY_STALE {
+		level = store.Stale
+	}
+	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
+		var out *Res
+		err := s.store.View(ctx, level, func(tx *store.Tx) error {
+			var err error
+			out, err = read(tx)
+			return err
+		})
+		return out, err
+	})
+}
+
+// Page tokens are opaque to callers: the base64 of the last key returned.
+func nextPageToken(last string) string { return base64.RawURLEncoding.EncodeToString([]byte(last)) }
+
+func (v *issues) pageToken(field, tok string) string {
+	if tok == "" {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) > 256 {
+		v.add(field, "page-token", "not a page token returned by this API")
+		return ""
+	}
+	return string(b)
+}

@@ -1,0 +1,132 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+
+	"connectrpc.com/connect"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/ebbflow/ebbflow/controller/controllertest"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// One handler serves Connect JSON (the portal), gRPC (grpc-go) and gRPC-Web: a profile
+// written with one protocol is read back with the others.
+func TestProtocolsReachTheSameHandler(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	ctx := context.Background()
+
+	// Connect protocol, JSON, as curl or a browser would send it.
+	body := `{"name":"portal","spec":{"description":"from the portal","chart":{"repository":"https://helm.cilium.io","version":">=1.16.0"}}}`
+	req, _ := http.NewRequest(http.MethodPost, n.URL+"/ebbflow.v1.ProfileService/CreateProfile", bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("Connect JSON: status %d: %s", res.StatusCode, raw)
+	}
+	var created struct {
+		Profile struct {
+			Name     string `json:"name"`
+			Revision string `json:"revision"`
+		} `json:"profile"`
+	}
+	if err := json.Unmarshal(raw, &created); err != nil || created.Profile.Name != "portal" || created.Profile.Revision != "1" {
+		t.Fatalf("Connect JSON response %s (%v)", raw, err)
+	}
+
+	// A Connect JSON error names the field, with the Connect error code.
+	req, _ = http.NewRequest(http.MethodPost, n.URL+"/ebbflow.v1.ProfileService/CreateProfile", bytes.NewBufferString(`{"name":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !bytes.Contains(raw, []byte(`"invalid_argument"`)) || !bytes.Contains(raw, []byte("spec: must be set")) {
+		t.Fatalf("Connect JSON error: status %d body %s", res.StatusCode, raw)
+	}
+
+	// gRPC with grpc-go over h2c.
+	conn, err := grpc.NewClient(n.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got, err := ebbflowv1.NewProfileServiceClient(conn).GetProfile(ctx, &ebbflowv1.GetProfileRequest{Name: "portal"})
+	if err != nil {
+		t.Fatalf("gRPC GetProfile: %v", err)
+	}
+	if got.GetProfile().GetSpec().GetDescription() != "from the portal" {
+		t.Fatalf("gRPC read %v", got)
+	}
+	_, err = ebbflowv1.NewProfileServiceClient(conn).GetProfile(ctx, &ebbflowv1.GetProfileRequest{Name: "missing"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("gRPC missing profile: want NotFound, got %v", err)
+	}
+
+	// gRPC-Web through the Connect client.
+	web := newClients(n.URL, connect.WithGRPCWeb())
+	list, err := web.profiles.ListProfiles(ctx, connect.NewRequest(&ebbflowv1.ListProfilesRequest{}))
+	if err != nil {
+		t.Fatalf("gRPC-Web ListProfiles: %v", err)
+	}
+	if len(list.Msg.GetProfiles()) != 1 || list.Msg.GetProfiles()[0].GetName() != "portal" {
+		t.Fatalf("gRPC-Web list: %v", list.Msg)
+	}
+
+	// Standard gRPC health and reflection, so grpcurl works.
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "ebbflow.v1.ProfileService"})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", hc, err)
+	}
+	stream, err := reflectpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectpb.ServerReflectionRequest{MessageRequest: &reflectpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range rr.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	for _, want := range []string{"ebbflow.v1.ProfileService", "ebbflow.v1.ClusterService", "ebbflow.v1.RolloutService", "ebbflow.v1.AgentService", "ebbflow.v1.ControllerService"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection does not list %s: %v", want, names)
+		}
+	}
+}
+
+// The rollout verbs the engine has not taken over say so plainly.
+func TestRolloutVerbsSayTheEngineIsMissing(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	c := newClients(n.URL)
+	_, err := c.rollouts.PauseRollout(context.Background(), connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: "r1"}))
+	if connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Fatalf("want Unimplemented, got %v", err)
+	}
+	if want := "rollout engine is not available"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+		t.Fatalf("message %q does not say %q", err, want)
+	}
+}

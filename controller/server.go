@@ -1,0 +1,200 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
+	"go.opentelemetry.io/otel/metric"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+)
+
+// maxMessageBytes bounds every request message the API reads.
+const maxMessageBytes = 8 << 20
+
+// Config wires a Server.
+type Config struct {
+	Store  Store
+	NodeID string
+	Logger *slog.Logger
+	// Tracer and Meter default to no-ops; Metrics is served on /metrics when set.
+	Tracer  trace.TracerProvider
+	Meter   metric.MeterProvider
+	Metrics http.Handler
+	// HeartbeatInterval is what agents are told; liveness expires after three missed beats.
+	HeartbeatInterval time.Duration
+	// ForwardClient and ForwardScheme reach the leader's API ("http" or "https").
+	ForwardClient connect.HTTPClient
+	ForwardScheme string
+	// Now is the clock; time.Now by default.
+	Now     func() time.Time
+	Version string
+}
+
+// Server implements every Ebbflow service over one http.Handler.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    Store
+	fwd      *forwarder
+	live     *liveness
+	now      func() time.Time
+	handler  http.Handler
+	services []string
+}
+
+// New builds the server. Call Run to follow leadership changes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = nooptrace.NewTracerProvider()
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = noopmetric.NewMeterProvider()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.ForwardClient == nil {
+		cfg.ForwardClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.ForwardScheme == "" {
+		cfg.ForwardScheme = "http"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	otelOpts := []otelconnect.Option{
+		otelconnect.WithTracerProvider(cfg.Tracer),
+		otelconnect.WithMeterProvider(cfg.Meter),
+		otelconnect.WithPropagator(telemetry.Propagator()),
+	}
+	// Callers are Ebbflow's own agents, controllers and fleetctl: continue their traces.
+	serverOtel, err := otelconnect.NewInterceptor(append(otelOpts, otelconnect.WithTrustRemote())...)
+	if err != nil {
+		return nil, err
+	}
+	clientOtel, err := otelconnect.NewInterceptor(otelOpts...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		store: cfg.Store,
+		live:  newLiveness(3 * cfg.HeartbeatInterval),
+		now:   cfg.Now,
+		fwd: &forwarder{
+			nodeID:  cfg.NodeID,
+			members: cfg.Store,
+			http:    cfg.ForwardClient,
+			scheme:  cfg.ForwardScheme,
+			opts:    []connect.ClientOption{connect.WithInterceptors(clientOtel)},
+		},
+	}
+	if err := s.registerMetrics(cfg.Meter); err != nil {
+		return nil, err
+	}
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(serverOtel),
+		connect.WithReadMaxBytes(maxMessageBytes),
+		connect.WithRecover(s.recovered),
+	}
+	mux := http.NewServeMux()
+	mount := func(path string, h http.Handler) {
+		mux.Handle(path, h)
+		s.services = append(s.services, path[1:len(path)-1])
+	}
+	mount(ebbflowv1connect.NewProfileServiceHandler(&profileService{s}, opts...))
+	mount(ebbflowv1connect.NewClusterServiceHandler(&clusterService{s}, opts...))
+	mount(ebbflowv1connect.NewRolloutServiceHandler(&rolloutService{s}, opts...))
+	mount(ebbflowv1connect.NewAgentServiceHandler(&agentService{s}, opts...))
+	mount(ebbflowv1connect.NewControllerServiceHandler(&controllerService{s}, opts...))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(s.services...)))
+	reflector := grpcreflect.NewStaticReflector(s.services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	s.handler = mux
+	return s, nil
+}
+
+// Handler serves Connect, gRPC and gRPC-Web, health, reflection, /metrics, /healthz, /readyz.
+// Serve it over HTTP/2 (h2c or TLS) for gRPC.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Services lists the fully-qualified services the handler serves.
+func (s *Server) Services() []string { return s.services }
+
+// Run follows leadership until ctx ends: liveness is the leader's alone, so it is reset on
+// every change (a new leader has heard from no agent yet).
+func (s *Server) Run(ctx context.Context) {
+	for leader := range s.store.WatchLeadership(ctx) {
+		s.live.reset(s.now())
+		s.log.Info("leadership changed", "leader", leader, "node", s.cfg.NodeID)
+	}
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	st := s.store.Status()
+	if st.LeaderID == "" {
+		http.Error(w, "no leader", http.StatusServiceUnavailable)
+		return
+	}
+	if st.AppliedIndex < st.CommitIndex {
+		http.Error(w, "catching up", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) recovered(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+	s.log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", p)
+	return connect.NewError(connect.CodeInternal, errInternal)
+}
+
+func (s *Server) registerMetrics(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/ebbflow/ebbflow/controller")
+	term, err := m.Int64ObservableGauge("ebbflow_raft_term", metric.WithDescription("Current Raft term."))
+	if err != nil {
+		return err
+	}
+	commit, _ := m.Int64ObservableGauge("ebbflow_raft_commit_index", metric.WithDescription("Raft commit index."))
+	applied, _ := m.Int64ObservableGauge("ebbflow_raft_applied_index", metric.WithDescription("Raft index applied to the FSM."))
+	last, _ := m.Int64ObservableGauge("ebbflow_raft_last_log_index", metric.WithDescription("Last Raft log index."))
+	leader, _ := m.Int64ObservableGauge("ebbflow_raft_leader", metric.WithDescription("1 when this node is the leader."))
+	members, _ := m.Int64ObservableGauge("ebbflow_raft_members", metric.WithDescription("Servers in the Raft configuration."))
+	live, _ := m.Int64ObservableGauge("ebbflow_agents_alive", metric.WithDescription("Agents heard from within the liveness window (leader only)."))
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := s.store.Status()
+		o.ObserveInt64(term, int64(st.Term))
+		o.ObserveInt64(commit, int64(st.CommitIndex))
+		o.ObserveInt64(applied, int64(st.AppliedIndex))
+		o.ObserveInt64(last, int64(st.LastLogIndex))
+		isLeader := int64(0)
+		if st.LeaderID != "" && st.LeaderID == st.NodeID {
+			isLeader = 1
+		}
+		o.ObserveInt64(leader, isLeader)
+		o.ObserveInt64(members, int64(len(st.Members)))
+		o.ObserveInt64(live, int64(s.live.alive(s.now())))
+		return nil
+	}, term, commit, applied, last, leader, members, live)
+	return err
+}
