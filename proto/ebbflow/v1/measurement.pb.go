@@ -92,7 +92,7 @@ type ProbeSettings struct {
 	Probes []*ProbeSpec           `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
 	// Measurement windows per phase; each yields one sample set.
 	Windows int32 `protobuf:"varint,2,opt,name=windows,proto3" json:"windows,omitempty"`
-	// Discarded before each window.
+	// Run and discarded once, before the first window.
 	Warmup        *durationpb.Duration `protobuf:"bytes,3,opt,name=warmup,proto3" json:"warmup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -352,9 +352,10 @@ type Measurement struct {
 	Kind    ProbeKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.ProbeKind" json:"kind,omitempty"`
 	Target  string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	Latency *LatencySummary        `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
-	// Raw latency samples in milliseconds, for the judge (bounded by the server's size limit).
+	// Raw latency samples in milliseconds, for the judge (capped); for the throughput probe,
+	// bytes per second per window (higher is better).
 	SamplesMs []float64 `protobuf:"fixed64,4,rep,packed,name=samples_ms,json=samplesMs,proto3" json:"samples_ms,omitempty"`
-	// HDR histogram in its compressed V2 encoding, when samples are too many to send raw.
+	// HDR histogram of latencies in integer nanoseconds, in its compressed V2 binary encoding.
 	HdrHistogram []byte `protobuf:"bytes,5,opt,name=hdr_histogram,json=hdrHistogram,proto3" json:"hdr_histogram,omitempty"`
 	// Bytes per second (throughput probe).
 	ThroughputBps float64 `protobuf:"fixed64,6,opt,name=throughput_bps,json=throughputBps,proto3" json:"throughput_bps,omitempty"`

@@ -467,8 +467,11 @@ type RolloutSpec struct {
 	// Label to sort clusters by inside a wave (then by name).
 	SortLabel string `protobuf:"bytes,10,opt,name=sort_label,json=sortLabel,proto3" json:"sort_label,omitempty"`
 	// Probe settings the agents use, the same for baseline and every phase.
-	Probes        *ProbeSettings `protobuf:"bytes,11,opt,name=probes,proto3" json:"probes,omitempty"`
-	Description   string         `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	Probes      *ProbeSettings `protobuf:"bytes,11,opt,name=probes,proto3" json:"probes,omitempty"`
+	Description string         `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	// How long a cluster may go without reporting on its current phase before it counts as
+	// unknown (a failure, never a pass). Default 10 minutes.
+	PhaseTimeout  *durationpb.Duration `protobuf:"bytes,13,opt,name=phase_timeout,json=phaseTimeout,proto3" json:"phase_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -596,6 +599,13 @@ func (x *RolloutSpec) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *RolloutSpec) GetPhaseTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.PhaseTimeout
+	}
+	return nil
 }
 
 type isRolloutSpec_Waves interface {
@@ -1246,6 +1256,8 @@ type Wave struct {
 	SoakStartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=soak_start_time,json=soakStartTime,proto3" json:"soak_start_time,omitempty"`
 	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	ApprovedBy    string                 `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// The approval gate was opened.
+	Approved      bool `protobuf:"varint,10,opt,name=approved,proto3" json:"approved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1343,6 +1355,13 @@ func (x *Wave) GetApprovedBy() string {
 	return ""
 }
 
+func (x *Wave) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
 // RolloutCluster is one cluster's progress in a rollout.
 type RolloutCluster struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1356,8 +1375,21 @@ type RolloutCluster struct {
 	Reason       string         `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Helm revision of Cilium before the rollout touched the cluster.
 	PreRolloutHelmRevision int32 `protobuf:"varint,7,opt,name=pre_rollout_helm_revision,json=preRolloutHelmRevision,proto3" json:"pre_rollout_helm_revision,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// Phases this cluster runs (those that passed preflight at creation), in order.
+	Phases []Phase `protobuf:"varint,8,rep,packed,name=phases,proto3,enum=ebbflow.v1.Phase" json:"phases,omitempty"`
+	// Phases held out by preflight, and why.
+	HeldPhases []Phase `protobuf:"varint,9,rep,packed,name=held_phases,json=heldPhases,proto3,enum=ebbflow.v1.Phase" json:"held_phases,omitempty"`
+	HeldReason string  `protobuf:"bytes,10,opt,name=held_reason,json=heldReason,proto3" json:"held_reason,omitempty"`
+	// Grows with every new assignment; part of the assignment id.
+	AssignmentSeq uint32 `protobuf:"varint,11,opt,name=assignment_seq,json=assignmentSeq,proto3" json:"assignment_seq,omitempty"`
+	// What the current assignment tells the agent to do.
+	Action         AssignmentAction       `protobuf:"varint,12,opt,name=action,proto3,enum=ebbflow.v1.AssignmentAction" json:"action,omitempty"`
+	PhaseStartTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=phase_start_time,json=phaseStartTime,proto3" json:"phase_start_time,omitempty"`
+	// The agent's own timestamp of its latest accepted report.
+	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
+	LastStatus     PhaseStatus            `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RolloutCluster) Reset() {
@@ -1439,6 +1471,62 @@ func (x *RolloutCluster) GetPreRolloutHelmRevision() int32 {
 	return 0
 }
 
+func (x *RolloutCluster) GetPhases() []Phase {
+	if x != nil {
+		return x.Phases
+	}
+	return nil
+}
+
+func (x *RolloutCluster) GetHeldPhases() []Phase {
+	if x != nil {
+		return x.HeldPhases
+	}
+	return nil
+}
+
+func (x *RolloutCluster) GetHeldReason() string {
+	if x != nil {
+		return x.HeldReason
+	}
+	return ""
+}
+
+func (x *RolloutCluster) GetAssignmentSeq() uint32 {
+	if x != nil {
+		return x.AssignmentSeq
+	}
+	return 0
+}
+
+func (x *RolloutCluster) GetAction() AssignmentAction {
+	if x != nil {
+		return x.Action
+	}
+	return AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED
+}
+
+func (x *RolloutCluster) GetPhaseStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PhaseStartTime
+	}
+	return nil
+}
+
+func (x *RolloutCluster) GetLastReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReportTime
+	}
+	return nil
+}
+
+func (x *RolloutCluster) GetLastStatus() PhaseStatus {
+	if x != nil {
+		return x.LastStatus
+	}
+	return PhaseStatus_PHASE_STATUS_UNSPECIFIED
+}
+
 // PhaseResult is the outcome of one phase on one cluster.
 type PhaseResult struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
@@ -1454,8 +1542,10 @@ type PhaseResult struct {
 	ReportTime             *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
 	HelmRevisionBefore     int32                  `protobuf:"varint,11,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
 	HelmRevisionAfter      int32                  `protobuf:"varint,12,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The measurements the verdict was judged on (raw samples capped for storage).
+	Measurements  []*Measurement `protobuf:"bytes,13,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PhaseResult) Reset() {
@@ -1570,6 +1660,13 @@ func (x *PhaseResult) GetHelmRevisionAfter() int32 {
 		return x.HelmRevisionAfter
 	}
 	return 0
+}
+
+func (x *PhaseResult) GetMeasurements() []*Measurement {
+	if x != nil {
+		return x.Measurements
+	}
+	return nil
 }
 
 // RolloutEvent is one entry of a rollout's history.
@@ -3137,7 +3234,7 @@ var File_ebbflow_v1_rollout_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\n" +
 	"\x18ebbflow/v1/rollout.proto\x12\n" +
-	"ebbflow.v1\x1a\x17ebbflow/v1/common.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x04\n" +
+	"ebbflow.v1\x1a\x16ebbflow/v1/agent.proto\x1a\x17ebbflow/v1/common.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x05\n" +
 	"\vRolloutSpec\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12)\n" +
 	"\x10profile_revision\x18\x02 \x01(\x04R\x0fprofileRevision\x12)\n" +
@@ -3152,7 +3249,8 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"sort_label\x18\n" +
 	" \x01(\tR\tsortLabel\x121\n" +
 	"\x06probes\x18\v \x01(\v2\x19.ebbflow.v1.ProbeSettingsR\x06probes\x12 \n" +
-	"\vdescription\x18\f \x01(\tR\vdescriptionB\a\n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\x12>\n" +
+	"\rphase_timeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\fphaseTimeoutB\a\n" +
 	"\x05waves\";\n" +
 	"\rExplicitWaves\x12*\n" +
 	"\x05waves\x18\x01 \x03(\v2\x14.ebbflow.v1.WaveSpecR\x05waves\"\x83\x01\n" +
@@ -3206,7 +3304,7 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"generation\"B\n" +
 	"\x0eSkippedCluster\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x99\x03\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb5\x03\n" +
 	"\x04Wave\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
@@ -3218,7 +3316,9 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x0fsoak_start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rsoakStartTime\x125\n" +
 	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
 	"\vapproved_by\x18\t \x01(\tR\n" +
-	"approvedBy\"\xb5\x02\n" +
+	"approvedBy\x12\x1a\n" +
+	"\bapproved\x18\n" +
+	" \x01(\bR\bapproved\"\xd8\x05\n" +
 	"\x0eRolloutCluster\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12'\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x125\n" +
@@ -3226,7 +3326,19 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\rassignment_id\x18\x04 \x01(\tR\fassignmentId\x121\n" +
 	"\aresults\x18\x05 \x03(\v2\x17.ebbflow.v1.PhaseResultR\aresults\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x129\n" +
-	"\x19pre_rollout_helm_revision\x18\a \x01(\x05R\x16preRolloutHelmRevision\"\x99\x04\n" +
+	"\x19pre_rollout_helm_revision\x18\a \x01(\x05R\x16preRolloutHelmRevision\x12)\n" +
+	"\x06phases\x18\b \x03(\x0e2\x11.ebbflow.v1.PhaseR\x06phases\x122\n" +
+	"\vheld_phases\x18\t \x03(\x0e2\x11.ebbflow.v1.PhaseR\n" +
+	"heldPhases\x12\x1f\n" +
+	"\vheld_reason\x18\n" +
+	" \x01(\tR\n" +
+	"heldReason\x12%\n" +
+	"\x0eassignment_seq\x18\v \x01(\rR\rassignmentSeq\x124\n" +
+	"\x06action\x18\f \x01(\x0e2\x1c.ebbflow.v1.AssignmentActionR\x06action\x12D\n" +
+	"\x10phase_start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0ephaseStartTime\x12D\n" +
+	"\x10last_report_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\x128\n" +
+	"\vlast_status\x18\x0f \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\n" +
+	"lastStatus\"\xd6\x04\n" +
 	"\vPhaseResult\x12'\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12-\n" +
@@ -3241,7 +3353,8 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reportTime\x120\n" +
 	"\x14helm_revision_before\x18\v \x01(\x05R\x12helmRevisionBefore\x12.\n" +
-	"\x13helm_revision_after\x18\f \x01(\x05R\x11helmRevisionAfter\"\xd9\x01\n" +
+	"\x13helm_revision_after\x18\f \x01(\x05R\x11helmRevisionAfter\x12;\n" +
+	"\fmeasurements\x18\r \x03(\v2\x17.ebbflow.v1.MeasurementR\fmeasurements\"\xd9\x01\n" +
 	"\fRolloutEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x12\n" +
@@ -3468,9 +3581,12 @@ var file_ebbflow_v1_rollout_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
 	(*ProbeSettings)(nil),             // 48: ebbflow.v1.ProbeSettings
 	(*timestamppb.Timestamp)(nil),     // 49: google.protobuf.Timestamp
-	(*LatencySummary)(nil),            // 50: ebbflow.v1.LatencySummary
-	(*ReadOptions)(nil),               // 51: ebbflow.v1.ReadOptions
-	(*ValidationIssue)(nil),           // 52: ebbflow.v1.ValidationIssue
+	(AssignmentAction)(0),             // 50: ebbflow.v1.AssignmentAction
+	(PhaseStatus)(0),                  // 51: ebbflow.v1.PhaseStatus
+	(*LatencySummary)(nil),            // 52: ebbflow.v1.LatencySummary
+	(*Measurement)(nil),               // 53: ebbflow.v1.Measurement
+	(*ReadOptions)(nil),               // 54: ebbflow.v1.ReadOptions
+	(*ValidationIssue)(nil),           // 55: ebbflow.v1.ValidationIssue
 }
 var file_ebbflow_v1_rollout_proto_depIdxs = []int32{
 	8,  // 0: ebbflow.v1.RolloutSpec.explicit:type_name -> ebbflow.v1.ExplicitWaves
@@ -3480,90 +3596,98 @@ var file_ebbflow_v1_rollout_proto_depIdxs = []int32{
 	0,  // 4: ebbflow.v1.RolloutSpec.failure_policy:type_name -> ebbflow.v1.FailurePolicy
 	47, // 5: ebbflow.v1.RolloutSpec.progress_deadline:type_name -> google.protobuf.Duration
 	48, // 6: ebbflow.v1.RolloutSpec.probes:type_name -> ebbflow.v1.ProbeSettings
-	9,  // 7: ebbflow.v1.ExplicitWaves.waves:type_name -> ebbflow.v1.WaveSpec
-	11, // 8: ebbflow.v1.WaveSpec.gates:type_name -> ebbflow.v1.WaveGates
-	11, // 9: ebbflow.v1.AutomaticWaves.canary_gates:type_name -> ebbflow.v1.WaveGates
-	11, // 10: ebbflow.v1.AutomaticWaves.gates:type_name -> ebbflow.v1.WaveGates
-	47, // 11: ebbflow.v1.WaveGates.soak_time:type_name -> google.protobuf.Duration
-	47, // 12: ebbflow.v1.WaveGates.progress_deadline:type_name -> google.protobuf.Duration
-	46, // 13: ebbflow.v1.RegressionBudget.phase:type_name -> ebbflow.v1.Phase
-	1,  // 14: ebbflow.v1.RegressionBudget.on_inconclusive:type_name -> ebbflow.v1.InconclusivePolicy
-	7,  // 15: ebbflow.v1.Rollout.spec:type_name -> ebbflow.v1.RolloutSpec
-	2,  // 16: ebbflow.v1.Rollout.state:type_name -> ebbflow.v1.RolloutState
-	15, // 17: ebbflow.v1.Rollout.waves:type_name -> ebbflow.v1.Wave
-	14, // 18: ebbflow.v1.Rollout.skipped:type_name -> ebbflow.v1.SkippedCluster
-	49, // 19: ebbflow.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	49, // 20: ebbflow.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	49, // 21: ebbflow.v1.Rollout.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 22: ebbflow.v1.Wave.state:type_name -> ebbflow.v1.WaveState
-	11, // 23: ebbflow.v1.Wave.gates:type_name -> ebbflow.v1.WaveGates
-	16, // 24: ebbflow.v1.Wave.clusters:type_name -> ebbflow.v1.RolloutCluster
-	49, // 25: ebbflow.v1.Wave.start_time:type_name -> google.protobuf.Timestamp
-	49, // 26: ebbflow.v1.Wave.soak_start_time:type_name -> google.protobuf.Timestamp
-	49, // 27: ebbflow.v1.Wave.end_time:type_name -> google.protobuf.Timestamp
-	46, // 28: ebbflow.v1.RolloutCluster.phase:type_name -> ebbflow.v1.Phase
-	4,  // 29: ebbflow.v1.RolloutCluster.state:type_name -> ebbflow.v1.ClusterRolloutState
-	17, // 30: ebbflow.v1.RolloutCluster.results:type_name -> ebbflow.v1.PhaseResult
-	46, // 31: ebbflow.v1.PhaseResult.phase:type_name -> ebbflow.v1.Phase
-	5,  // 32: ebbflow.v1.PhaseResult.verdict:type_name -> ebbflow.v1.Verdict
-	50, // 33: ebbflow.v1.PhaseResult.latency:type_name -> ebbflow.v1.LatencySummary
-	49, // 34: ebbflow.v1.PhaseResult.report_time:type_name -> google.protobuf.Timestamp
-	49, // 35: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
-	46, // 36: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
-	7,  // 37: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	13, // 38: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	51, // 39: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 40: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	51, // 41: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 42: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
-	13, // 43: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 44: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 45: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 46: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 47: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 48: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 49: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	7,  // 50: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	46, // 51: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
-	6,  // 52: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
-	46, // 53: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
-	46, // 54: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
-	40, // 55: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
-	43, // 56: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
-	14, // 57: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
-	52, // 58: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	41, // 59: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
-	51, // 60: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
-	18, // 61: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
-	19, // 62: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
-	21, // 63: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
-	23, // 64: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
-	25, // 65: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
-	27, // 66: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
-	29, // 67: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
-	31, // 68: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
-	33, // 69: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
-	35, // 70: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
-	37, // 71: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
-	39, // 72: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
-	44, // 73: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
-	20, // 74: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
-	22, // 75: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
-	24, // 76: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
-	26, // 77: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
-	28, // 78: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
-	30, // 79: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
-	32, // 80: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
-	34, // 81: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
-	36, // 82: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
-	38, // 83: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
-	42, // 84: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
-	45, // 85: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
-	74, // [74:86] is the sub-list for method output_type
-	62, // [62:74] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	47, // 7: ebbflow.v1.RolloutSpec.phase_timeout:type_name -> google.protobuf.Duration
+	9,  // 8: ebbflow.v1.ExplicitWaves.waves:type_name -> ebbflow.v1.WaveSpec
+	11, // 9: ebbflow.v1.WaveSpec.gates:type_name -> ebbflow.v1.WaveGates
+	11, // 10: ebbflow.v1.AutomaticWaves.canary_gates:type_name -> ebbflow.v1.WaveGates
+	11, // 11: ebbflow.v1.AutomaticWaves.gates:type_name -> ebbflow.v1.WaveGates
+	47, // 12: ebbflow.v1.WaveGates.soak_time:type_name -> google.protobuf.Duration
+	47, // 13: ebbflow.v1.WaveGates.progress_deadline:type_name -> google.protobuf.Duration
+	46, // 14: ebbflow.v1.RegressionBudget.phase:type_name -> ebbflow.v1.Phase
+	1,  // 15: ebbflow.v1.RegressionBudget.on_inconclusive:type_name -> ebbflow.v1.InconclusivePolicy
+	7,  // 16: ebbflow.v1.Rollout.spec:type_name -> ebbflow.v1.RolloutSpec
+	2,  // 17: ebbflow.v1.Rollout.state:type_name -> ebbflow.v1.RolloutState
+	15, // 18: ebbflow.v1.Rollout.waves:type_name -> ebbflow.v1.Wave
+	14, // 19: ebbflow.v1.Rollout.skipped:type_name -> ebbflow.v1.SkippedCluster
+	49, // 20: ebbflow.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	49, // 21: ebbflow.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	49, // 22: ebbflow.v1.Rollout.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 23: ebbflow.v1.Wave.state:type_name -> ebbflow.v1.WaveState
+	11, // 24: ebbflow.v1.Wave.gates:type_name -> ebbflow.v1.WaveGates
+	16, // 25: ebbflow.v1.Wave.clusters:type_name -> ebbflow.v1.RolloutCluster
+	49, // 26: ebbflow.v1.Wave.start_time:type_name -> google.protobuf.Timestamp
+	49, // 27: ebbflow.v1.Wave.soak_start_time:type_name -> google.protobuf.Timestamp
+	49, // 28: ebbflow.v1.Wave.end_time:type_name -> google.protobuf.Timestamp
+	46, // 29: ebbflow.v1.RolloutCluster.phase:type_name -> ebbflow.v1.Phase
+	4,  // 30: ebbflow.v1.RolloutCluster.state:type_name -> ebbflow.v1.ClusterRolloutState
+	17, // 31: ebbflow.v1.RolloutCluster.results:type_name -> ebbflow.v1.PhaseResult
+	46, // 32: ebbflow.v1.RolloutCluster.phases:type_name -> ebbflow.v1.Phase
+	46, // 33: ebbflow.v1.RolloutCluster.held_phases:type_name -> ebbflow.v1.Phase
+	50, // 34: ebbflow.v1.RolloutCluster.action:type_name -> ebbflow.v1.AssignmentAction
+	49, // 35: ebbflow.v1.RolloutCluster.phase_start_time:type_name -> google.protobuf.Timestamp
+	49, // 36: ebbflow.v1.RolloutCluster.last_report_time:type_name -> google.protobuf.Timestamp
+	51, // 37: ebbflow.v1.RolloutCluster.last_status:type_name -> ebbflow.v1.PhaseStatus
+	46, // 38: ebbflow.v1.PhaseResult.phase:type_name -> ebbflow.v1.Phase
+	5,  // 39: ebbflow.v1.PhaseResult.verdict:type_name -> ebbflow.v1.Verdict
+	52, // 40: ebbflow.v1.PhaseResult.latency:type_name -> ebbflow.v1.LatencySummary
+	49, // 41: ebbflow.v1.PhaseResult.report_time:type_name -> google.protobuf.Timestamp
+	53, // 42: ebbflow.v1.PhaseResult.measurements:type_name -> ebbflow.v1.Measurement
+	49, // 43: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
+	46, // 44: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
+	7,  // 45: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	13, // 46: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	54, // 47: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 48: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	54, // 49: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 50: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
+	13, // 51: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 52: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 53: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 54: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 55: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 56: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 57: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	7,  // 58: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	46, // 59: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
+	6,  // 60: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
+	46, // 61: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
+	46, // 62: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
+	40, // 63: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
+	43, // 64: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
+	14, // 65: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
+	55, // 66: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	41, // 67: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
+	54, // 68: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
+	18, // 69: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
+	19, // 70: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
+	21, // 71: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
+	23, // 72: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
+	25, // 73: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
+	27, // 74: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
+	29, // 75: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
+	31, // 76: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
+	33, // 77: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
+	35, // 78: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
+	37, // 79: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
+	39, // 80: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
+	44, // 81: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
+	20, // 82: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
+	22, // 83: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
+	24, // 84: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
+	26, // 85: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
+	28, // 86: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
+	30, // 87: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
+	32, // 88: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
+	34, // 89: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
+	36, // 90: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
+	38, // 91: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
+	42, // 92: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
+	45, // 93: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
+	82, // [82:94] is the sub-list for method output_type
+	70, // [70:82] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_rollout_proto_init() }
@@ -3571,6 +3695,7 @@ func file_ebbflow_v1_rollout_proto_init() {
 	if File_ebbflow_v1_rollout_proto != nil {
 		return
 	}
+	file_ebbflow_v1_agent_proto_init()
 	file_ebbflow_v1_common_proto_init()
 	file_ebbflow_v1_profile_proto_init()
 	file_ebbflow_v1_measurement_proto_init()

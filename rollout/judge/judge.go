@@ -1,0 +1,231 @@
+// Package judge decides whether a phase's latency regressed against the
+// baseline: a Mann-Whitney U test on the raw samples plus percentile deltas
+// against the rollout's budget. Pure: no I/O, no clock.
+//
+// # Rules
+//
+// Judge compares a candidate Sample (measured after a phase was applied) with
+// the baseline Sample (measured before the rollout touched the cluster):
+//
+//  1. Percentiles: p50 and p99 of both sides use the same definition,
+//     Percentile's linear interpolation (Hyndman and Fan 7). Deltas are
+//     relative to the baseline, in percent; positive means slower.
+//  2. Significance: MannWhitneyU with the one-sided alternative "the
+//     candidate's latency is stochastically greater than the baseline's". The
+//     slowdown is significant when p < Alpha (strictly).
+//  3. Throughput is one number per measurement window, and a phase has only a
+//     handful of windows: with 3 a side no rank test can reach p < 0.05 (the
+//     smallest exact one-sided p is 1/20). So the criterion is the mean over
+//     the windows, without a significance test: a decrease of the candidate's
+//     mean throughput beyond MaxThroughputDecreasePct is a regression on its
+//     own. It applies only when the baseline has a throughput; a baseline with
+//     a throughput and a candidate without one is inconclusive.
+//  4. A throughput regression makes the verdict REGRESSION whatever the
+//     latency says, even with too few latency samples.
+//  5. Otherwise, fewer than MinSamples latency samples on either side is
+//     INCONCLUSIVE.
+//  6. p50 delta > MaxP50IncreasePct or p99 delta > MaxP99IncreasePct, and the
+//     U test significant: REGRESSION.
+//  7. Either latency delta over budget but the U test not significant:
+//     INCONCLUSIVE; the data cannot tell a real slowdown from noise. A rank
+//     test barely sees a change confined to the tail: a random few percent of
+//     requests slowed down shift the ranks a little (significant only with
+//     enough samples), and the slowest few percent slowed further shift them
+//     hardly at all, at any sample size. Such a tail regression is
+//     INCONCLUSIVE and the rollout's on_inconclusive policy decides.
+//  8. Everything within budget: PASS, significant or not. A significant
+//     slowdown within budget is a real but allowed cost.
+//
+// Reasons read like "p99 +23.4% > budget 20% (p=0.0003)".
+package judge
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// Default budget values, used by BudgetFrom for fields the rollout leaves unset.
+const (
+	DefaultMaxP50IncreasePct        = 10
+	DefaultMaxP99IncreasePct        = 20
+	DefaultMaxThroughputDecreasePct = 10
+	DefaultAlpha                    = 0.05
+	DefaultMinSamples               = 30
+)
+
+// Budget is what a phase may cost against the baseline. Percentages are in
+// percent of the baseline value (10 means 10%).
+type Budget struct {
+	// MaxP50IncreasePct and MaxP99IncreasePct bound the latency percentiles' increase.
+	MaxP50IncreasePct, MaxP99IncreasePct float64
+	// MaxThroughputDecreasePct bounds the mean throughput's decrease.
+	MaxThroughputDecreasePct float64
+	// Alpha is the significance level of the one-sided Mann-Whitney U test.
+	Alpha float64
+	// MinSamples is the fewest latency samples per side that Judge will test;
+	// values below 1 count as 1.
+	MinSamples int
+}
+
+// BudgetFrom converts a rollout's regression budget. Unset fields (zero, or
+// for robustness negative or NaN; and an alpha of 1 or more, which is no
+// significance level) take the defaults: p50 10%, p99 20%, throughput 10%,
+// alpha 0.05, 30 samples. A nil budget is all defaults.
+func BudgetFrom(b *ebbflowv1.RegressionBudget) Budget {
+	orDefault := func(v, def float64) float64 {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return def
+		}
+		return v
+	}
+	out := Budget{
+		MaxP50IncreasePct:        orDefault(b.GetMaxP50IncreasePercent(), DefaultMaxP50IncreasePct),
+		MaxP99IncreasePct:        orDefault(b.GetMaxP99IncreasePercent(), DefaultMaxP99IncreasePct),
+		MaxThroughputDecreasePct: orDefault(b.GetMaxThroughputDecreasePercent(), DefaultMaxThroughputDecreasePct),
+		Alpha:                    orDefault(b.GetAlpha(), DefaultAlpha),
+		MinSamples:               int(b.GetMinSamples()),
+	}
+	if out.Alpha >= 1 {
+		out.Alpha = DefaultAlpha
+	}
+	if out.MinSamples <= 0 {
+		out.MinSamples = DefaultMinSamples
+	}
+	return out
+}
+
+// Result is a verdict with the figures behind it. Deltas are in percent of the
+// baseline (positive: the candidate is higher); latencies in milliseconds.
+// Percentiles of a side without samples are 0, and so are the deltas when
+// either side has none. PValue is the one-sided Mann-Whitney p-value, 1 when
+// either side has no samples.
+type Result struct {
+	Verdict                                              ebbflowv1.Verdict
+	P50DeltaPct, P99DeltaPct, ThroughputDeltaPct, PValue float64
+	BaselineP50, BaselineP99, CandidateP50, CandidateP99 float64
+	Reason                                               string
+}
+
+// Judge decides whether candidate regressed against baseline under budget b,
+// by the rules in the package documentation. NaN and infinite latencies are
+// ignored. The inputs are not modified. Time is O(n log n) in the sample counts.
+func Judge(baseline, candidate Sample, b Budget) Result {
+	bs := finiteSorted(baseline.LatencyMs)
+	cs := finiteSorted(candidate.LatencyMs)
+
+	r := Result{PValue: 1}
+	if len(bs) > 0 {
+		r.BaselineP50, r.BaselineP99 = Percentile(bs, 0.50), Percentile(bs, 0.99)
+	}
+	if len(cs) > 0 {
+		r.CandidateP50, r.CandidateP99 = Percentile(cs, 0.50), Percentile(cs, 0.99)
+	}
+	if len(bs) > 0 && len(cs) > 0 {
+		r.P50DeltaPct = deltaPct(r.BaselineP50, r.CandidateP50)
+		r.P99DeltaPct = deltaPct(r.BaselineP99, r.CandidateP99)
+		_, r.PValue = mannWhitneySorted(bs, cs)
+	}
+
+	var regressions, doubts []string
+
+	// Throughput (rules 3 and 4).
+	thrMeasured := false
+	switch bt, ct := baseline.ThroughputBps, candidate.ThroughputBps; {
+	case !positive(bt):
+		// No baseline throughput: nothing to compare against.
+	case !positive(ct):
+		doubts = append(doubts, fmt.Sprintf("candidate throughput missing (baseline %.4g B/s)", bt))
+	default:
+		thrMeasured = true
+		r.ThroughputDeltaPct = deltaPct(bt, ct)
+		if -r.ThroughputDeltaPct > b.MaxThroughputDecreasePct {
+			regressions = append(regressions, fmt.Sprintf("throughput %+.1f%% > budget %g%% decrease (mean of windows)",
+				r.ThroughputDeltaPct, b.MaxThroughputDecreasePct))
+		}
+	}
+
+	// Sample counts (rule 5).
+	minN := max(b.MinSamples, 1)
+	if len(bs) < minN || len(cs) < minN {
+		few := fmt.Sprintf("too few latency samples: baseline %d, candidate %d (need %d each)", len(bs), len(cs), minN)
+		if len(regressions) > 0 {
+			return r.with(ebbflowv1.Verdict_VERDICT_REGRESSION, append(regressions, few))
+		}
+		return r.with(ebbflowv1.Verdict_VERDICT_INCONCLUSIVE, append([]string{few}, doubts...))
+	}
+
+	// Latency (rules 6 to 8).
+	significant := r.PValue < b.Alpha
+	var over []string
+	if r.P50DeltaPct > b.MaxP50IncreasePct {
+		over = append(over, fmt.Sprintf("p50 %+.1f%% > budget %g%%", r.P50DeltaPct, b.MaxP50IncreasePct))
+	}
+	if r.P99DeltaPct > b.MaxP99IncreasePct {
+		over = append(over, fmt.Sprintf("p99 %+.1f%% > budget %g%%", r.P99DeltaPct, b.MaxP99IncreasePct))
+	}
+	if len(over) > 0 {
+		if significant {
+			for _, o := range over {
+				regressions = append(regressions, fmt.Sprintf("%s (%s)", o, formatP(r.PValue)))
+			}
+		} else {
+			doubts = append(doubts, fmt.Sprintf("%s but not significant (%s, alpha %g)",
+				strings.Join(over, ", "), formatP(r.PValue), b.Alpha))
+		}
+	}
+
+	switch {
+	case len(regressions) > 0:
+		return r.with(ebbflowv1.Verdict_VERDICT_REGRESSION, append(regressions, doubts...))
+	case len(doubts) > 0:
+		return r.with(ebbflowv1.Verdict_VERDICT_INCONCLUSIVE, doubts)
+	}
+	pass := fmt.Sprintf("within budget: p50 %+.1f%% (max %g%%), p99 %+.1f%% (max %g%%)",
+		r.P50DeltaPct, b.MaxP50IncreasePct, r.P99DeltaPct, b.MaxP99IncreasePct)
+	if thrMeasured {
+		pass += fmt.Sprintf(", throughput %+.1f%% (max -%g%%)", r.ThroughputDeltaPct, b.MaxThroughputDecreasePct)
+	}
+	if significant {
+		pass += fmt.Sprintf("; significantly slower (%s) but the budget allows it", formatP(r.PValue))
+	} else {
+		pass += fmt.Sprintf(" (%s)", formatP(r.PValue))
+	}
+	return r.with(ebbflowv1.Verdict_VERDICT_PASS, []string{pass})
+}
+
+func (r Result) with(v ebbflowv1.Verdict, reasons []string) Result {
+	r.Verdict = v
+	r.Reason = strings.Join(reasons, "; ")
+	return r
+}
+
+// deltaPct is the change from base to cand in percent of base. A zero base
+// gives 0 when cand is also zero and an infinity of cand's sign otherwise.
+func deltaPct(base, cand float64) float64 {
+	if base == 0 {
+		switch {
+		case cand > 0:
+			return math.Inf(1)
+		case cand < 0:
+			return math.Inf(-1)
+		}
+		return 0
+	}
+	return (cand - base) / math.Abs(base) * 100
+}
+
+func positive(v float64) bool { return v > 0 && !math.IsInf(v, 1) }
+
+// formatP renders a p-value as "p=0.0003", or "p<0.0001" below that.
+func formatP(p float64) string {
+	if p < 0.0001 {
+		return "p<0.0001"
+	}
+	s := strconv.FormatFloat(p, 'f', 4, 64)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return "p=" + s
+}
