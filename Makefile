@@ -69,8 +69,12 @@ lint: tools ## go vet, gofmt, buf lint and buf breaking against main.
 	@if git rev-parse --verify -q main >/dev/null; then buf breaking --against '.git#branch=main'; fi
 
 .PHONY: test
-test: checkgenerate lint ## Every check and every test (race detector on).
+test: checkgenerate lint kubebox ## Every check and every test (race detector on).
 	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: kubebox
+kubebox: ## Build (once, then cached) the local Kubernetes binaries the agent and e2e tests run.
+	go run ./e2e/kubebox/cmd/kubebox -build
 
 .PHONY: bench
 bench: ## Benchmarks that back the speed figures in the README.

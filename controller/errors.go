@@ -34,6 +34,8 @@ func toConnectError(err error) error {
 		code = connect.CodeAlreadyExists
 	case errors.Is(err, store.ErrConflict):
 		code = connect.CodeAborted
+	case errors.Is(err, store.ErrInvalid):
+		code = connect.CodeInvalidArgument
 	case errors.Is(err, store.ErrInUse):
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed):

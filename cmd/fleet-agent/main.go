@@ -1,5 +1,6 @@
 // Command fleet-agent runs Ebbflow's agent for one cluster: it registers the cluster with its
-// inventory, heartbeats, and follows its assignment from the controller over gRPC.
+// inventory, heartbeats, follows its assignment from the controller over gRPC, and runs the
+// canary phases on its cluster with the Helm SDK and client-go.
 package main
 
 import (
@@ -12,14 +13,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ebbflow/ebbflow/agent"
+	"github.com/ebbflow/ebbflow/agent/cluster"
 	"github.com/ebbflow/ebbflow/internal/buildinfo"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
-	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
 func main() {
@@ -35,6 +36,9 @@ func run() error {
 	clusterID := flag.String("cluster-id", "", "this cluster's id in the fleet, a DNS label (required)")
 	labels := flag.String("labels", "", "cluster labels, k=v[,k=v...]")
 	nicLabel := flag.String("nic-driver-label", agent.DefaultNICDriverLabel, "node label that names the NIC driver")
+	namespace := flag.String("namespace", "ebbflow-system", "namespace of the agent's progress ConfigMaps")
+	ciliumNS := flag.String("cilium-namespace", "kube-system", "namespace of the Cilium release, cilium-config and the cilium DaemonSet")
+	waitTimeout := flag.Duration("wait-timeout", 5*time.Minute, "bound on each Helm call and each wait for a DaemonSet rollout")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -59,10 +63,14 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	drv, err := cluster.New(cluster.Config{
+		RESTConfig: cfg, Namespace: *namespace, CiliumNamespace: *ciliumNS, WaitTimeout: *waitTimeout,
+		NICDriverLabel: *nicLabel, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
+	defer drv.Close()
 	tel, err := telemetry.Setup(telemetry.Options{ServiceName: "fleet-agent", Global: true})
 	if err != nil {
 		return err
@@ -76,11 +84,14 @@ func run() error {
 		return err
 	}
 	defer conn.Close()
+	rep := cluster.NewGRPCReporter(client)
+	// A step interrupted by a crash is finished or rolled back before anything new starts.
+	if err := drv.Resume(ctx, rep); err != nil && ctx.Err() == nil {
+		log.Error("resuming an interrupted step", "err", err)
+	}
 	loop := agent.New(agent.Config{
 		Cluster: *clusterID, Labels: lbls, Version: buildinfo.Version(), Client: client, Logger: log,
-		Inventory: func(ctx context.Context) (*ebbflowv1.Inventory, error) {
-			return agent.CollectInventory(ctx, cs, agent.InventoryOptions{NICDriverLabel: *nicLabel})
-		},
+		Inventory: drv.Inventory, OnAssignment: drv.Handler(rep),
 	})
 	log.Info("fleet-agent starting", "cluster", *clusterID, "controller", *controllerURL, "version", buildinfo.Version())
 	return loop.Run(ctx)

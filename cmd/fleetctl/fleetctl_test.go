@@ -67,7 +67,7 @@ func TestProfileLifecycle(t *testing.T) {
 		t.Fatalf("history: %s", hist)
 	}
 	list := mustRun(t, n.URL, "profile", "list", "-o", "json")
-	if !strings.Contains(list, `"name": "eks"`) {
+	if !strings.Contains(list, `"eks"`) || !strings.Contains(list, `"profiles"`) {
 		t.Fatalf("list json: %s", list)
 	}
 	if code, _, errOut := fleetctl(t, n.URL, "", "profile", "get", "nope"); code != exitNotFound || !strings.Contains(errOut, "not found") {

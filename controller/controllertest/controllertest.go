@@ -24,15 +24,16 @@ import (
 
 // Node is one running controller node.
 type Node struct {
-	ID     string
-	Dir    string
-	Addr   string // API host:port
-	URL    string // http://host:port
-	Store  *store.Store
-	Server *controller.Server
-	http   *httptest.Server
-	cancel context.CancelFunc
-	closed bool
+	ID       string
+	RaftAddr string
+	Dir      string
+	Addr     string // API host:port
+	URL      string // http://host:port
+	Store    *store.Store
+	Server   *controller.Server
+	http     *httptest.Server
+	cancel   context.CancelFunc
+	closed   bool
 }
 
 // Options tune a node.
@@ -45,6 +46,10 @@ type Options struct {
 	Config func(*controller.Config)
 	// ID names the node; "node-N" by default.
 	ID string
+	// Addr binds the API to this host:port (a restart on the same address); a free port by default.
+	Addr string
+	// RaftAddr binds Raft to this host:port (a restart keeps its Raft address); a free port by default.
+	RaftAddr string
 }
 
 var seq atomic.Int64
@@ -69,13 +74,21 @@ func Start(t testing.TB, o Options) *Node {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raftAddr := o.RaftAddr
+	if raftAddr == "" {
+		raftAddr = "127.0.0.1:0"
+	}
 	log := Logger(t).With("node", id)
 	st, err := store.Open(store.Config{
-		NodeID: id, DataDir: dir, RaftBind: "127.0.0.1:0", APIAddress: ln.Addr().String(),
+		NodeID: id, DataDir: dir, RaftBind: raftAddr, APIAddress: ln.Addr().String(),
 		Bootstrap: o.Join == nil, Logger: log, Fast: true,
 	})
 	if err != nil {
@@ -99,7 +112,7 @@ func Start(t testing.TB, o Options) *Node {
 	p.SetUnencryptedHTTP2(true)
 	hs.Config.Protocols = &p
 	hs.Start()
-	n := &Node{ID: id, Dir: dir, Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), Store: st, Server: srv, http: hs, cancel: cancel}
+	n := &Node{ID: id, RaftAddr: st.RaftAddress(), Dir: dir, Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), Store: st, Server: srv, http: hs, cancel: cancel}
 	t.Cleanup(n.Stop)
 	if o.Join != nil {
 		c := n.ControllerClient(o.Join.URL)
@@ -181,4 +194,10 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 func addVoter(id, raftAddr, apiAddr string) *ebbflowv1.AddVoterRequest {
 	return &ebbflowv1.AddVoterRequest{NodeId: id, RaftAddress: raftAddr, ApiAddress: apiAddr}
+}
+
+// Restart starts a stopped node again on the same data directory and addresses.
+func (n *Node) Restart(t testing.TB) *Node {
+	t.Helper()
+	return Start(t, Options{ID: n.ID, Dir: n.Dir, Addr: n.Addr, RaftAddr: n.RaftAddr})
 }

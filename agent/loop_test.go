@@ -1,0 +1,63 @@
+package agent_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/ebbflow/ebbflow/agent"
+	"github.com/ebbflow/ebbflow/controller/controllertest"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+)
+
+// The agent registers over gRPC, receives its (idle) assignment on the stream, keeps its
+// cluster alive, and after the controller restarts it reconnects and resubscribes by itself.
+func TestAgentRegistersFollowsAndReconnects(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	conn, client, err := agent.Dial(n.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var received atomic.Int32
+	loop := agent.New(agent.Config{
+		Cluster: "edge-7", Labels: map[string]string{"env": "edge"}, Version: "test", Client: client,
+		Logger: controllertest.Logger(t), MaxBackoff: 200 * time.Millisecond,
+		Inventory: func(context.Context) (*ebbflowv1.Inventory, error) {
+			return &ebbflowv1.Inventory{KubernetesVersion: "v1.34.3", Nodes: []*ebbflowv1.NodeInfo{{Name: "n1", KernelVersion: "6.8.0"}}}, nil
+		},
+		OnAssignment: func(_ context.Context, a *ebbflowv1.Assignment) { received.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	controllertest.Eventually(t, 10*time.Second, "first assignment", func() bool { return received.Load() >= 1 })
+	if a := loop.Current(); a.GetAction() != ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_IDLE || a.GetCluster() != "edge-7" {
+		t.Fatalf("assignment %v", a)
+	}
+	cc := ebbflowv1connect.NewClusterServiceClient(controllertest.HTTPClient(), n.URL)
+	got, err := cc.GetCluster(context.Background(), connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "edge-7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.Msg.GetCluster()
+	if c.GetLabels()["env"] != "edge" || c.GetInventory().GetKubernetesVersion() != "v1.34.3" || c.GetLiveness() != ebbflowv1.Liveness_LIVENESS_ALIVE {
+		t.Fatalf("registered cluster %v", c)
+	}
+
+	// Restart the controller on the same address and data: the agent comes back by itself.
+	n.Stop()
+	n.Restart(t)
+	controllertest.Eventually(t, 20*time.Second, "assignment after reconnect", func() bool { return received.Load() >= 2 })
+}

@@ -1,0 +1,612 @@
+package rollout
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/profile"
+)
+
+// Limits on a rollout spec.
+const (
+	MaxWaves           = 1000
+	MaxClustersPerWave = 10000
+	MaxBudgets         = 16
+	MaxProbes          = 16
+	maxTextBytes       = 4 << 10
+)
+
+// FeatureAfterHeld is the preflight feature that holds every phase after a held one.
+const FeatureAfterHeld = "after-held-phase"
+
+var (
+	// ErrProfileMismatch: the profile given to Plan is not the one the rollout names.
+	ErrProfileMismatch = errors.New("profile does not match the rollout spec")
+)
+
+// Phases returns the phases a rollout runs, in order: spec.phases, or all four when empty.
+func Phases(spec *ebbflowv1.RolloutSpec) []ebbflowv1.Phase {
+	if len(spec.GetPhases()) == 0 {
+		return profile.AllPhases()
+	}
+	return slices.Clone(spec.GetPhases())
+}
+
+type issues []*ebbflowv1.ValidationIssue
+
+func (v *issues) add(field, rule, format string, args ...any) {
+	*v = append(*v, &ebbflowv1.ValidationIssue{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+}
+
+func idx(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]" }
+
+// ValidateSpec checks a rollout spec and returns every problem, each naming its field (JSON
+// names, e.g. spec.automatic.canaryCount) and a stable rule id. Nil means valid.
+func ValidateSpec(spec *ebbflowv1.RolloutSpec) []*ebbflowv1.ValidationIssue {
+	var v issues
+	if spec == nil {
+		v.add("spec", "required", "must be set")
+		return v
+	}
+	switch {
+	case spec.GetProfile() == "":
+		v.add("spec.profile", "required", "must name a profile")
+	default:
+		if errs := validation.IsDNS1123Label(spec.GetProfile()); len(errs) > 0 {
+			v.add("spec.profile", "dns-label", "%q is not a profile name: %s", clip(spec.GetProfile()), strings.Join(errs, "; "))
+		}
+	}
+	selector(&v, "spec.clusterSelector", spec.GetClusterSelector())
+	switch w := spec.GetWaves().(type) {
+	case *ebbflowv1.RolloutSpec_Explicit:
+		explicit(&v, w.Explicit)
+	case *ebbflowv1.RolloutSpec_Automatic:
+		automatic(&v, w.Automatic)
+	default:
+		v.add("spec.waves", "waves-required", "set explicit waves or automatic waves")
+	}
+	phases(&v, spec.GetPhases())
+	budgets(&v, spec.GetBudgets())
+	if !knownEnum(spec.GetFailurePolicy()) {
+		v.add("spec.failurePolicy", "enum", "unknown value %d", spec.GetFailurePolicy())
+	}
+	duration(&v, "spec.progressDeadline", spec.GetProgressDeadline())
+	if l := spec.GetSortLabel(); l != "" {
+		if errs := validation.IsQualifiedName(l); len(errs) > 0 {
+			v.add("spec.sortLabel", "label-key", "%q is not a label key: %s", clip(l), strings.Join(errs, "; "))
+		}
+	}
+	probes(&v, spec.GetProbes())
+	if n := len(spec.GetDescription()); n > maxTextBytes {
+		v.add("spec.description", "max-length", "at most %d bytes, got %d", maxTextBytes, n)
+	}
+	return v
+}
+
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:61] + "..."
+}
+
+func selector(v *issues, field, s string) {
+	if len(s) > maxTextBytes {
+		v.add(field, "max-length", "at most %d bytes, got %d", maxTextBytes, len(s))
+		return
+	}
+	if _, err := ParseSelector(s); err != nil {
+		v.add(field, "selector", "%v", err)
+	}
+}
+
+func explicit(v *issues, e *ebbflowv1.ExplicitWaves) {
+	waves := e.GetWaves()
+	switch {
+	case len(waves) == 0:
+		v.add("spec.explicit.waves", "waves-required", "list at least one wave")
+		return
+	case len(waves) > MaxWaves:
+		v.add("spec.explicit.waves", "max-items", "at most %d waves, got %d", MaxWaves, len(waves))
+	}
+	names := map[string]bool{}
+	for i, w := range waves {
+		path := idx("spec.explicit.waves", i)
+		if n := w.GetName(); n != "" {
+			if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
+				v.add(path+".name", "dns-label", "%q is not a wave name: %s", clip(n), strings.Join(errs, "; "))
+			}
+			if names[n] {
+				v.add(path+".name", "duplicate", "wave %q is named twice", clip(n))
+			}
+			names[n] = true
+		}
+		if w.GetSelector() == "" && len(w.GetClusters()) == 0 {
+			v.add(path, "wave-target", "set selector or clusters")
+		}
+		if w.GetSelector() != "" {
+			selector(v, path+".selector", w.GetSelector())
+		}
+		if len(w.GetClusters()) > MaxClustersPerWave {
+			v.add(path+".clusters", "max-items", "at most %d clusters, got %d", MaxClustersPerWave, len(w.GetClusters()))
+		}
+		seen := map[string]bool{}
+		for j, c := range w.GetClusters() {
+			cpath := idx(path+".clusters", j)
+			if errs := validation.IsDNS1123Label(c); len(errs) > 0 {
+				v.add(cpath, "dns-label", "%q is not a cluster name: %s", clip(c), strings.Join(errs, "; "))
+			}
+			if seen[c] {
+				v.add(cpath, "duplicate", "cluster %q is listed twice", clip(c))
+			}
+			seen[c] = true
+		}
+		gates(v, path+".gates", w.GetGates())
+	}
+}
+
+func automatic(v *issues, a *ebbflowv1.AutomaticWaves) {
+	if a.GetCanaryCount() < 0 {
+		v.add("spec.automatic.canaryCount", "range", "must not be negative, got %d", a.GetCanaryCount())
+	}
+	switch s := a.GetSize().(type) {
+	case *ebbflowv1.AutomaticWaves_WaveSize:
+		if s.WaveSize < 1 {
+			v.add("spec.automatic.waveSize", "range", "must be at least 1, got %d", s.WaveSize)
+		}
+	case *ebbflowv1.AutomaticWaves_WavePercent:
+		if s.WavePercent < 1 || s.WavePercent > 100 {
+			v.add("spec.automatic.wavePercent", "range", "must be 1..100, got %d", s.WavePercent)
+		}
+	default:
+		v.add("spec.automatic.waveSize", "wave-size-required", "set waveSize or wavePercent")
+	}
+	gates(v, "spec.automatic.canaryGates", a.GetCanaryGates())
+	gates(v, "spec.automatic.gates", a.GetGates())
+}
+
+func gates(v *issues, path string, g *ebbflowv1.WaveGates) {
+	if g == nil {
+		return
+	}
+	if g.GetMaxConcurrency() < 0 {
+		v.add(path+".maxConcurrency", "range", "must not be negative, got %d", g.GetMaxConcurrency())
+	}
+	switch m := g.GetMaxFailures().(type) {
+	case *ebbflowv1.WaveGates_MaxFailuresCount:
+		if m.MaxFailuresCount < 0 {
+			v.add(path+".maxFailuresCount", "range", "must not be negative, got %d", m.MaxFailuresCount)
+		}
+	case *ebbflowv1.WaveGates_MaxFailuresPercent:
+		if m.MaxFailuresPercent < 0 || m.MaxFailuresPercent > 100 {
+			v.add(path+".maxFailuresPercent", "range", "must be 0..100, got %d", m.MaxFailuresPercent)
+		}
+	}
+	duration(v, path+".soakTime", g.GetSoakTime())
+	duration(v, path+".progressDeadline", g.GetProgressDeadline())
+}
+
+func duration(v *issues, field string, d *durationpb.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.add(field, "duration", "not a valid duration: %v", err)
+		return
+	}
+	if d.AsDuration() < 0 {
+		v.add(field, "duration", "must not be negative, got %s", d.AsDuration())
+	}
+}
+
+func phases(v *issues, ps []ebbflowv1.Phase) {
+	last := ebbflowv1.Phase_PHASE_UNSPECIFIED
+	for i, p := range ps {
+		field := idx("spec.phases", i)
+		switch {
+		case p <= ebbflowv1.Phase_PHASE_UNSPECIFIED || p > ebbflowv1.Phase_PHASE_XDP:
+			v.add(field, "enum", "unknown phase %d; want baseline, l7, kpr or xdp", p)
+			continue
+		case p == last:
+			v.add(field, "duplicate", "phase %s is listed twice", profile.PhaseName(p))
+		case p < last:
+			v.add(field, "phase-order", "phase %s comes after %s; phases run in the order baseline, l7, kpr, xdp", profile.PhaseName(p), profile.PhaseName(last))
+		}
+		last = max(last, p)
+	}
+}
+
+func budgets(v *issues, bs []*ebbflowv1.RegressionBudget) {
+	if len(bs) > MaxBudgets {
+		v.add("spec.budgets", "max-items", "at most %d budgets, got %d", MaxBudgets, len(bs))
+	}
+	seen := map[ebbflowv1.Phase]bool{}
+	for i, b := range bs {
+		path := idx("spec.budgets", i)
+		// An unspecified phase is the budget for every phase without its own.
+		if p := b.GetPhase(); p < ebbflowv1.Phase_PHASE_UNSPECIFIED || p > ebbflowv1.Phase_PHASE_XDP {
+			v.add(path+".phase", "enum", "unknown phase %d", p)
+		} else if seen[p] {
+			v.add(path+".phase", "duplicate", "a second budget for phase %s", profile.PhaseName(p))
+		}
+		seen[b.GetPhase()] = true
+		nonNegative(v, path+".maxP50IncreasePercent", b.GetMaxP50IncreasePercent(), math.Inf(1))
+		nonNegative(v, path+".maxP99IncreasePercent", b.GetMaxP99IncreasePercent(), math.Inf(1))
+		nonNegative(v, path+".maxThroughputDecreasePercent", b.GetMaxThroughputDecreasePercent(), 100)
+		if a := b.GetAlpha(); !(a > 0 && a < 1) {
+			v.add(path+".alpha", "range", "must be between 0 and 1 (exclusive), e.g. 0.05; got %v", a)
+		}
+		if b.GetMinSamples() < 0 {
+			v.add(path+".minSamples", "range", "must not be negative, got %d", b.GetMinSamples())
+		}
+		if !knownEnum(b.GetOnInconclusive()) {
+			v.add(path+".onInconclusive", "enum", "unknown value %d", b.GetOnInconclusive())
+		}
+	}
+}
+
+func nonNegative(v *issues, field string, x, maxV float64) {
+	if math.IsNaN(x) || x < 0 || x > maxV || math.IsInf(x, 0) {
+		if math.IsInf(maxV, 1) {
+			v.add(field, "range", "must be a finite number >= 0, got %v", x)
+		} else {
+			v.add(field, "range", "must be 0..%v, got %v", maxV, x)
+		}
+	}
+}
+
+func probes(v *issues, p *ebbflowv1.ProbeSettings) {
+	if p == nil {
+		return
+	}
+	if p.GetWindows() < 0 {
+		v.add("spec.probes.windows", "range", "must not be negative, got %d", p.GetWindows())
+	}
+	duration(v, "spec.probes.warmup", p.GetWarmup())
+	if len(p.GetProbes()) > MaxProbes {
+		v.add("spec.probes.probes", "max-items", "at most %d probes, got %d", MaxProbes, len(p.GetProbes()))
+	}
+	for i, pr := range p.GetProbes() {
+		path := idx("spec.probes.probes", i)
+		if !knownEnum(pr.GetKind()) {
+			v.add(path+".kind", "enum", "unknown value %d", pr.GetKind())
+		}
+		if r := pr.GetRate(); math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+			v.add(path+".rate", "range", "must be a finite number >= 0, got %v", r)
+		}
+		duration(v, path+".duration", pr.GetDuration())
+		duration(v, path+".timeout", pr.GetTimeout())
+		if len(pr.GetTarget()) > maxTextBytes || len(pr.GetQuery()) > maxTextBytes {
+			v.add(path, "max-length", "target and query are at most %d bytes", maxTextBytes)
+		}
+	}
+}
+
+// knownEnum reports whether an enum value is defined (UNSPECIFIED included).
+func knownEnum(e protoreflect.Enum) bool {
+	return e.Descriptor().Values().ByNumber(e.Number()) != nil
+}
+
+// PlannedWave is one wave of a plan: its clusters in rollout order and its gates.
+type PlannedWave struct {
+	// Index counts from 0.
+	Index    int
+	Name     string
+	Clusters []*ebbflowv1.Cluster
+	Gates    *ebbflowv1.WaveGates
+}
+
+// PlanWaves cuts the clusters in scope (those spec.clusterSelector matches) into waves.
+// Cordoned clusters, clusters matching no explicit wave, and clusters an explicit wave lists but
+// that are not registered or not in scope come back as skipped, with the reason, sorted by name.
+//
+// Explicit waves are taken in order; a cluster goes in the first wave whose selector matches it
+// or that lists it by name. A wave may end up empty; it stays in the plan so indexes match the
+// spec.
+//
+// Automatic waves: clusters are ordered (see below), the first canaryCount form the "canary"
+// wave, and the rest are cut into "wave-1", "wave-2", ... of waveSize clusters, or of
+// wavePercent of the rest rounded up (at least one). For example 23 clusters, canaryCount 3,
+// wavePercent 25: canary 3, then 20 left, 25% = 5 per wave: wave-1..wave-4 of 5 each. With 10
+// left and 25%: ceil(2.5) = 3, so waves of 3, 3, 3, 1.
+//
+// Order, in every wave and before cutting automatic waves: by the value of spec.sortLabel
+// (numerically when both values are integers, clusters without the label last), then by name.
+// The input order never matters.
+func PlanWaves(spec *ebbflowv1.RolloutSpec, clusters []*ebbflowv1.Cluster) ([]PlannedWave, []*ebbflowv1.SkippedCluster, error) {
+	if is := ValidateSpec(spec); len(is) > 0 {
+		return nil, nil, &profile.ValidationError{What: "rollout spec", Issues: is}
+	}
+	scope, err := ParseSelector(spec.GetClusterSelector())
+	if err != nil {
+		return nil, nil, err
+	}
+	sk := &skips{seen: map[string]bool{}}
+	byName := map[string]*ebbflowv1.Cluster{}
+	var eligible []*ebbflowv1.Cluster
+	for _, c := range sortedByName(clusters) {
+		if _, dup := byName[c.GetName()]; dup {
+			sk.add(c.GetName(), "registered twice; the first registration is used")
+			continue
+		}
+		byName[c.GetName()] = c
+		switch {
+		case !selects(scope, c):
+		case c.GetCordoned():
+			sk.add(c.GetName(), "cordoned: "+cmp.Or(c.GetCordonReason(), "no reason given"))
+		default:
+			eligible = append(eligible, c)
+		}
+	}
+	var waves []PlannedWave
+	switch w := spec.GetWaves().(type) {
+	case *ebbflowv1.RolloutSpec_Explicit:
+		waves = explicitWaves(w.Explicit, eligible, byName, scope, sk)
+	case *ebbflowv1.RolloutSpec_Automatic:
+		waves = automaticWaves(w.Automatic, sortClusters(eligible, spec.GetSortLabel()))
+	}
+	for i := range waves {
+		waves[i].Clusters = sortClusters(waves[i].Clusters, spec.GetSortLabel())
+	}
+	slices.SortStableFunc(sk.list, func(a, b *ebbflowv1.SkippedCluster) int { return cmp.Compare(a.GetCluster(), b.GetCluster()) })
+	return waves, sk.list, nil
+}
+
+// skips collects skipped clusters, one entry per name.
+type skips struct {
+	list []*ebbflowv1.SkippedCluster
+	seen map[string]bool
+}
+
+func (s *skips) add(name, reason string) {
+	if s.seen[name] {
+		return
+	}
+	s.seen[name] = true
+	s.list = append(s.list, &ebbflowv1.SkippedCluster{Cluster: name, Reason: reason})
+}
+
+func waveName(w *ebbflowv1.WaveSpec, i int) string {
+	return cmp.Or(w.GetName(), "wave-"+strconv.Itoa(i+1))
+}
+
+func explicitWaves(e *ebbflowv1.ExplicitWaves, eligible []*ebbflowv1.Cluster, byName map[string]*ebbflowv1.Cluster, scope labels.Selector, sk *skips) []PlannedWave {
+	specs := e.GetWaves()
+	waves := make([]PlannedWave, len(specs))
+	sels := make([]labels.Selector, len(specs))
+	listed := make([]map[string]bool, len(specs))
+	for i, w := range specs {
+		waves[i] = PlannedWave{Index: i, Name: waveName(w, i), Gates: w.GetGates()}
+		if w.GetSelector() != "" {
+			sels[i], _ = ParseSelector(w.GetSelector()) // validated
+		}
+		listed[i] = map[string]bool{}
+		for _, n := range w.GetClusters() {
+			listed[i][n] = true
+		}
+	}
+	for _, c := range eligible {
+		placed := false
+		for i := range specs {
+			if listed[i][c.GetName()] || (sels[i] != nil && selects(sels[i], c)) {
+				waves[i].Clusters = append(waves[i].Clusters, c)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			sk.add(c.GetName(), "matches no wave")
+		}
+	}
+	// Names a wave lists that cannot be rolled: say why rather than drop them.
+	for i, w := range specs {
+		for _, n := range w.GetClusters() {
+			c, ok := byName[n]
+			switch {
+			case !ok:
+				sk.add(n, fmt.Sprintf("listed in wave %s but not registered", waves[i].Name))
+			case !selects(scope, c):
+				sk.add(n, fmt.Sprintf("listed in wave %s but outside the rollout's cluster selector", waves[i].Name))
+			}
+		}
+	}
+	return waves
+}
+
+func automaticWaves(a *ebbflowv1.AutomaticWaves, ordered []*ebbflowv1.Cluster) []PlannedWave {
+	var waves []PlannedWave
+	canary := min(int(a.GetCanaryCount()), len(ordered))
+	if canary > 0 {
+		waves = append(waves, PlannedWave{Index: 0, Name: "canary", Clusters: ordered[:canary], Gates: cmpGates(a.GetCanaryGates(), a.GetGates())})
+	}
+	rest := ordered[canary:]
+	size := int(a.GetWaveSize())
+	if p := int(a.GetWavePercent()); p > 0 {
+		size = (len(rest)*p + 99) / 100
+	}
+	size = max(size, 1)
+	for n := 1; len(rest) > 0; n++ {
+		k := min(size, len(rest))
+		waves = append(waves, PlannedWave{Index: len(waves), Name: "wave-" + strconv.Itoa(n), Clusters: rest[:k:k], Gates: a.GetGates()})
+		rest = rest[k:]
+	}
+	return waves
+}
+
+func cmpGates(g, fallback *ebbflowv1.WaveGates) *ebbflowv1.WaveGates {
+	if g != nil {
+		return g
+	}
+	return fallback
+}
+
+func sortedByName(cs []*ebbflowv1.Cluster) []*ebbflowv1.Cluster {
+	out := slices.Clone(cs)
+	out = slices.DeleteFunc(out, func(c *ebbflowv1.Cluster) bool { return c == nil })
+	slices.SortStableFunc(out, func(a, b *ebbflowv1.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// sortClusters orders clusters by the sort label's value (numerically when both are integers,
+// missing last), then by name. It returns a new slice.
+func sortClusters(cs []*ebbflowv1.Cluster, label string) []*ebbflowv1.Cluster {
+	out := slices.Clone(cs)
+	slices.SortStableFunc(out, func(a, b *ebbflowv1.Cluster) int {
+		if label != "" {
+			if c := compareLabel(a.GetLabels(), b.GetLabels(), label); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.GetName(), b.GetName())
+	})
+	return out
+}
+
+func compareLabel(a, b map[string]string, label string) int {
+	va, oka := a[label]
+	vb, okb := b[label]
+	switch {
+	case oka != okb:
+		if oka {
+			return -1
+		}
+		return 1
+	case !oka:
+		return 0
+	}
+	na, erra := strconv.ParseInt(va, 10, 64)
+	nb, errb := strconv.ParseInt(vb, 10, 64)
+	if erra == nil && errb == nil {
+		return cmp.Compare(na, nb)
+	}
+	return cmp.Compare(va, vb)
+}
+
+// Plan is a dry run of a rollout: which clusters, in which wave, and for each cluster which
+// phases pass preflight (ClusterPlan.phases, in order) and which are held (held_phases): a phase
+// is held when a check fails or is unknown, and every phase after a held phase is held too, with
+// an after-held-phase check saying so. Checks where every node passes a feature are folded into
+// one cluster-wide check per feature and phase; failing and unknown checks stay per node. The
+// warnings are the profile's plus each planned cluster's inventory warnings.
+//
+// The profile must be the one the spec names (and the pinned revision when set) and must
+// validate; the spec must validate too.
+func Plan(spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster) (*ebbflowv1.PlanRolloutResponse, error) {
+	if prof == nil || prof.GetSpec() == nil {
+		return nil, fmt.Errorf("%w: no profile", ErrProfileMismatch)
+	}
+	if spec.GetProfile() != "" && spec.GetProfile() != prof.GetName() {
+		return nil, fmt.Errorf("%w: the rollout names %q, got %q", ErrProfileMismatch, spec.GetProfile(), prof.GetName())
+	}
+	if r := spec.GetProfileRevision(); r != 0 && r != prof.GetRevision() {
+		return nil, fmt.Errorf("%w: the rollout pins revision %d, got %d", ErrProfileMismatch, r, prof.GetRevision())
+	}
+	res := profile.Validate(prof.GetName(), prof.GetSpec())
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("profile %s revision %d: %w", prof.GetName(), prof.GetRevision(), err)
+	}
+	waves, skipped, err := PlanWaves(spec, clusters)
+	if err != nil {
+		return nil, err
+	}
+	phases := Phases(spec)
+	out := &ebbflowv1.PlanRolloutResponse{
+		ProfileRevision: prof.GetRevision(),
+		Skipped:         skipped,
+		Warnings:        slices.Clone(res.Warnings),
+	}
+	for _, w := range waves {
+		wp := &ebbflowv1.WavePlan{Index: int32(w.Index), Name: w.Name}
+		for _, c := range w.Clusters {
+			wp.Clusters = append(wp.Clusters, planCluster(prof.GetSpec(), phases, c, w.Index))
+			out.Warnings = append(out.Warnings, profile.PreflightWarnings(c.GetName(), prof.GetSpec(), c.GetInventory())...)
+		}
+		out.Waves = append(out.Waves, wp)
+	}
+	return out, nil
+}
+
+func planCluster(spec *ebbflowv1.ProfileSpec, phases []ebbflowv1.Phase, c *ebbflowv1.Cluster, wave int) *ebbflowv1.ClusterPlan {
+	cp := &ebbflowv1.ClusterPlan{Cluster: c.GetName(), Wave: int32(wave)}
+	held := ebbflowv1.Phase_PHASE_UNSPECIFIED
+	for _, p := range phases {
+		checks := profile.Preflight(spec, p, c.GetInventory())
+		ok, _ := profile.PhasePasses(checks)
+		switch {
+		case held != ebbflowv1.Phase_PHASE_UNSPECIFIED:
+			checks = append(checks, &ebbflowv1.PreflightCheck{
+				Phase: p, Feature: FeatureAfterHeld, Result: ebbflowv1.PreflightResult_PREFLIGHT_RESULT_FAIL,
+				Reason: "after held phase " + profile.PhaseName(held),
+			})
+			cp.HeldPhases = append(cp.HeldPhases, p)
+		case !ok:
+			held = p
+			cp.HeldPhases = append(cp.HeldPhases, p)
+		default:
+			cp.Phases = append(cp.Phases, p)
+		}
+		cp.Checks = append(cp.Checks, foldPassing(checks)...)
+	}
+	return cp
+}
+
+// foldPassing replaces the per-node checks of a feature where every node passes with one
+// cluster-wide PASS check; a feature with any failing or unknown node keeps all its checks.
+func foldPassing(checks []*ebbflowv1.PreflightCheck) []*ebbflowv1.PreflightCheck {
+	type group struct {
+		list   []*ebbflowv1.PreflightCheck
+		allOK  bool
+		nodes  int
+		reason []string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, c := range checks {
+		g, ok := groups[c.GetFeature()]
+		if !ok {
+			g = &group{allOK: true}
+			groups[c.GetFeature()] = g
+			order = append(order, c.GetFeature())
+		}
+		g.list = append(g.list, c)
+		if c.GetNode() != "" {
+			g.nodes++
+		}
+		if c.GetResult() != ebbflowv1.PreflightResult_PREFLIGHT_RESULT_PASS {
+			g.allOK = false
+		}
+		if !slices.Contains(g.reason, c.GetReason()) {
+			g.reason = append(g.reason, c.GetReason())
+		}
+	}
+	var out []*ebbflowv1.PreflightCheck
+	for _, f := range order {
+		g := groups[f]
+		if !g.allOK || g.nodes < 2 || g.nodes != len(g.list) {
+			out = append(out, g.list...)
+			continue
+		}
+		reasons := g.reason
+		more := ""
+		if len(reasons) > 3 {
+			more = fmt.Sprintf(" (and %d more)", len(reasons)-3)
+			reasons = reasons[:3]
+		}
+		out = append(out, &ebbflowv1.PreflightCheck{
+			Phase: g.list[0].GetPhase(), Feature: f, Result: ebbflowv1.PreflightResult_PREFLIGHT_RESULT_PASS,
+			Reason: fmt.Sprintf("all %d nodes pass: %s%s", g.nodes, strings.Join(reasons, "; "), more),
+		})
+	}
+	return out
+}

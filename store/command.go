@@ -1,0 +1,470 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"strings"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// Result is the outcome of one command: the resulting object (nil for deletes, node meta and
+// events) or the error the FSM decided.
+type Result struct {
+	Msg proto.Message
+	Err error
+}
+
+// applyResult is what the FSM returns for a log entry holding a single command.
+type applyResult struct {
+	msg proto.Message
+	err error
+}
+
+// Kinds of Change.
+const (
+	KindProfile = "profile"
+	KindCluster = "cluster"
+	KindRollout = "rollout"
+	KindNode    = "node"
+)
+
+// maxNameLen bounds names and ids so keys stay far below bbolt's key size limit.
+const maxNameLen = 1024
+
+// writer applies commands inside one writable bbolt transaction. Every decision depends only
+// on the command and the stored state, never on this node's clock or configuration, so every
+// replica reaches the same state.
+//
+// Each handler checks everything that can fail before its first write, so a command that
+// fails leaves no trace and the next command of a batch sees the state as it was. A write
+// that fails after those checks means the storage is broken: the handler panics, the
+// transaction rolls back, and the node stops rather than diverge.
+type writer struct {
+	tx      *bbolt.Tx
+	index   uint64 // Raft index of the entry being applied
+	changes []Change
+}
+
+// applyEntry applies the command of one log entry: a Batch yields []Result, anything else
+// *applyResult.
+func (w *writer) applyEntry(cmd *storev1.Command) any {
+	if b, ok := cmd.GetBody().(*storev1.Command_Batch); ok {
+		out := make([]Result, len(b.Batch.GetCommands()))
+		for i, sub := range b.Batch.GetCommands() {
+			now, actor := sub.GetTime(), sub.GetActor()
+			if now == nil {
+				now = cmd.GetTime()
+			}
+			if actor == "" {
+				actor = cmd.GetActor()
+			}
+			out[i].Msg, out[i].Err = w.apply(sub, actor, now)
+		}
+		return out
+	}
+	msg, err := w.apply(cmd, cmd.GetActor(), cmd.GetTime())
+	return &applyResult{msg: msg, err: err}
+}
+
+// apply is the one switch over command bodies. A body it does not know (nil, or a field added
+// by a newer version) panics: skipping it would let this replica diverge from the others.
+func (w *writer) apply(cmd *storev1.Command, actor string, now *timestamppb.Timestamp) (proto.Message, error) {
+	switch b := cmd.GetBody().(type) {
+	case *storev1.Command_CreateProfile:
+		return result(w.createProfile(b.CreateProfile, actor, now))
+	case *storev1.Command_UpdateProfile:
+		return result(w.updateProfile(b.UpdateProfile, actor, now))
+	case *storev1.Command_DeleteProfile:
+		return nil, w.deleteProfile(b.DeleteProfile)
+	case *storev1.Command_RegisterCluster:
+		return result(w.registerCluster(b.RegisterCluster, now))
+	case *storev1.Command_SetClusterLabels:
+		return result(w.setClusterLabels(b.SetClusterLabels))
+	case *storev1.Command_SetClusterCordon:
+		return result(w.setClusterCordon(b.SetClusterCordon))
+	case *storev1.Command_UpdateInventory:
+		return result(w.updateInventory(b.UpdateInventory))
+	case *storev1.Command_DeleteCluster:
+		return nil, w.deleteCluster(b.DeleteCluster)
+	case *storev1.Command_PutRollout:
+		return result(w.putRollout(b.PutRollout, actor, now))
+	case *storev1.Command_AppendRolloutEvents:
+		return nil, w.appendRolloutEvents(b.AppendRolloutEvents, now)
+	case *storev1.Command_PutNodeMeta:
+		return nil, w.putNodeMeta(b.PutNodeMeta)
+	case *storev1.Command_Batch:
+		return nil, fmt.Errorf("batch inside a batch: %w", ErrInvalid)
+	default:
+		panic(fmt.Sprintf("store: unhandled command %T at index %d", b, w.index))
+	}
+}
+
+// result turns a handler's typed result into a proto.Message that is nil on error.
+func result[M proto.Message](m M, err error) (proto.Message, error) {
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Profiles.
+
+func (w *writer) createProfile(c *storev1.CreateProfile, actor string, now *timestamppb.Timestamp) (*ebbflowv1.Profile, error) {
+	if err := checkName("profile", c.GetName()); err != nil {
+		return nil, err
+	}
+	if w.tx.Bucket(bucketProfiles).Get([]byte(c.GetName())) != nil {
+		return nil, fmt.Errorf("profile %q: %w", c.GetName(), ErrAlreadyExists)
+	}
+	p := &ebbflowv1.Profile{
+		Name: c.GetName(), Revision: 1, Spec: c.GetSpec(),
+		CreateTime: stamp(now), UpdateTime: stamp(now), UpdatedBy: actor,
+	}
+	w.putProfile(p)
+	return p, nil
+}
+
+func (w *writer) updateProfile(c *storev1.UpdateProfile, actor string, now *timestamppb.Timestamp) (*ebbflowv1.Profile, error) {
+	cur, err := w.profile(c.GetName(), c.GetExpectedRevision())
+	if err != nil {
+		return nil, err
+	}
+	p := &ebbflowv1.Profile{
+		Name: c.GetName(), Revision: cur.GetRevision() + 1, Spec: c.GetSpec(),
+		CreateTime: cur.GetCreateTime(), UpdateTime: stamp(now), UpdatedBy: actor,
+	}
+	w.putProfile(p)
+	return p, nil
+}
+
+func (w *writer) deleteProfile(c *storev1.DeleteProfile) error {
+	name := c.GetName()
+	if _, err := w.profile(name, c.GetExpectedRevision()); err != nil {
+		return err
+	}
+	if id, err := w.activeRolloutPinning(name); err != nil {
+		return err
+	} else if id != "" {
+		return fmt.Errorf("profile %q is pinned by active rollout %q: %w", name, id, ErrInUse)
+	}
+	// Collect first: deleting under a bbolt cursor skips keys.
+	revs := w.tx.Bucket(bucketProfileRevisions)
+	var keys [][]byte
+	prefix := seqPrefix(name)
+	cur := revs.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		must(revs.Delete(k))
+	}
+	must(w.tx.Bucket(bucketProfiles).Delete([]byte(name)))
+	w.changed(KindProfile, name)
+	return nil
+}
+
+// profile loads the latest revision of a profile and checks the expected revision (0: any).
+func (w *writer) profile(name string, expected uint64) (*ebbflowv1.Profile, error) {
+	if err := checkName("profile", name); err != nil {
+		return nil, err
+	}
+	cur, ok := load(w.tx.Bucket(bucketProfiles), name, &ebbflowv1.Profile{})
+	if !ok {
+		return nil, fmt.Errorf("profile %q: %w", name, ErrNotFound)
+	}
+	if expected != 0 && expected != cur.GetRevision() {
+		return nil, fmt.Errorf("profile %q: expected revision %d, have %d: %w", name, expected, cur.GetRevision(), ErrConflict)
+	}
+	return cur, nil
+}
+
+// putProfile stores p as the latest revision and as its immutable revision.
+func (w *writer) putProfile(p *ebbflowv1.Profile) {
+	v := encode(p)
+	must(w.tx.Bucket(bucketProfiles).Put([]byte(p.GetName()), v))
+	must(w.tx.Bucket(bucketProfileRevisions).Put(seqKey(p.GetName(), p.GetRevision()), v))
+	w.changed(KindProfile, p.GetName())
+}
+
+// activeRolloutPinning returns the id of a non-terminal rollout of the profile, or "".
+func (w *writer) activeRolloutPinning(profile string) (string, error) {
+	c := w.tx.Bucket(bucketRollouts).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r := &ebbflowv1.Rollout{}
+		if err := proto.Unmarshal(v, r); err != nil {
+			panic(fmt.Sprintf("store: decode rollout %q: %v", k, err))
+		}
+		if r.GetSpec().GetProfile() == profile && !terminal(r.GetState()) {
+			return r.GetId(), nil
+		}
+	}
+	return "", nil
+}
+
+// terminal reports whether a rollout in state s is over.
+func terminal(s ebbflowv1.RolloutState) bool {
+	switch s {
+	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
+		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
+		return true
+	}
+	return false
+}
+
+// Clusters.
+
+func (w *writer) registerCluster(c *storev1.RegisterCluster, now *timestamppb.Timestamp) (*ebbflowv1.Cluster, error) {
+	if err := checkName("cluster", c.GetName()); err != nil {
+		return nil, err
+	}
+	cur, ok := load(w.tx.Bucket(bucketClusters), c.GetName(), &ebbflowv1.Cluster{})
+	if !ok {
+		cl := &ebbflowv1.Cluster{
+			Name: c.GetName(), Labels: maps.Clone(c.GetLabels()), Inventory: c.GetInventory(),
+			AgentVersion: c.GetAgentVersion(), RegisterTime: stamp(now), Generation: 1,
+		}
+		w.putCluster(cl)
+		return cl, nil
+	}
+	return w.updateCluster(cur, func(next *ebbflowv1.Cluster) {
+		if c.GetMergeLabels() {
+			if next.Labels == nil {
+				next.Labels = map[string]string{}
+			}
+			maps.Copy(next.Labels, c.GetLabels())
+		} else {
+			next.Labels = maps.Clone(c.GetLabels())
+		}
+		if c.GetInventory() != nil {
+			next.Inventory = c.GetInventory()
+		}
+		if c.GetAgentVersion() != "" {
+			next.AgentVersion = c.GetAgentVersion()
+		}
+	}), nil
+}
+
+func (w *writer) setClusterLabels(c *storev1.SetClusterLabels) (*ebbflowv1.Cluster, error) {
+	cur, err := w.cluster(c.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if exp := c.GetExpectedGeneration(); exp != 0 && exp != cur.GetGeneration() {
+		return nil, fmt.Errorf("cluster %q: expected generation %d, have %d: %w", c.GetName(), exp, cur.GetGeneration(), ErrConflict)
+	}
+	return w.updateCluster(cur, func(next *ebbflowv1.Cluster) {
+		next.Labels = maps.Clone(c.GetLabels())
+	}), nil
+}
+
+func (w *writer) setClusterCordon(c *storev1.SetClusterCordon) (*ebbflowv1.Cluster, error) {
+	cur, err := w.cluster(c.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return w.updateCluster(cur, func(next *ebbflowv1.Cluster) {
+		next.Cordoned = c.GetCordoned()
+		next.CordonReason = ""
+		if c.GetCordoned() {
+			next.CordonReason = c.GetReason()
+		}
+	}), nil
+}
+
+func (w *writer) updateInventory(c *storev1.UpdateInventory) (*ebbflowv1.Cluster, error) {
+	cur, err := w.cluster(c.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return w.updateCluster(cur, func(next *ebbflowv1.Cluster) {
+		next.Inventory = c.GetInventory()
+	}), nil
+}
+
+func (w *writer) deleteCluster(c *storev1.DeleteCluster) error {
+	if _, err := w.cluster(c.GetName()); err != nil {
+		return err
+	}
+	must(w.tx.Bucket(bucketClusters).Delete([]byte(c.GetName())))
+	w.changed(KindCluster, c.GetName())
+	return nil
+}
+
+func (w *writer) cluster(name string) (*ebbflowv1.Cluster, error) {
+	if err := checkName("cluster", name); err != nil {
+		return nil, err
+	}
+	cur, ok := load(w.tx.Bucket(bucketClusters), name, &ebbflowv1.Cluster{})
+	if !ok {
+		return nil, fmt.Errorf("cluster %q: %w", name, ErrNotFound)
+	}
+	return cur, nil
+}
+
+// updateCluster applies edit to a copy of cur and stores it with the next generation, unless
+// edit changed nothing: then cur comes back as it is and nothing is written.
+func (w *writer) updateCluster(cur *ebbflowv1.Cluster, edit func(next *ebbflowv1.Cluster)) *ebbflowv1.Cluster {
+	next := proto.Clone(cur).(*ebbflowv1.Cluster)
+	edit(next)
+	if proto.Equal(next, cur) {
+		return cur
+	}
+	next.Generation = cur.GetGeneration() + 1
+	w.putCluster(next)
+	return next
+}
+
+// putCluster stores c without the leader's in-memory liveness fields.
+func (w *writer) putCluster(c *ebbflowv1.Cluster) {
+	c.Liveness = ebbflowv1.Liveness_LIVENESS_UNSPECIFIED
+	c.LastHeartbeatTime = nil
+	must(w.tx.Bucket(bucketClusters).Put([]byte(c.GetName()), encode(c)))
+	w.changed(KindCluster, c.GetName())
+}
+
+// Rollouts.
+
+func (w *writer) putRollout(c *storev1.PutRollout, actor string, now *timestamppb.Timestamp) (*ebbflowv1.Rollout, error) {
+	if c.GetRollout() == nil {
+		return nil, fmt.Errorf("put rollout without a rollout: %w", ErrInvalid)
+	}
+	id := c.GetRollout().GetId()
+	if err := checkName("rollout", id); err != nil {
+		return nil, err
+	}
+	cur, ok := load(w.tx.Bucket(bucketRollouts), id, &ebbflowv1.Rollout{})
+	next := proto.Clone(c.GetRollout()).(*ebbflowv1.Rollout)
+	switch exp := c.GetExpectedGeneration(); {
+	case exp == 0 && ok:
+		return nil, fmt.Errorf("rollout %q: %w", id, ErrAlreadyExists)
+	case exp == 0:
+		next.Generation = 1
+		next.CreateTime = stamp(now)
+		if next.GetCreatedBy() == "" {
+			next.CreatedBy = actor
+		}
+	case !ok:
+		return nil, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	case exp != cur.GetGeneration():
+		return nil, fmt.Errorf("rollout %q: expected generation %d, have %d: %w", id, exp, cur.GetGeneration(), ErrConflict)
+	default:
+		next.Generation = cur.GetGeneration() + 1
+		next.CreateTime = cur.GetCreateTime()
+		next.CreatedBy = cur.GetCreatedBy()
+	}
+	next.UpdateTime = stamp(now)
+	must(w.tx.Bucket(bucketRollouts).Put([]byte(id), encode(next)))
+	w.appendEvents(id, c.GetEvents(), now)
+	w.changed(KindRollout, id)
+	return next, nil
+}
+
+func (w *writer) appendRolloutEvents(c *storev1.AppendRolloutEvents, now *timestamppb.Timestamp) error {
+	id := c.GetRolloutId()
+	if err := checkName("rollout", id); err != nil {
+		return err
+	}
+	if w.tx.Bucket(bucketRollouts).Get([]byte(id)) == nil {
+		return fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	}
+	w.appendEvents(id, c.GetEvents(), now)
+	w.changed(KindRollout, id)
+	return nil
+}
+
+// appendEvents appends events to the rollout's history; an event without a time gets the
+// command's.
+func (w *writer) appendEvents(id string, events []*ebbflowv1.RolloutEvent, now *timestamppb.Timestamp) {
+	if len(events) == 0 {
+		return
+	}
+	b := w.tx.Bucket(bucketRolloutEvents)
+	seq := lastSeq(b, id)
+	for _, e := range events {
+		if e.GetTime() == nil {
+			e = proto.Clone(e).(*ebbflowv1.RolloutEvent)
+			e.Time = stamp(now)
+		}
+		seq++
+		must(b.Put(seqKey(id, seq), encode(e)))
+	}
+}
+
+// Controller nodes.
+
+// putNodeMeta records a node's API address; an empty address forgets the node.
+func (w *writer) putNodeMeta(c *storev1.PutNodeMeta) error {
+	if err := checkName("node", c.GetNodeId()); err != nil {
+		return err
+	}
+	b := w.tx.Bucket(bucketNodes)
+	if c.GetApiAddress() == "" {
+		must(b.Delete([]byte(c.GetNodeId())))
+	} else {
+		must(b.Put([]byte(c.GetNodeId()), []byte(c.GetApiAddress())))
+	}
+	w.changed(KindNode, c.GetNodeId())
+	return nil
+}
+
+// Helpers.
+
+func (w *writer) changed(kind, key string) {
+	w.changes = append(w.changes, Change{Kind: kind, Key: key, Index: w.index})
+}
+
+// checkName refuses names that cannot be keys: empty, too long, or holding the \x00 that
+// separates a name from its sequence numbers.
+func checkName(kind, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is empty: %w", kind, ErrInvalid)
+	case len(name) > maxNameLen:
+		return fmt.Errorf("%s name is longer than %d bytes: %w", kind, maxNameLen, ErrInvalid)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%s name %q contains a NUL byte: %w", kind, name, ErrInvalid)
+	}
+	return nil
+}
+
+// load decodes the value of key into m; a value that does not decode means the local
+// storage is corrupt, and the node stops.
+func load[M proto.Message](b *bbolt.Bucket, key string, m M) (M, bool) {
+	v := b.Get([]byte(key))
+	if v == nil {
+		return m, false
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		panic(fmt.Sprintf("store: decode %q: %v", key, err))
+	}
+	return m, true
+}
+
+func encode(m proto.Message) []byte {
+	b, err := marshalOpts.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("store: encode %T: %v", m, err))
+	}
+	return b
+}
+
+func must(err error) {
+	if err != nil {
+		panic(fmt.Sprintf("store: write failed: %v", err))
+	}
+}
+
+// stamp copies a timestamp so stored objects never share one.
+func stamp(t *timestamppb.Timestamp) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return &timestamppb.Timestamp{Seconds: t.GetSeconds(), Nanos: t.GetNanos()}
+}

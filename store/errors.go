@@ -1,0 +1,26 @@
+package store
+
+import "errors"
+
+// Sentinel errors. Errors returned by the store wrap one of these with the object named, e.g.
+// fmt.Errorf("profile %q: %w", name, ErrNotFound); test them with errors.Is.
+var (
+	// ErrNotLeader means this node is not the leader: writes and linearizable reads must go to
+	// the leader (see LeaderAPIAddress).
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNotFound means the named object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists means an object of that name exists already.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict means the expected revision or generation does not match the stored one.
+	ErrConflict = errors.New("conflict")
+	// ErrInUse means the object is still referenced, e.g. a profile pinned by an active
+	// (non-terminal) rollout.
+	ErrInUse = errors.New("in use")
+	// ErrInvalid means the command is malformed (an empty name, a missing body). The API layer
+	// validates first; this is the store's last line of defense, decided the same way on
+	// every replica.
+	ErrInvalid = errors.New("invalid command")
+	// ErrClosed means the store has been closed.
+	ErrClosed = errors.New("store closed")
+)

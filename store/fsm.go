@@ -1,0 +1,286 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+)
+
+// fsm adapts the state database to raft.FSM (and raft.BatchingFSM, so a burst of entries
+// costs one bbolt commit). The commands themselves are applied by writer (command.go).
+//
+// The state is persistent: each transaction records the index it applied up to, entries at
+// or below it are skipped, and Raft is told not to restore a snapshot on start
+// (Config.NoSnapshotRestoreOnStart), so a restart neither re-applies nor wipes anything.
+type fsm struct {
+	path    string
+	log     *slog.Logger
+	publish func([]Change)
+
+	// mu guards db, which Restore swaps and close clears. Readers hold it only to begin a
+	// transaction; a transaction keeps its database open until it ends.
+	mu sync.RWMutex
+	db *bbolt.DB
+	// retired counts databases swapped out by Restore that are closing in the background,
+	// once their last reader (possibly a snapshot being persisted) is done.
+	retired sync.WaitGroup
+
+	appliedMu sync.Mutex
+	applied   uint64        // last index applied, including entries that changed nothing
+	appliedCh chan struct{} // closed and replaced whenever applied moves
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func openFSM(path string, log *slog.Logger, publish func([]Change)) (*fsm, error) {
+	db, err := openStateDB(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &fsm{path: path, log: log, publish: publish, db: db, appliedCh: make(chan struct{})}
+	if err := db.View(func(tx *bbolt.Tx) error { f.applied = appliedIndex(tx); return nil }); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Apply applies one log entry.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one bbolt transaction. For each command entry it
+// returns *applyResult, or []Result for a Batch; nil for other entries and for entries
+// applied before (index at or below the recorded one).
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		// Raft stops applying before the store closes the database.
+		panic("store: apply after close")
+	}
+	var (
+		first, last uint64
+		changes     []Change
+	)
+	err := f.db.Update(func(tx *bbolt.Tx) error {
+		applied := appliedIndex(tx)
+		w := &writer{tx: tx}
+		for i, l := range logs {
+			if l.Index <= applied {
+				continue
+			}
+			if first == 0 {
+				first = l.Index
+			}
+			last = l.Index
+			if l.Type != raft.LogCommand {
+				continue // configuration changes live in Raft's own log
+			}
+			cmd := &storev1.Command{}
+			if err := proto.Unmarshal(l.Data, cmd); err != nil {
+				panic(fmt.Sprintf("store: undecodable log entry %d: %v", l.Index, err))
+			}
+			w.index = l.Index
+			out[i] = w.applyEntry(cmd)
+		}
+		if last == 0 {
+			return nil
+		}
+		changes = w.changes
+		return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, last))
+	})
+	if err != nil {
+		// Nothing of the entries is stored and Raft would move on without them: stop instead.
+		panic(fmt.Sprintf("store: committing log entries %d-%d: %v", first, last, err))
+	}
+	if last != 0 {
+		f.setApplied(last)
+		f.publish(changes)
+	}
+	return out
+}
+
+// Snapshot starts a point-in-time copy: a read transaction that Persist streams while
+// Apply carries on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	tx, err := f.begin()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{tx: tx}, nil
+}
+
+// Restore replaces the whole state with a snapshot: written to a temporary file and synced,
+// then swapped in under the lock. Subscribers get Change{Resync: true}.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	if err := writeFileSync(tmp, rc); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("restore: %w", err)
+	}
+	// Validate it (and add buckets a snapshot from an older version may lack) before it
+	// replaces anything.
+	db, err := openStateDB(tmp)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+
+	f.mu.Lock()
+	old := f.db
+	if old == nil {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		f.mu.Unlock()
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		f.log.Warn("syncing the data directory after restore", "err", err)
+	}
+	db, err = openStateDB(f.path)
+	if err != nil {
+		f.mu.Unlock()
+		// The old handle still reads its (now unlinked) file; keep serving from it and let
+		// Raft retry the restore.
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.db = db
+	f.mu.Unlock()
+
+	// The old database closes once its readers are done; a snapshot being persisted from it
+	// may need Raft's main loop, which waits for this restore, so do not wait here.
+	f.retired.Go(func() {
+		if err := old.Close(); err != nil {
+			f.log.Warn("closing the replaced state database", "err", err)
+		}
+	})
+
+	var applied uint64
+	if err := db.View(func(tx *bbolt.Tx) error { applied = appliedIndex(tx); return nil }); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.appliedMu.Lock()
+	f.applied = applied
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.appliedMu.Unlock()
+	f.publish([]Change{{Resync: true, Index: applied}})
+	return nil
+}
+
+// begin starts a read transaction on the current database.
+func (f *fsm) begin() (*bbolt.Tx, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return nil, ErrClosed
+	}
+	tx, err := f.db.Begin(false)
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return nil, ErrClosed
+	}
+	return tx, err
+}
+
+// view runs fn in a read transaction.
+func (f *fsm) view(fn func(tx *bbolt.Tx) error) error {
+	tx, err := f.begin()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// appliedState returns the applied index and a channel closed when it next moves.
+func (f *fsm) appliedState() (uint64, <-chan struct{}) {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	return f.applied, f.appliedCh
+}
+
+func (f *fsm) setApplied(index uint64) {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	if index > f.applied {
+		f.applied = index
+		close(f.appliedCh)
+		f.appliedCh = make(chan struct{})
+	}
+}
+
+// close closes the database, waiting for open readers.
+func (f *fsm) close() error {
+	f.mu.Lock()
+	db := f.db
+	f.db = nil
+	f.mu.Unlock()
+	f.retired.Wait()
+	if db == nil {
+		return nil
+	}
+	return db.Close()
+}
+
+// fsmSnapshot streams a consistent copy of the state database.
+type fsmSnapshot struct {
+	tx *bbolt.Tx
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {
+	_ = s.tx.Rollback()
+}
+
+// writeFileSync writes r to path and syncs it.
+func writeFileSync(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,438 @@
+// Package store owns the controller's replicated state: hashicorp/raft with its log and
+// stable store on bbolt (raft-boltdb/v2), snapshots on disk, and the FSM's state in bbolt.
+//
+// Writes are proto commands (storev1.Command) proposed on the leader with Apply or
+// ApplyBatch; the FSM applies them deterministically on every node. Reads run in a read-only
+// transaction at a ReadLevel with View. Subscribe reports what changed.
+//
+// Files under Config.DataDir:
+//
+//	raft.db     Raft log and stable store (raft-boltdb/v2)
+//	snapshots/  Raft snapshots (the two newest are kept)
+//	fsm.db      the state the FSM applied, with the last applied index
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+)
+
+// Defaults of Config.
+const (
+	DefaultApplyTimeout       = 10 * time.Second
+	DefaultSnapshotThreshold  = 8192
+	DefaultSnapshotInterval   = 2 * time.Minute
+	DefaultTrailingLogs       = 10240
+	DefaultHeartbeatTimeout   = time.Second
+	DefaultElectionTimeout    = time.Second
+	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
+)
+
+// Config configures a Store.
+type Config struct {
+	// NodeID identifies this node in the Raft configuration; it must not change.
+	NodeID string
+	// DataDir holds raft.db, snapshots/ and fsm.db; created if missing.
+	DataDir string
+	// RaftBind is the host:port the Raft TCP transport listens on; port 0 picks a free port
+	// (RaftAddress reports it). Default 127.0.0.1:0.
+	RaftBind string
+	// RaftAdvertise is the address other nodes dial; default the bound address.
+	RaftAdvertise string
+	// APIAddress is this node's API host:port. The node records it through Raft when it
+	// becomes leader, so every node can find the leader's API.
+	APIAddress string
+	// Bootstrap makes this node a single-voter cluster if there is no Raft state yet.
+	Bootstrap bool
+	// Logger receives the store's and Raft's logs; default slog.Default().
+	Logger *slog.Logger
+
+	// ApplyTimeout bounds a proposal when the context has no earlier deadline.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many new log entries trigger a snapshot.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often Raft checks SnapshotThreshold.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries a snapshot leaves in the log, so slightly lagging
+	// followers catch up from the log rather than a whole snapshot.
+	TrailingLogs uint64
+
+	// Raft timing, tuned for a LAN by default. Fast sets all of them for loopback (tests,
+	// a local fleet), so a failover takes about a second; explicit fields still win.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	Fast               bool
+}
+
+func (c *Config) setDefaults() {
+	if c.RaftBind == "" {
+		c.RaftBind = "127.0.0.1:0"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	hb, el, lease := DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout
+	if c.Fast {
+		hb, el, lease = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = hb
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = el
+	}
+	if c.LeaderLeaseTimeout <= 0 {
+		c.LeaderLeaseTimeout = min(lease, c.HeartbeatTimeout)
+	}
+}
+
+// Store is one node of the replicated state.
+type Store struct {
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	logs  raft.LogStore
+	fsm   *fsm
+	hub   *hub
+	now   func() time.Time
+
+	lead leadership
+
+	bg        sync.WaitGroup // background goroutines, stopped by Close
+	stop      chan struct{}  // closed once Raft is shut down
+	done      chan struct{}  // closed when Close is complete
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (or creates) the node's data under cfg.DataDir and starts Raft.
+func Open(cfg Config) (_ *Store, err error) {
+	cfg.setDefaults()
+	if cfg.NodeID == "" {
+		return nil, errors.New("store: NodeID is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("store: DataDir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	log := cfg.Logger
+	hlog := newHCLogger(log.With("component", "raft"))
+
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+
+	s := &Store{cfg: cfg, log: log, hub: newHub(), now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	s.lead.changed = make(chan struct{})
+	s.fsm, err = openFSM(filepath.Join(cfg.DataDir, "fsm.db"), log, s.hub.publish)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	closers = append(closers, s.fsm.close)
+
+	s.bolt, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.DataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open raft.db: %w", err)
+	}
+	closers = append(closers, s.bolt.Close)
+	if s.logs, err = raft.NewLogCache(512, s.bolt); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("store: snapshot store: %w", err)
+	}
+
+	var advertise net.Addr
+	if cfg.RaftAdvertise != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			return nil, fmt.Errorf("store: raft advertise address: %w", err)
+		}
+	}
+	s.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.RaftBind, err)
+	}
+	closers = append(closers, s.trans.Close)
+
+	hasState, err := raft.HasExistingState(s.logs, s.bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	applied, _ := s.fsm.appliedState()
+	if !hasState && applied > 0 {
+		return nil, fmt.Errorf("store: %s holds state applied up to index %d but there is no Raft state beside it; refusing to start", s.fsm.path, applied)
+	}
+	restore, err := needsRestore(applied, snaps, s.logs)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+
+	notify := make(chan bool, 8)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.NotifyCh = notify
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	if cfg.Fast {
+		rc.CommitTimeout = 10 * time.Millisecond
+	}
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	// fsm.db already holds the state; restore a snapshot only when it is behind one.
+	rc.NoSnapshotRestoreOnStart = !restore
+
+	if cfg.Bootstrap && !hasState {
+		err := raft.BootstrapCluster(rc, s.logs, s.bolt, snaps, s.trans, raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: rc.LocalID, Address: s.trans.LocalAddr()},
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("store: bootstrap: %w", err)
+		}
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.bolt, snaps, s.trans)
+	if err != nil {
+		return nil, fmt.Errorf("store: start raft: %w", err)
+	}
+	s.bg.Go(func() { s.followLeadership(notify) })
+	log.Info("store open", "node", cfg.NodeID, "raft", s.RaftAddress(), "data", cfg.DataDir,
+		"applied", applied, "restore_snapshot", restore)
+	return s, nil
+}
+
+// needsRestore reports whether the state in fsm.db is behind the newest snapshot, so Raft
+// must restore it on start. Entries the FSM never sees (no-ops, barriers, configuration)
+// leave the state as it is; a command in between, or one already compacted away, does not.
+func needsRestore(applied uint64, snaps raft.SnapshotStore, logs raft.LogStore) (bool, error) {
+	list, err := snaps.List()
+	if err != nil {
+		return false, err
+	}
+	if len(list) == 0 || list[0].Index <= applied {
+		return false, nil
+	}
+	for i := applied + 1; i <= list[0].Index; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Close shuts Raft down, ends subscriptions and closes the databases. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if err := s.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		close(s.stop)
+		s.bg.Wait()
+		s.setLeadership(false)
+		s.hub.close()
+		if err := s.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft.db: %w", err))
+		}
+		if err := s.fsm.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close fsm.db: %w", err))
+		}
+		s.closeErr = errors.Join(errs...)
+		close(s.done)
+	})
+	return s.closeErr
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return s.raft.State() == raft.Shutdown
+	}
+}
+
+// RaftAddress is the address other nodes reach this node's Raft transport on.
+func (s *Store) RaftAddress() string {
+	return string(s.trans.LocalAddr())
+}
+
+// Apply proposes one command and waits until this node has applied it. It returns the
+// resulting object: *ebbflowv1.Profile for profile create and update, *ebbflowv1.Cluster
+// for cluster commands, *ebbflowv1.Rollout for PutRollout, nil otherwise. Errors the FSM
+// decides (not found, conflict, ...) wrap the package's sentinels. A command without a time
+// gets the leader's clock (cmd.Time is set). On a follower it returns ErrNotLeader.
+//
+// If ctx ends first the command may still be applied.
+func (s *Store) Apply(ctx context.Context, cmd *storev1.Command) (proto.Message, error) {
+	switch cmd.GetBody().(type) {
+	case nil:
+		return nil, fmt.Errorf("command without a body: %w", ErrInvalid)
+	case *storev1.Command_Batch:
+		return nil, fmt.Errorf("a batch goes through ApplyBatch: %w", ErrInvalid)
+	}
+	if cmd.Time == nil {
+		cmd.Time = timestamppb.New(s.now())
+	}
+	resp, err := s.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := resp.(*applyResult)
+	if !ok {
+		return nil, fmt.Errorf("store: unexpected result %T from the state machine", resp)
+	}
+	return r.msg, r.err
+}
+
+// ApplyBatch proposes cmds as one log entry, applied in order in one transaction. Each
+// command has its own Result, in order; one failing does not stop the others. Commands
+// without a time get the leader's clock. A nested Batch fails with ErrInvalid as its result.
+func (s *Store) ApplyBatch(ctx context.Context, cmds []*storev1.Command) ([]Result, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	now := timestamppb.New(s.now())
+	for i, c := range cmds {
+		if c.GetBody() == nil {
+			return nil, fmt.Errorf("batch command %d has no body: %w", i, ErrInvalid)
+		}
+		if c.Time == nil {
+			c.Time = now
+		}
+	}
+	resp, err := s.propose(ctx, &storev1.Command{
+		Time: now,
+		Body: &storev1.Command_Batch{Batch: &storev1.Batch{Commands: cmds}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := resp.([]Result)
+	if !ok || len(rs) != len(cmds) {
+		return nil, fmt.Errorf("store: unexpected result %T from the state machine", resp)
+	}
+	return rs, nil
+}
+
+// propose appends cmd to the log and returns the FSM's response once applied here.
+func (s *Store) propose(ctx context.Context, cmd *storev1.Command) (any, error) {
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	b, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	timeout, err := s.timeout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := s.raft.Apply(b, timeout)
+	if err := s.wait(ctx, f); err != nil {
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// Snapshot makes Raft take a snapshot now (and compact its log).
+func (s *Store) Snapshot() error {
+	if s.closed() {
+		return ErrClosed
+	}
+	err := s.raft.Snapshot().Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return raftErr(err)
+}
+
+// timeout is how long Raft may take to accept a proposal: ApplyTimeout, or less if ctx
+// ends sooner.
+func (s *Store) timeout(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	t := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		t = min(t, time.Until(dl))
+		if t <= 0 {
+			return 0, context.DeadlineExceeded
+		}
+	}
+	return t, nil
+}
+
+// wait waits for a Raft future or ctx, mapping Raft's errors to the package's.
+func (s *Store) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return raftErr(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// raftErr maps Raft's errors to the package's sentinels.
+func raftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	default:
+		return fmt.Errorf("raft: %w", err)
+	}
+}
