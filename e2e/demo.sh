@@ -40,7 +40,7 @@ say "Tuning profiles: validate, apply, revise, diff"
 run "$BIN/fleetctl" profile validate -f deploy/profiles/eks.yaml
 run "$BIN/fleetctl" profile apply -f deploy/profiles/eks.yaml
 run "$BIN/fleetctl" profile apply -f deploy/profiles/bare-metal.yaml
-sed 's/^\(\s*description:\).*/\1 EKS tuning, revised for the demo/' deploy/profiles/eks.yaml >"$WORK/eks-v2.yaml"
+sed 's/namespaces: \[checkout, payments\]/namespaces: [checkout, payments, search]/' deploy/profiles/eks.yaml >"$WORK/eks-v2.yaml"
 run "$BIN/fleetctl" profile apply -f "$WORK/eks-v2.yaml"
 run "$BIN/fleetctl" profile diff eks
 run "$BIN/fleetctl" profile list
@@ -57,13 +57,17 @@ say "Dry run: which clusters a rollout would hit, in which wave, and what prefli
 run "$BIN/fleetctl" rollout plan --profile eks --selector env=prod --canary 1 --wave-size 2 || true
 
 say "Failover: stop the leader; the fleet's state survives and writes go on"
-leader=$("$BIN/fleetctl" controller status -o json | sed -n 's/.*"leaderId": "\(.*\)".*/\1/p')
+leader=$("$BIN/fleetctl" controller status -o json | sed -n 's/.*"leaderId": *"\(.*\)".*/\1/p')
 echo "leader is $leader; stopping it"
 idx=${leader#ctl-}
 kill "${pids[$((idx-1))]}"
 for id in ctl-1 ctl-2 ctl-3; do [ "$id" != "$leader" ] && survivor=$id; done
 export EBBFLOW_SERVER=http://$(cat "$WORK/$survivor.addr")
-for _ in $(seq 1 100); do "$BIN/fleetctl" controller status -o json 2>/dev/null | grep -q '"leaderId": "ctl' && break; sleep 0.1; done
+for _ in $(seq 1 200); do
+  now=$("$BIN/fleetctl" controller status -o json 2>/dev/null | sed -n 's/.*"leaderId": *"\(.*\)".*/\1/p')
+  [ -n "$now" ] && [ "$now" != "$leader" ] && break
+  sleep 0.1
+done
 run "$BIN/fleetctl" controller status
 run "$BIN/fleetctl" profile history eks
 run "$BIN/fleetctl" cluster label eu-1 tier=gold
