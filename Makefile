@@ -59,7 +59,7 @@ checkgenerate: generate ## Fail when the checked-in generated code differs from 
 
 .PHONY: build
 build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.
-	go build -o $(BIN)/ ./cmd/...
+	go build -o $(BIN)/ ./cmd/... ./e2e/kubebox/cmd/kubebox
 
 .PHONY: lint
 lint: tools ## go vet, gofmt, buf lint and buf breaking against main.
@@ -81,5 +81,5 @@ bench: ## Benchmarks that back the speed figures in the README.
 	go test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: demo
-demo: build ## Start a local controller and walk a profile and a cluster through fleetctl.
+demo: build kubebox ## A 3-node controller, two kubebox clusters with agents, profiles, a plan, a failover.
 	./e2e/demo.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local demo: a 3-node controller on 127.0.0.1, example profiles and a registered fleet
-# driven through fleetctl, a rollout plan, and a leader failover that loses nothing.
+# The local demo: a 3-node controller on 127.0.0.1, example profiles, two real local Kubernetes
+# clusters with their agents, a rollout plan with real preflight, and a leader failover that
+# loses nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -45,13 +46,31 @@ run "$BIN/fleetctl" profile apply -f "$WORK/eks-v2.yaml"
 run "$BIN/fleetctl" profile diff eks
 run "$BIN/fleetctl" profile list
 
-say "A fleet: clusters registered with labels (agents would add their inventory)"
-for c in eu-1:eu:1 eu-2:eu:2 us-1:us:1 us-2:us:2 us-3:us:3; do
-  IFS=: read -r name region ring <<<"$c"
-  "$BIN/fleetctl" cluster register "$name" -l env=prod,region="$region",ring="$ring" -o json >/dev/null
+say "A fleet: two real local Kubernetes clusters (kubebox) with a fleet-agent each, plus two registered by hand"
+"$BIN/kubebox" -build >/dev/null 2>"$WORK/kubebox-build.log" || { cat "$WORK/kubebox-build.log"; exit 1; }
+start_cluster() { # name kernels
+  local name=$1 kernels=$2
+  "$BIN/kubebox" -dir "$WORK/$name" -kernels "$kernels" -nic-driver ena -kube-proxy \
+    -cilium-chart deploy/testdata/charts/cilium -kubeconfig-out "$WORK/$name.kubeconfig" >"$WORK/$name.log" 2>&1 &
+  pids+=($!)
+}
+start_cluster kb-modern "6.8.0-1015-aws,6.8.0-1015-aws"
+start_cluster kb-legacy "6.1.112-124.190.amzn2023.x86_64,5.4.0-150-generic"
+for name in kb-modern kb-legacy; do
+  for _ in $(seq 1 600); do [ -s "$WORK/$name.kubeconfig" ] && break; sleep 0.1; done
+  [ -s "$WORK/$name.kubeconfig" ] || { echo "$name did not start; log:"; tail -30 "$WORK/$name.log"; exit 1; }
+  "$BIN/fleet-agent" --controller "$URL1" --kubeconfig "$WORK/$name.kubeconfig" --cluster-id "$name" \
+    --labels env=prod,region=eu --log-level warn >"$WORK/$name-agent.log" 2>&1 &
+  pids+=($!)
 done
+"$BIN/fleetctl" cluster register eu-9 -l env=prod,region=eu -o json >/dev/null
+"$BIN/fleetctl" cluster register us-3 -l env=prod,region=us -o json >/dev/null
 run "$BIN/fleetctl" cluster cordon us-3 --reason "change freeze"
+for _ in $(seq 1 300); do
+  [ "$("$BIN/fleetctl" cluster list -l env=prod | grep -c ' alive ')" = 2 ] && break; sleep 0.1
+done
 run "$BIN/fleetctl" cluster list -l env=prod
+run "$BIN/fleetctl" cluster get kb-legacy
 
 say "Dry run: which clusters a rollout would hit, in which wave, and what preflight says"
 run "$BIN/fleetctl" rollout plan --profile eks --selector env=prod --canary 1 --wave-size 2 || true
@@ -70,7 +89,7 @@ for _ in $(seq 1 200); do
 done
 run "$BIN/fleetctl" controller status
 run "$BIN/fleetctl" profile history eks
-run "$BIN/fleetctl" cluster label eu-1 tier=gold
+run "$BIN/fleetctl" cluster label eu-9 tier=gold
 
 say "Where to look"
 cat <<TXT
