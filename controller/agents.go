@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout"
 	"github.com/ebbflow/ebbflow/store"
 )
 
@@ -172,14 +175,14 @@ func assignmentFor(tx *store.Tx, cluster string) (*ebbflowv1.Assignment, error) 
 					ProfileName: r.GetSpec().GetProfile(), ProfileRevision: r.GetProfileRevision(),
 					Probes: r.GetSpec().GetProbes(), RollbackToHelmRevision: c.GetPreRolloutHelmRevision(),
 				}
-				switch c.GetState() {
-				case ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_APPLYING, ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING:
-					a.Action = ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY
-				case ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_ROLLING_BACK:
-					a.Action = ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_ROLLBACK
-				default:
+				a.Action = c.GetAction()
+				if a.Action == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED {
 					a.Action = ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_IDLE
 				}
+				if d := r.GetSpec().GetPhaseTimeout(); d != nil {
+					a.Deadline = d
+				}
+				a.IssueTime = c.GetPhaseStartTime()
 				p, err := tx.Profile(a.ProfileName, a.ProfileRevision)
 				if err != nil {
 					return nil, fmt.Errorf("rollout %s pins %s revision %d: %w", r.GetId(), a.ProfileName, a.ProfileRevision, err)
@@ -273,7 +276,14 @@ func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Reque
 		if !ok {
 			return &ebbflowv1.ReportPhaseStatusResponse{Accepted: false, Reason: reason}, nil
 		}
-		return &ebbflowv1.ReportPhaseStatusResponse{Accepted: false, Reason: errRolloutEngineUnavailable.Message()}, nil
+		ok, reason, err = s.ingest(ctx, rollout.Report{
+			Ref: m.GetRef(), Status: m.GetStatus(), Message: m.GetMessage(), ReportTime: reportTime(m.GetReportTime(), s.now()),
+			HelmBefore: m.GetHelmRevisionBefore(), HelmAfter: m.GetHelmRevisionAfter(), Preflight: m.GetPreflightReasons(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.ReportPhaseStatusResponse{Accepted: ok, Reason: reason}, nil
 	})
 }
 
@@ -306,7 +316,13 @@ func (s *agentService) ReportMeasurement(ctx context.Context, req *connect.Reque
 		if !ok {
 			return &ebbflowv1.ReportMeasurementResponse{Accepted: false, Reason: reason}, nil
 		}
-		return &ebbflowv1.ReportMeasurementResponse{Accepted: false, Reason: errRolloutEngineUnavailable.Message()}, nil
+		ok, reason, err = s.ingest(ctx, rollout.Report{
+			Ref: m.GetRef(), ReportTime: reportTime(m.GetReportTime(), s.now()), Measurements: m.GetMeasurements(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.ReportMeasurementResponse{Accepted: ok, Reason: reason}, nil
 	})
 }
 
@@ -340,4 +356,12 @@ func (s *agentService) Heartbeat(ctx context.Context, req *connect.Request[ebbfl
 		s.live.beat(m.GetCluster(), s.now())
 		return &ebbflowv1.HeartbeatResponse{AssignmentId: a.GetId()}, nil
 	})
+}
+
+// reportTime is the agent's own timestamp of a report, or now when it sent none.
+func reportTime(ts *timestamppb.Timestamp, now time.Time) time.Time {
+	if ts == nil || ts.AsTime().IsZero() {
+		return now
+	}
+	return ts.AsTime()
 }

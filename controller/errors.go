@@ -13,10 +13,6 @@ import (
 	"github.com/ebbflow/ebbflow/store"
 )
 
-// errRolloutEngineUnavailable is returned by the rollout verbs the engine has not taken over yet.
-var errRolloutEngineUnavailable = connect.NewError(connect.CodeUnimplemented,
-	errors.New("the rollout engine is not available in this controller yet: rollouts can be planned (PlanRollout) but not started or steered"))
-
 // toConnectError maps store and context errors onto Connect codes, keeping the message.
 func toConnectError(err error) error {
 	if err == nil {

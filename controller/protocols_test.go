@@ -118,15 +118,15 @@ func TestProtocolsReachTheSameHandler(t *testing.T) {
 	}
 }
 
-// The rollout verbs the engine has not taken over say so plainly.
-func TestRolloutVerbsSayTheEngineIsMissing(t *testing.T) {
+// Steering a rollout that does not exist says so.
+func TestSteerMissingRollout(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{})
 	c := newClients(n.URL)
 	_, err := c.rollouts.PauseRollout(context.Background(), connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: "r1"}))
-	if connect.CodeOf(err) != connect.CodeUnimplemented {
-		t.Fatalf("want Unimplemented, got %v", err)
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("want NotFound, got %v", err)
 	}
-	if want := "rollout engine is not available"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
-		t.Fatalf("message %q does not say %q", err, want)
+	if want := "r1"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+		t.Fatalf("message %q does not name %q", err, want)
 	}
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -14,37 +15,137 @@ import (
 
 type rolloutService struct{ *Server }
 
-// The verbs that start or steer a rollout answer plainly that the engine is not there yet.
-
-func (s *rolloutService) CreateRollout(_ context.Context, req *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
-	if issues := rollout.ValidateSpec(req.Msg.GetSpec()); len(issues) > 0 {
+func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
+	m := req.Msg
+	var v issues
+	if m.GetId() != "" {
+		v.name("id", m.GetId())
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if issues := rollout.ValidateSpec(m.GetSpec()); len(issues) > 0 {
 		return nil, invalid(issues)
 	}
-	return nil, errRolloutEngineUnavailable
+	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
+		return c.rollouts.CreateRollout
+	}, func(ctx context.Context) (*ebbflowv1.CreateRolloutResponse, error) {
+		r, err := s.createRollout(ctx, m.GetId(), actorOf(req.Header()), m.GetSpec())
+		if err != nil {
+			return nil, err
+		}
+		return &ebbflowv1.CreateRolloutResponse{Rollout: r}, nil
+	})
 }
 
-func (s *rolloutService) PauseRollout(context.Context, *connect.Request[ebbflowv1.PauseRolloutRequest]) (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
-	return nil, errRolloutEngineUnavailable
+// steer runs a manual control on the leader (forwarded there from a follower).
+func steer[Req, Res any](
+	ctx context.Context, s *rolloutService, req *connect.Request[Req], id, reason string,
+	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+	fn func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error),
+	wrap func(*ebbflowv1.Rollout) *Res,
+) (*connect.Response[Res], error) {
+	var v issues
+	v.name("id", id)
+	v.maxLen("reason", reason, maxReasonBytes)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	actor := actorOf(req.Header())
+	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
+		r, err := s.mutateRollout(ctx, id, actor, func(r *ebbflowv1.Rollout, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+			return fn(r, actor, now)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return wrap(r), nil
+	})
 }
 
-func (s *rolloutService) ResumeRollout(context.Context, *connect.Request[ebbflowv1.ResumeRolloutRequest]) (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
-	return nil, errRolloutEngineUnavailable
+func (s *rolloutService) PauseRollout(ctx context.Context, req *connect.Request[ebbflowv1.PauseRolloutRequest]) (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
+	m := req.Msg
+	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.PauseRolloutRequest]) (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
+		return c.rollouts.PauseRollout
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Pause(r, actor, m.GetReason(), now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.PauseRolloutResponse {
+		return &ebbflowv1.PauseRolloutResponse{Rollout: r}
+	})
 }
 
-func (s *rolloutService) ApproveRollout(context.Context, *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
-	return nil, errRolloutEngineUnavailable
+func (s *rolloutService) ResumeRollout(ctx context.Context, req *connect.Request[ebbflowv1.ResumeRolloutRequest]) (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
+	m := req.Msg
+	return steer(ctx, s, req, m.GetId(), "", func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ResumeRolloutRequest]) (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
+		return c.rollouts.ResumeRollout
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Resume(r, actor, now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.ResumeRolloutResponse {
+		return &ebbflowv1.ResumeRolloutResponse{Rollout: r}
+	})
 }
 
-func (s *rolloutService) SkipCluster(context.Context, *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
-	return nil, errRolloutEngineUnavailable
+func (s *rolloutService) ApproveRollout(ctx context.Context, req *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
+	m := req.Msg
+	if (m.GetWave() < 0) == (m.GetCluster() == "") {
+		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "wave", Rule: "one-of", Message: "give exactly one of wave (>= 0) or cluster (with wave -1)"}})
+	}
+	return steer(ctx, s, req, m.GetId(), "", func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
+		return c.rollouts.ApproveRollout
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Approve(r, m.GetWave(), m.GetCluster(), actor, now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.ApproveRolloutResponse {
+		return &ebbflowv1.ApproveRolloutResponse{Rollout: r}
+	})
 }
 
-func (s *rolloutService) AbortRollout(context.Context, *connect.Request[ebbflowv1.AbortRolloutRequest]) (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
-	return nil, errRolloutEngineUnavailable
+func (s *rolloutService) SkipCluster(ctx context.Context, req *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
+	m := req.Msg
+	var v issues
+	v.name("cluster", m.GetCluster())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
+		return c.rollouts.SkipCluster
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Skip(r, m.GetCluster(), m.GetReason(), actor, now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.SkipClusterResponse {
+		return &ebbflowv1.SkipClusterResponse{Rollout: r}
+	})
 }
 
-func (s *rolloutService) RollbackRollout(context.Context, *connect.Request[ebbflowv1.RollbackRolloutRequest]) (*connect.Response[ebbflowv1.RollbackRolloutResponse], error) {
-	return nil, errRolloutEngineUnavailable
+func (s *rolloutService) AbortRollout(ctx context.Context, req *connect.Request[ebbflowv1.AbortRolloutRequest]) (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
+	m := req.Msg
+	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.AbortRolloutRequest]) (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
+		return c.rollouts.AbortRollout
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Abort(r, m.GetReason(), actor, now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.AbortRolloutResponse {
+		return &ebbflowv1.AbortRolloutResponse{Rollout: r}
+	})
+}
+
+func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Request[ebbflowv1.RollbackRolloutRequest]) (*connect.Response[ebbflowv1.RollbackRolloutResponse], error) {
+	m := req.Msg
+	var t rollout.RollbackTarget
+	switch x := m.GetTarget().(type) {
+	case *ebbflowv1.RollbackRolloutRequest_Cluster:
+		t.Cluster, t.Wave = x.Cluster, -1
+	case *ebbflowv1.RollbackRolloutRequest_Wave:
+		t.Wave = x.Wave
+	case *ebbflowv1.RollbackRolloutRequest_All:
+		t.All, t.Wave = x.All, -1
+	default:
+		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "target", Rule: "required", Message: "give one of cluster, wave or all"}})
+	}
+	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RollbackRolloutRequest]) (*connect.Response[ebbflowv1.RollbackRolloutResponse], error) {
+		return c.rollouts.RollbackRollout
+	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return rollout.Rollback(r, t, m.GetReason(), actor, now)
+	}, func(r *ebbflowv1.Rollout) *ebbflowv1.RollbackRolloutResponse {
+		return &ebbflowv1.RollbackRolloutResponse{Rollout: r}
+	})
 }
 
 func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {

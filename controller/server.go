@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -36,6 +37,9 @@ type Config struct {
 	// ForwardClient and ForwardScheme reach the leader's API ("http" or "https").
 	ForwardClient connect.HTTPClient
 	ForwardScheme string
+	// EngineInterval is how often the leader's rollout engine steps without a change (soak
+	// times, deadlines); 1s by default.
+	EngineInterval time.Duration
 	// Now is the clock; time.Now by default.
 	Now     func() time.Time
 	Version string
@@ -51,6 +55,10 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	services []string
+
+	// rolloutMu serialises the leader's read-modify-write of rollouts (engine steps, reports,
+	// manual controls); the generation check in the store guards across leaders.
+	rolloutMu sync.Mutex
 }
 
 // New builds the server. Call Run to follow leadership changes.
@@ -75,6 +83,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.EngineInterval <= 0 {
+		cfg.EngineInterval = time.Second
 	}
 	otelOpts := []otelconnect.Option{
 		otelconnect.WithTracerProvider(cfg.Tracer),
@@ -144,10 +155,21 @@ func (s *Server) Services() []string { return s.services }
 
 // Run follows leadership until ctx ends: liveness is the leader's alone, so it is reset on
 // every change (a new leader has heard from no agent yet).
+// While this node leads, it also runs the rollout engine.
 func (s *Server) Run(ctx context.Context) {
+	stop := func() {}
+	defer func() { stop() }()
 	for leader := range s.store.WatchLeadership(ctx) {
 		s.live.reset(s.now())
 		s.log.Info("leadership changed", "leader", leader, "node", s.cfg.NodeID)
+		stop()
+		stop = func() {}
+		if leader {
+			ectx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); s.runEngine(ectx) }()
+			stop = func() { cancel(); <-done }
+		}
 	}
 }
 

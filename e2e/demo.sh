@@ -96,6 +96,6 @@ cat <<TXT
   API (Connect/gRPC/gRPC-Web): $EBBFLOW_SERVER   e.g. fleetctl --server $EBBFLOW_SERVER cluster list
   Metrics:                     $EBBFLOW_SERVER/metrics
   Logs and data:               $WORK (kept when run with KEEP=1)
-  Rollouts: the engine is not in this build yet; 'fleetctl rollout create' says so.
+  Rollouts: fleetctl rollout create -f FILE, then fleetctl rollout status ID --watch
 The demo stops everything it started on exit.
 TXT

@@ -2,14 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ebbflow/ebbflow/controller"
 	"github.com/ebbflow/ebbflow/controller/controllertest"
-	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -119,57 +120,92 @@ func TestExitCodes(t *testing.T) {
 	}
 	rf := "apiVersion: ebbflow.io/v1\nkind: Rollout\nmetadata: {name: r1}\nspec:\n  profile: eks\n  clusterSelector: env=prod\n  automatic: {canaryCount: 1, waveSize: 2}\n"
 	code, _, errOut := fleetctl(t, n.URL, rf, "rollout", "create", "-f", "-")
-	if code != exitUnimplemented || !strings.Contains(errOut, "rollout engine is not available") {
-		t.Fatalf("rollout create without engine: %d %s", code, errOut)
+	if code != exitNotFound || !strings.Contains(errOut, "eks") {
+		t.Fatalf("rollout of a missing profile: %d %s", code, errOut)
 	}
 	if code, _, _ := fleetctl(t, n.URL, "", "rollout", "status", "nope"); code != exitNotFound {
 		t.Fatalf("missing rollout: exit %d", code)
 	}
 }
 
-// status --watch follows the stream and its exit code tells how the rollout ended.
+// rolloutYAML is a rollout file over the scripted fleet: a canary of 2, then waves of 9.
+func rolloutYAML(id, policy string, maxFailures int) string {
+	return fmt.Sprintf(`apiVersion: ebbflow.io/v1
+kind: Rollout
+metadata: {name: %s}
+spec:
+  profile: bare-metal
+  clusterSelector: env=prod
+  sortLabel: order
+  failurePolicy: %s
+  phaseTimeout: 60s
+  automatic:
+    canaryCount: 2
+    waveSize: 9
+    canaryGates: {maxFailuresCount: %d, soakTime: 0.05s}
+    gates: {maxFailuresCount: %d, soakTime: 0.05s}
+`, id, policy, maxFailures, maxFailures)
+}
+
+// status --watch follows the stream of a real rollout (real engine, scripted agents speaking the
+// agent API) and its exit code tells how the rollout ended.
 func TestRolloutWatchExitCodes(t *testing.T) {
-	n := controllertest.Start(t, controllertest.Options{})
-	put := func(r *ebbflowv1.Rollout, gen uint64) {
-		t.Helper()
-		if _, err := n.Store.Apply(context.Background(), &storev1.Command{Actor: "test", Body: &storev1.Command_PutRollout{
-			PutRollout: &storev1.PutRollout{Rollout: r, ExpectedGeneration: gen},
-		}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	cases := []struct {
-		id    string
-		final ebbflowv1.RolloutState
-		code  int
+		name, policy string
+		clusters     int
+		maxFailures  int
+		slow         map[string]ebbflowv1.Phase
+		abort        bool
+		code         int
+		want         []string
 	}{
-		{"ok", ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, exitOK},
-		{"bad", ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED, exitRolloutFailed},
-		{"stop", ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, exitRolloutAborted},
+		{name: "one regression tolerated", policy: "FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS", clusters: 20, maxFailures: 1,
+			slow: map[string]ebbflowv1.Phase{"c-05": ebbflowv1.Phase_PHASE_KPR}, code: exitOK,
+			want: []string{"SUCCEEDED", "rolled_back", "regression in kpr"}},
+		{name: "regression halts", policy: "FAILURE_POLICY_HALT_ONLY", clusters: 4, maxFailures: 0,
+			slow: map[string]ebbflowv1.Phase{"c-01": ebbflowv1.Phase_PHASE_L7}, code: exitRolloutFailed,
+			want: []string{"FAILED", "regression in l7"}},
+		{name: "aborted", policy: "FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS", clusters: 4, abort: true, code: exitRolloutAborted,
+			want: []string{"ABORTED"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.id, func(t *testing.T) {
-			r := &ebbflowv1.Rollout{Id: tc.id, Spec: &ebbflowv1.RolloutSpec{Profile: "p"}, ProfileRevision: 1, State: ebbflowv1.RolloutState_ROLLOUT_STATE_RUNNING,
-				Waves: []*ebbflowv1.Wave{{Index: 0, State: ebbflowv1.WaveState_WAVE_STATE_PROGRESSING, Clusters: []*ebbflowv1.RolloutCluster{{
-					Cluster: "c1", Phase: ebbflowv1.Phase_PHASE_KPR, State: ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING,
-				}}}}}
-			put(r, 0)
-			done := make(chan struct{})
-			var code int
-			var out string
-			go func() {
-				defer close(done)
-				code, out, _ = fleetctl(t, n.URL, "", "rollout", "status", tc.id, "--watch")
+		t.Run(tc.name, func(t *testing.T) {
+			n := controllertest.Start(t, controllertest.Options{Config: func(c *controller.Config) { c.EngineInterval = 20 * time.Millisecond }})
+			mustRun(t, n.URL, "profile", "apply", "-f", repoFile(t, "deploy/profiles/bare-metal.yaml"))
+			hold := make(chan struct{})
+			defer func() {
+				select {
+				case <-hold:
+				default:
+					close(hold)
+				}
 			}()
-			r.State = tc.final
-			r.Message = "final"
-			put(r, 1)
-			<-done
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d; output:\n%s", code, tc.code, out)
+			controllertest.StartFleet(t, []string{n.URL}, tc.clusters, tc.slow, func(a *controllertest.Agent) {
+				if tc.abort {
+					a.HoldAt, a.Hold, a.Reached = ebbflowv1.Phase_PHASE_L7, hold, make(chan string, 1)
+				}
+			})
+			code, out, errOut := fleetctl(t, n.URL, rolloutYAML("r1", tc.policy, tc.maxFailures), "rollout", "create", "-f", "-")
+			if code != 0 {
+				t.Fatalf("create: %d %s %s", code, out, errOut)
 			}
-			if !strings.Contains(out, "c1") || !strings.Contains(out, strings.ToUpper(strings.TrimPrefix(tc.final.String(), "ROLLOUT_STATE_"))) {
-				t.Fatalf("output:\n%s", out)
+			if tc.abort {
+				mustRun(t, n.URL, "rollout", "abort", "r1", "--reason", "change window closed")
+			}
+			code, out, errOut = fleetctl(t, n.URL, "", "rollout", "status", "r1", "--watch")
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tc.code, out, errOut)
+			}
+			final := mustRun(t, n.URL, "rollout", "status", "r1")
+			t.Logf("fleetctl rollout status r1:\n%s", final)
+			for _, w := range tc.want {
+				if !strings.Contains(final+errOut, w) {
+					t.Errorf("status lacks %q:\n%s", w, final)
+				}
+			}
+			hist := mustRun(t, n.URL, "rollout", "history", "r1")
+			if !strings.Contains(hist, "create") {
+				t.Errorf("history:\n%s", hist)
 			}
 		})
 	}

@@ -120,7 +120,12 @@ func (a *app) rolloutPlan() *cobra.Command {
 	return cmd
 }
 
-func phaseName(p ebbflowv1.Phase) string { return enumName(p.String(), "PHASE_") }
+func phaseName(p ebbflowv1.Phase) string {
+	if p == ebbflowv1.Phase_PHASE_UNSPECIFIED {
+		return "-"
+	}
+	return enumName(p.String(), "PHASE_")
+}
 
 func phaseList(ps []ebbflowv1.Phase) string {
 	if len(ps) == 0 {

@@ -1,0 +1,244 @@
+package rollout
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/judge"
+	"github.com/ebbflow/ebbflow/rollout/profile"
+)
+
+// Report is one agent report: a phase status (ReportPhaseStatus) or measurements only
+// (ReportMeasurement, Status UNSPECIFIED).
+type Report struct {
+	Ref     *ebbflowv1.ReportRef
+	Status  ebbflowv1.PhaseStatus
+	Message string
+	// ReportTime is the agent's own clock.
+	ReportTime            time.Time
+	HelmBefore, HelmAfter int32
+	Preflight             []string
+	Measurements          []*ebbflowv1.Measurement
+}
+
+// Ingest applies one agent report. It is refused (accepted false, with the reason) when the
+// rollout is over, the cluster is not in the rollout, the report names another assignment id,
+// another profile revision or another phase, or the cluster is not applying, measuring or
+// rolling back on an active assignment. It never mutates r.
+func Ingest(r *ebbflowv1.Rollout, rep Report, now time.Time) (next *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent, accepted bool, reason string) {
+	if why := refuse(r, rep); why != "" {
+		return r, nil, false, why
+	}
+	n := proto.Clone(r).(*ebbflowv1.Rollout)
+	wave, c := findCluster(n, rep.Ref.GetCluster())
+	e := &recorder{now: now, actor: ControllerActor}
+	ingest(n, wave, c, rep, now, e)
+	n.UpdateTime = timestamppb.New(now)
+	return n, e.events, true, ""
+}
+
+func refuse(r *ebbflowv1.Rollout, rep Report) string {
+	ref := rep.Ref
+	if r == nil {
+		return "no rollout"
+	}
+	if Terminal(r.GetState()) {
+		return fmt.Sprintf("rollout %s is %s", r.GetId(), stateName(r.GetState()))
+	}
+	if ref == nil {
+		return "report names no assignment"
+	}
+	_, c := findCluster(r, ref.GetCluster())
+	switch {
+	case c == nil:
+		return fmt.Sprintf("cluster %q is not in rollout %s", ref.GetCluster(), r.GetId())
+	case ref.GetAssignmentId() != c.GetAssignmentId():
+		return fmt.Sprintf("report for assignment %q; the current assignment of %s is %q", ref.GetAssignmentId(), c.GetCluster(), c.GetAssignmentId())
+	case ref.GetProfileRevision() != r.GetProfileRevision():
+		return fmt.Sprintf("report for profile revision %d; rollout %s runs revision %d", ref.GetProfileRevision(), r.GetId(), r.GetProfileRevision())
+	case !expectsReports(c):
+		return fmt.Sprintf("cluster %s is %s with no active assignment; not applying, measuring or rolling back", c.GetCluster(), stateName(c.GetState()))
+	case ref.GetPhase() != c.GetPhase() && !(c.GetAction() == aRollback && ref.GetPhase() == phNone):
+		return fmt.Sprintf("report for phase %s; assignment %s is for phase %s", profile.PhaseName(ref.GetPhase()), c.GetAssignmentId(), profile.PhaseName(c.GetPhase()))
+	}
+	return ""
+}
+
+func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep Report, now time.Time, e *recorder) {
+	if c.PreRolloutHelmRevision == 0 && rep.HelmBefore > 0 {
+		c.PreRolloutHelmRevision = rep.HelmBefore
+	}
+	if !rep.ReportTime.IsZero() {
+		c.LastReportTime = timestamppb.New(rep.ReportTime)
+	}
+	if rep.Status != ebbflowv1.PhaseStatus_PHASE_STATUS_UNSPECIFIED {
+		c.LastStatus = rep.Status
+	}
+	status := strings.TrimPrefix(rep.Status.String(), "PHASE_STATUS_")
+	detail := ""
+	if rep.Message != "" {
+		detail = ": " + rep.Message
+	}
+
+	if c.State == cRollingBack {
+		switch rep.Status {
+		case ebbflowv1.PhaseStatus_PHASE_STATUS_ROLLED_BACK:
+			c.State, c.Action = cRolledBack, aIdle
+			c.Reason = cmp.Or(c.Reason, "rolled back") + fmt.Sprintf("; rolled back to helm revision %d", c.PreRolloutHelmRevision)
+			e.add("rolled-back", wave, c.Cluster, c.Phase, "rolled back to helm revision %d%s", c.PreRolloutHelmRevision, detail)
+		case ebbflowv1.PhaseStatus_PHASE_STATUS_FAILED:
+			c.State, c.Action = cFailed, aIdle
+			c.Reason = "rollback failed" + detail
+			e.add("fail", wave, c.Cluster, c.Phase, "%s", c.Reason)
+		default:
+			e.add("report", wave, c.Cluster, c.Phase, "rollback %s%s", status, detail)
+		}
+		return
+	}
+
+	res := result(c, c.Phase)
+	if res == nil {
+		res = &ebbflowv1.PhaseResult{Phase: c.Phase}
+		c.Results = append(c.Results, res)
+	}
+	for _, m := range rep.Measurements {
+		if m != nil {
+			res.Measurements = append(res.Measurements, capSamples(m))
+		}
+	}
+	name := profile.PhaseName(c.Phase)
+	switch rep.Status {
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_UNSPECIFIED:
+		e.add("report", wave, c.Cluster, c.Phase, "%s: %d measurements", name, len(rep.Measurements))
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED:
+		e.add("report", wave, c.Cluster, c.Phase, "%s %s%s", name, status, detail)
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_VERIFIED:
+		c.State, res.Verified = cMeasuring, true
+		e.add("report", wave, c.Cluster, c.Phase, "%s %s%s", name, status, detail)
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED:
+		res.Verified = true
+		if !rep.ReportTime.IsZero() {
+			res.ReportTime = timestamppb.New(rep.ReportTime)
+		}
+		res.HelmRevisionBefore, res.HelmRevisionAfter = rep.HelmBefore, rep.HelmAfter
+		e.add("report", wave, c.Cluster, c.Phase, "%s %s%s", name, status, detail)
+		judgePhase(n, wave, c, res, now, e)
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_FAILED:
+		failCluster(n, wave, c, fmt.Sprintf("phase %s failed%s", name, detail), now, e)
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED:
+		why := cmp.Or(strings.Join(rep.Preflight, "; "), rep.Message, "no reason given")
+		// The agent changed nothing: hold this phase and, as Plan does, every later one.
+		c.Results = slices.DeleteFunc(c.Results, func(r *ebbflowv1.PhaseResult) bool { return r.Phase == c.Phase })
+		i := slices.Index(c.Phases, c.Phase)
+		var held []string
+		for _, p := range c.Phases[max(i, 0):] {
+			if !slices.Contains(c.HeldPhases, p) {
+				c.HeldPhases = append(c.HeldPhases, p)
+				held = append(held, profile.PhaseName(p))
+			}
+		}
+		c.HeldReason = strings.Join(slices.DeleteFunc([]string{c.HeldReason, "agent preflight for " + name + ": " + why}, func(s string) bool { return s == "" }), "; ")
+		e.add("report", wave, c.Cluster, c.Phase, "preflight failed on the cluster for %s: %s; held %s", name, why, strings.Join(held, ", "))
+		passCluster(n, wave, c, now, e)
+	case ebbflowv1.PhaseStatus_PHASE_STATUS_ROLLED_BACK:
+		c.State, c.Action = cRolledBack, aIdle
+		c.Reason = "the agent rolled back during phase " + name + detail
+		e.add("rolled-back", wave, c.Cluster, c.Phase, "%s", c.Reason)
+	default:
+		e.add("report", wave, c.Cluster, c.Phase, "%s unknown status %d", name, rep.Status)
+	}
+}
+
+// capSamples clones a measurement, keeping at most MaxStoredSamples raw samples taken at
+// evenly spaced positions; the summary stays as the agent sent it.
+func capSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
+	out := proto.Clone(m).(*ebbflowv1.Measurement)
+	if n := len(out.SamplesMs); n > MaxStoredSamples {
+		kept := make([]float64, MaxStoredSamples)
+		for i := range kept {
+			kept[i] = out.SamplesMs[i*n/MaxStoredSamples]
+		}
+		out.SamplesMs = kept
+	}
+	return out
+}
+
+// judgePhase decides a measured phase: the baseline just passes; every other phase is judged
+// against the baseline under its budget.
+func judgePhase(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, res *ebbflowv1.PhaseResult, now time.Time, e *recorder) {
+	name := profile.PhaseName(c.Phase)
+	cand, err := judge.SamplesFrom(res.Measurements)
+	res.Latency = summarize(cand.LatencyMs, res.Measurements)
+	budget := budgetFor(n.GetSpec(), c.Phase)
+	if c.Phase == phBaseline && err == nil {
+		res.Verdict = ebbflowv1.Verdict_VERDICT_PASS
+		res.Reason = fmt.Sprintf("baseline: %d samples, p50 %.3f ms, p99 %.3f ms", len(cand.LatencyMs), res.Latency.GetP50Ms(), res.Latency.GetP99Ms())
+		e.add("verdict", wave, c.Cluster, c.Phase, "%s: PASS", res.Reason)
+		passCluster(n, wave, c, now, e)
+		return
+	}
+	if err != nil {
+		res.Verdict, res.PValue = ebbflowv1.Verdict_VERDICT_INCONCLUSIVE, 1
+		res.Reason = "invalid measurement: " + err.Error()
+	} else {
+		var base judge.Sample
+		if b := result(c, phBaseline); b != nil {
+			base, err = judge.SamplesFrom(b.Measurements)
+		}
+		jr := judge.Judge(base, cand, judge.BudgetFrom(budget))
+		res.Verdict, res.Reason = jr.Verdict, jr.Reason
+		res.P50DeltaPercent, res.P99DeltaPercent = jr.P50DeltaPct, jr.P99DeltaPct
+		res.ThroughputDeltaPercent, res.PValue = jr.ThroughputDeltaPct, jr.PValue
+		if err != nil {
+			res.Verdict = ebbflowv1.Verdict_VERDICT_INCONCLUSIVE
+			res.Reason = "invalid baseline measurement: " + err.Error()
+		}
+	}
+	e.add("verdict", wave, c.Cluster, c.Phase, "%s: p50 %+.1f%%, p99 %+.1f%% (p=%.4g): %s: %s",
+		name, res.P50DeltaPercent, res.P99DeltaPercent, res.PValue, stateName(res.Verdict), res.Reason)
+	switch res.Verdict {
+	case ebbflowv1.Verdict_VERDICT_PASS:
+		passCluster(n, wave, c, now, e)
+	case ebbflowv1.Verdict_VERDICT_REGRESSION:
+		failCluster(n, wave, c, fmt.Sprintf("regression in %s: %s", name, res.Reason), now, e)
+	default:
+		why := fmt.Sprintf("inconclusive in %s: %s", name, res.Reason)
+		if budget.GetOnInconclusive() == ebbflowv1.InconclusivePolicy_INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL {
+			c.State, c.Reason = cWaiting, why+"; waiting for approval"
+			return
+		}
+		failCluster(n, wave, c, why, now, e)
+	}
+}
+
+// summarize is the latency summary of pooled samples, with the measurements' error counts.
+func summarize(lat []float64, ms []*ebbflowv1.Measurement) *ebbflowv1.LatencySummary {
+	var errs int64
+	for _, m := range ms {
+		errs += m.GetLatency().GetErrors()
+	}
+	if len(lat) == 0 && errs == 0 {
+		return nil
+	}
+	s := &ebbflowv1.LatencySummary{Count: int64(len(lat)), Errors: errs}
+	if len(lat) == 0 {
+		return s
+	}
+	sorted := slices.Clone(lat)
+	slices.Sort(sorted)
+	sum := 0.0
+	for _, v := range sorted {
+		sum += v
+	}
+	s.P50Ms, s.P90Ms = judge.Percentile(sorted, 0.50), judge.Percentile(sorted, 0.90)
+	s.P99Ms, s.P999Ms = judge.Percentile(sorted, 0.99), judge.Percentile(sorted, 0.999)
+	s.MeanMs, s.MinMs, s.MaxMs = sum/float64(len(sorted)), sorted[0], sorted[len(sorted)-1]
+	return s
+}
