@@ -59,7 +59,7 @@ checkgenerate: generate ## Fail when the checked-in generated code differs from 
 
 .PHONY: build
 build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.
-	go build -o $(BIN)/ ./cmd/... ./e2e/kubebox/cmd/kubebox
+	go build -o $(BIN)/ ./cmd/... ./e2e/kubebox/cmd/kubebox ./e2e/cmd/latency-target
 
 .PHONY: lint
 lint: tools ## go vet, gofmt, buf lint and buf breaking against main.

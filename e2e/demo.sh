@@ -54,16 +54,18 @@ start_cluster() { # name kernels
     -cilium-chart deploy/testdata/charts/cilium -kubeconfig-out "$WORK/$name.kubeconfig" >"$WORK/$name.log" 2>&1 &
   pids+=($!)
 }
+"$BIN/latency-target" --delay 2ms --ready-file "$WORK/target.addr" >"$WORK/target.log" 2>&1 &
+pids+=($!)
 start_cluster kb-modern "6.8.0-1015-aws,6.8.0-1015-aws"
 start_cluster kb-legacy "6.1.112-124.190.amzn2023.x86_64,5.4.0-150-generic"
 for name in kb-modern kb-legacy; do
   for _ in $(seq 1 600); do [ -s "$WORK/$name.kubeconfig" ] && break; sleep 0.1; done
   [ -s "$WORK/$name.kubeconfig" ] || { echo "$name did not start; log:"; tail -30 "$WORK/$name.log"; exit 1; }
   "$BIN/fleet-agent" --controller "$URL1" --kubeconfig "$WORK/$name.kubeconfig" --cluster-id "$name" \
-    --labels env=prod,region=eu --log-level warn >"$WORK/$name-agent.log" 2>&1 &
+    --labels "env=prod,region=eu,ring=$([ "$name" = kb-modern ] && echo 0 || echo 1)" --log-level warn >"$WORK/$name-agent.log" 2>&1 &
   pids+=($!)
 done
-"$BIN/fleetctl" cluster register eu-9 -l env=prod,region=eu -o json >/dev/null
+"$BIN/fleetctl" cluster register eu-9 -l env=prod,region=eu,ring=2 -o json >/dev/null
 "$BIN/fleetctl" cluster register us-3 -l env=prod,region=us -o json >/dev/null
 run "$BIN/fleetctl" cluster cordon us-3 --reason "change freeze"
 for _ in $(seq 1 300); do
@@ -74,6 +76,34 @@ run "$BIN/fleetctl" cluster get kb-legacy
 
 say "Dry run: which clusters a rollout would hit, in which wave, and what preflight says"
 run "$BIN/fleetctl" rollout plan --profile eks --selector env=prod --canary 1 --wave-size 2 || true
+
+say "A staged rollout on the local clusters: canary wave, then the rest; each phase measured against the baseline"
+run "$BIN/fleetctl" profile apply -f e2e/demo-profile.yaml
+cat >"$WORK/rollout.yaml" <<YAML
+apiVersion: ebbflow.io/v1
+kind: Rollout
+metadata: {name: demo}
+spec:
+  profile: local-tuning
+  clusterSelector: env=prod,region=eu
+  sortLabel: ring
+  automatic:
+    canaryCount: 1
+    waveSize: 2
+    canaryGates: {soakTime: 2s}
+    gates: {maxFailuresCount: 0, soakTime: 1s}
+  phaseTimeout: 5m
+  budgets:
+    - {maxP50IncreasePercent: 25, maxP99IncreasePercent: 60, alpha: 0.01, minSamples: 100}
+  probes:
+    windows: 3
+    warmup: 0.2s
+    probes:
+      - {kind: PROBE_KIND_HTTP, target: "http://$(cat "$WORK/target.addr")/", rate: 200, duration: 1s}
+YAML
+run "$BIN/fleetctl" rollout create -f "$WORK/rollout.yaml"
+run "$BIN/fleetctl" rollout status demo --watch || echo "(the rollout did not succeed: exit $?)"
+run "$BIN/fleetctl" rollout history demo
 
 say "Failover: stop the leader; the fleet's state survives and writes go on"
 leader=$("$BIN/fleetctl" controller status -o json | sed -n 's/.*"leaderId": *"\(.*\)".*/\1/p')
