@@ -92,7 +92,7 @@ spec:
     waveSize: 2
     canaryGates: {soakTime: 2s}
     gates: {maxFailuresCount: 0, soakTime: 1s}
-  phaseTimeout: 5m
+  phaseTimeout: 300s
   budgets:
     - {maxP50IncreasePercent: 25, maxP99IncreasePercent: 60, alpha: 0.01, minSamples: 100}
   probes:

@@ -106,8 +106,12 @@ func rolloutView(w io.Writer, r *ebbflowv1.Rollout) {
 				p99 = fmt.Sprintf("%+.1f%%", res.GetP99DeltaPercent())
 				verdict = enumName(res.GetVerdict().String(), "VERDICT_")
 			}
+			reason := c.GetReason()
+			if reason == "" && len(c.GetHeldPhases()) > 0 {
+				reason = "held " + phaseList(c.GetHeldPhases()) + " by preflight: " + c.GetHeldReason()
+			}
 			row(w, label, c.GetCluster(), phaseName(c.GetPhase()), enumName(c.GetState().String(), "CLUSTER_ROLLOUT_STATE_"),
-				p50, p99, verdict, orDash(c.GetReason()))
+				p50, p99, verdict, orDash(shorten(reason, 160)))
 		}
 	}
 	for _, s := range r.GetSkipped() {
@@ -127,4 +131,12 @@ func lastResult(c *ebbflowv1.RolloutCluster) *ebbflowv1.PhaseResult {
 		}
 	}
 	return nil
+}
+
+// shorten cuts a long reason for the table; -o yaml shows it whole.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
