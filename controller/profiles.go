@@ -130,12 +130,8 @@ func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[
 		if err != nil {
 			return nil, err
 		}
-		res := &ebbflowv1.ListProfilesResponse{Profiles: ps}
-		if len(ps) > size {
-			res.Profiles = ps[:size]
-			res.NextPageToken = nextPageToken(ps[size-1].GetName())
-		}
-		return res, nil
+		page, next := trimPage(ps, size, (*ebbflowv1.Profile).GetName)
+		return &ebbflowv1.ListProfilesResponse{Profiles: page, NextPageToken: next}, nil
 	})
 }
 
@@ -191,6 +187,15 @@ func readAt[Req, Res any](
 		})
 		return out, err
 	})
+}
+
+// trimPage cuts a list read with one extra item to size; the token resumes after the last item
+// returned, and is empty when the list ended.
+func trimPage[T any](items []T, size int, key func(T) string) ([]T, string) {
+	if len(items) <= size {
+		return items, ""
+	}
+	return items[:size], nextPageToken(key(items[size-1]))
 }
 
 // Page tokens are opaque to callers: the base64 of the last key returned.

@@ -181,12 +181,8 @@ func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[
 		if err != nil {
 			return nil, err
 		}
-		res := &ebbflowv1.ListRolloutsResponse{Rollouts: rs}
-		if len(rs) > size {
-			res.Rollouts = rs[:size]
-			res.NextPageToken = nextPageToken(rs[size-1].GetId())
-		}
-		return res, nil
+		page, next := trimPage(rs, size, (*ebbflowv1.Rollout).GetId)
+		return &ebbflowv1.ListRolloutsResponse{Rollouts: page, NextPageToken: next}, nil
 	})
 }
 
