@@ -54,15 +54,20 @@ start_cluster() { # name kernels
     -cilium-chart deploy/testdata/charts/cilium -kubeconfig-out "$WORK/$name.kubeconfig" >"$WORK/$name.log" 2>&1 &
   pids+=($!)
 }
-"$BIN/latency-target" --delay 2ms --ready-file "$WORK/target.addr" >"$WORK/target.log" 2>&1 &
-pids+=($!)
+# One real latency target per cluster, reached by the name the rollout's probe uses.
+for name in kb-modern kb-legacy; do
+  "$BIN/latency-target" --delay 2ms --ready-file "$WORK/$name-target.addr" >"$WORK/$name-target.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do [ -s "$WORK/$name-target.addr" ] && break; sleep 0.1; done
+done
 start_cluster kb-modern "6.8.0-1015-aws,6.8.0-1015-aws"
 start_cluster kb-legacy "6.1.112-124.190.amzn2023.x86_64,5.4.0-150-generic"
 for name in kb-modern kb-legacy; do
   for _ in $(seq 1 600); do [ -s "$WORK/$name.kubeconfig" ] && break; sleep 0.1; done
   [ -s "$WORK/$name.kubeconfig" ] || { echo "$name did not start; log:"; tail -30 "$WORK/$name.log"; exit 1; }
   "$BIN/fleet-agent" --controller "$URL1" --kubeconfig "$WORK/$name.kubeconfig" --cluster-id "$name" \
-    --labels "env=prod,region=eu,ring=$([ "$name" = kb-modern ] && echo 0 || echo 1)" --log-level warn >"$WORK/$name-agent.log" 2>&1 &
+    --labels "env=prod,region=eu,ring=$([ "$name" = kb-modern ] && echo 0 || echo 1)" --log-level warn \
+    --resolve "echo.demo:8080=$(cat "$WORK/$name-target.addr")" >"$WORK/$name-agent.log" 2>&1 &
   pids+=($!)
 done
 "$BIN/fleetctl" cluster register eu-9 -l env=prod,region=eu,ring=2 -o json >/dev/null
@@ -77,7 +82,7 @@ run "$BIN/fleetctl" cluster get kb-legacy
 say "Dry run: which clusters a rollout would hit, in which wave, and what preflight says"
 run "$BIN/fleetctl" rollout plan --profile eks --selector env=prod --canary 1 --wave-size 2 || true
 
-say "A staged rollout on the local clusters: canary wave, then the rest; each phase measured against the baseline"
+say "A staged rollout: canary wave, then the rest; each phase measured against the baseline; kb-legacy regresses at l7"
 run "$BIN/fleetctl" profile apply -f e2e/demo-profile.yaml
 cat >"$WORK/rollout.yaml" <<YAML
 apiVersion: ebbflow.io/v1
@@ -91,7 +96,7 @@ spec:
     canaryCount: 1
     waveSize: 2
     canaryGates: {soakTime: 2s}
-    gates: {maxFailuresCount: 0, soakTime: 1s}
+    gates: {maxFailuresCount: 1, soakTime: 1s}
   phaseTimeout: 300s
   budgets:
     - {maxP50IncreasePercent: 25, maxP99IncreasePercent: 60, alpha: 0.01, minSamples: 100}
@@ -99,9 +104,23 @@ spec:
     windows: 3
     warmup: 0.2s
     probes:
-      - {kind: PROBE_KIND_HTTP, target: "http://$(cat "$WORK/target.addr")/", rate: 200, duration: 1s}
+      - {kind: PROBE_KIND_HTTP, target: "http://echo.demo:8080/", rate: 200, duration: 1s}
 YAML
 run "$BIN/fleetctl" rollout create -f "$WORK/rollout.yaml"
+# Once kb-legacy's baseline is measured, its target gets slower: a real, measured regression.
+(
+  for _ in $(seq 1 1500); do
+    if "$BIN/fleetctl" rollout history demo 2>/dev/null | grep -q 'kb-legacy.*baseline MEASURED'; then
+      port=$(cut -d: -f2 <"$WORK/kb-legacy-target.addr")
+      exec 3<>"/dev/tcp/127.0.0.1/$port"
+      printf 'PUT /delay?d=4ms HTTP/1.0\r\n\r\n' >&3
+      cat <&3 >"$WORK/regression.log"
+      exit 0
+    fi
+    sleep 0.2
+  done
+) &
+pids+=($!)
 run "$BIN/fleetctl" rollout status demo --watch || echo "(the rollout did not succeed: exit $?)"
 run "$BIN/fleetctl" rollout history demo
 

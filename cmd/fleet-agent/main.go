@@ -19,8 +19,10 @@ import (
 
 	"github.com/ebbflow/ebbflow/agent"
 	"github.com/ebbflow/ebbflow/agent/cluster"
+	"github.com/ebbflow/ebbflow/agent/probe"
 	"github.com/ebbflow/ebbflow/internal/buildinfo"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
 func main() {
@@ -38,6 +40,7 @@ func run() error {
 	nicLabel := flag.String("nic-driver-label", agent.DefaultNICDriverLabel, "node label that names the NIC driver")
 	namespace := flag.String("namespace", "ebbflow-system", "namespace of the agent's progress ConfigMaps")
 	ciliumNS := flag.String("cilium-namespace", "kube-system", "namespace of the Cilium release, cilium-config and the cilium DaemonSet")
+	resolve := flag.String("resolve", "", "probe targets to reach at other addresses, host:port=host:port[,...] (like curl --resolve)")
 	waitTimeout := flag.Duration("wait-timeout", 5*time.Minute, "bound on each Helm call and each wait for a DaemonSet rollout")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	version := flag.Bool("version", false, "print the version and exit")
@@ -63,9 +66,22 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	var resolveMap map[string]string
+	if *resolve != "" {
+		if resolveMap, err = probe.ParseResolve(strings.Split(*resolve, ",")); err != nil {
+			return fmt.Errorf("--resolve: %w", err)
+		}
+	}
 	drv, err := cluster.New(cluster.Config{
 		RESTConfig: cfg, Namespace: *namespace, CiliumNamespace: *ciliumNS, WaitTimeout: *waitTimeout,
 		NICDriverLabel: *nicLabel, Logger: log,
+		ProbeOptions: func(ps *ebbflowv1.ProbeSettings) probe.Options {
+			o := probe.OptionsFromSettings(ps)
+			if resolveMap != nil {
+				o.Dialer = probe.ResolvingDialer{Map: resolveMap}
+			}
+			return o
+		},
 	})
 	if err != nil {
 		return err
