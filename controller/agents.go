@@ -134,22 +134,18 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 		last = a
 		return stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a})
 	}
-	if err := send(); err != nil {
-		return err
+	relevant := func(ch store.Change) bool {
+		return ch.Resync || ch.Kind == store.KindRollout || ch.Kind == store.KindProfile || (ch.Kind == store.KindCluster && ch.Key == name)
 	}
 	for {
-		select {
-		case <-ctx.Done():
+		if err := send(); err != nil {
+			return err
+		}
+		if err := waitFor(ctx, sub, relevant); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
 			return nil
-		case ch, ok := <-sub.C:
-			if !ok {
-				return connect.NewError(connect.CodeUnavailable, errors.New("controller is shutting down"))
-			}
-			if ch.Resync || ch.Kind == "rollout" || ch.Kind == "profile" || (ch.Kind == "cluster" && ch.Key == name) {
-				if err := send(); err != nil {
-					return err
-				}
-			}
 		}
 	}
 }

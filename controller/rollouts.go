@@ -238,8 +238,11 @@ func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[
 		if terminalRollout(r.GetState()) {
 			return nil
 		}
-		if err := waitFor(ctx, sub, func(ch store.Change) bool { return ch.Resync || (ch.Kind == "rollout" && ch.Key == id) }); err != nil {
+		if err := waitFor(ctx, sub, func(ch store.Change) bool { return ch.Resync || (ch.Kind == store.KindRollout && ch.Key == id) }); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
