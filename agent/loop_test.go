@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +20,7 @@ import (
 // cluster alive, and after the controller restarts it reconnects and resubscribes by itself.
 func TestAgentRegistersFollowsAndReconnects(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{})
-	conn, client, err := agent.Dial(n.URL, nil)
+	conn, client, err := agent.Dial([]string{n.URL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,4 +62,34 @@ func TestAgentRegistersFollowsAndReconnects(t *testing.T) {
 	n.Stop()
 	n.Restart(t)
 	controllertest.Eventually(t, 20*time.Second, "assignment after reconnect", func() bool { return received.Load() >= 2 })
+}
+
+// Given every node of the group, the agent reaches a live one even when another is down, and
+// refuses a list that mixes schemes.
+func TestAgentDialsAnyLiveController(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	dead := controllertest.Start(t, controllertest.Options{})
+	deadURL := dead.URL
+	dead.Stop()
+	if _, _, err := agent.Dial([]string{n.URL, "https://127.0.0.1:1"}, nil); err == nil || !strings.Contains(err.Error(), "every controller URL must use http") {
+		t.Fatalf("mixed schemes: %v", err)
+	}
+	urls, err := agent.ParseControllers(deadURL + ", " + n.URL + ",")
+	if err != nil || len(urls) != 2 {
+		t.Fatalf("ParseControllers: %v %v", urls, err)
+	}
+	conn, client, err := agent.Dial(urls, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Every call lands on the live node, whichever the shuffled order tries first.
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := client.RegisterAgent(ctx, &ebbflowv1.RegisterAgentRequest{Cluster: fmt.Sprintf("edge-%d", i)})
+		cancel()
+		if err != nil {
+			t.Fatalf("register %d through the group: %v", i, err)
+		}
+	}
 }

@@ -33,7 +33,7 @@ func main() {
 }
 
 func run() error {
-	controllerURL := flag.String("controller", "http://127.0.0.1:7070", "controller URL (http:// for h2c, https:// for TLS)")
+	controllerURL := flag.String("controller", "http://127.0.0.1:7070", "controller URLs, comma-separated: every node of the group, so the agent moves on when one goes away (http:// for h2c, https:// for TLS)")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config)")
 	clusterID := flag.String("cluster-id", "", "this cluster's id in the fleet, a DNS label (required)")
 	labels := flag.String("labels", "", "cluster labels, k=v[,k=v...]")
@@ -95,7 +95,11 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, client, err := agent.Dial(*controllerURL, nil)
+	controllers, err := agent.ParseControllers(*controllerURL)
+	if err != nil {
+		return fmt.Errorf("--controller: %w", err)
+	}
+	conn, client, err := agent.Dial(controllers, nil)
 	if err != nil {
 		return err
 	}
