@@ -80,6 +80,9 @@ kubebox: ## Build (once, then cached) the local Kubernetes binaries the agent an
 bench: ## Benchmarks that back the speed figures in the README.
 	go test -run '^$$' -bench . -benchmem ./...
 
+CLUSTERS ?= 3
+DEMO_FLAGS ?=
+
 .PHONY: demo
-demo: build kubebox ## A 3-node controller, two kubebox clusters with agents, profiles, a plan, a failover.
-	./e2e/demo.sh
+demo: kubebox ## The main job: a 3-node controller, CLUSTERS (3) local clusters with agents, a staged rollout with a regression, a failover.
+	go run ./e2e/cmd/demo --clusters $(CLUSTERS) $(DEMO_FLAGS)

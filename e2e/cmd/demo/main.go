@@ -1,0 +1,233 @@
+// Command demo runs Ebbflow's main job on this machine: a 3-node fleet-controller, N real local
+// Kubernetes clusters (kubebox) each with its own fleet-agent and latency target, and a staged
+// rollout of the local tuning profile in which one cluster regresses and is rolled back by
+// itself, shown live by `fleetctl rollout status --watch`.
+//
+//	go run ./e2e/cmd/demo --clusters 3
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ebbflow/ebbflow/e2e/fleet"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+func main() {
+	n := flag.Int("clusters", 3, "number of local Kubernetes clusters, each with its own agent (1 to 20)")
+	keep := flag.Bool("keep", false, "keep the logs and data when the demo ends")
+	stay := flag.Bool("stay", term.IsTerminal(int(os.Stdin.Fd())), "stay up after the rollout until interrupted (default: when run from a terminal)")
+	flag.Parse()
+	if *n < 1 || *n > 20 {
+		fmt.Fprintln(os.Stderr, "demo: --clusters: want 1 to 20")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *n, *keep, *stay); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("\n\033[1m== %s\033[0m\n", fmt.Sprintf(format, args...))
+}
+
+// clusters names the demo's clusters eu-1..eu-N on rings 0..N-1. The third has a node on a
+// 5.4 kernel, so preflight holds its kpr and xdp; the second regresses after l7.
+func clusters(n int) []fleet.ClusterSpec {
+	var out []fleet.ClusterSpec
+	for i := range n {
+		c := fleet.ClusterSpec{Name: fmt.Sprintf("eu-%d", i+1), Labels: map[string]string{"env": "prod", "region": "eu", "ring": fmt.Sprint(i)}}
+		if i == 2 {
+			c.Kernels = []string{"6.1.112-124.190.amzn2023.x86_64", "5.4.0-150-generic"}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func rolloutYAML(n int) string {
+	wave := max(2, (n-1+1)/2)
+	return fmt.Sprintf(`apiVersion: ebbflow.io/v1
+kind: Rollout
+metadata: {name: demo}
+spec:
+  profile: local-tuning
+  clusterSelector: env=prod,region=eu
+  sortLabel: ring
+  automatic:
+    canaryCount: 1
+    waveSize: %d
+    canaryGates: {soakTime: 2s}
+    gates: {maxFailuresCount: 1, soakTime: 1s}
+  phaseTimeout: 300s
+  budgets:
+    - {maxP50IncreasePercent: 50, maxP99IncreasePercent: 300, alpha: 0.01, minSamples: 100}
+  probes:
+    windows: 3
+    warmup: 0.2s
+    probes:
+      - {kind: PROBE_KIND_HTTP, target: "http://%s/", rate: 100, duration: 1s}
+`, wave, fleet.TargetHost)
+}
+
+func run(ctx context.Context, n int, keep, stay bool) error {
+	root, err := fleet.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "ebbflow-demo-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if keep {
+			fmt.Printf("\nlogs and data kept in %s\n", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
+
+	say("Starting a 3-node fleet-controller (Raft on bbolt) and %d local Kubernetes clusters with an agent each", n)
+	fmt.Println("(the first run builds the Kubernetes binaries, about 10 minutes; they are cached)")
+	start := time.Now()
+	f, err := fleet.Start(ctx, fleet.Options{Dir: dir, Root: root, Clusters: clusters(n), Log: os.Stdout})
+	if err != nil {
+		return err
+	}
+	defer f.Stop()
+	fmt.Printf("fleet up in %s\n", time.Since(start).Round(time.Second))
+	leader := f.Controllers[0].URL
+	ctl := func(args ...string) error {
+		fmt.Printf("$ fleetctl %s\n", strings.Join(args, " "))
+		cmd := f.FleetctlCmd(ctx, leader, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	if err := ctl("controller", "status"); err != nil {
+		return err
+	}
+
+	say("Tuning profiles: validate, apply, revise, diff")
+	eks := filepath.Join(root, "deploy/profiles/eks.yaml")
+	b, err := os.ReadFile(eks)
+	if err != nil {
+		return err
+	}
+	eks2 := filepath.Join(dir, "eks-v2.yaml")
+	if err := os.WriteFile(eks2, []byte(strings.Replace(string(b), "namespaces: [checkout, payments]", "namespaces: [checkout, payments, search]", 1)), 0o644); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"profile", "validate", "-f", "deploy/profiles/eks.yaml"},
+		{"profile", "apply", "-f", "deploy/profiles/eks.yaml"},
+		{"profile", "apply", "-f", eks2},
+		{"profile", "diff", "eks"},
+		{"profile", "apply", "-f", "e2e/demo-profile.yaml"},
+		{"profile", "list"},
+	} {
+		if err := ctl(args...); err != nil {
+			return err
+		}
+	}
+
+	say("The fleet: what each agent reported, plus a cluster cordoned for a change freeze")
+	for _, args := range [][]string{
+		{"cluster", "register", "eu-frozen", "-l", "env=prod,region=eu,ring=9"},
+		{"cluster", "cordon", "eu-frozen", "--reason", "change freeze"},
+		{"cluster", "list", "-l", "env=prod"},
+	} {
+		if err := ctl(args...); err != nil {
+			return err
+		}
+	}
+
+	say("Dry run: waves, and the phases preflight holds")
+	spec := filepath.Join(dir, "rollout.yaml")
+	if err := os.WriteFile(spec, []byte(rolloutYAML(n)), 0o644); err != nil {
+		return err
+	}
+	if err := ctl("rollout", "plan", "-f", spec); err != nil {
+		return err
+	}
+
+	say("A staged rollout: a canary, then the rest; every phase measured against the baseline")
+	if n >= 2 {
+		fmt.Println("eu-2's latency target gets 3x slower once its l7 phase is measured: a real regression in kpr")
+	}
+	if err := ctl("rollout", "create", "-f", spec); err != nil {
+		return err
+	}
+	if n >= 2 {
+		slow := f.Cluster("eu-2")
+		go func() {
+			match := func(e *ebbflowv1.RolloutEvent) bool {
+				return e.GetKind() == "report" && e.GetCluster() == "eu-2" && strings.HasPrefix(e.GetMessage(), "l7 MEASURED")
+			}
+			if _, err := f.WaitEvent(ctx, "demo", 15*time.Minute, "eu-2's l7 measured", match); err == nil {
+				_ = slow.SetDelay(ctx, 30*time.Millisecond)
+			}
+		}()
+	}
+	err = ctl("rollout", "status", "demo", "--watch")
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return err
+	}
+	if ee != nil {
+		fmt.Printf("(the rollout did not succeed: fleetctl exited %d)\n", ee.ExitCode())
+	}
+	if err := ctl("rollout", "history", "demo"); err != nil {
+		return err
+	}
+
+	say("Failover: kill the Raft leader; the state survives and a new leader serves")
+	l, err := f.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("leader is %s; killing it\n", l.ID)
+	l.Proc.Kill()
+	next, err := f.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	leader = next.URL
+	if err := ctl("controller", "status"); err != nil {
+		return err
+	}
+	if err := ctl("rollout", "status", "demo"); err != nil {
+		return err
+	}
+
+	say("Where to look")
+	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s   e.g. EBBFLOW_SERVER=%s bin/fleetctl cluster list
+  Metrics:                        %s/metrics
+  Logs (every process):           %s
+  Clusters' kubeconfigs:          %s/clusters/<name>/kubeconfig
+`, leader, leader, leader, f.Logs, dir)
+	if !keep {
+		fmt.Println("  (logs and data are removed when the demo ends; --keep keeps them)")
+	}
+	if stay {
+		fmt.Println("The fleet stays up; press Ctrl-C to stop everything the demo started.")
+		<-ctx.Done()
+	}
+	fmt.Println("Stopping everything the demo started.")
+	return nil
+}
+
