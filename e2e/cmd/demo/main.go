@@ -230,4 +230,3 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	fmt.Println("Stopping everything the demo started.")
 	return nil
 }
-
