@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/term"
 
 	"github.com/ebbflow/ebbflow/e2e/fleet"
@@ -207,6 +208,10 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 		return err
 	}
 	leader = next.URL
+	// The new leader has heard from no agent yet; each comes back within a heartbeat.
+	if err := waitAlive(ctx, f, n); err != nil {
+		return err
+	}
 	if err := ctl("controller", "status"); err != nil {
 		return err
 	}
@@ -215,11 +220,11 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	}
 
 	say("Where to look")
-	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s   e.g. EBBFLOW_SERVER=%s bin/fleetctl cluster list
+	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s   e.g. EBBFLOW_SERVER=%s %s cluster list
   Metrics:                        %s/metrics
   Logs (every process):           %s
   Clusters' kubeconfigs:          %s/clusters/<name>/kubeconfig
-`, leader, leader, leader, f.Logs, dir)
+`, leader, leader, f.Bins.Fleetctl, leader, f.Logs, dir)
 	if !keep {
 		fmt.Println("  (logs and data are removed when the demo ends; --keep keeps them)")
 	}
@@ -229,4 +234,21 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	}
 	fmt.Println("Stopping everything the demo started.")
 	return nil
+}
+
+// waitAlive waits until the leader counts n live agents.
+func waitAlive(ctx context.Context, f *fleet.Fleet, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		st, err := f.Client().Controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+		if err == nil && st.Msg.GetLiveAgents() >= int64(n) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the agents did not come back to the new leader: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
