@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // Charts, and how the tests install them.
@@ -58,24 +60,31 @@ func tryRender(chart, name, namespace string, values map[string]any) (string, er
 	return rel.Manifest, nil
 }
 
-// objects decodes every document of a manifest.
+// objects decodes every document of a manifest (numbers as int64, as the API server has them).
 func objects(t testing.TB, manifest string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
 	for {
-		var m map[string]any
-		err := dec.Decode(&m)
+		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
+			t.Fatalf("read manifest: %v", err)
+		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
 			t.Fatalf("decode manifest: %v", err)
 		}
-		if len(m) == 0 {
+		if s := strings.TrimSpace(string(js)); s == "null" || s == "{}" {
 			continue
 		}
-		out = append(out, &unstructured.Unstructured{Object: m})
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			t.Fatalf("decode %s: %v", js, err)
+		}
+		out = append(out, u)
 	}
 }
 
