@@ -149,3 +149,8 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
 }
+
+// unstructuredMap is the map at fields (nil when missing).
+func unstructuredMap(m map[string]any, fields ...string) (map[string]any, bool, error) {
+	return unstructured.NestedMap(m, fields...)
+}
