@@ -76,6 +76,23 @@ test: checkgenerate lint kubebox ## Every check and every test (race detector on
 kubebox: ## Build (once, then cached) the local Kubernetes binaries the agent and e2e tests run.
 	go run ./e2e/kubebox/cmd/kubebox -build
 
+IMAGE ?= ghcr.io/ebbflow/ebbflow:dev
+IMAGE_VERSION ?= dev
+
+.PHONY: image
+image: ## Build the container image (the three commands on distroless) with docker or podman.
+	@engine=""; \
+	for e in docker podman; do \
+		if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -z "$$engine" ]; then \
+		echo "make image: no container engine here: neither 'docker info' nor 'podman info' succeeds" >&2; \
+		echo "(a docker client without a running daemon is not enough); start Docker or Podman, or build ./Dockerfile elsewhere" >&2; \
+		exit 1; \
+	fi; \
+	echo "building $(IMAGE) with $$engine"; \
+	$$engine build --build-arg VERSION=$(IMAGE_VERSION) -t $(IMAGE) .
+
 .PHONY: bench
 bench: ## Benchmarks that back the speed figures in the README.
 	go test -run '^$$' -bench . -benchmem ./...

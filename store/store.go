@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,7 +51,8 @@ type Config struct {
 	// RaftBind is the host:port the Raft TCP transport listens on; port 0 picks a free port
 	// (RaftAddress reports it). Default 127.0.0.1:0.
 	RaftBind string
-	// RaftAdvertise is the address other nodes dial; default the bound address.
+	// RaftAdvertise is the address other nodes dial; default the bound address. A DNS name
+	// (host:port) is kept as the node's Raft address and resolved at each dial.
 	RaftAdvertise string
 	// APIAddress is this node's API host:port. The node records it through Raft when it
 	// becomes leader, so every node can find the leader's API.
@@ -183,13 +183,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("store: snapshot store: %w", err)
 	}
 
-	var advertise net.Addr
-	if cfg.RaftAdvertise != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
-			return nil, fmt.Errorf("store: raft advertise address: %w", err)
-		}
-	}
-	s.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, hlog)
+	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.RaftBind, err)
 	}

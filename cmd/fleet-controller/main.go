@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,6 +43,7 @@ type flags struct {
 	heartbeat                                                           time.Duration
 	allowInsecureRemote                                                 bool
 	readyFile                                                           string
+	statefulSetService, podName, tlsCA                                  string
 }
 
 func parseFlags() flags {
@@ -59,6 +61,9 @@ func parseFlags() flags {
 	flag.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	flag.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
 	flag.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "allow serving the API without TLS on a non-loopback address")
+	flag.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
+	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
+	flag.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) trusted when calling other nodes over TLS (joining, forwarding to the leader); default the system roots")
 	flag.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -95,6 +100,31 @@ func run() error {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	bootstrap := f.join == ""
+	if f.statefulSetService != "" {
+		if f.nodeID != "" || f.join != "" || f.advertise != "" || f.raftAdvertise != "" {
+			return errors.New("--statefulset-service derives --node-id, --join, --advertise and --raft-advertise; do not set them too")
+		}
+		pod := f.podName
+		if pod == "" {
+			if pod, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--pod-name: %w", err)
+			}
+		}
+		plan, err := statefulSetPlan(pod, f.statefulSetService, f.listen, f.raftListen, scheme)
+		if err != nil {
+			return fmt.Errorf("--statefulset-service: %w", err)
+		}
+		f.nodeID, f.join, f.advertise, f.raftAdvertise, bootstrap = plan.NodeID, plan.Join, plan.Advertise, plan.RaftAdvertise, plan.Bootstrap
+	}
+	peerClient, err := newPeerClient(f.tlsCA)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
@@ -137,7 +167,7 @@ func run() error {
 
 	st, err := store.Open(store.Config{
 		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
-		APIAddress: apiAddr, Bootstrap: f.join == "", Logger: log,
+		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -148,13 +178,9 @@ func run() error {
 		}
 	}()
 
-	scheme := "http"
-	if f.tlsCert != "" {
-		scheme = "https"
-	}
 	srv, err := controller.New(controller.Config{
 		Store: st, NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
-		HeartbeatInterval: f.heartbeat, ForwardScheme: scheme, Version: buildinfo.Version(),
+		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: scheme, Version: buildinfo.Version(),
 	})
 	if err != nil {
 		return err
@@ -186,7 +212,7 @@ func run() error {
 		"data_dir", f.dataDir, "version", buildinfo.Version())
 
 	if f.join != "" {
-		if err := join(ctx, log, f.join, nodeID, st.RaftAddress(), apiAddr); err != nil && ctx.Err() == nil {
+		if err := join(ctx, log, peerClient, f.join, nodeID, st.RaftAddress(), apiAddr); err != nil && ctx.Err() == nil {
 			return err
 		}
 	}
@@ -214,8 +240,8 @@ func run() error {
 
 // join asks an existing controller (forwarded to its leader) to add this node as a voter,
 // retrying with backoff until it succeeds or ctx ends.
-func join(ctx context.Context, log *slog.Logger, url, id, raftAddr, apiAddr string) error {
-	client := ebbflowv1connect.NewControllerServiceClient(&http.Client{Timeout: 30 * time.Second}, strings.TrimRight(url, "/"))
+func join(ctx context.Context, log *slog.Logger, hc *http.Client, url, id, raftAddr, apiAddr string) error {
+	client := ebbflowv1connect.NewControllerServiceClient(hc, strings.TrimRight(url, "/"))
 	backoff := 200 * time.Millisecond
 	for {
 		_, err := client.AddVoter(ctx, connect.NewRequest(&ebbflowv1.AddVoterRequest{NodeId: id, RaftAddress: raftAddr, ApiAddress: apiAddr}))
@@ -234,6 +260,28 @@ func join(ctx context.Context, log *slog.Logger, url, id, raftAddr, apiAddr stri
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// newPeerClient is the HTTP client for calls to other nodes; with caFile it trusts only that
+// CA bundle over TLS.
+func newPeerClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if caFile == "" {
+		return hc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	tr.ForceAttemptHTTP2 = true
+	hc.Transport = tr
+	return hc, nil
 }
 
 func loopback(a net.Addr) bool {

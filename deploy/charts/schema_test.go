@@ -1,0 +1,47 @@
+package charts
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSchema: values the schemas refuse fail the install, with the offending key named;
+// the charts' own checks refuse what a schema cannot express.
+func TestSchema(t *testing.T) {
+	tests := []struct {
+		name, chart string
+		values      map[string]any
+		err         string // "" when the values must render
+	}{
+		{"controller defaults", controllerChart, nil, ""},
+		{"controller typo at the top", controllerChart, map[string]any{"replica": 3}, "replica"},
+		{"controller typo in tls", controllerChart, map[string]any{"tls": map[string]any{"enable": true}}, "enable"},
+		{"controller typo in persistence", controllerChart, map[string]any{"persistence": map[string]any{"storageClass": "fast"}}, "storageClass"},
+		{"controller replicas as a string", controllerChart, map[string]any{"replicas": "3"}, "replicas"},
+		{"controller zero replicas", controllerChart, map[string]any{"replicas": 0}, "replicas"},
+		{"controller bad log level", controllerChart, map[string]any{"log": map[string]any{"level": "verbose"}}, "level"},
+		{"controller plain text not acknowledged", controllerChart, map[string]any{"allowInsecureRemote": false}, "allowInsecureRemote"},
+		{"controller TLS without a secret", controllerChart, map[string]any{"tls": map[string]any{"enabled": true}}, "tls.secretName"},
+		{"agent required values", agentChart, agentRequired(), ""},
+		{"agent without clusterId", agentChart, map[string]any{"controllerUrl": "http://c:7070"}, "clusterId"},
+		{"agent typo at the top", agentChart, merge(agentRequired(), map[string]any{"clusterID": "eu-1"}), "clusterID"},
+		{"agent typo in rbac", agentChart, merge(agentRequired(), map[string]any{"rbac": map[string]any{"extraRule": []any{}}}), "extraRule"},
+		{"agent typo in a park entry", agentChart, merge(agentRequired(), map[string]any{"parkDaemonSets": []any{map[string]any{"ns": "kube-system", "name": "kube-proxy"}}}), "ns"},
+		{"agent two replicas", agentChart, merge(agentRequired(), map[string]any{"replicas": 2}), "replicas"},
+		{"agent cluster id not a DNS label", agentChart, merge(agentRequired(), map[string]any{"clusterId": "EU_1"}), "clusterId"},
+		{"agent controller URL without scheme", agentChart, merge(agentRequired(), map[string]any{"controllerUrl": "ctl:7070"}), "controllerUrl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tryRender(tt.chart, tt.chart, testNamespace, tt.values)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.err != "" && err == nil:
+				t.Fatalf("rendered; want an error naming %q", tt.err)
+			case tt.err != "" && !strings.Contains(err.Error(), tt.err):
+				t.Fatalf("error %q does not name %q", err, tt.err)
+			}
+		})
+	}
+}
