@@ -48,6 +48,11 @@ type app struct {
 	timeout    time.Duration
 
 	clients *clients
+	// servers are every controller URL given (--server a,b,c); clients talk to the first.
+	// A --watch moves on to the next when its controller goes away.
+	servers    []string
+	httpClient *http.Client
+	clientOpts []connect.ClientOption
 }
 
 type clients struct {
@@ -151,7 +156,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controlle
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
 	}
 	f := root.PersistentFlags()
-	f.StringVar(&a.server, "server", "", "controller URL (overrides $EBBFLOW_SERVER and the config file)")
+	f.StringVar(&a.server, "server", "", "controller URL, or several comma-separated (a --watch moves on when one goes away); overrides $EBBFLOW_SERVER and the config file")
 	f.StringVar(&a.configPath, "config", "", "config file (default $EBBFLOW_CONFIG or ~/.config/ebbflow/config.yaml)")
 	f.StringVar(&a.context, "context", "", "config context to use (default: the current context)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
@@ -191,10 +196,20 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if server == "" {
 		server = "http://127.0.0.1:7070"
 	}
-	if !strings.HasPrefix(server, "http://") && !strings.HasPrefix(server, "https://") {
+	a.servers = nil
+	for _, s := range strings.Split(server, ",") {
+		if s = strings.TrimRight(strings.TrimSpace(s), "/"); s == "" {
+			continue
+		}
+		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+			return usageErr("server %q: want http://host:port or https://host:port", s)
+		}
+		a.servers = append(a.servers, s)
+	}
+	if len(a.servers) == 0 {
 		return usageErr("server %q: want http://host:port or https://host:port", server)
 	}
-	server = strings.TrimRight(server, "/")
+	server = a.servers[0]
 	tel, err := telemetry.Setup(telemetry.Options{ServiceName: "fleetctl"})
 	if err != nil {
 		return err
@@ -206,6 +221,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 	}
 	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(ctxCfg))}
 	hc := &http.Client{}
+	a.httpClient, a.clientOpts = hc, opts
 	a.clients = &clients{
 		profiles:   ebbflowv1connect.NewProfileServiceClient(hc, server, opts...),
 		clusters:   ebbflowv1connect.NewClusterServiceClient(hc, server, opts...),

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
 func (a *app) rolloutStatus() *cobra.Command {
@@ -31,35 +34,103 @@ rollout ends: 0 if it succeeded, 10 if it failed or was rolled back, 11 if it wa
 				}
 				return a.printMsg(res.Msg.GetRollout(), func(w io.Writer) { rolloutView(w, res.Msg.GetRollout()) })
 			}
-			stream, err := a.clients.rollouts.WatchRollout(cmd.Context(), connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: args[0]}))
-			if err != nil {
-				return err
-			}
-			defer stream.Close()
-			var last *ebbflowv1.Rollout
-			for stream.Receive() {
-				last = stream.Msg().GetRollout()
-				if a.output == "table" && isTerminal(a.out) {
-					fmt.Fprint(a.out, "\033[H\033[2J") // redraw in place on a terminal
-				}
-				if err := a.printMsg(last, func(w io.Writer) { rolloutView(w, last) }); err != nil {
-					return err
-				}
-				if a.output == "table" && !isTerminal(a.out) {
-					fmt.Fprintln(a.out, "---")
-				}
-			}
-			if err := stream.Err(); err != nil {
-				return err
-			}
-			if last == nil {
-				return errors.New("the watch ended before the controller sent the rollout")
-			}
-			return watchOutcome(last)
+			return a.watchRollout(cmd.Context(), args[0])
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "stream changes until the rollout ends; the exit code tells how it ended")
 	return cmd
+}
+
+// watchGiveUp is how long a --watch keeps trying to reach a controller once none answers.
+const watchGiveUp = time.Minute
+
+// watchRollout prints the rollout as the controller streams it, until it ends. When the stream
+// breaks first (its controller restarted or went away), it reconnects with backoff, moving
+// through the --server list, for as long as a controller answers within watchGiveUp.
+func (a *app) watchRollout(ctx context.Context, id string) error {
+	var last *ebbflowv1.Rollout
+	next, backoff := 0, 100*time.Millisecond
+	lastHeard := time.Now()
+	for {
+		client := ebbflowv1connect.NewRolloutServiceClient(a.httpClient, a.servers[next%len(a.servers)], a.clientOpts...)
+		got, err := a.watchOnce(ctx, client, id, &last)
+		if last != nil && watchEnded(last) {
+			return watchOutcome(last)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch connect.CodeOf(err) {
+		case connect.CodeUnavailable, connect.CodeUnknown, connect.CodeInternal, connect.CodeAborted, connect.CodeDeadlineExceeded:
+		default:
+			if err != nil {
+				return err
+			}
+		}
+		if got > 0 {
+			lastHeard, backoff = time.Now(), 100*time.Millisecond
+		}
+		if time.Since(lastHeard) > watchGiveUp {
+			if err == nil {
+				return watchOutcome(last)
+			}
+			return err
+		}
+		next++
+		fmt.Fprintf(a.errOut, "watch: the stream from %s ended (%v); reconnecting to %s\n",
+			a.servers[(next-1)%len(a.servers)], err, a.servers[next%len(a.servers)])
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// watchOnce follows one stream until it ends, printing every message; it returns how many
+// messages came and the stream's error.
+func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServiceClient, id string, last **ebbflowv1.Rollout) (int, error) {
+	stream, err := client.WatchRollout(ctx, connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: id}))
+	if err != nil {
+		return 0, err
+	}
+	defer stream.Close()
+	n := 0
+	for stream.Receive() {
+		n++
+		r := stream.Msg().GetRollout()
+		*last = r
+		if a.output == "table" && isTerminal(a.out) {
+			fmt.Fprint(a.out, "\033[H\033[2J") // redraw in place on a terminal
+		}
+		if err := a.printMsg(r, func(w io.Writer) { rolloutView(w, r) }); err != nil {
+			return n, err
+		}
+		if a.output == "table" && !isTerminal(a.out) {
+			fmt.Fprintln(a.out, "---")
+		}
+		if watchEnded(r) {
+			return n, nil
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return n, err
+	}
+	if n == 0 && *last == nil {
+		return 0, connect.NewError(connect.CodeUnavailable, errors.New("the watch ended before the controller sent the rollout"))
+	}
+	return n, nil
+}
+
+// watchEnded reports whether a rollout is in a final state.
+func watchEnded(r *ebbflowv1.Rollout) bool {
+	switch r.GetState() {
+	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
+		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
+		return true
+	}
+	return false
 }
 
 // watchOutcome turns a rollout's final state into fleetctl's exit code.
