@@ -114,6 +114,7 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 	}
 	sub := s.store.Subscribe()
 	defer sub.Close()
+	s.readYourWrites(ctx)
 	var last *ebbflowv1.Assignment
 	send := func() error {
 		var a *ebbflowv1.Assignment

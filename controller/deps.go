@@ -19,6 +19,8 @@ type Writer interface {
 type Reader interface {
 	View(ctx context.Context, level store.ReadLevel, fn func(tx *store.Tx) error) error
 	Subscribe() *store.Subscription
+	// CatchUp waits until this node has applied the log up to index.
+	CatchUp(ctx context.Context, index uint64) error
 }
 
 // Membership is the Raft view the API reports and changes.

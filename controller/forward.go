@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 	"github.com/ebbflow/ebbflow/store"
 )
@@ -98,5 +100,31 @@ func copyHeaders(dst, src http.Header) {
 		if v := src.Get(k); v != "" {
 			dst.Set(k, v)
 		}
+	}
+}
+
+// readYourWrites makes a stream start from a state that holds every write acknowledged before
+// the call, on any node: the leader does a linearizable read; a follower asks the leader for its
+// commit index and waits until it has applied that far. When no leader answers within a few
+// seconds the stream starts from the local replica as it is, and catches up as it follows.
+func (s *Server) readYourWrites(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if s.store.IsLeader() {
+		if err := s.store.View(ctx, store.Linearizable, func(*store.Tx) error { return nil }); err == nil {
+			return
+		}
+	}
+	lc, err := s.fwd.leader()
+	if err != nil {
+		return
+	}
+	st, err := lc.controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+	if err != nil {
+		s.log.Debug("no leader commit index for a consistent stream start; serving the local replica", "err", err)
+		return
+	}
+	if err := s.store.CatchUp(ctx, st.Msg.GetCommitIndex()); err != nil {
+		s.log.Debug("catching up to the leader's commit index", "index", st.Msg.GetCommitIndex(), "err", err)
 	}
 }

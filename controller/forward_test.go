@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -95,4 +96,53 @@ func TestLeaderLossKeepsAcknowledgedWrites(t *testing.T) {
 		_, err := newClients(other.URL).profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: "after-failover", Spec: minimalSpec()}))
 		return err == nil || connect.CodeOf(err) == connect.CodeAlreadyExists
 	})
+}
+
+// A watch opened on a follower right after the leader acknowledged a write starts from a state
+// that holds it: the follower catches up to the leader's commit index before its first read,
+// so a rollout just created is never "not found" there.
+func TestFollowerWatchSeesAcknowledgedCreate(t *testing.T) {
+	nodes := controllertest.StartCluster(t, 3)
+	leader := controllertest.Leader(t, nodes)
+	var followers []*controllertest.Node
+	for _, n := range nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+	lc := newClients(leader.URL)
+	applyBareMetal(t, lc)
+	ctx := context.Background()
+	const rounds = 20
+	for i := range rounds {
+		if _, err := lc.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{
+			Name: fmt.Sprintf("c-%02d", i), Labels: map[string]string{"env": "prod", "order": "00", "idx": fmt.Sprint(i)},
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range rounds {
+		spec := fleetSpec(0, 0)
+		spec.ClusterSelector = fmt.Sprintf("idx=%d", i)
+		id := fmt.Sprintf("r-%02d", i)
+		if _, err := lc.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec})); err != nil {
+			t.Fatal(err)
+		}
+		f := followers[i%len(followers)]
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		stream, err := newClients(f.URL).rollouts.WatchRollout(wctx, connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: id}))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if !stream.Receive() {
+			cancel()
+			t.Fatalf("watch of %s on follower %s right after the create: %v", id, f.ID, stream.Err())
+		}
+		if got := stream.Msg().GetRollout().GetId(); got != id {
+			t.Errorf("watch on %s sent rollout %q, want %q", f.ID, got, id)
+		}
+		stream.Close()
+		cancel()
+	}
 }

@@ -218,6 +218,7 @@ func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[
 	}
 	sub := s.store.Subscribe()
 	defer sub.Close()
+	s.readYourWrites(ctx)
 	var last *ebbflowv1.Rollout
 	for {
 		var r *ebbflowv1.Rollout

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
@@ -64,6 +65,25 @@ func (s *Store) linearize(ctx context.Context) error {
 		return err
 	}
 	return s.waitApplied(ctx, readIndex)
+}
+
+// CatchUp waits until this node's state machine holds the log up to index, typically the
+// leader's commit index read after a write was acknowledged: a follower that has caught up
+// holds that write. It waits for Raft to have the entries locally and hand them to the FSM
+// (Raft's applied index, polled), then for the FSM to have applied the last command among them.
+func (s *Store) CatchUp(ctx context.Context, index uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.raft.AppliedIndex() < index {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return ErrClosed
+		}
+	}
+	return s.waitApplied(ctx, index)
 }
 
 // waitApplied waits until the FSM has applied every command at or below index. Entries it

@@ -14,6 +14,7 @@ import (
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+	"github.com/ebbflow/ebbflow/rollout"
 )
 
 func (a *app) rolloutStatus() *cobra.Command {
@@ -54,7 +55,7 @@ func (a *app) watchRollout(ctx context.Context, id string) error {
 	for {
 		client := ebbflowv1connect.NewRolloutServiceClient(a.httpClient, a.servers[next%len(a.servers)], a.clientOpts...)
 		got, err := a.watchOnce(ctx, client, id, &last)
-		if last != nil && watchEnded(last) {
+		if last != nil && rollout.Terminal(last.GetState()) {
 			return watchOutcome(last)
 		}
 		if ctx.Err() != nil {
@@ -110,7 +111,7 @@ func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServ
 		if a.output == "table" && !isTerminal(a.out) {
 			fmt.Fprintln(a.out, "---")
 		}
-		if watchEnded(r) {
+		if rollout.Terminal(r.GetState()) {
 			return n, nil
 		}
 	}
@@ -121,16 +122,6 @@ func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServ
 		return 0, connect.NewError(connect.CodeUnavailable, errors.New("the watch ended before the controller sent the rollout"))
 	}
 	return n, nil
-}
-
-// watchEnded reports whether a rollout is in a final state.
-func watchEnded(r *ebbflowv1.Rollout) bool {
-	switch r.GetState() {
-	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
-		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
-		return true
-	}
-	return false
 }
 
 // watchOutcome turns a rollout's final state into fleetctl's exit code.

@@ -47,7 +47,7 @@ func checkAppliedOnce(t *testing.T, f *fleet.Fleet, id string) {
 // goes on under the new leader, and no phase is applied twice.
 func TestLeaderLossMidWave(t *testing.T) {
 	f := startFleet(t, threeClusters())
-	createRollout(t, f, rolloutSpec{id: "failover", canary: 1, waveSize: 2})
+	createRollout(t, f, fleet.Rollout{ID: "failover", Canary: 1, WaveSize: 2})
 	leader, err := f.Leader(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +82,7 @@ func TestLeaderLossMidWave(t *testing.T) {
 		t.Fatalf("rollout %s: %s", r.GetState(), r.GetMessage())
 	}
 	for _, c := range f.Clusters {
-		checkConfig(t, c, l7Config, kprConfig, xdpConfig)
-		waitKubeProxy(t, c, true, 0)
+		checkTuned(t, c)
 	}
 	checkAppliedOnce(t, f, "failover")
 }
@@ -93,7 +92,7 @@ func TestLeaderLossMidWave(t *testing.T) {
 func TestAgentCrashMidKPR(t *testing.T) {
 	f := startFleet(t, threeClusters())
 	c1 := f.Cluster("c1")
-	createRollout(t, f, rolloutSpec{id: "crash", canary: 1, waveSize: 2})
+	createRollout(t, f, fleet.Rollout{ID: "crash", Canary: 1, WaveSize: 2})
 	w := watch(t, f, f.Controllers[0].URL, "crash")
 	if _, err := f.WaitEvent(context.Background(), "crash", 10*time.Minute, "c1's kpr started", reportOf("c1", ebbflowv1.Phase_PHASE_KPR, "kpr STARTED")); err != nil {
 		t.Fatal(err)
@@ -129,8 +128,7 @@ func TestAgentCrashMidKPR(t *testing.T) {
 		t.Fatalf("rollout %s: %s", r.GetState(), r.GetMessage())
 	}
 	for _, c := range f.Clusters {
-		checkConfig(t, c, l7Config, kprConfig, xdpConfig)
-		waitKubeProxy(t, c, true, 0)
+		checkTuned(t, c)
 	}
 	checkAppliedOnce(t, f, "crash")
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ebbflow/ebbflow/agent"
 	"github.com/ebbflow/ebbflow/agent/cluster"
 	"github.com/ebbflow/ebbflow/e2e/kubebox"
+	"github.com/ebbflow/ebbflow/e2e/process"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
@@ -81,7 +82,7 @@ type Fleet struct {
 // Controller is one fleet-controller process.
 type Controller struct {
 	ID, Addr, URL, DataDir string
-	Proc                   *Proc
+	Proc                   *process.Process
 }
 
 // Cluster is one member cluster: a kubebox cluster, its latency target and its agent.
@@ -93,9 +94,9 @@ type Cluster struct {
 	TargetAddr string
 
 	f      *Fleet
-	target *Proc
+	target *process.Process
 	mu     sync.Mutex
-	agent  *Proc
+	agent  *process.Process
 	runs   int
 }
 
@@ -186,7 +187,7 @@ func (f *Fleet) startController(ctx context.Context, n int, heartbeat time.Durat
 	if n > 1 {
 		args = append(args, "--join", f.Controllers[0].URL)
 	}
-	p, err := startProc(f.Logs, f.Root, id, f.Bins.Controller, nil, args...)
+	p, err := process.Start(f.Logs, f.Root, id, f.Bins.Controller, nil, args...)
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (f *Fleet) startCluster(ctx context.Context, spec ClusterSpec) (*Cluster, e
 		return c, fmt.Errorf("fleet: cluster %s: install cilium: %w", spec.Name, err)
 	}
 	ready := filepath.Join(f.Dir, "clusters", spec.Name+"-target.addr")
-	if c.target, err = startProc(f.Logs, f.Root, spec.Name+"-target", f.Bins.LatencyTarget, nil,
+	if c.target, err = process.Start(f.Logs, f.Root, spec.Name+"-target", f.Bins.LatencyTarget, nil,
 		"--delay", delay.String(), "--ready-file", ready); err != nil {
 		return c, err
 	}
@@ -280,7 +281,7 @@ func (c *Cluster) StartAgent() error {
 		urls = append(urls, ctl.URL)
 	}
 	c.runs++
-	p, err := startProc(c.f.Logs, c.f.Root, c.Name+"-agent", c.f.Bins.Agent, nil,
+	p, err := process.Start(c.f.Logs, c.f.Root, c.Name+"-agent", c.f.Bins.Agent, nil,
 		"--controller", strings.Join(urls, ","), "--kubeconfig", c.Kube.Kubeconfig, "--cluster-id", c.Name,
 		"--labels", labelString(c.Labels), "--resolve", TargetHost+"="+c.TargetAddr, "--wait-timeout", "2m")
 	if err != nil {
@@ -579,7 +580,7 @@ func (f *Fleet) LogFiles() []string {
 }
 
 // waitFile waits until path holds a line (a process's ready file) and returns it.
-func waitFile(ctx context.Context, path string, p *Proc, timeout time.Duration) (string, error) {
+func waitFile(ctx context.Context, path string, p *process.Process, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebbflow/ebbflow/e2e/fleet"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -13,7 +14,7 @@ import (
 // `fleetctl rollout status --watch` exits 0.
 func TestHappyPath(t *testing.T) {
 	f := startFleet(t, threeClusters())
-	createRollout(t, f, rolloutSpec{id: "happy", canary: 1, waveSize: 2})
+	createRollout(t, f, fleet.Rollout{ID: "happy", Canary: 1, WaveSize: 2})
 	w := watch(t, f, f.Controllers[1].URL, "happy")
 	out := waitWatch(t, w, 0)
 
@@ -40,8 +41,7 @@ func TestHappyPath(t *testing.T) {
 		if want := []ebbflowv1.Phase{ebbflowv1.Phase_PHASE_BASELINE, ebbflowv1.Phase_PHASE_L7, ebbflowv1.Phase_PHASE_KPR, ebbflowv1.Phase_PHASE_XDP}; !slices.Equal(phases, want) {
 			t.Errorf("%s: phase results %v, want %v", c.Name, phases, want)
 		}
-		checkConfig(t, c, l7Config, kprConfig, xdpConfig)
-		waitKubeProxy(t, c, true, 0)
+		checkTuned(t, c)
 		// The install, then one revision per phase that changes values (baseline changes nothing).
 		hs := helmHistory(t, c)
 		if len(hs) != 4 || hs[len(hs)-1].Info.Status != "deployed" {

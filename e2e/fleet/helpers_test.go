@@ -17,6 +17,7 @@ import (
 	"github.com/ebbflow/ebbflow/agent/cluster"
 	"github.com/ebbflow/ebbflow/e2e/fleet"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout"
 )
 
 // bins are built once for every scenario of this package.
@@ -62,47 +63,11 @@ func startFleet(t *testing.T, clusters []fleet.ClusterSpec) *fleet.Fleet {
 	return f
 }
 
-// rolloutSpec is a rollout of the local profile over env=prod, by ring.
-type rolloutSpec struct {
-	id                           string
-	policy                       string // a FailurePolicy name; empty for the default
-	canary, waveSize             int
-	canaryFailures, waveFailures int
-}
-
-func (s rolloutSpec) yaml() string {
-	policy := ""
-	if s.policy != "" {
-		policy = "\n  failurePolicy: " + s.policy
-	}
-	return fmt.Sprintf(`apiVersion: ebbflow.io/v1
-kind: Rollout
-metadata: {name: %s}
-spec:
-  profile: local-tuning
-  clusterSelector: env=prod
-  sortLabel: ring%s
-  automatic:
-    canaryCount: %d
-    waveSize: %d
-    canaryGates: {maxFailuresCount: %d, soakTime: 1s}
-    gates: {maxFailuresCount: %d, soakTime: 1s}
-  phaseTimeout: 300s
-  budgets:
-    - {maxP50IncreasePercent: 50, maxP99IncreasePercent: 300, alpha: 0.01, minSamples: 100}
-  probes:
-    windows: 3
-    warmup: 0.2s
-    probes:
-      - {kind: PROBE_KIND_HTTP, target: "http://%s/", rate: 100, duration: 1s}
-`, s.id, policy, s.canary, s.waveSize, s.canaryFailures, s.waveFailures, fleet.TargetHost)
-}
-
 // createRollout writes the rollout's YAML and creates it with fleetctl.
-func createRollout(t *testing.T, f *fleet.Fleet, s rolloutSpec) {
+func createRollout(t *testing.T, f *fleet.Fleet, s fleet.Rollout) {
 	t.Helper()
-	path := f.Dir + "/" + s.id + ".yaml"
-	writeFile(t, path, s.yaml())
+	path := f.Dir + "/" + s.ID + ".yaml"
+	writeFile(t, path, s.YAML())
 	mustFleetctl(t, f, 0, "rollout", "create", "-f", path)
 }
 
@@ -163,19 +128,10 @@ func lastFrame(out string) string {
 	return ""
 }
 
-func ended(r *ebbflowv1.Rollout) bool {
-	switch r.GetState() {
-	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
-		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
-		return true
-	}
-	return false
-}
-
 // waitEnd waits until the rollout ends and returns it.
 func waitEnd(t *testing.T, f *fleet.Fleet, id string) *ebbflowv1.Rollout {
 	t.Helper()
-	r, err := f.WaitRollout(context.Background(), id, 10*time.Minute, "the rollout to end", ended)
+	r, err := f.WaitRollout(context.Background(), id, 10*time.Minute, "the rollout to end", func(r *ebbflowv1.Rollout) bool { return rollout.Terminal(r.GetState()) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,4 +273,11 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkTuned fails the test unless the cluster holds every phase's config and kube-proxy is parked.
+func checkTuned(t *testing.T, c *fleet.Cluster) {
+	t.Helper()
+	checkConfig(t, c, l7Config, kprConfig, xdpConfig)
+	waitKubeProxy(t, c, true, 0)
 }

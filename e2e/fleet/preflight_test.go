@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebbflow/ebbflow/e2e/fleet"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -15,9 +16,9 @@ func TestPreflightHoldsOldKernel(t *testing.T) {
 	clusters := threeClusters()
 	clusters[1].Kernels = []string{"6.1.112-124.190.amzn2023.x86_64", "5.4.0-150-generic"}
 	f := startFleet(t, clusters)
-	spec := rolloutSpec{id: "preflight", canary: 1, waveSize: 2}
+	spec := fleet.Rollout{ID: "preflight", Canary: 1, WaveSize: 2}
 	path := f.Dir + "/preflight.yaml"
-	writeFile(t, path, spec.yaml())
+	writeFile(t, path, spec.YAML())
 
 	plan := mustFleetctl(t, f, 0, "rollout", "plan", "-f", path).Stdout
 	t.Logf("plan:\n%s", plan)
@@ -49,7 +50,7 @@ func TestPreflightHoldsOldKernel(t *testing.T) {
 	}
 	waitKubeProxy(t, f.Cluster("c2"), false, 2)
 	for _, name := range []string{"c1", "c3"} {
-		checkConfig(t, f.Cluster(name), l7Config, kprConfig, xdpConfig)
+		checkTuned(t, f.Cluster(name))
 	}
 
 	st := mustFleetctl(t, f, 0, "rollout", "status", "preflight").Stdout

@@ -27,7 +27,7 @@ func TestRegressionRollsBackOneCluster(t *testing.T) {
 	f := startFleet(t, threeClusters())
 	c3 := f.Cluster("c3")
 	before := ciliumConfig(t, c3)
-	createRollout(t, f, rolloutSpec{id: "regress", canary: 1, waveSize: 2, waveFailures: 1})
+	createRollout(t, f, fleet.Rollout{ID: "regress", Canary: 1, WaveSize: 2, WaveFailures: 1})
 	slowed := slowDown(t, f, "regress", c3)
 	w := watch(t, f, f.Controllers[2].URL, "regress")
 	waitWatch(t, w, 0) // one failure is within the wave's budget
@@ -58,7 +58,7 @@ func TestRegressionRollsBackOneCluster(t *testing.T) {
 		if cs := states[name]; cs.GetState() != ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_SUCCEEDED {
 			t.Errorf("%s: %s: %s", name, cs.GetState(), cs.GetReason())
 		}
-		checkConfig(t, f.Cluster(name), l7Config, kprConfig, xdpConfig)
+		checkTuned(t, f.Cluster(name))
 	}
 
 	// On c3 itself: Helm rolled back to the pre-rollout revision, cilium-config is what it was,
@@ -89,7 +89,7 @@ func TestWholeWaveRollback(t *testing.T) {
 	for _, c := range f.Clusters {
 		before[c.Name] = ciliumConfig(t, c)
 	}
-	createRollout(t, f, rolloutSpec{id: "wave", policy: "FAILURE_POLICY_ROLLBACK_WAVE", canary: 2, waveSize: 1})
+	createRollout(t, f, fleet.Rollout{ID: "wave", Policy: "FAILURE_POLICY_ROLLBACK_WAVE", Canary: 2, WaveSize: 1})
 	slowed := slowDown(t, f, "wave", f.Cluster("c2"))
 	w := watch(t, f, f.Controllers[0].URL, "wave")
 	waitWatch(t, w, 10)

@@ -8,12 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/ebbflow/ebbflow/e2e/process"
 )
 
 // Node is a fake node kwok plays the kubelet of.
@@ -67,17 +67,8 @@ type Cluster struct {
 
 	log      io.Writer
 	ownDir   bool
-	procs    []*proc
+	procs    []*process.Process
 	stopOnce sync.Once
-}
-
-// proc is one child process in its own process group.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	logf *os.File
-	done chan struct{}
-	err  error
 }
 
 // Start runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, waits until
@@ -231,7 +222,7 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
 		for i := len(c.procs) - 1; i >= 0; i-- {
-			c.procs[i].stop()
+			c.procs[i].Stop()
 		}
 		if c.ownDir {
 			_ = os.RemoveAll(c.Dir)
@@ -239,53 +230,21 @@ func (c *Cluster) Stop() {
 	})
 }
 
-// start runs one binary with its output in logs/<name>.log.
+// start runs one binary in the cluster's directory with its output in logs/<name>.log.
 func (c *Cluster) start(name, bin string, args ...string) error {
-	logf, err := os.OpenFile(filepath.Join(c.Logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := process.Start(c.Logs, c.Dir, name, bin, nil, args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("kubebox: %w", err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = c.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("kubebox: start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logf: logf, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
 	c.procs = append(c.procs, p)
 	return nil
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
 }
 
 // exited returns an error naming a process that ended, with the end of its log.
 func (c *Cluster) exited() error {
 	for _, p := range c.procs {
-		select {
-		case <-p.done:
-			return fmt.Errorf("kubebox: %s exited (%v); end of %s:\n%s", p.name, p.err,
-				filepath.Join(c.Logs, p.name+".log"), tail(filepath.Join(c.Logs, p.name+".log"), 20))
-		default:
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("kubebox: %s exited (%v); end of %s:\n%s", p.Name, err, p.Log, tail(p.Log, 20))
 		}
 	}
 	return nil

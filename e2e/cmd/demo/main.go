@@ -61,29 +61,11 @@ func clusters(n int) []fleet.ClusterSpec {
 	return out
 }
 
-func rolloutYAML(n int) string {
-	wave := max(2, (n-1+1)/2)
-	return fmt.Sprintf(`apiVersion: ebbflow.io/v1
-kind: Rollout
-metadata: {name: demo}
-spec:
-  profile: local-tuning
-  clusterSelector: env=prod,region=eu
-  sortLabel: ring
-  automatic:
-    canaryCount: 1
-    waveSize: %d
-    canaryGates: {soakTime: 2s}
-    gates: {maxFailuresCount: 1, soakTime: 1s}
-  phaseTimeout: 300s
-  budgets:
-    - {maxP50IncreasePercent: 50, maxP99IncreasePercent: 300, alpha: 0.01, minSamples: 100}
-  probes:
-    windows: 3
-    warmup: 0.2s
-    probes:
-      - {kind: PROBE_KIND_HTTP, target: "http://%s/", rate: 100, duration: 1s}
-`, wave, fleet.TargetHost)
+// rollout is the demo's rollout: a canary, then the rest in waves of about half; one failed
+// cluster per wave is tolerated.
+func rollout(n int) fleet.Rollout {
+	return fleet.Rollout{ID: "demo", Selector: "env=prod,region=eu", Canary: 1, WaveSize: max(2, n/2),
+		WaveFailures: 1, CanarySoak: 2 * time.Second}
 }
 
 func run(ctx context.Context, n int, keep, stay bool) error {
@@ -159,7 +141,7 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 
 	say("Dry run: waves, and the phases preflight holds")
 	spec := filepath.Join(dir, "rollout.yaml")
-	if err := os.WriteFile(spec, []byte(rolloutYAML(n)), 0o644); err != nil {
+	if err := os.WriteFile(spec, []byte(rollout(n).YAML()), 0o644); err != nil {
 		return err
 	}
 	if err := ctl("rollout", "plan", "-f", spec); err != nil {

@@ -1,4 +1,6 @@
-package fleet
+// Package process runs the child processes of the local clusters and fleets: each in its own
+// process group with its output in a log file, and killed with the process that started it.
+package process
 
 import (
 	"fmt"
@@ -10,8 +12,8 @@ import (
 	"time"
 )
 
-// Proc is one child process in its own process group, its output in a log file.
-type Proc struct {
+// Process is one running child process.
+type Process struct {
 	Name string
 	// Log is the path of the process's combined output.
 	Log string
@@ -22,9 +24,10 @@ type Proc struct {
 	err  error
 }
 
-// startProc runs bin with args in dir, output appended to logDir/<name>.log. The process dies
-// with the test process (Pdeathsig), so nothing outlives a crashed run.
-func startProc(logDir, dir, name, bin string, env []string, args ...string) (*Proc, error) {
+// Start runs bin with args in dir, its output appended to logDir/<name>.log, with env added to
+// this process's environment. The child dies with the parent (Pdeathsig), so nothing outlives a
+// crashed test.
+func Start(logDir, dir, name, bin string, env []string, args ...string) (*Process, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -43,7 +46,7 @@ func startProc(logDir, dir, name, bin string, env []string, args ...string) (*Pr
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.mu.Lock()
@@ -56,7 +59,7 @@ func startProc(logDir, dir, name, bin string, env []string, args ...string) (*Pr
 }
 
 // Exited reports whether the process has ended, and how.
-func (p *Proc) Exited() (bool, error) {
+func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
 		p.mu.Lock()
@@ -68,7 +71,7 @@ func (p *Proc) Exited() (bool, error) {
 }
 
 // Kill ends the process group at once (SIGKILL), as a crash would, and waits for it.
-func (p *Proc) Kill() {
+func (p *Process) Kill() {
 	select {
 	case <-p.done:
 		return
@@ -78,8 +81,8 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-// Stop asks the process group to end (SIGTERM) and kills it after 10 s.
-func (p *Proc) Stop() {
+// Stop asks the process group to end (SIGTERM), kills it after 10 s, and waits for it.
+func (p *Process) Stop() {
 	select {
 	case <-p.done:
 		return
