@@ -44,7 +44,7 @@ func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[e
 		if !s.store.IsLeader() {
 			return nil, store.ErrNotLeader
 		}
-		cluster, err := s.registerIfChanged(ctx, actorOf(req.Header()), m)
+		cluster, err := s.registerIfChanged(ctx, actorOf(ctx), m)
 		if err != nil {
 			return nil, err
 		}
@@ -69,6 +69,7 @@ func (s *agentService) registerIfChanged(ctx context.Context, actor string, m *e
 		return nil, err
 	}
 	if cur != nil && registrationCovered(cur, m) {
+		markUnchanged(ctx)
 		return cur, nil
 	}
 	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_RegisterCluster{

@@ -46,7 +46,7 @@ func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Reque
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
 		return c.clusters.RegisterCluster
 	}, func(ctx context.Context) (*ebbflowv1.RegisterClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_RegisterCluster{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_RegisterCluster{
 			RegisterCluster: &storev1.RegisterCluster{Name: m.GetName(), Labels: m.GetLabels()},
 		}})
 		if err != nil {
@@ -67,7 +67,7 @@ func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Requ
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
 		return c.clusters.SetClusterLabels
 	}, func(ctx context.Context) (*ebbflowv1.SetClusterLabelsResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
 			SetClusterLabels: &storev1.SetClusterLabels{Name: m.GetName(), Labels: m.GetLabels(), ExpectedGeneration: m.GetExpectedGeneration()},
 		}})
 		if err != nil {
@@ -88,7 +88,7 @@ func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
 		return c.clusters.CordonCluster
 	}, func(ctx context.Context) (*ebbflowv1.CordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
 			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: true, Reason: m.GetReason()},
 		}})
 		if err != nil {
@@ -108,7 +108,7 @@ func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Reque
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
 		return c.clusters.UncordonCluster
 	}, func(ctx context.Context) (*ebbflowv1.UncordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
 			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: false},
 		}})
 		if err != nil {
@@ -128,7 +128,7 @@ func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
 		return c.clusters.DeleteCluster
 	}, func(ctx context.Context) (*ebbflowv1.DeleteClusterResponse, error) {
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_DeleteCluster{
+		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteCluster{
 			DeleteCluster: &storev1.DeleteCluster{Name: m.GetName()},
 		}})
 		if err != nil {

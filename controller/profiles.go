@@ -35,7 +35,7 @@ func (s *profileService) CreateProfile(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateProfileRequest]) (*connect.Response[ebbflowv1.CreateProfileResponse], error) {
 		return c.profiles.CreateProfile
 	}, func(ctx context.Context) (*ebbflowv1.CreateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_CreateProfile{
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateProfile{
 			CreateProfile: &storev1.CreateProfile{Name: m.GetName(), Spec: m.GetSpec()},
 		}})
 		if err != nil {
@@ -54,7 +54,7 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
 		return c.profiles.UpdateProfile
 	}, func(ctx context.Context) (*ebbflowv1.UpdateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_UpdateProfile{
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
 			UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
 		}})
 		if err != nil {
@@ -87,7 +87,7 @@ func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request
 		if m.GetExpectedRevision() != 0 {
 			rev = m.GetExpectedRevision()
 		}
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_DeleteProfile{
+		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteProfile{
 			DeleteProfile: &storev1.DeleteProfile{Name: m.GetName(), ExpectedRevision: rev},
 		}})
 		if err != nil {

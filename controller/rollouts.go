@@ -30,7 +30,7 @@ func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
 		return c.rollouts.CreateRollout
 	}, func(ctx context.Context) (*ebbflowv1.CreateRolloutResponse, error) {
-		r, err := s.createRollout(ctx, m.GetId(), actorOf(req.Header()), m.GetSpec())
+		r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), m.GetSpec())
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +51,7 @@ func steer[Req, Res any](
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	actor := actorOf(req.Header())
+	actor := actorOf(ctx)
 	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
 		r, err := s.mutateRollout(ctx, id, actor, func(r *ebbflowv1.Rollout, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 			return fn(r, actor, now)

@@ -57,7 +57,7 @@ func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[e
 		if err := s.store.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddress(), m.GetApiAddress()); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(req.Header()))
+		s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(ctx))
 		return &ebbflowv1.AddVoterResponse{Members: members(s.store.Status())}, nil
 	})
 }
@@ -75,7 +75,7 @@ func (s *controllerService) RemoveServer(ctx context.Context, req *connect.Reque
 		if err := s.store.RemoveServer(ctx, m.GetNodeId()); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(req.Header()))
+		s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(ctx))
 		return &ebbflowv1.RemoveServerResponse{Members: members(s.store.Status())}, nil
 	})
 }
