@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -118,6 +119,9 @@ type auditingStore struct {
 }
 
 func (a auditingStore) Apply(ctx context.Context, cmd *storev1.Command) (proto.Message, error) {
+	if cmd.GetTime() == nil {
+		cmd.Time = timestamppb.New(a.s.now()) // the leader's clock; the FSM never reads its own
+	}
 	c := auditCallOf(ctx)
 	if c == nil {
 		return a.Store.Apply(ctx, cmd)
@@ -182,7 +186,7 @@ func (s *Server) finish(ctx context.Context, c *auditCall, res connect.AnyRespon
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, aerr := s.raw.Apply(wctx, &storev1.Command{Actor: c.actor, Audit: e, Body: &storev1.Command_RecordAudit{RecordAudit: &storev1.RecordAudit{}}}); aerr != nil {
+	if _, aerr := s.raw.Apply(wctx, &storev1.Command{Time: timestamppb.New(s.now()), Actor: c.actor, Audit: e, Body: &storev1.Command_RecordAudit{RecordAudit: &storev1.RecordAudit{}}}); aerr != nil {
 		s.log.WarnContext(ctx, "audit record not written", "procedure", c.procedure, "resource", e.GetResource(),
 			"actor", c.actor, "code", e.GetCode(), "err", aerr)
 	}
@@ -300,11 +304,14 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		s := i.s
 		id := s.auth.Identify(ctx, req.Peer(), req.Header())
-		remote := req.Peer().Addr
+		remote, node := req.Peer().Addr, s.cfg.NodeID
 		if !id.Peer {
 			req.Header().Del(forwardedForHeader)
-		} else if v := req.Header().Get(forwardedForHeader); v != "" {
-			remote = clip(v, 256)
+		} else {
+			if v := req.Header().Get(forwardedForHeader); v != "" {
+				remote = clip(v, 256)
+			}
+			node = clip(req.Header().Get(forwardedHeader), 64)
 		}
 		ctx = withIdentity(ctx, id)
 		ctx = withRemote(ctx, remote)
@@ -325,7 +332,7 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return m.forward(ctx, lc, req, forwardHeaders(ctx, s.fwd, req.Header()))
 		}
 		c := &auditCall{
-			procedure: strings.TrimPrefix(req.Spec().Procedure, "/"), actor: id.Actor, remote: remote, node: s.cfg.NodeID,
+			procedure: strings.TrimPrefix(req.Spec().Procedure, "/"), actor: id.Actor, remote: remote, node: node,
 			resource: clip(m.resource(req.Any()), maxAuditResource),
 		}
 		ctx = context.WithValue(ctx, auditKey{}, c)
