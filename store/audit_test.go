@@ -223,3 +223,35 @@ func TestAuditRetentionOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// A node that joins after the log was compacted gets the audit log from the snapshot, and
+// the records that follow continue its sequence.
+func TestAuditInSnapshotInstall(t *testing.T) {
+	small := func(c *Config) { c.TrailingLogs = 2; c.SnapshotThreshold = 4 }
+	cfg := testConfig(t, "node1", true)
+	small(&cfg)
+	leader := mustOpen(t, cfg)
+	waitEstablished(t, leader)
+	for i := range 6 {
+		mustApply(t, leader, audited(createProfile(fmt.Sprintf("p%d", i), ""), fmt.Sprintf("profile/p%d", i), i, 0, 0))
+	}
+	if err := leader.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := testConfig(t, "node2", false)
+	small(&cfg2)
+	joiner := mustOpen(t, cfg2)
+	if err := leader.AddVoter(ctxT(t), "node2", joiner.RaftAddress(), joiner.cfg.APIAddress); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, leader, audited(createProfile("after", ""), "profile/after", 10, 0, 0))
+	want := dump(t, leader)
+	waitFor(t, 10*time.Second, "the joiner to catch up", func() bool { return sameDump(dump(t, joiner), want) == nil })
+	recs, err := stale(t, joiner, func(tx *Tx) ([]*ebbflowv1.AuditRecord, error) {
+		rs, _, err := tx.AuditRecords(AuditFilter{}, 0, 0)
+		return rs, err
+	})
+	if err != nil || !slices.Equal(sequences(recs), []uint64{7, 6, 5, 4, 3, 2, 1}) || recs[0].GetResource() != "profile/after" {
+		t.Fatalf("joiner's audit log: %v %v", sequences(recs), err)
+	}
+}
