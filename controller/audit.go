@@ -383,8 +383,32 @@ type auditService struct{ *Server }
 
 func (s *auditService) ListAuditRecords(ctx context.Context, req *connect.Request[ebbflowv1.ListAuditRecordsRequest]) (*connect.Response[ebbflowv1.ListAuditRecordsResponse], error) {
 	m := req.Msg
+	f, before, err := auditQuery(m)
+	if err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
+	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListAuditRecordsRequest]) (*connect.Response[ebbflowv1.ListAuditRecordsResponse], error) {
+		return c.audit.ListAuditRecords
+	}, func(tx *store.Tx) (*ebbflowv1.ListAuditRecordsResponse, error) {
+		recs, more, err := tx.AuditRecords(f, before, size)
+		if err != nil {
+			return nil, err
+		}
+		res := &ebbflowv1.ListAuditRecordsResponse{Records: recs}
+		if more && len(recs) > 0 {
+			res.NextPageToken = nextPageToken(strconv.FormatUint(recs[len(recs)-1].GetSequence(), 10))
+		}
+		return res, nil
+	})
+}
+
+// auditQuery checks a ListAuditRecords request and returns its filter and the sequence the
+// page starts below.
+func auditQuery(m *ebbflowv1.ListAuditRecordsRequest) (store.AuditFilter, uint64, error) {
+	var v issues
+	v.pageSize("page_size", m.GetPageSize())
 	var before uint64
 	if tok := v.pageToken("page_token", m.GetPageToken()); tok != "" {
 		n, err := strconv.ParseUint(tok, 10, 64)
@@ -418,20 +442,5 @@ func (s *auditService) ListAuditRecords(ctx context.Context, req *connect.Reques
 	if !f.Start.IsZero() && !f.End.IsZero() && !f.Start.Before(f.End) {
 		v.add("end_time", "range", "must be after start_time")
 	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListAuditRecordsRequest]) (*connect.Response[ebbflowv1.ListAuditRecordsResponse], error) {
-		return c.audit.ListAuditRecords
-	}, func(tx *store.Tx) (*ebbflowv1.ListAuditRecordsResponse, error) {
-		recs, more, err := tx.AuditRecords(f, before, size)
-		if err != nil {
-			return nil, err
-		}
-		res := &ebbflowv1.ListAuditRecordsResponse{Records: recs}
-		if more && len(recs) > 0 {
-			res.NextPageToken = nextPageToken(strconv.FormatUint(recs[len(recs)-1].GetSequence(), 10))
-		}
-		return res, nil
-	})
+	return f, before, v.err()
 }

@@ -37,10 +37,7 @@ func (s *clusterService) clusterWrite(ctx context.Context, actor string, cmd *st
 
 func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.labels("labels", m.GetLabels())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
@@ -58,10 +55,7 @@ func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Reque
 
 func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.labels("labels", m.GetLabels())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
@@ -79,10 +73,7 @@ func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Requ
 
 func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.maxLen("reason", m.GetReason(), maxReasonBytes)
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
@@ -100,9 +91,7 @@ func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request
 
 func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
@@ -120,9 +109,7 @@ func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Reque
 
 func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
@@ -141,9 +128,7 @@ func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request
 
 func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
@@ -159,13 +144,13 @@ func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[eb
 
 func (s *clusterService) ListClusters(ctx context.Context, req *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
 	m := req.Msg
+	if err := validateRequest(m); err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
 	sel := v.selector("selector", m.GetSelector())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
 		return c.clusters.ListClusters
 	}, func(tx *store.Tx) (*ebbflowv1.ListClustersResponse, error) {

@@ -66,9 +66,7 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 
 func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
@@ -99,9 +97,7 @@ func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request
 
 func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
@@ -117,12 +113,12 @@ func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[eb
 
 func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
 	m := req.Msg
+	if err := validateRequest(m); err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
 		return c.profiles.ListProfiles
 	}, func(tx *store.Tx) (*ebbflowv1.ListProfilesResponse, error) {
@@ -137,9 +133,7 @@ func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[
 
 func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
@@ -155,8 +149,8 @@ func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.
 
 func (s *profileService) ValidateProfile(_ context.Context, req *connect.Request[ebbflowv1.ValidateProfileRequest]) (*connect.Response[ebbflowv1.ValidateProfileResponse], error) {
 	m := req.Msg
-	if m.GetSpec() == nil {
-		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "spec", Rule: "required", Message: "must be set"}})
+	if err := validateRequest(m); err != nil {
+		return nil, err
 	}
 	res := profile.Validate(m.GetName(), m.GetSpec())
 	return connect.NewResponse(&ebbflowv1.ValidateProfileResponse{

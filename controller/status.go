@@ -44,11 +44,7 @@ func (s *controllerService) GetControllerStatus(context.Context, *connect.Reques
 
 func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.nodeID("node_id", m.GetNodeId())
-	v.hostPort("raft_address", m.GetRaftAddress())
-	v.hostPort("api_address", m.GetApiAddress())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
@@ -64,9 +60,7 @@ func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[e
 
 func (s *controllerService) RemoveServer(ctx context.Context, req *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
 	m := req.Msg
-	var v issues
-	v.nodeID("node_id", m.GetNodeId())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
