@@ -313,6 +313,10 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			}
 			node = clip(req.Header().Get(forwardedHeader), 64)
 		}
+		if id.Actor == "anonymous" && agentProcedures[req.Spec().Procedure] {
+			// An agent names itself by its cluster (until agents get identities of their own).
+			id.Actor = clip("agent:"+agentKey(req.Any()), 128)
+		}
 		ctx = withIdentity(ctx, id)
 		ctx = withRemote(ctx, remote)
 		if err := s.limits.allow(req.Spec().Procedure, id, req.Any()); err != nil {

@@ -302,3 +302,35 @@ func TestListAuditRecordsPagingAndFilters(t *testing.T) {
 		t.Fatalf("bad filters: %v", err)
 	}
 }
+
+// An agent's registration is recorded under the agent's cluster; repeating it unchanged is no
+// mutation and leaves no record; its reports are recorded with the reason they were refused.
+func TestAuditAgentCalls(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	c := newClients(n.URL)
+	ctx := context.Background()
+	reg := &ebbflowv1.RegisterAgentRequest{Cluster: "c9", Labels: map[string]string{"env": "prod"}}
+	for range 2 {
+		if _, err := c.agents.RegisterAgent(ctx, connect.NewRequest(reg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.agents.ReportPhaseStatus(ctx, connect.NewRequest(&ebbflowv1.ReportPhaseStatusRequest{
+		Ref:    &ebbflowv1.ReportRef{Cluster: "c9", AssignmentId: "old", ProfileRevision: 1, Phase: ebbflowv1.Phase_PHASE_BASELINE},
+		Status: ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED,
+	}))
+	if err != nil || res.Msg.GetAccepted() {
+		t.Fatalf("report without an assignment: %v %v", res, err)
+	}
+	recs := listAudit(t, n.URL, &ebbflowv1.ListAuditRecordsRequest{Actor: "agent:c9"})
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the registration and the report: %v", len(recs), recs)
+	}
+	if r := recs[1]; r.GetProcedure() != "ebbflow.v1.AgentService/RegisterAgent" || r.GetResource() != "cluster/c9" || r.GetCode() != "ok" {
+		t.Fatalf("registration record %v", r)
+	}
+	if r := recs[0]; r.GetProcedure() != "ebbflow.v1.AgentService/ReportPhaseStatus" || r.GetCode() != "ok" ||
+		!strings.HasPrefix(r.GetMessage(), "not accepted: ") {
+		t.Fatalf("report record %v", r)
+	}
+}
