@@ -127,24 +127,24 @@ func TestFieldLimits(t *testing.T) {
 	}
 }
 
-// The read limit: people's messages stop at 4 MiB; an agent's measurement report may be far
-// bigger (here 4 x 200,000 samples, about 6.4 MB) and reaches validation and the handler.
+// The read limit: people's messages stop at 8 MiB; an agent's measurement report may be far
+// bigger (here 6 x 200,000 samples, about 9.6 MB) and reaches validation and the handler.
 func TestReadLimits(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{})
 	c := newClients(n.URL)
 	ctx := context.Background()
 	spec := minimalSpec()
-	spec.Description = strings.Repeat("d", 5<<20)
+	spec.Description = strings.Repeat("d", 9<<20)
 	_, err := c.profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: "huge", Spec: spec}))
 	if connect.CodeOf(err) != connect.CodeResourceExhausted {
-		t.Fatalf("5 MiB profile: %v, want ResourceExhausted", err)
+		t.Fatalf("9 MiB profile: %v, want ResourceExhausted", err)
 	}
 	samples := make([]float64, 200000)
 	for i := range samples {
 		samples[i] = 1.25 + float64(i%7)
 	}
 	var ms []*ebbflowv1.Measurement
-	for range 4 {
+	for range 6 {
 		ms = append(ms, &ebbflowv1.Measurement{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://t", SamplesMs: samples})
 	}
 	_, err = c.agents.ReportMeasurement(ctx, connect.NewRequest(&ebbflowv1.ReportMeasurementRequest{

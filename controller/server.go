@@ -21,11 +21,11 @@ import (
 )
 
 // Read limits of request messages. An agent's measurement report carries up to maxMeasurements
-// measurements of up to maxSamples float64 samples each (16 x 200000 x 9 bytes packed is about
-// 29 MiB); everything else a person sends (a profile with its values and policies is the
-// largest) fits in 4 MiB.
+// measurements of up to maxSamples float64 samples and a histogram of up to maxHistogramBytes
+// each (16 x (200000 x 8 bytes packed + 256 KiB) is about 29.6 MiB); everything else (a profile
+// with its values and policies is the largest) stays within 8 MiB.
 const (
-	maxMessageBytes      = 4 << 20
+	maxMessageBytes      = 8 << 20
 	maxAgentMessageBytes = 32 << 20
 )
 
