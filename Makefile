@@ -97,6 +97,19 @@ image: ## Build the container image (the three commands on distroless) with dock
 bench: ## Benchmarks that back the speed figures in the README.
 	go test -run '^$$' -bench . -benchmem ./...
 
+FUZZTIME ?= 30s
+# package:fuzzer pairs run by 'make fuzz'.
+FUZZERS := ./controller/:FuzzRequests ./store/:FuzzApplyCommand ./agent/cluster/:FuzzAssignment \
+	./rollout/profile/:FuzzDecodeValidate
+
+.PHONY: fuzz
+fuzz: ## Run every fuzzer for FUZZTIME (30s) each, one after another.
+	@for pf in $(FUZZERS); do \
+		pkg=$${pf%%:*}; fn=$${pf##*:}; \
+		echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
 CLUSTERS ?= 3
 DEMO_FLAGS ?=
 

@@ -19,23 +19,9 @@ import (
 
 type agentService struct{ *Server }
 
-// Limits on what an agent may send.
-const (
-	maxInventoryNodes = 10000
-	maxMeasurements   = 16
-	maxSamples        = 200000
-)
-
 func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[ebbflowv1.RegisterAgentRequest]) (*connect.Response[ebbflowv1.RegisterAgentResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("cluster", m.GetCluster())
-	v.labels("labels", m.GetLabels())
-	v.maxLen("agent_version", m.GetAgentVersion(), 128)
-	if n := len(m.GetInventory().GetNodes()); n > maxInventoryNodes {
-		v.add("inventory.nodes", "max-items", "at most %d nodes, got %d", maxInventoryNodes, n)
-	}
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterAgentRequest]) (*connect.Response[ebbflowv1.RegisterAgentResponse], error) {
@@ -44,7 +30,7 @@ func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[e
 		if !s.store.IsLeader() {
 			return nil, store.ErrNotLeader
 		}
-		cluster, err := s.registerIfChanged(ctx, actorOf(req.Header()), m)
+		cluster, err := s.registerIfChanged(ctx, actorOf(ctx), m)
 		if err != nil {
 			return nil, err
 		}
@@ -69,6 +55,7 @@ func (s *agentService) registerIfChanged(ctx context.Context, actor string, m *e
 		return nil, err
 	}
 	if cur != nil && registrationCovered(cur, m) {
+		markUnchanged(ctx)
 		return cur, nil
 	}
 	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_RegisterCluster{
@@ -107,9 +94,7 @@ func registrationCovered(cur *ebbflowv1.Cluster, m *ebbflowv1.RegisterAgentReque
 
 func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request[ebbflowv1.WatchAssignmentRequest], stream *connect.ServerStream[ebbflowv1.WatchAssignmentResponse]) error {
 	name := req.Msg.GetCluster()
-	var v issues
-	v.name("cluster", name)
-	if err := v.err(); err != nil {
+	if err := validateRequest(req.Msg); err != nil {
 		return err
 	}
 	sub := s.store.Subscribe()
@@ -211,7 +196,7 @@ func checkRef(v *issues, ref *ebbflowv1.ReportRef) {
 	if ref.GetAssignmentId() == "" {
 		v.add("ref.assignment_id", "required", "must be set")
 	}
-	v.maxLen("ref.assignment_id", ref.GetAssignmentId(), 128)
+	v.maxLen("ref.assignment_id", ref.GetAssignmentId(), maxAssignmentID)
 	if ref.GetProfileRevision() == 0 {
 		v.add("ref.profile_revision", "required", "must be set")
 	}
@@ -250,16 +235,7 @@ func (s *Server) matchAssignment(ctx context.Context, ref *ebbflowv1.ReportRef) 
 
 func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
 	m := req.Msg
-	var v issues
-	checkRef(&v, m.GetRef())
-	if m.GetStatus() == ebbflowv1.PhaseStatus_PHASE_STATUS_UNSPECIFIED {
-		v.add("status", "required", "must be set")
-	}
-	v.maxLen("message", m.GetMessage(), 4096)
-	if len(m.GetPreflightReasons()) > 1000 {
-		v.add("preflight_reasons", "max-items", "at most 1000")
-	}
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
@@ -286,20 +262,7 @@ func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Reque
 
 func (s *agentService) ReportMeasurement(ctx context.Context, req *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
 	m := req.Msg
-	var v issues
-	checkRef(&v, m.GetRef())
-	if n := len(m.GetMeasurements()); n == 0 || n > maxMeasurements {
-		v.add("measurements", "count", "between 1 and %d measurements, got %d", maxMeasurements, n)
-	}
-	for i, ms := range m.GetMeasurements() {
-		if n := len(ms.GetSamplesMs()); n > maxSamples {
-			v.add(fmt.Sprintf("measurements[%d].samples_ms", i), "max-items", "at most %d samples, got %d", maxSamples, n)
-		}
-		if ms.GetKind() == ebbflowv1.ProbeKind_PROBE_KIND_UNSPECIFIED {
-			v.add(fmt.Sprintf("measurements[%d].kind", i), "required", "must be set")
-		}
-	}
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
@@ -325,10 +288,7 @@ func (s *agentService) ReportMeasurement(ctx context.Context, req *connect.Reque
 
 func (s *agentService) Heartbeat(ctx context.Context, req *connect.Request[ebbflowv1.HeartbeatRequest]) (*connect.Response[ebbflowv1.HeartbeatResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("cluster", m.GetCluster())
-	v.maxLen("assignment_id", m.GetAssignmentId(), 128)
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.HeartbeatRequest]) (*connect.Response[ebbflowv1.HeartbeatResponse], error) {

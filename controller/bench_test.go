@@ -7,14 +7,20 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/ebbflow/ebbflow/controller"
 	"github.com/ebbflow/ebbflow/controller/controllertest"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
+// unlimited turns the per-actor rate limit off: a benchmark is one actor driving the API as
+// fast as it can, which the limit exists to stop.
+func unlimited(c *controller.Config) { c.PeopleRateLimit = controller.RateLimit{Rate: -1} }
+
 // BenchmarkProfileWrites measures acknowledged profile updates per second through the whole
-// stack on one node: Connect client, handler, validation, Raft, bbolt (fsync'd).
+// stack on one node: Connect client, handler, validation, Raft, bbolt (fsync'd), each with its
+// audit record in the same command.
 func BenchmarkProfileWrites(b *testing.B) {
-	n := controllertest.Start(b, controllertest.Options{})
+	n := controllertest.Start(b, controllertest.Options{Config: unlimited})
 	c := newClients(n.URL)
 	ctx := context.Background()
 	if _, err := c.profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: "bench", Spec: minimalSpec()})); err != nil {
@@ -35,7 +41,7 @@ func BenchmarkProfileWrites(b *testing.B) {
 // BenchmarkHeartbeats measures agent heartbeats per second through the API on the leader
 // (memory only, no Raft write), spread over 10,000 registered clusters.
 func BenchmarkHeartbeats(b *testing.B) {
-	n := controllertest.Start(b, controllertest.Options{})
+	n := controllertest.Start(b, controllertest.Options{Config: unlimited})
 	c := newClients(n.URL)
 	ctx := context.Background()
 	const clusters = 10000

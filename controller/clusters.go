@@ -37,16 +37,13 @@ func (s *clusterService) clusterWrite(ctx context.Context, actor string, cmd *st
 
 func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.labels("labels", m.GetLabels())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
 		return c.clusters.RegisterCluster
 	}, func(ctx context.Context) (*ebbflowv1.RegisterClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_RegisterCluster{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_RegisterCluster{
 			RegisterCluster: &storev1.RegisterCluster{Name: m.GetName(), Labels: m.GetLabels()},
 		}})
 		if err != nil {
@@ -58,16 +55,13 @@ func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Reque
 
 func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.labels("labels", m.GetLabels())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
 		return c.clusters.SetClusterLabels
 	}, func(ctx context.Context) (*ebbflowv1.SetClusterLabelsResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
 			SetClusterLabels: &storev1.SetClusterLabels{Name: m.GetName(), Labels: m.GetLabels(), ExpectedGeneration: m.GetExpectedGeneration()},
 		}})
 		if err != nil {
@@ -79,16 +73,13 @@ func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Requ
 
 func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	v.maxLen("reason", m.GetReason(), maxReasonBytes)
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
 		return c.clusters.CordonCluster
 	}, func(ctx context.Context) (*ebbflowv1.CordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
 			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: true, Reason: m.GetReason()},
 		}})
 		if err != nil {
@@ -100,15 +91,13 @@ func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request
 
 func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
 		return c.clusters.UncordonCluster
 	}, func(ctx context.Context) (*ebbflowv1.UncordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(req.Header()), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
 			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: false},
 		}})
 		if err != nil {
@@ -120,15 +109,13 @@ func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Reque
 
 func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
 		return c.clusters.DeleteCluster
 	}, func(ctx context.Context) (*ebbflowv1.DeleteClusterResponse, error) {
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_DeleteCluster{
+		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteCluster{
 			DeleteCluster: &storev1.DeleteCluster{Name: m.GetName()},
 		}})
 		if err != nil {
@@ -141,9 +128,7 @@ func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request
 
 func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
@@ -159,13 +144,13 @@ func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[eb
 
 func (s *clusterService) ListClusters(ctx context.Context, req *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
 	m := req.Msg
+	if err := validateRequest(m); err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
 	sel := v.selector("selector", m.GetSelector())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
 		return c.clusters.ListClusters
 	}, func(tx *store.Tx) (*ebbflowv1.ListClustersResponse, error) {

@@ -94,7 +94,9 @@ func (s *Server) stepAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// putRollout writes a rollout decision, conditional on the generation it was made from.
+// putRollout writes a rollout decision, conditional on the generation it was made from. A
+// decision of the engine itself (actor "controller", ctx without an audit call) is not
+// audited: it is a rollout event in the same command already (see audit.go).
 func (s *Server) putRollout(ctx context.Context, actor string, gen uint64, r *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent) error {
 	compact(r)
 	_, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_PutRollout{
@@ -193,6 +195,7 @@ func (s *Server) createRollout(ctx context.Context, id, actor string, spec *ebbf
 		if len(id) > 63 {
 			id = id[len(id)-63:]
 		}
+		setAuditResource(ctx, "rollout/"+id)
 	}
 	r, events, err := rollout.New(id, spec, prof, clusters, actor, s.now())
 	if err != nil {

@@ -27,6 +27,7 @@ type leaderClients struct {
 	rollouts   ebbflowv1connect.RolloutServiceClient
 	agents     ebbflowv1connect.AgentServiceClient
 	controller ebbflowv1connect.ControllerServiceClient
+	audit      ebbflowv1connect.AuditServiceClient
 }
 
 // forwarder sends leader-only calls that reached a follower on to the leader.
@@ -59,6 +60,7 @@ func (f *forwarder) leader() (*leaderClients, error) {
 		rollouts:   ebbflowv1connect.NewRolloutServiceClient(f.http, base, f.opts...),
 		agents:     ebbflowv1connect.NewAgentServiceClient(f.http, base, f.opts...),
 		controller: ebbflowv1connect.NewControllerServiceClient(f.http, base, f.opts...),
+		audit:      ebbflowv1connect.NewAuditServiceClient(f.http, base, f.opts...),
 	}
 	return f.current, nil
 }
@@ -89,8 +91,10 @@ func onLeader[Req, Res any](
 		return nil, err
 	}
 	fwd := connect.NewRequest(req.Msg)
-	copyHeaders(fwd.Header(), req.Header())
-	fwd.Header().Set(forwardedHeader, f.nodeID)
+	for k, v := range forwardHeaders(ctx, f, req.Header()) {
+		fwd.Header()[k] = v
+	}
+	markForwarded(ctx)
 	return remote(lc)(ctx, fwd)
 }
 

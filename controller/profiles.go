@@ -35,7 +35,7 @@ func (s *profileService) CreateProfile(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateProfileRequest]) (*connect.Response[ebbflowv1.CreateProfileResponse], error) {
 		return c.profiles.CreateProfile
 	}, func(ctx context.Context) (*ebbflowv1.CreateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_CreateProfile{
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateProfile{
 			CreateProfile: &storev1.CreateProfile{Name: m.GetName(), Spec: m.GetSpec()},
 		}})
 		if err != nil {
@@ -54,7 +54,7 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
 		return c.profiles.UpdateProfile
 	}, func(ctx context.Context) (*ebbflowv1.UpdateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_UpdateProfile{
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
 			UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
 		}})
 		if err != nil {
@@ -66,9 +66,7 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 
 func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
@@ -87,7 +85,7 @@ func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request
 		if m.GetExpectedRevision() != 0 {
 			rev = m.GetExpectedRevision()
 		}
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(req.Header()), Body: &storev1.Command_DeleteProfile{
+		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteProfile{
 			DeleteProfile: &storev1.DeleteProfile{Name: m.GetName(), ExpectedRevision: rev},
 		}})
 		if err != nil {
@@ -99,9 +97,7 @@ func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request
 
 func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
@@ -117,12 +113,12 @@ func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[eb
 
 func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
 	m := req.Msg
+	if err := validateRequest(m); err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
 		return c.profiles.ListProfiles
 	}, func(tx *store.Tx) (*ebbflowv1.ListProfilesResponse, error) {
@@ -137,9 +133,7 @@ func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[
 
 func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("name", m.GetName())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
@@ -155,8 +149,8 @@ func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.
 
 func (s *profileService) ValidateProfile(_ context.Context, req *connect.Request[ebbflowv1.ValidateProfileRequest]) (*connect.Response[ebbflowv1.ValidateProfileResponse], error) {
 	m := req.Msg
-	if m.GetSpec() == nil {
-		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "spec", Rule: "required", Message: "must be set"}})
+	if err := validateRequest(m); err != nil {
+		return nil, err
 	}
 	res := profile.Validate(m.GetName(), m.GetSpec())
 	return connect.NewResponse(&ebbflowv1.ValidateProfileResponse{

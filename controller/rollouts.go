@@ -17,20 +17,13 @@ type rolloutService struct{ *Server }
 
 func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
 	m := req.Msg
-	var v issues
-	if m.GetId() != "" {
-		v.name("id", m.GetId())
-	}
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
-	}
-	if issues := rollout.ValidateSpec(m.GetSpec()); len(issues) > 0 {
-		return nil, invalid(issues)
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
 		return c.rollouts.CreateRollout
 	}, func(ctx context.Context) (*ebbflowv1.CreateRolloutResponse, error) {
-		r, err := s.createRollout(ctx, m.GetId(), actorOf(req.Header()), m.GetSpec())
+		r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), m.GetSpec())
 		if err != nil {
 			return nil, err
 		}
@@ -45,13 +38,10 @@ func steer[Req, Res any](
 	fn func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error),
 	wrap func(*ebbflowv1.Rollout) *Res,
 ) (*connect.Response[Res], error) {
-	var v issues
-	v.name("id", id)
-	v.maxLen("reason", reason, maxReasonBytes)
-	if err := v.err(); err != nil {
+	if err := validateRequest(any(req.Msg).(proto.Message)); err != nil {
 		return nil, err
 	}
-	actor := actorOf(req.Header())
+	actor := actorOf(ctx)
 	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
 		r, err := s.mutateRollout(ctx, id, actor, func(r *ebbflowv1.Rollout, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 			return fn(r, actor, now)
@@ -87,9 +77,6 @@ func (s *rolloutService) ResumeRollout(ctx context.Context, req *connect.Request
 
 func (s *rolloutService) ApproveRollout(ctx context.Context, req *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
 	m := req.Msg
-	if (m.GetWave() < 0) == (m.GetCluster() == "") {
-		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "wave", Rule: "one-of", Message: "give exactly one of wave (>= 0) or cluster (with wave -1)"}})
-	}
 	return steer(ctx, s, req, m.GetId(), "", func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
 		return c.rollouts.ApproveRollout
 	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
@@ -101,11 +88,6 @@ func (s *rolloutService) ApproveRollout(ctx context.Context, req *connect.Reques
 
 func (s *rolloutService) SkipCluster(ctx context.Context, req *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("cluster", m.GetCluster())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
 		return c.rollouts.SkipCluster
 	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
@@ -136,8 +118,6 @@ func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Reque
 		t.Wave = x.Wave
 	case *ebbflowv1.RollbackRolloutRequest_All:
 		t.All, t.Wave = x.All, -1
-	default:
-		return nil, invalid([]*ebbflowv1.ValidationIssue{{Field: "target", Rule: "required", Message: "give one of cluster, wave or all"}})
 	}
 	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RollbackRolloutRequest]) (*connect.Response[ebbflowv1.RollbackRolloutResponse], error) {
 		return c.rollouts.RollbackRollout
@@ -150,9 +130,7 @@ func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Reque
 
 func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("id", m.GetId())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {
@@ -168,12 +146,12 @@ func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[eb
 
 func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[ebbflowv1.ListRolloutsRequest]) (*connect.Response[ebbflowv1.ListRolloutsResponse], error) {
 	m := req.Msg
+	if err := validateRequest(m); err != nil {
+		return nil, err
+	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListRolloutsRequest]) (*connect.Response[ebbflowv1.ListRolloutsResponse], error) {
 		return c.rollouts.ListRollouts
 	}, func(tx *store.Tx) (*ebbflowv1.ListRolloutsResponse, error) {
@@ -188,9 +166,7 @@ func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[
 
 func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutHistoryRequest]) (*connect.Response[ebbflowv1.GetRolloutHistoryResponse], error) {
 	m := req.Msg
-	var v issues
-	v.name("id", m.GetId())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetRolloutHistoryRequest]) (*connect.Response[ebbflowv1.GetRolloutHistoryResponse], error) {
@@ -211,9 +187,7 @@ func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Req
 // until it reaches a terminal state or the caller leaves.
 func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[ebbflowv1.WatchRolloutRequest], stream *connect.ServerStream[ebbflowv1.WatchRolloutResponse]) error {
 	id := req.Msg.GetId()
-	var v issues
-	v.name("id", id)
-	if err := v.err(); err != nil {
+	if err := validateRequest(req.Msg); err != nil {
 		return err
 	}
 	sub := s.store.Subscribe()
@@ -268,8 +242,8 @@ func waitFor(ctx context.Context, sub *store.Subscription, want func(store.Chang
 // PlanRollout is a dry run: the waves the rollout would cut and each cluster's preflight.
 func (s *rolloutService) PlanRollout(ctx context.Context, req *connect.Request[ebbflowv1.PlanRolloutRequest]) (*connect.Response[ebbflowv1.PlanRolloutResponse], error) {
 	spec := req.Msg.GetSpec()
-	if issues := rollout.ValidateSpec(spec); len(issues) > 0 {
-		return nil, invalid(issues)
+	if err := validateRequest(req.Msg); err != nil {
+		return nil, err
 	}
 	return readAt(ctx, s.Server, req, nil, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.PlanRolloutRequest]) (*connect.Response[ebbflowv1.PlanRolloutResponse], error) {
 		return c.rollouts.PlanRollout

@@ -20,8 +20,14 @@ import (
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
-// maxMessageBytes bounds every request message the API reads.
-const maxMessageBytes = 8 << 20
+// Read limits of request messages. An agent's measurement report carries up to maxMeasurements
+// measurements of up to maxSamples float64 samples and a histogram of up to maxHistogramBytes
+// each (16 x (200000 x 8 bytes packed + 256 KiB) is about 29.6 MiB); everything else (a profile
+// with its values and policies is the largest) stays within 8 MiB.
+const (
+	maxMessageBytes      = 8 << 20
+	maxAgentMessageBytes = 32 << 20
+)
 
 // Config wires a Server.
 type Config struct {
@@ -43,13 +49,29 @@ type Config struct {
 	// Now is the clock; time.Now by default.
 	Now     func() time.Time
 	Version string
+
+	// Authenticator establishes who is calling; by default the Ebbflow-Actor header, as given.
+	Authenticator Authenticator
+	// AuditMaxRecords and AuditMaxAge bound the audit log; every audit command carries them,
+	// so every node prunes the same records. 0 means the default; negative means no limit.
+	AuditMaxRecords int64
+	AuditMaxAge     time.Duration
+	// AgentRateLimit limits agent calls per cluster, PeopleRateLimit every other call per
+	// actor. A zero value means the default; a negative Rate turns the limit off.
+	AgentRateLimit, PeopleRateLimit RateLimit
+	// MaxLimiters bounds each map of per-identity limiters (default 100000).
+	MaxLimiters int
 }
 
 // Server implements every Ebbflow service over one http.Handler.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    Store
+	cfg   Config
+	log   *slog.Logger
+	store Store // raw, with the caller's audit entry attached to its first command
+	raw   Store
+	auth  Authenticator
+	// limits holds the per-identity rate limiters.
+	limits   *limits
 	fwd      *forwarder
 	live     *liveness
 	now      func() time.Time
@@ -87,6 +109,30 @@ func New(cfg Config) (*Server, error) {
 	if cfg.EngineInterval <= 0 {
 		cfg.EngineInterval = time.Second
 	}
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = headerAuthenticator{members: cfg.Store}
+	}
+	switch {
+	case cfg.AuditMaxRecords == 0:
+		cfg.AuditMaxRecords = DefaultAuditMaxRecords
+	case cfg.AuditMaxRecords < 0:
+		cfg.AuditMaxRecords = 0
+	}
+	switch {
+	case cfg.AuditMaxAge == 0:
+		cfg.AuditMaxAge = DefaultAuditMaxAge
+	case cfg.AuditMaxAge < 0:
+		cfg.AuditMaxAge = 0
+	}
+	if cfg.AgentRateLimit == (RateLimit{}) {
+		cfg.AgentRateLimit = DefaultAgentRateLimit
+	}
+	if cfg.PeopleRateLimit == (RateLimit{}) {
+		cfg.PeopleRateLimit = DefaultPeopleRateLimit
+	}
+	if cfg.MaxLimiters <= 0 {
+		cfg.MaxLimiters = defaultMaxLimiters
+	}
 	otelOpts := []otelconnect.Option{
 		otelconnect.WithTracerProvider(cfg.Tracer),
 		otelconnect.WithMeterProvider(cfg.Meter),
@@ -102,11 +148,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		store: cfg.Store,
-		live:  newLiveness(3 * cfg.HeartbeatInterval),
-		now:   cfg.Now,
+		cfg:    cfg,
+		log:    cfg.Logger,
+		raw:    cfg.Store,
+		auth:   cfg.Authenticator,
+		limits: newLimits(cfg.AgentRateLimit, cfg.PeopleRateLimit, cfg.MaxLimiters, cfg.Now),
+		live:   newLiveness(3 * cfg.HeartbeatInterval),
+		now:    cfg.Now,
 		fwd: &forwarder{
 			nodeID:  cfg.NodeID,
 			members: cfg.Store,
@@ -115,14 +163,19 @@ func New(cfg Config) (*Server, error) {
 			opts:    []connect.ClientOption{connect.WithInterceptors(clientOtel)},
 		},
 	}
+	s.store = auditingStore{Store: cfg.Store, s: s}
 	if err := s.registerMetrics(cfg.Meter); err != nil {
 		return nil, err
 	}
-	opts := []connect.HandlerOption{
-		connect.WithInterceptors(serverOtel),
-		connect.WithReadMaxBytes(maxMessageBytes),
+	// Two recovers: the inner one turns a handler's panic into Internal before the audit
+	// interceptor records the call; the outer one catches a panic in the interceptors.
+	common := []connect.HandlerOption{
+		connect.WithRecover(s.recovered),
+		connect.WithInterceptors(serverOtel, interceptor{s}),
 		connect.WithRecover(s.recovered),
 	}
+	opts := append([]connect.HandlerOption{connect.WithReadMaxBytes(maxMessageBytes)}, common...)
+	agentOpts := append([]connect.HandlerOption{connect.WithReadMaxBytes(maxAgentMessageBytes)}, common...)
 	mux := http.NewServeMux()
 	mount := func(path string, h http.Handler) {
 		mux.Handle(path, h)
@@ -131,8 +184,9 @@ func New(cfg Config) (*Server, error) {
 	mount(ebbflowv1connect.NewProfileServiceHandler(&profileService{s}, opts...))
 	mount(ebbflowv1connect.NewClusterServiceHandler(&clusterService{s}, opts...))
 	mount(ebbflowv1connect.NewRolloutServiceHandler(&rolloutService{s}, opts...))
-	mount(ebbflowv1connect.NewAgentServiceHandler(&agentService{s}, opts...))
+	mount(ebbflowv1connect.NewAgentServiceHandler(&agentService{s}, agentOpts...))
 	mount(ebbflowv1connect.NewControllerServiceHandler(&controllerService{s}, opts...))
+	mount(ebbflowv1connect.NewAuditServiceHandler(&auditService{s}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(s.services...)))
 	reflector := grpcreflect.NewStaticReflector(s.services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -44,11 +44,7 @@ func (s *controllerService) GetControllerStatus(context.Context, *connect.Reques
 
 func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
 	m := req.Msg
-	var v issues
-	v.nodeID("node_id", m.GetNodeId())
-	v.hostPort("raft_address", m.GetRaftAddress())
-	v.hostPort("api_address", m.GetApiAddress())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
@@ -57,16 +53,14 @@ func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[e
 		if err := s.store.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddress(), m.GetApiAddress()); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(req.Header()))
+		s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(ctx))
 		return &ebbflowv1.AddVoterResponse{Members: members(s.store.Status())}, nil
 	})
 }
 
 func (s *controllerService) RemoveServer(ctx context.Context, req *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
 	m := req.Msg
-	var v issues
-	v.nodeID("node_id", m.GetNodeId())
-	if err := v.err(); err != nil {
+	if err := validateRequest(m); err != nil {
 		return nil, err
 	}
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
@@ -75,7 +69,7 @@ func (s *controllerService) RemoveServer(ctx context.Context, req *connect.Reque
 		if err := s.store.RemoveServer(ctx, m.GetNodeId()); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(req.Header()))
+		s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(ctx))
 		return &ebbflowv1.RemoveServerResponse{Members: members(s.store.Status())}, nil
 	})
 }

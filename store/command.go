@@ -65,12 +65,24 @@ func (w *writer) applyEntry(cmd *storev1.Command) any {
 			if actor == "" {
 				actor = cmd.GetActor()
 			}
-			out[i].Msg, out[i].Err = w.apply(sub, actor, now)
+			out[i].Msg, out[i].Err = w.applyAudited(sub, actor, now)
 		}
 		return out
 	}
-	msg, err := w.apply(cmd, cmd.GetActor(), cmd.GetTime())
+	msg, err := w.applyAudited(cmd, cmd.GetActor(), cmd.GetTime())
 	return &applyResult{msg: msg, err: err}
+}
+
+// applyAudited applies one command and, when it carries an audit entry, stores the record in
+// the same transaction with the result just decided, so an acknowledged change never lacks
+// its record and a failed one is recorded with its error.
+func (w *writer) applyAudited(cmd *storev1.Command, actor string, now *timestamppb.Timestamp) (proto.Message, error) {
+	msg, err := w.apply(cmd, actor, now)
+	if a := cmd.GetAudit(); a != nil {
+		_, own := cmd.GetBody().(*storev1.Command_RecordAudit)
+		w.recordAudit(a, actor, now, own, err)
+	}
+	return msg, err
 }
 
 // apply is the one switch over command bodies. A body it does not know (nil, or a field added
@@ -99,6 +111,11 @@ func (w *writer) apply(cmd *storev1.Command, actor string, now *timestamppb.Time
 		return nil, w.appendRolloutEvents(b.AppendRolloutEvents, now)
 	case *storev1.Command_PutNodeMeta:
 		return nil, w.putNodeMeta(b.PutNodeMeta)
+	case *storev1.Command_RecordAudit:
+		if cmd.GetAudit() == nil {
+			return nil, fmt.Errorf("record audit without an audit entry: %w", ErrInvalid)
+		}
+		return nil, nil // applyAudited stores the entry
 	case *storev1.Command_Batch:
 		return nil, fmt.Errorf("batch inside a batch: %w", ErrInvalid)
 	default:

@@ -12,9 +12,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
-
-	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 )
 
 // fsm adapts the state database to raft.FSM (and raft.BatchingFSM, so a burst of entries
@@ -90,8 +87,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			if l.Type != raft.LogCommand {
 				continue // configuration changes live in Raft's own log
 			}
-			cmd := &storev1.Command{}
-			if err := proto.Unmarshal(l.Data, cmd); err != nil {
+			cmd, err := decodeCommand(l.Data)
+			if err != nil {
 				panic(fmt.Sprintf("store: undecodable log entry %d: %v", l.Index, err))
 			}
 			w.index = l.Index

@@ -30,13 +30,18 @@ var (
 	bucketRolloutEvents = []byte("rollout_events")
 	// bucketNodes: controller node id -> API address (plain bytes).
 	bucketNodes = []byte("nodes")
+	// bucketAudit: bigendian(sequence) -> AuditRecord, sequence from 1 in commit order; the
+	// last sequence and the number of records are keyAuditSeq and keyAuditCount in bucketMeta.
+	bucketAudit = []byte("audit")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketProfiles, bucketProfileRevisions, bucketClusters,
-		bucketRollouts, bucketRolloutEvents, bucketNodes,
+		bucketRollouts, bucketRolloutEvents, bucketNodes, bucketAudit,
 	}
 
-	keyApplied = []byte("applied_index")
+	keyApplied    = []byte("applied_index")
+	keyAuditSeq   = []byte("audit_seq")
+	keyAuditCount = []byte("audit_count")
 )
 
 // marshalOpts makes stored bytes identical on every replica.

@@ -23,17 +23,17 @@ func (d *Driver) policyObjects(policies []*structpb.Struct, namespaces []string)
 	if len(namespaces) == 0 {
 		namespaces = []string{"default"}
 	}
+	objs, err := parsePolicies(policies)
+	if err != nil {
+		return nil, err
+	}
 	mapper, err := d.mapper()
 	if err != nil {
 		return nil, err
 	}
 	var out []*unstructured.Unstructured
-	for i, p := range policies {
-		u := &unstructured.Unstructured{Object: p.AsMap()}
+	for _, u := range objs {
 		gvk := u.GroupVersionKind()
-		if gvk.Kind == "" || gvk.Version == "" || u.GetName() == "" {
-			return nil, fmt.Errorf("l7 policy %d: apiVersion, kind and metadata.name are required", i)
-		}
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
 			return nil, fmt.Errorf("l7 policy %s %q: %s is not served by the cluster (are Cilium's CRDs installed?): %w", gvk.Kind, u.GetName(), gvk.GroupVersion(), err)
@@ -51,6 +51,21 @@ func (d *Driver) policyObjects(policies []*structpb.Struct, namespaces []string)
 				out = append(out, c)
 			}
 		}
+	}
+	return out, nil
+}
+
+// parsePolicies turns the l7 phase's policies, as the controller sent them, into objects; each
+// must name its apiVersion, kind and metadata.name. It touches no cluster.
+func parsePolicies(policies []*structpb.Struct) ([]*unstructured.Unstructured, error) {
+	out := make([]*unstructured.Unstructured, 0, len(policies))
+	for i, p := range policies {
+		u := &unstructured.Unstructured{Object: p.AsMap()}
+		gvk := u.GroupVersionKind()
+		if gvk.Kind == "" || gvk.Version == "" || u.GetName() == "" {
+			return nil, fmt.Errorf("l7 policy %d: apiVersion, kind and metadata.name are required", i)
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }

@@ -44,6 +44,10 @@ type flags struct {
 	allowInsecureRemote                                                 bool
 	readyFile                                                           string
 	statefulSetService, podName, tlsCA                                  string
+	auditMaxRecords                                                     int64
+	auditMaxAge                                                         time.Duration
+	agentRate, peopleRate                                               float64
+	agentBurst, peopleBurst                                             int
 }
 
 func parseFlags() flags {
@@ -65,6 +69,12 @@ func parseFlags() flags {
 	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
 	flag.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) trusted when calling other nodes over TLS (joining, forwarding to the leader); default the system roots")
 	flag.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
+	flag.Int64Var(&f.auditMaxRecords, "audit-max-records", controller.DefaultAuditMaxRecords, "keep at most this many audit records (the oldest go first); 0 keeps any number")
+	flag.DurationVar(&f.auditMaxAge, "audit-max-age", controller.DefaultAuditMaxAge, "drop audit records older than this; 0 keeps them regardless of age")
+	flag.Float64Var(&f.agentRate, "agent-rate-limit", controller.DefaultAgentRateLimit.Rate, "agent registrations and reports per second allowed per cluster, per node (heartbeats are not counted); 0 turns the limit off")
+	flag.IntVar(&f.agentBurst, "agent-rate-burst", controller.DefaultAgentRateLimit.Burst, "burst of --agent-rate-limit")
+	flag.Float64Var(&f.peopleRate, "people-rate-limit", controller.DefaultPeopleRateLimit.Rate, "calls per second allowed per actor (fleetctl, the portal, scripts), per node; 0 turns the limit off")
+	flag.IntVar(&f.peopleBurst, "people-rate-burst", controller.DefaultPeopleRateLimit.Burst, "burst of --people-rate-limit")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *version {
@@ -97,6 +107,12 @@ func run() error {
 	}
 	if f.dataDir == "" {
 		return errors.New("--data-dir is required")
+	}
+	if f.auditMaxRecords < 0 || f.auditMaxAge < 0 {
+		return errors.New("--audit-max-records and --audit-max-age must not be negative")
+	}
+	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
+		return errors.New("rate limits must not be negative and bursts must be at least 1")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -181,6 +197,9 @@ func run() error {
 	srv, err := controller.New(controller.Config{
 		Store: st, NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
 		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: scheme, Version: buildinfo.Version(),
+		AuditMaxRecords: orOff(f.auditMaxRecords), AuditMaxAge: time.Duration(orOff(int64(f.auditMaxAge))),
+		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
+		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
 	})
 	if err != nil {
 		return err
@@ -287,4 +306,19 @@ func newPeerClient(caFile string) (*http.Client, error) {
 func loopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// orOff maps a flag's 0 ("no limit") to the controller's negative "off" (its 0 is "default").
+func orOff(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+func orOffRate(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -60,6 +60,7 @@ type clients struct {
 	clusters   ebbflowv1connect.ClusterServiceClient
 	rollouts   ebbflowv1connect.RolloutServiceClient
 	controller ebbflowv1connect.ControllerServiceClient
+	audit      ebbflowv1connect.AuditServiceClient
 }
 
 // exitError carries an exit code through cobra.
@@ -161,7 +162,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controlle
 	f.StringVar(&a.context, "context", "", "config context to use (default: the current context)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call (not of --watch)")
-	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.configCmd())
+	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd())
 	return root
 }
 
@@ -227,6 +228,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 		clusters:   ebbflowv1connect.NewClusterServiceClient(hc, server, opts...),
 		rollouts:   ebbflowv1connect.NewRolloutServiceClient(hc, server, opts...),
 		controller: ebbflowv1connect.NewControllerServiceClient(hc, server, opts...),
+		audit:      ebbflowv1connect.NewAuditServiceClient(hc, server, opts...),
 	}
 	return nil
 }

@@ -131,10 +131,16 @@ func Start(t testing.TB, o Options) *Node {
 // StartCluster starts n nodes: the first bootstraps, the others join it.
 func StartCluster(t testing.TB, n int) []*Node {
 	t.Helper()
-	first := Start(t, Options{})
+	return StartClusterWith(t, n, nil)
+}
+
+// StartClusterWith starts n nodes like StartCluster, each with its config adjusted by config.
+func StartClusterWith(t testing.TB, n int, config func(*controller.Config)) []*Node {
+	t.Helper()
+	first := Start(t, Options{Config: config})
 	nodes := []*Node{first}
 	for i := 1; i < n; i++ {
-		nodes = append(nodes, Start(t, Options{Join: first}))
+		nodes = append(nodes, Start(t, Options{Join: first, Config: config}))
 	}
 	return nodes
 }

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -31,6 +32,10 @@ type Command struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	// Who asked for it.
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The audit record of the API call this command carries out, stored in the same
+	// transaction as the change with the result the FSM decided. Unset for the leader's own
+	// engine decisions.
+	Audit *AuditEntry `protobuf:"bytes,3,opt,name=audit,proto3" json:"audit,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Command_CreateProfile
@@ -45,6 +50,7 @@ type Command struct {
 	//	*Command_AppendRolloutEvents
 	//	*Command_Batch
 	//	*Command_PutNodeMeta
+	//	*Command_RecordAudit
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -92,6 +98,13 @@ func (x *Command) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *Command) GetAudit() *AuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
 }
 
 func (x *Command) GetBody() isCommand_Body {
@@ -209,6 +222,15 @@ func (x *Command) GetPutNodeMeta() *PutNodeMeta {
 	return nil
 }
 
+func (x *Command) GetRecordAudit() *RecordAudit {
+	if x != nil {
+		if x, ok := x.Body.(*Command_RecordAudit); ok {
+			return x.RecordAudit
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -261,6 +283,10 @@ type Command_PutNodeMeta struct {
 	PutNodeMeta *PutNodeMeta `protobuf:"bytes,21,opt,name=put_node_meta,json=putNodeMeta,proto3,oneof"`
 }
 
+type Command_RecordAudit struct {
+	RecordAudit *RecordAudit `protobuf:"bytes,22,opt,name=record_audit,json=recordAudit,proto3,oneof"`
+}
+
 func (*Command_CreateProfile) isCommand_Body() {}
 
 func (*Command_UpdateProfile) isCommand_Body() {}
@@ -284,6 +310,8 @@ func (*Command_AppendRolloutEvents) isCommand_Body() {}
 func (*Command_Batch) isCommand_Body() {}
 
 func (*Command_PutNodeMeta) isCommand_Body() {}
+
+func (*Command_RecordAudit) isCommand_Body() {}
 
 // Batch applies several commands in one log entry, in order; each has its own result.
 type Batch struct {
@@ -956,14 +984,167 @@ func (x *PutNodeMeta) GetApiAddress() string {
 	return ""
 }
 
+// AuditEntry is what the API layer knows of a call; the FSM adds the time, the sequence and,
+// for a command that changes state, the result.
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	RemoteAddress string                 `protobuf:"bytes,2,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	Procedure     string                 `protobuf:"bytes,3,opt,name=procedure,proto3" json:"procedure,omitempty"`
+	Resource      string                 `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
+	NodeId        string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Result of a call refused before Raft (RecordAudit); ignored on a command that changes
+	// state, whose result is the FSM's own.
+	Code    string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// Retention, applied by the FSM after storing the record, with the command's time: keep at
+	// most max_records (0: no count limit) and none older than max_age (unset: no age limit).
+	MaxRecords    uint64               `protobuf:"varint,8,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"`
+	MaxAge        *durationpb.Duration `protobuf:"bytes,9,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetProcedure() string {
+	if x != nil {
+		return x.Procedure
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetMaxRecords() uint64 {
+	if x != nil {
+		return x.MaxRecords
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+// RecordAudit changes nothing but the audit log: it stores the command's audit entry, with
+// the result given there, for a call refused (or answered without a state change) before Raft.
+type RecordAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAudit) Reset() {
+	*x = RecordAudit{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAudit) ProtoMessage() {}
+
+func (x *RecordAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAudit.ProtoReflect.Descriptor instead.
+func (*RecordAudit) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{14}
+}
+
 var File_ebbflow_store_v1_command_proto protoreflect.FileDescriptor
 
 const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x18ebbflow/v1/cluster.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\a\n" +
+	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x18ebbflow/v1/cluster.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\b\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\x12H\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x122\n" +
+	"\x05audit\x18\x03 \x01(\v2\x1c.ebbflow.store.v1.AuditEntryR\x05audit\x12H\n" +
 	"\x0ecreate_profile\x18\n" +
 	" \x01(\v2\x1f.ebbflow.store.v1.CreateProfileH\x00R\rcreateProfile\x12H\n" +
 	"\x0eupdate_profile\x18\v \x01(\v2\x1f.ebbflow.store.v1.UpdateProfileH\x00R\rupdateProfile\x12H\n" +
@@ -977,7 +1158,8 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"putRollout\x12[\n" +
 	"\x15append_rollout_events\x18\x13 \x01(\v2%.ebbflow.store.v1.AppendRolloutEventsH\x00R\x13appendRolloutEvents\x12/\n" +
 	"\x05batch\x18\x14 \x01(\v2\x17.ebbflow.store.v1.BatchH\x00R\x05batch\x12C\n" +
-	"\rput_node_meta\x18\x15 \x01(\v2\x1d.ebbflow.store.v1.PutNodeMetaH\x00R\vputNodeMetaB\x06\n" +
+	"\rput_node_meta\x18\x15 \x01(\v2\x1d.ebbflow.store.v1.PutNodeMetaH\x00R\vputNodeMeta\x12B\n" +
+	"\frecord_audit\x18\x16 \x01(\v2\x1d.ebbflow.store.v1.RecordAuditH\x00R\vrecordAuditB\x06\n" +
 	"\x04body\">\n" +
 	"\x05Batch\x125\n" +
 	"\bcommands\x18\x01 \x03(\v2\x19.ebbflow.store.v1.CommandR\bcommands\"P\n" +
@@ -1028,7 +1210,20 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\vPutNodeMeta\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
 	"\vapi_address\x18\x02 \x01(\tR\n" +
-	"apiAddressB;Z9github.com/ebbflow/ebbflow/proto/ebbflow/store/v1;storev1b\x06proto3"
+	"apiAddress\"\x9f\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12%\n" +
+	"\x0eremote_address\x18\x02 \x01(\tR\rremoteAddress\x12\x1c\n" +
+	"\tprocedure\x18\x03 \x01(\tR\tprocedure\x12\x1a\n" +
+	"\bresource\x18\x04 \x01(\tR\bresource\x12\x17\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12\x1f\n" +
+	"\vmax_records\x18\b \x01(\x04R\n" +
+	"maxRecords\x122\n" +
+	"\amax_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"\r\n" +
+	"\vRecordAuditB;Z9github.com/ebbflow/ebbflow/proto/ebbflow/store/v1;storev1b\x06proto3"
 
 var (
 	file_ebbflow_store_v1_command_proto_rawDescOnce sync.Once
@@ -1042,7 +1237,7 @@ func file_ebbflow_store_v1_command_proto_rawDescGZIP() []byte {
 	return file_ebbflow_store_v1_command_proto_rawDescData
 }
 
-var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*Command)(nil),               // 0: ebbflow.store.v1.Command
 	(*Batch)(nil),                 // 1: ebbflow.store.v1.Batch
@@ -1057,43 +1252,49 @@ var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*PutRollout)(nil),            // 10: ebbflow.store.v1.PutRollout
 	(*AppendRolloutEvents)(nil),   // 11: ebbflow.store.v1.AppendRolloutEvents
 	(*PutNodeMeta)(nil),           // 12: ebbflow.store.v1.PutNodeMeta
-	nil,                           // 13: ebbflow.store.v1.RegisterCluster.LabelsEntry
-	nil,                           // 14: ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*v1.ProfileSpec)(nil),        // 16: ebbflow.v1.ProfileSpec
-	(*v1.Inventory)(nil),          // 17: ebbflow.v1.Inventory
-	(*v1.Rollout)(nil),            // 18: ebbflow.v1.Rollout
-	(*v1.RolloutEvent)(nil),       // 19: ebbflow.v1.RolloutEvent
+	(*AuditEntry)(nil),            // 13: ebbflow.store.v1.AuditEntry
+	(*RecordAudit)(nil),           // 14: ebbflow.store.v1.RecordAudit
+	nil,                           // 15: ebbflow.store.v1.RegisterCluster.LabelsEntry
+	nil,                           // 16: ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*v1.ProfileSpec)(nil),        // 18: ebbflow.v1.ProfileSpec
+	(*v1.Inventory)(nil),          // 19: ebbflow.v1.Inventory
+	(*v1.Rollout)(nil),            // 20: ebbflow.v1.Rollout
+	(*v1.RolloutEvent)(nil),       // 21: ebbflow.v1.RolloutEvent
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
 }
 var file_ebbflow_store_v1_command_proto_depIdxs = []int32{
-	15, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
-	2,  // 1: ebbflow.store.v1.Command.create_profile:type_name -> ebbflow.store.v1.CreateProfile
-	3,  // 2: ebbflow.store.v1.Command.update_profile:type_name -> ebbflow.store.v1.UpdateProfile
-	4,  // 3: ebbflow.store.v1.Command.delete_profile:type_name -> ebbflow.store.v1.DeleteProfile
-	5,  // 4: ebbflow.store.v1.Command.register_cluster:type_name -> ebbflow.store.v1.RegisterCluster
-	6,  // 5: ebbflow.store.v1.Command.set_cluster_labels:type_name -> ebbflow.store.v1.SetClusterLabels
-	7,  // 6: ebbflow.store.v1.Command.set_cluster_cordon:type_name -> ebbflow.store.v1.SetClusterCordon
-	8,  // 7: ebbflow.store.v1.Command.delete_cluster:type_name -> ebbflow.store.v1.DeleteCluster
-	9,  // 8: ebbflow.store.v1.Command.update_inventory:type_name -> ebbflow.store.v1.UpdateInventory
-	10, // 9: ebbflow.store.v1.Command.put_rollout:type_name -> ebbflow.store.v1.PutRollout
-	11, // 10: ebbflow.store.v1.Command.append_rollout_events:type_name -> ebbflow.store.v1.AppendRolloutEvents
-	1,  // 11: ebbflow.store.v1.Command.batch:type_name -> ebbflow.store.v1.Batch
-	12, // 12: ebbflow.store.v1.Command.put_node_meta:type_name -> ebbflow.store.v1.PutNodeMeta
-	0,  // 13: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
-	16, // 14: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	16, // 15: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	13, // 16: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
-	17, // 17: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
-	14, // 18: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	17, // 19: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
-	18, // 20: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
-	19, // 21: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
-	19, // 22: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	17, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
+	13, // 1: ebbflow.store.v1.Command.audit:type_name -> ebbflow.store.v1.AuditEntry
+	2,  // 2: ebbflow.store.v1.Command.create_profile:type_name -> ebbflow.store.v1.CreateProfile
+	3,  // 3: ebbflow.store.v1.Command.update_profile:type_name -> ebbflow.store.v1.UpdateProfile
+	4,  // 4: ebbflow.store.v1.Command.delete_profile:type_name -> ebbflow.store.v1.DeleteProfile
+	5,  // 5: ebbflow.store.v1.Command.register_cluster:type_name -> ebbflow.store.v1.RegisterCluster
+	6,  // 6: ebbflow.store.v1.Command.set_cluster_labels:type_name -> ebbflow.store.v1.SetClusterLabels
+	7,  // 7: ebbflow.store.v1.Command.set_cluster_cordon:type_name -> ebbflow.store.v1.SetClusterCordon
+	8,  // 8: ebbflow.store.v1.Command.delete_cluster:type_name -> ebbflow.store.v1.DeleteCluster
+	9,  // 9: ebbflow.store.v1.Command.update_inventory:type_name -> ebbflow.store.v1.UpdateInventory
+	10, // 10: ebbflow.store.v1.Command.put_rollout:type_name -> ebbflow.store.v1.PutRollout
+	11, // 11: ebbflow.store.v1.Command.append_rollout_events:type_name -> ebbflow.store.v1.AppendRolloutEvents
+	1,  // 12: ebbflow.store.v1.Command.batch:type_name -> ebbflow.store.v1.Batch
+	12, // 13: ebbflow.store.v1.Command.put_node_meta:type_name -> ebbflow.store.v1.PutNodeMeta
+	14, // 14: ebbflow.store.v1.Command.record_audit:type_name -> ebbflow.store.v1.RecordAudit
+	0,  // 15: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
+	18, // 16: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	18, // 17: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	15, // 18: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
+	19, // 19: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
+	16, // 20: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	19, // 21: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
+	20, // 22: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
+	21, // 23: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
+	21, // 24: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
+	22, // 25: ebbflow.store.v1.AuditEntry.max_age:type_name -> google.protobuf.Duration
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_store_v1_command_proto_init() }
@@ -1114,6 +1315,7 @@ func file_ebbflow_store_v1_command_proto_init() {
 		(*Command_AppendRolloutEvents)(nil),
 		(*Command_Batch)(nil),
 		(*Command_PutNodeMeta)(nil),
+		(*Command_RecordAudit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1121,7 +1323,7 @@ func file_ebbflow_store_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_store_v1_command_proto_rawDesc), len(file_ebbflow_store_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,165 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+)
+
+// RateLimit is a token bucket: Rate calls per second on average, bursts of up to Burst.
+type RateLimit struct {
+	Rate  float64
+	Burst int
+}
+
+// Default rate limits, per node. An agent registers, heartbeats every 10 s and sends a
+// handful of reports per phase: a 10,000-cluster fleet stays far below 20/s per cluster. A
+// person (or a script under one name) gets 100 calls/s with bursts of 500.
+var (
+	DefaultAgentRateLimit  = RateLimit{Rate: 20, Burst: 100}
+	DefaultPeopleRateLimit = RateLimit{Rate: 100, Burst: 500}
+)
+
+// Bounds of the limiter maps: at most maxLimiters identities per map; when it is full, the
+// limiters idle for limiterIdle go first, then (under a flood of new identities) a random
+// eighth. An evicted identity starts again with a full bucket.
+const (
+	defaultMaxLimiters = 100000
+	limiterIdle        = 10 * time.Minute
+)
+
+// agentProcedures are limited per cluster; every other unary call of the API per actor,
+// except heartbeats: they cost the leader a map update in memory (no Raft, no disk) and an
+// agent may send them back to back after a reconnect.
+var agentProcedures = map[string]bool{
+	ebbflowv1connect.AgentServiceRegisterAgentProcedure:     true,
+	ebbflowv1connect.AgentServiceReportPhaseStatusProcedure: true,
+	ebbflowv1connect.AgentServiceReportMeasurementProcedure: true,
+}
+
+// unlimited are calls no limiter counts.
+var unlimited = map[string]bool{
+	ebbflowv1connect.AgentServiceHeartbeatProcedure: true,
+}
+
+// limits holds the per-identity limiters of one node.
+type limits struct {
+	agents, people *limiterSet
+}
+
+func newLimits(agent, people RateLimit, max int, now func() time.Time) *limits {
+	return &limits{agents: newLimiterSet("cluster", agent, max, now), people: newLimiterSet("actor", people, max, now)}
+}
+
+// allow returns nil, or a ResourceExhausted error with a retry hint. Calls forwarded by
+// another node were limited there.
+func (l *limits) allow(procedure string, id Identity, msg any) error {
+	if id.Peer || unlimited[procedure] {
+		return nil
+	}
+	if agentProcedures[procedure] {
+		return l.agents.allow(agentKey(msg))
+	}
+	if strings.HasPrefix(procedure, "/ebbflow.v1.") {
+		return l.people.allow(id.Actor)
+	}
+	return nil
+}
+
+// agentKey is the cluster an agent call speaks for.
+func agentKey(msg any) string {
+	switch m := msg.(type) {
+	case *ebbflowv1.RegisterAgentRequest:
+		return m.GetCluster()
+	case *ebbflowv1.ReportPhaseStatusRequest:
+		return m.GetRef().GetCluster()
+	case *ebbflowv1.ReportMeasurementRequest:
+		return m.GetRef().GetCluster()
+	}
+	return ""
+}
+
+type limiterSet struct {
+	what  string
+	limit RateLimit
+	max   int
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*limiterEntry
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+func newLimiterSet(what string, l RateLimit, max int, now func() time.Time) *limiterSet {
+	return &limiterSet{what: what, limit: l, max: max, now: now, m: map[string]*limiterEntry{}}
+}
+
+func (ls *limiterSet) off() bool { return ls == nil || ls.limit.Rate <= 0 }
+
+func (ls *limiterSet) allow(key string) error {
+	if ls.off() {
+		return nil
+	}
+	key = clip(key, 256)
+	now := ls.now()
+	ls.mu.Lock()
+	e, ok := ls.m[key]
+	if !ok {
+		if len(ls.m) >= ls.max {
+			ls.evict(now)
+		}
+		e = &limiterEntry{lim: rate.NewLimiter(rate.Limit(ls.limit.Rate), max(ls.limit.Burst, 1))}
+		ls.m[key] = e
+	}
+	e.last = now
+	r := e.lim.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	if delay > 0 {
+		r.CancelAt(now)
+	}
+	ls.mu.Unlock()
+	if delay <= 0 {
+		return nil
+	}
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("rate limit of %s %q: %g calls/s with bursts of %d; retry in %s",
+		ls.what, key, ls.limit.Rate, ls.limit.Burst, delay.Round(time.Millisecond)))
+	if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); derr == nil {
+		err.AddDetail(d)
+	}
+	return err
+}
+
+// evict makes room: idle limiters first, then a random eighth of the rest. Called with mu
+// held when the map is full, so its cost is spread over at least max/8 new identities.
+func (ls *limiterSet) evict(now time.Time) {
+	for k, e := range ls.m {
+		if now.Sub(e.last) > limiterIdle {
+			delete(ls.m, k)
+		}
+	}
+	for k := range ls.m {
+		if len(ls.m) <= ls.max-max(ls.max/8, 1) {
+			break
+		}
+		delete(ls.m, k)
+	}
+}
+
+func (ls *limiterSet) size() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return len(ls.m)
+}
