@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ebbflow/ebbflow/agent"
@@ -43,6 +44,9 @@ func run() error {
 	resolve := flag.String("resolve", "", "probe targets to reach at other addresses, host:port=host:port[,...] (like curl --resolve)")
 	waitTimeout := flag.Duration("wait-timeout", 5*time.Minute, "bound on each Helm call and each wait for a DaemonSet rollout")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	leaderElect := flag.Bool("leader-elect", false, "compete for a Lease in --namespace and act only while holding it, so several replicas can run with exactly one active")
+	leaseName := flag.String("leader-elect-lease", "ebbflow-agent", "name of the Lease replicas compete for")
+	podName := flag.String("pod-name", "", "this replica's identity in the election (default: the hostname)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *version {
@@ -105,16 +109,33 @@ func run() error {
 	}
 	defer conn.Close()
 	rep := cluster.NewGRPCReporter(client)
-	// A step interrupted by a crash is finished or rolled back before anything new starts.
-	if err := drv.Resume(ctx, rep); err != nil && ctx.Err() == nil {
-		log.Error("resuming an interrupted step", "err", err)
+	act := func(ctx context.Context) error {
+		// A step interrupted by a crash is finished or rolled back before anything new starts.
+		if err := drv.Resume(ctx, rep); err != nil && ctx.Err() == nil {
+			log.Error("resuming an interrupted step", "err", err)
+		}
+		loop := agent.New(agent.Config{
+			Cluster: *clusterID, Labels: lbls, Version: buildinfo.Version(), Client: client, Logger: log,
+			Inventory: drv.Inventory, OnAssignment: drv.Handler(rep),
+		})
+		log.Info("fleet-agent starting", "cluster", *clusterID, "controller", *controllerURL, "version", buildinfo.Version())
+		return loop.Run(ctx)
 	}
-	loop := agent.New(agent.Config{
-		Cluster: *clusterID, Labels: lbls, Version: buildinfo.Version(), Client: client, Logger: log,
-		Inventory: drv.Inventory, OnAssignment: drv.Handler(rep),
-	})
-	log.Info("fleet-agent starting", "cluster", *clusterID, "controller", *controllerURL, "version", buildinfo.Version())
-	return loop.Run(ctx)
+	if !*leaderElect {
+		return act(ctx)
+	}
+	id := *podName
+	if id == "" {
+		if id, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--pod-name: %w", err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("competing for the agent lease", "lease", *namespace+"/"+*leaseName, "identity", id)
+	return agent.RunElected(ctx, agent.Election{Client: cs, Namespace: *namespace, Name: *leaseName, Identity: id}, act)
 }
 
 func parseLabels(s string) (map[string]string, error) {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ebbflow/ebbflow/agent"
 	"github.com/ebbflow/ebbflow/agent/cluster"
 	"github.com/ebbflow/ebbflow/e2e/kubebox"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -221,12 +222,37 @@ func TestAgentLeastPrivilege(t *testing.T) {
 			_, err := agentDyn.Resource(cnpResource).Namespace("web").List(ctx, metav1.ListOptions{})
 			return err
 		}},
+		{"take over another Lease", func() error {
+			_, err := agentCS.CoordinationV1().Leases(agentNamespace).Get(ctx, "someone-else", metav1.GetOptions{})
+			return err
+		}},
 	}
 	for _, f := range forbidden {
 		if err := f.call(); !apierrors.IsForbidden(err) {
 			t.Errorf("%s as the agent: %v, want Forbidden", f.name, err)
 		}
 	}
+	// Leader election among replicas works with the same token: it takes the Lease, runs,
+	// and releases it.
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	led := make(chan struct{})
+	err = agent.RunElected(lctx, agent.Election{Client: agentCS, Namespace: agentNamespace, Name: "ebbflow-agent", Identity: "replica-0",
+		RetryPeriod: 100 * time.Millisecond}, func(ctx context.Context) error {
+		close(led)
+		lcancel()
+		return nil
+	})
+	lcancel()
+	select {
+	case <-led:
+	default:
+		t.Errorf("the agent never led with its own token: %v", err)
+	}
+	lease, err := admin.CoordinationV1().Leases(agentNamespace).Get(ctx, "ebbflow-agent", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "" {
+		t.Errorf("the Lease after the replica stopped: %v %v, want it released", lease.Spec.HolderIdentity, err)
+	}
+
 	// And the same token still does what the roles grant (so Forbidden above is RBAC, not a
 	// broken token).
 	if _, err := agentCS.CoreV1().ConfigMaps("kube-system").Get(ctx, "cilium-config", metav1.GetOptions{}); err != nil {

@@ -27,7 +27,11 @@ func TestSchema(t *testing.T) {
 		{"agent typo at the top", agentChart, merge(agentRequired(), map[string]any{"clusterID": "eu-1"}), "clusterID"},
 		{"agent typo in rbac", agentChart, merge(agentRequired(), map[string]any{"rbac": map[string]any{"extraRule": []any{}}}), "extraRule"},
 		{"agent typo in a park entry", agentChart, merge(agentRequired(), map[string]any{"parkDaemonSets": []any{map[string]any{"ns": "kube-system", "name": "kube-proxy"}}}), "ns"},
-		{"agent two replicas", agentChart, merge(agentRequired(), map[string]any{"replicas": 2}), "replicas"},
+		{"agent two replicas without leader election", agentChart, merge(agentRequired(), map[string]any{"replicas": 2, "leaderElection": map[string]any{"enabled": false}}), "enabled"},
+		{"agent two replicas with leader election", agentChart, merge(agentRequired(), map[string]any{"replicas": 2}), ""},
+		{"agent one replica without leader election", agentChart, merge(agentRequired(), map[string]any{"leaderElection": map[string]any{"enabled": false}}), ""},
+		{"agent zero replicas", agentChart, merge(agentRequired(), map[string]any{"replicas": 0}), "replicas"},
+		{"agent typo in leaderElection", agentChart, merge(agentRequired(), map[string]any{"leaderElection": map[string]any{"lease": "x"}}), "lease"},
 		{"agent cluster id not a DNS label", agentChart, merge(agentRequired(), map[string]any{"clusterId": "EU_1"}), "clusterId"},
 		{"agent controller URL without scheme", agentChart, merge(agentRequired(), map[string]any{"controllerUrl": "ctl:7070"}), "controllerUrl"},
 	}
