@@ -201,6 +201,11 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 		return err
 	}
 
+	say("The audit trail: every change, who made it, from where, and how it ended")
+	if err := ctl("audit", "--limit", "15"); err != nil {
+		return err
+	}
+
 	say("Where to look")
 	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s   e.g. EBBFLOW_SERVER=%s %s cluster list
   Metrics:                        %s/metrics
