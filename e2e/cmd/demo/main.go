@@ -202,8 +202,13 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	}
 
 	say("The audit trail: every change, who made it, from where, and how it ended")
-	if err := ctl("audit", "--limit", "15"); err != nil {
-		return err
+	for _, args := range [][]string{
+		{"audit", "--resource", "rollout/", "--limit", "5"},
+		{"audit", "--resource", "profile/", "--limit", "5"},
+	} {
+		if err := ctl(args...); err != nil {
+			return err
+		}
 	}
 
 	say("Where to look")
