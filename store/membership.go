@@ -201,20 +201,7 @@ func (s *Store) LeaderAPIAddress() (string, error) {
 
 // WaitForLeader waits until some node is known as leader.
 func (s *Store) WaitForLeader(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if s.LeaderID() != "" {
-			return nil
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.stop:
-			return ErrClosed
-		}
-	}
+	return s.pollUntil(ctx, 20*time.Millisecond, func() bool { return s.LeaderID() != "" })
 }
 
 // WatchLeadership reports whether this node is the leader: the current state first, then

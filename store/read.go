@@ -72,9 +72,17 @@ func (s *Store) linearize(ctx context.Context) error {
 // holds that write. It waits for Raft to have the entries locally and hand them to the FSM
 // (Raft's applied index, polled), then for the FSM to have applied the last command among them.
 func (s *Store) CatchUp(ctx context.Context, index uint64) error {
-	t := time.NewTicker(5 * time.Millisecond)
+	if err := s.pollUntil(ctx, 5*time.Millisecond, func() bool { return s.raft.AppliedIndex() >= index }); err != nil {
+		return err
+	}
+	return s.waitApplied(ctx, index)
+}
+
+// pollUntil checks cond every interval until it holds, ctx ends or the store closes.
+func (s *Store) pollUntil(ctx context.Context, interval time.Duration, cond func() bool) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	for s.raft.AppliedIndex() < index {
+	for !cond() {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -83,7 +91,7 @@ func (s *Store) CatchUp(ctx context.Context, index uint64) error {
 			return ErrClosed
 		}
 	}
-	return s.waitApplied(ctx, index)
+	return nil
 }
 
 // waitApplied waits until the FSM has applied every command at or below index. Entries it
