@@ -934,6 +934,219 @@ func (x *HeartbeatResponse) GetAssignmentId() string {
 	return ""
 }
 
+type JoinClusterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "<id>.<secret>" from AccessService.CreateJoinToken (fleetctl token create).
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// PEM certificate signing request for the agent's own key; its subject is ignored.
+	CsrPem        string `protobuf:"bytes,2,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinClusterRequest) Reset() {
+	*x = JoinClusterRequest{}
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinClusterRequest) ProtoMessage() {}
+
+func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinClusterRequest.ProtoReflect.Descriptor instead.
+func (*JoinClusterRequest) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JoinClusterRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *JoinClusterRequest) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+type JoinClusterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster the certificate is bound to.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// PEM client certificate, then the issuing CA.
+	CertificatePem string `protobuf:"bytes,2,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	CaPem          string `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *JoinClusterResponse) Reset() {
+	*x = JoinClusterResponse{}
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinClusterResponse) ProtoMessage() {}
+
+func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinClusterResponse.ProtoReflect.Descriptor instead.
+func (*JoinClusterResponse) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JoinClusterResponse) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *JoinClusterResponse) GetCertificatePem() string {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return ""
+}
+
+func (x *JoinClusterResponse) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+type RenewCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM certificate signing request for the agent's new key.
+	CsrPem        string `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RenewCertificateRequest) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+type RenewCertificateResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificatePem string                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	CaPem          string                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RenewCertificateResponse) GetCertificatePem() string {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return ""
+}
+
+func (x *RenewCertificateResponse) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
 var File_ebbflow_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ebbflow_v1_agent_proto_rawDesc = "" +
@@ -1005,7 +1218,19 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\x05phase\x18\x03 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12/\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\x06status\"8\n" +
 	"\x11HeartbeatResponse\x12#\n" +
-	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId*\x8e\x01\n" +
+	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\"C\n" +
+	"\x12JoinClusterRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
+	"\acsr_pem\x18\x02 \x01(\tR\x06csrPem\"o\n" +
+	"\x13JoinClusterResponse\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12'\n" +
+	"\x0fcertificate_pem\x18\x02 \x01(\tR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x03 \x01(\tR\x05caPem\"2\n" +
+	"\x17RenewCertificateRequest\x12\x17\n" +
+	"\acsr_pem\x18\x01 \x01(\tR\x06csrPem\"Z\n" +
+	"\x18RenewCertificateResponse\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\tR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\tR\x05caPem*\x8e\x01\n" +
 	"\x10AssignmentAction\x12!\n" +
 	"\x1dASSIGNMENT_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ASSIGNMENT_ACTION_IDLE\x10\x01\x12\x1b\n" +
@@ -1019,13 +1244,15 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\x15PHASE_STATUS_MEASURED\x10\x04\x12\x17\n" +
 	"\x13PHASE_STATUS_FAILED\x10\x05\x12\x1c\n" +
 	"\x18PHASE_STATUS_ROLLED_BACK\x10\x06\x12!\n" +
-	"\x1dPHASE_STATUS_PREFLIGHT_FAILED\x10\a2\xd0\x03\n" +
+	"\x1dPHASE_STATUS_PREFLIGHT_FAILED\x10\a2\xff\x04\n" +
 	"\fAgentService\x12T\n" +
 	"\rRegisterAgent\x12 .ebbflow.v1.RegisterAgentRequest\x1a!.ebbflow.v1.RegisterAgentResponse\x12\\\n" +
 	"\x0fWatchAssignment\x12\".ebbflow.v1.WatchAssignmentRequest\x1a#.ebbflow.v1.WatchAssignmentResponse0\x01\x12`\n" +
 	"\x11ReportPhaseStatus\x12$.ebbflow.v1.ReportPhaseStatusRequest\x1a%.ebbflow.v1.ReportPhaseStatusResponse\x12`\n" +
 	"\x11ReportMeasurement\x12$.ebbflow.v1.ReportMeasurementRequest\x1a%.ebbflow.v1.ReportMeasurementResponse\x12H\n" +
-	"\tHeartbeat\x12\x1c.ebbflow.v1.HeartbeatRequest\x1a\x1d.ebbflow.v1.HeartbeatResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
+	"\tHeartbeat\x12\x1c.ebbflow.v1.HeartbeatRequest\x1a\x1d.ebbflow.v1.HeartbeatResponse\x12N\n" +
+	"\vJoinCluster\x12\x1e.ebbflow.v1.JoinClusterRequest\x1a\x1f.ebbflow.v1.JoinClusterResponse\x12]\n" +
+	"\x10RenewCertificate\x12#.ebbflow.v1.RenewCertificateRequest\x1a$.ebbflow.v1.RenewCertificateResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 
 var (
 	file_ebbflow_v1_agent_proto_rawDescOnce sync.Once
@@ -1040,7 +1267,7 @@ func file_ebbflow_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ebbflow_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ebbflow_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ebbflow_v1_agent_proto_goTypes = []any{
 	(AssignmentAction)(0),             // 0: ebbflow.v1.AssignmentAction
 	(PhaseStatus)(0),                  // 1: ebbflow.v1.PhaseStatus
@@ -1056,49 +1283,57 @@ var file_ebbflow_v1_agent_proto_goTypes = []any{
 	(*ReportMeasurementResponse)(nil), // 11: ebbflow.v1.ReportMeasurementResponse
 	(*HeartbeatRequest)(nil),          // 12: ebbflow.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),         // 13: ebbflow.v1.HeartbeatResponse
-	nil,                               // 14: ebbflow.v1.RegisterAgentRequest.LabelsEntry
-	(Phase)(0),                        // 15: ebbflow.v1.Phase
-	(*ProfileSpec)(nil),               // 16: ebbflow.v1.ProfileSpec
-	(*ProbeSettings)(nil),             // 17: ebbflow.v1.ProbeSettings
-	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 19: google.protobuf.Duration
-	(*Inventory)(nil),                 // 20: ebbflow.v1.Inventory
-	(*Cluster)(nil),                   // 21: ebbflow.v1.Cluster
-	(*Measurement)(nil),               // 22: ebbflow.v1.Measurement
+	(*JoinClusterRequest)(nil),        // 14: ebbflow.v1.JoinClusterRequest
+	(*JoinClusterResponse)(nil),       // 15: ebbflow.v1.JoinClusterResponse
+	(*RenewCertificateRequest)(nil),   // 16: ebbflow.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),  // 17: ebbflow.v1.RenewCertificateResponse
+	nil,                               // 18: ebbflow.v1.RegisterAgentRequest.LabelsEntry
+	(Phase)(0),                        // 19: ebbflow.v1.Phase
+	(*ProfileSpec)(nil),               // 20: ebbflow.v1.ProfileSpec
+	(*ProbeSettings)(nil),             // 21: ebbflow.v1.ProbeSettings
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
+	(*Inventory)(nil),                 // 24: ebbflow.v1.Inventory
+	(*Cluster)(nil),                   // 25: ebbflow.v1.Cluster
+	(*Measurement)(nil),               // 26: ebbflow.v1.Measurement
 }
 var file_ebbflow_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: ebbflow.v1.Assignment.action:type_name -> ebbflow.v1.AssignmentAction
-	15, // 1: ebbflow.v1.Assignment.phase:type_name -> ebbflow.v1.Phase
-	16, // 2: ebbflow.v1.Assignment.profile:type_name -> ebbflow.v1.ProfileSpec
-	17, // 3: ebbflow.v1.Assignment.probes:type_name -> ebbflow.v1.ProbeSettings
-	18, // 4: ebbflow.v1.Assignment.issue_time:type_name -> google.protobuf.Timestamp
-	19, // 5: ebbflow.v1.Assignment.deadline:type_name -> google.protobuf.Duration
-	15, // 6: ebbflow.v1.ReportRef.phase:type_name -> ebbflow.v1.Phase
-	14, // 7: ebbflow.v1.RegisterAgentRequest.labels:type_name -> ebbflow.v1.RegisterAgentRequest.LabelsEntry
-	20, // 8: ebbflow.v1.RegisterAgentRequest.inventory:type_name -> ebbflow.v1.Inventory
-	21, // 9: ebbflow.v1.RegisterAgentResponse.cluster:type_name -> ebbflow.v1.Cluster
-	19, // 10: ebbflow.v1.RegisterAgentResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	19, // 1: ebbflow.v1.Assignment.phase:type_name -> ebbflow.v1.Phase
+	20, // 2: ebbflow.v1.Assignment.profile:type_name -> ebbflow.v1.ProfileSpec
+	21, // 3: ebbflow.v1.Assignment.probes:type_name -> ebbflow.v1.ProbeSettings
+	22, // 4: ebbflow.v1.Assignment.issue_time:type_name -> google.protobuf.Timestamp
+	23, // 5: ebbflow.v1.Assignment.deadline:type_name -> google.protobuf.Duration
+	19, // 6: ebbflow.v1.ReportRef.phase:type_name -> ebbflow.v1.Phase
+	18, // 7: ebbflow.v1.RegisterAgentRequest.labels:type_name -> ebbflow.v1.RegisterAgentRequest.LabelsEntry
+	24, // 8: ebbflow.v1.RegisterAgentRequest.inventory:type_name -> ebbflow.v1.Inventory
+	25, // 9: ebbflow.v1.RegisterAgentResponse.cluster:type_name -> ebbflow.v1.Cluster
+	23, // 10: ebbflow.v1.RegisterAgentResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	2,  // 11: ebbflow.v1.WatchAssignmentResponse.assignment:type_name -> ebbflow.v1.Assignment
 	3,  // 12: ebbflow.v1.ReportPhaseStatusRequest.ref:type_name -> ebbflow.v1.ReportRef
 	1,  // 13: ebbflow.v1.ReportPhaseStatusRequest.status:type_name -> ebbflow.v1.PhaseStatus
-	18, // 14: ebbflow.v1.ReportPhaseStatusRequest.report_time:type_name -> google.protobuf.Timestamp
+	22, // 14: ebbflow.v1.ReportPhaseStatusRequest.report_time:type_name -> google.protobuf.Timestamp
 	3,  // 15: ebbflow.v1.ReportMeasurementRequest.ref:type_name -> ebbflow.v1.ReportRef
-	22, // 16: ebbflow.v1.ReportMeasurementRequest.measurements:type_name -> ebbflow.v1.Measurement
-	18, // 17: ebbflow.v1.ReportMeasurementRequest.report_time:type_name -> google.protobuf.Timestamp
-	15, // 18: ebbflow.v1.HeartbeatRequest.phase:type_name -> ebbflow.v1.Phase
+	26, // 16: ebbflow.v1.ReportMeasurementRequest.measurements:type_name -> ebbflow.v1.Measurement
+	22, // 17: ebbflow.v1.ReportMeasurementRequest.report_time:type_name -> google.protobuf.Timestamp
+	19, // 18: ebbflow.v1.HeartbeatRequest.phase:type_name -> ebbflow.v1.Phase
 	1,  // 19: ebbflow.v1.HeartbeatRequest.status:type_name -> ebbflow.v1.PhaseStatus
 	4,  // 20: ebbflow.v1.AgentService.RegisterAgent:input_type -> ebbflow.v1.RegisterAgentRequest
 	6,  // 21: ebbflow.v1.AgentService.WatchAssignment:input_type -> ebbflow.v1.WatchAssignmentRequest
 	8,  // 22: ebbflow.v1.AgentService.ReportPhaseStatus:input_type -> ebbflow.v1.ReportPhaseStatusRequest
 	10, // 23: ebbflow.v1.AgentService.ReportMeasurement:input_type -> ebbflow.v1.ReportMeasurementRequest
 	12, // 24: ebbflow.v1.AgentService.Heartbeat:input_type -> ebbflow.v1.HeartbeatRequest
-	5,  // 25: ebbflow.v1.AgentService.RegisterAgent:output_type -> ebbflow.v1.RegisterAgentResponse
-	7,  // 26: ebbflow.v1.AgentService.WatchAssignment:output_type -> ebbflow.v1.WatchAssignmentResponse
-	9,  // 27: ebbflow.v1.AgentService.ReportPhaseStatus:output_type -> ebbflow.v1.ReportPhaseStatusResponse
-	11, // 28: ebbflow.v1.AgentService.ReportMeasurement:output_type -> ebbflow.v1.ReportMeasurementResponse
-	13, // 29: ebbflow.v1.AgentService.Heartbeat:output_type -> ebbflow.v1.HeartbeatResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
+	14, // 25: ebbflow.v1.AgentService.JoinCluster:input_type -> ebbflow.v1.JoinClusterRequest
+	16, // 26: ebbflow.v1.AgentService.RenewCertificate:input_type -> ebbflow.v1.RenewCertificateRequest
+	5,  // 27: ebbflow.v1.AgentService.RegisterAgent:output_type -> ebbflow.v1.RegisterAgentResponse
+	7,  // 28: ebbflow.v1.AgentService.WatchAssignment:output_type -> ebbflow.v1.WatchAssignmentResponse
+	9,  // 29: ebbflow.v1.AgentService.ReportPhaseStatus:output_type -> ebbflow.v1.ReportPhaseStatusResponse
+	11, // 30: ebbflow.v1.AgentService.ReportMeasurement:output_type -> ebbflow.v1.ReportMeasurementResponse
+	13, // 31: ebbflow.v1.AgentService.Heartbeat:output_type -> ebbflow.v1.HeartbeatResponse
+	15, // 32: ebbflow.v1.AgentService.JoinCluster:output_type -> ebbflow.v1.JoinClusterResponse
+	17, // 33: ebbflow.v1.AgentService.RenewCertificate:output_type -> ebbflow.v1.RenewCertificateResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1119,7 +1354,7 @@ func file_ebbflow_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_agent_proto_rawDesc), len(file_ebbflow_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,10 @@ type Command struct {
 	//	*Command_Batch
 	//	*Command_PutNodeMeta
 	//	*Command_RecordAudit
+	//	*Command_CreateJoinToken
+	//	*Command_ConsumeJoinToken
+	//	*Command_RevokeJoinToken
+	//	*Command_RevokeClusterIdentity
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -231,6 +235,42 @@ func (x *Command) GetRecordAudit() *RecordAudit {
 	return nil
 }
 
+func (x *Command) GetCreateJoinToken() *CreateJoinToken {
+	if x != nil {
+		if x, ok := x.Body.(*Command_CreateJoinToken); ok {
+			return x.CreateJoinToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetConsumeJoinToken() *ConsumeJoinToken {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ConsumeJoinToken); ok {
+			return x.ConsumeJoinToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeJoinToken() *RevokeJoinToken {
+	if x != nil {
+		if x, ok := x.Body.(*Command_RevokeJoinToken); ok {
+			return x.RevokeJoinToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeClusterIdentity() *RevokeClusterIdentity {
+	if x != nil {
+		if x, ok := x.Body.(*Command_RevokeClusterIdentity); ok {
+			return x.RevokeClusterIdentity
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -287,6 +327,22 @@ type Command_RecordAudit struct {
 	RecordAudit *RecordAudit `protobuf:"bytes,22,opt,name=record_audit,json=recordAudit,proto3,oneof"`
 }
 
+type Command_CreateJoinToken struct {
+	CreateJoinToken *CreateJoinToken `protobuf:"bytes,23,opt,name=create_join_token,json=createJoinToken,proto3,oneof"`
+}
+
+type Command_ConsumeJoinToken struct {
+	ConsumeJoinToken *ConsumeJoinToken `protobuf:"bytes,24,opt,name=consume_join_token,json=consumeJoinToken,proto3,oneof"`
+}
+
+type Command_RevokeJoinToken struct {
+	RevokeJoinToken *RevokeJoinToken `protobuf:"bytes,25,opt,name=revoke_join_token,json=revokeJoinToken,proto3,oneof"`
+}
+
+type Command_RevokeClusterIdentity struct {
+	RevokeClusterIdentity *RevokeClusterIdentity `protobuf:"bytes,26,opt,name=revoke_cluster_identity,json=revokeClusterIdentity,proto3,oneof"`
+}
+
 func (*Command_CreateProfile) isCommand_Body() {}
 
 func (*Command_UpdateProfile) isCommand_Body() {}
@@ -312,6 +368,14 @@ func (*Command_Batch) isCommand_Body() {}
 func (*Command_PutNodeMeta) isCommand_Body() {}
 
 func (*Command_RecordAudit) isCommand_Body() {}
+
+func (*Command_CreateJoinToken) isCommand_Body() {}
+
+func (*Command_ConsumeJoinToken) isCommand_Body() {}
+
+func (*Command_RevokeJoinToken) isCommand_Body() {}
+
+func (*Command_RevokeClusterIdentity) isCommand_Body() {}
 
 // Batch applies several commands in one log entry, in order; each has its own result.
 type Batch struct {
@@ -1136,11 +1200,333 @@ func (*RecordAudit) Descriptor() ([]byte, []int) {
 	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
+// CreateJoinToken stores a new single-use join token: its public id, the SHA-256 of its
+// secret, and its cluster. Tokens that expired more than a day before are pruned with it.
+type CreateJoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *v1.JoinToken          `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	SecretHash    []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinToken) Reset() {
+	*x = CreateJoinToken{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinToken) ProtoMessage() {}
+
+func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
+func (*CreateJoinToken) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateJoinToken) GetToken() *v1.JoinToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateJoinToken) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+// ConsumeJoinToken uses a pending, unexpired token whose secret hash matches, and starts a new
+// identity epoch for its cluster (certificates of earlier epochs stop being accepted). Its
+// result is the cluster's ClusterIdentity.
+type ConsumeJoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash    []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeJoinToken) Reset() {
+	*x = ConsumeJoinToken{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeJoinToken) ProtoMessage() {}
+
+func (x *ConsumeJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeJoinToken.ProtoReflect.Descriptor instead.
+func (*ConsumeJoinToken) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ConsumeJoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConsumeJoinToken) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+type RevokeJoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeJoinToken) Reset() {
+	*x = RevokeJoinToken{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeJoinToken) ProtoMessage() {}
+
+func (x *RevokeJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeJoinToken.ProtoReflect.Descriptor instead.
+func (*RevokeJoinToken) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RevokeJoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RevokeClusterIdentity ends the cluster's current identity epoch. Its result is the
+// ClusterIdentity after it.
+type RevokeClusterIdentity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeClusterIdentity) Reset() {
+	*x = RevokeClusterIdentity{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeClusterIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeClusterIdentity) ProtoMessage() {}
+
+func (x *RevokeClusterIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeClusterIdentity.ProtoReflect.Descriptor instead.
+func (*RevokeClusterIdentity) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RevokeClusterIdentity) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+// JoinTokenRecord is a stored join token.
+type JoinTokenRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *v1.JoinToken          `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	SecretHash    []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinTokenRecord) Reset() {
+	*x = JoinTokenRecord{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinTokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinTokenRecord) ProtoMessage() {}
+
+func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
+func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JoinTokenRecord) GetToken() *v1.JoinToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *JoinTokenRecord) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+// ClusterIdentity is which of a cluster's agent certificates are accepted: those of the
+// current epoch, unless revoked.
+type ClusterIdentity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Revoked       bool                   `protobuf:"varint,3,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterIdentity) Reset() {
+	*x = ClusterIdentity{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterIdentity) ProtoMessage() {}
+
+func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
+func (*ClusterIdentity) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ClusterIdentity) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *ClusterIdentity) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ClusterIdentity) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *ClusterIdentity) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 var File_ebbflow_store_v1_command_proto protoreflect.FileDescriptor
 
 const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x18ebbflow/v1/cluster.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\b\n" +
+	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x17ebbflow/v1/access.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\v\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x122\n" +
@@ -1159,7 +1545,11 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\x15append_rollout_events\x18\x13 \x01(\v2%.ebbflow.store.v1.AppendRolloutEventsH\x00R\x13appendRolloutEvents\x12/\n" +
 	"\x05batch\x18\x14 \x01(\v2\x17.ebbflow.store.v1.BatchH\x00R\x05batch\x12C\n" +
 	"\rput_node_meta\x18\x15 \x01(\v2\x1d.ebbflow.store.v1.PutNodeMetaH\x00R\vputNodeMeta\x12B\n" +
-	"\frecord_audit\x18\x16 \x01(\v2\x1d.ebbflow.store.v1.RecordAuditH\x00R\vrecordAuditB\x06\n" +
+	"\frecord_audit\x18\x16 \x01(\v2\x1d.ebbflow.store.v1.RecordAuditH\x00R\vrecordAudit\x12O\n" +
+	"\x11create_join_token\x18\x17 \x01(\v2!.ebbflow.store.v1.CreateJoinTokenH\x00R\x0fcreateJoinToken\x12R\n" +
+	"\x12consume_join_token\x18\x18 \x01(\v2\".ebbflow.store.v1.ConsumeJoinTokenH\x00R\x10consumeJoinToken\x12O\n" +
+	"\x11revoke_join_token\x18\x19 \x01(\v2!.ebbflow.store.v1.RevokeJoinTokenH\x00R\x0frevokeJoinToken\x12a\n" +
+	"\x17revoke_cluster_identity\x18\x1a \x01(\v2'.ebbflow.store.v1.RevokeClusterIdentityH\x00R\x15revokeClusterIdentityB\x06\n" +
 	"\x04body\">\n" +
 	"\x05Batch\x125\n" +
 	"\bcommands\x18\x01 \x03(\v2\x19.ebbflow.store.v1.CommandR\bcommands\"P\n" +
@@ -1223,7 +1613,29 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\vmax_records\x18\b \x01(\x04R\n" +
 	"maxRecords\x122\n" +
 	"\amax_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"\r\n" +
-	"\vRecordAuditB;Z9github.com/ebbflow/ebbflow/proto/ebbflow/store/v1;storev1b\x06proto3"
+	"\vRecordAudit\"_\n" +
+	"\x0fCreateJoinToken\x12+\n" +
+	"\x05token\x18\x01 \x01(\v2\x15.ebbflow.v1.JoinTokenR\x05token\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\"C\n" +
+	"\x10ConsumeJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\"!\n" +
+	"\x0fRevokeJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"1\n" +
+	"\x15RevokeClusterIdentity\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\"_\n" +
+	"\x0fJoinTokenRecord\x12+\n" +
+	"\x05token\x18\x01 \x01(\v2\x15.ebbflow.v1.JoinTokenR\x05token\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\"\x98\x01\n" +
+	"\x0fClusterIdentity\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\arevoked\x18\x03 \x01(\bR\arevoked\x12;\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTimeB;Z9github.com/ebbflow/ebbflow/proto/ebbflow/store/v1;storev1b\x06proto3"
 
 var (
 	file_ebbflow_store_v1_command_proto_rawDescOnce sync.Once
@@ -1237,7 +1649,7 @@ func file_ebbflow_store_v1_command_proto_rawDescGZIP() []byte {
 	return file_ebbflow_store_v1_command_proto_rawDescData
 }
 
-var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*Command)(nil),               // 0: ebbflow.store.v1.Command
 	(*Batch)(nil),                 // 1: ebbflow.store.v1.Batch
@@ -1254,17 +1666,24 @@ var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*PutNodeMeta)(nil),           // 12: ebbflow.store.v1.PutNodeMeta
 	(*AuditEntry)(nil),            // 13: ebbflow.store.v1.AuditEntry
 	(*RecordAudit)(nil),           // 14: ebbflow.store.v1.RecordAudit
-	nil,                           // 15: ebbflow.store.v1.RegisterCluster.LabelsEntry
-	nil,                           // 16: ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*v1.ProfileSpec)(nil),        // 18: ebbflow.v1.ProfileSpec
-	(*v1.Inventory)(nil),          // 19: ebbflow.v1.Inventory
-	(*v1.Rollout)(nil),            // 20: ebbflow.v1.Rollout
-	(*v1.RolloutEvent)(nil),       // 21: ebbflow.v1.RolloutEvent
-	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
+	(*CreateJoinToken)(nil),       // 15: ebbflow.store.v1.CreateJoinToken
+	(*ConsumeJoinToken)(nil),      // 16: ebbflow.store.v1.ConsumeJoinToken
+	(*RevokeJoinToken)(nil),       // 17: ebbflow.store.v1.RevokeJoinToken
+	(*RevokeClusterIdentity)(nil), // 18: ebbflow.store.v1.RevokeClusterIdentity
+	(*JoinTokenRecord)(nil),       // 19: ebbflow.store.v1.JoinTokenRecord
+	(*ClusterIdentity)(nil),       // 20: ebbflow.store.v1.ClusterIdentity
+	nil,                           // 21: ebbflow.store.v1.RegisterCluster.LabelsEntry
+	nil,                           // 22: ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*v1.ProfileSpec)(nil),        // 24: ebbflow.v1.ProfileSpec
+	(*v1.Inventory)(nil),          // 25: ebbflow.v1.Inventory
+	(*v1.Rollout)(nil),            // 26: ebbflow.v1.Rollout
+	(*v1.RolloutEvent)(nil),       // 27: ebbflow.v1.RolloutEvent
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*v1.JoinToken)(nil),          // 29: ebbflow.v1.JoinToken
 }
 var file_ebbflow_store_v1_command_proto_depIdxs = []int32{
-	17, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
+	23, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
 	13, // 1: ebbflow.store.v1.Command.audit:type_name -> ebbflow.store.v1.AuditEntry
 	2,  // 2: ebbflow.store.v1.Command.create_profile:type_name -> ebbflow.store.v1.CreateProfile
 	3,  // 3: ebbflow.store.v1.Command.update_profile:type_name -> ebbflow.store.v1.UpdateProfile
@@ -1279,22 +1698,29 @@ var file_ebbflow_store_v1_command_proto_depIdxs = []int32{
 	1,  // 12: ebbflow.store.v1.Command.batch:type_name -> ebbflow.store.v1.Batch
 	12, // 13: ebbflow.store.v1.Command.put_node_meta:type_name -> ebbflow.store.v1.PutNodeMeta
 	14, // 14: ebbflow.store.v1.Command.record_audit:type_name -> ebbflow.store.v1.RecordAudit
-	0,  // 15: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
-	18, // 16: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	18, // 17: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	15, // 18: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
-	19, // 19: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
-	16, // 20: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	19, // 21: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
-	20, // 22: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
-	21, // 23: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
-	21, // 24: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
-	22, // 25: ebbflow.store.v1.AuditEntry.max_age:type_name -> google.protobuf.Duration
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 15: ebbflow.store.v1.Command.create_join_token:type_name -> ebbflow.store.v1.CreateJoinToken
+	16, // 16: ebbflow.store.v1.Command.consume_join_token:type_name -> ebbflow.store.v1.ConsumeJoinToken
+	17, // 17: ebbflow.store.v1.Command.revoke_join_token:type_name -> ebbflow.store.v1.RevokeJoinToken
+	18, // 18: ebbflow.store.v1.Command.revoke_cluster_identity:type_name -> ebbflow.store.v1.RevokeClusterIdentity
+	0,  // 19: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
+	24, // 20: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	24, // 21: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	21, // 22: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
+	25, // 23: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
+	22, // 24: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	25, // 25: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
+	26, // 26: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
+	27, // 27: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
+	27, // 28: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
+	28, // 29: ebbflow.store.v1.AuditEntry.max_age:type_name -> google.protobuf.Duration
+	29, // 30: ebbflow.store.v1.CreateJoinToken.token:type_name -> ebbflow.v1.JoinToken
+	29, // 31: ebbflow.store.v1.JoinTokenRecord.token:type_name -> ebbflow.v1.JoinToken
+	23, // 32: ebbflow.store.v1.ClusterIdentity.update_time:type_name -> google.protobuf.Timestamp
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_store_v1_command_proto_init() }
@@ -1316,6 +1742,10 @@ func file_ebbflow_store_v1_command_proto_init() {
 		(*Command_Batch)(nil),
 		(*Command_PutNodeMeta)(nil),
 		(*Command_RecordAudit)(nil),
+		(*Command_CreateJoinToken)(nil),
+		(*Command_ConsumeJoinToken)(nil),
+		(*Command_RevokeJoinToken)(nil),
+		(*Command_RevokeClusterIdentity)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1323,7 +1753,7 @@ func file_ebbflow_store_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_store_v1_command_proto_rawDesc), len(file_ebbflow_store_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

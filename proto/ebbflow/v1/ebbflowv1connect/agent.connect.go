@@ -47,6 +47,12 @@ const (
 	AgentServiceReportMeasurementProcedure = "/ebbflow.v1.AgentService/ReportMeasurement"
 	// AgentServiceHeartbeatProcedure is the fully-qualified name of the AgentService's Heartbeat RPC.
 	AgentServiceHeartbeatProcedure = "/ebbflow.v1.AgentService/Heartbeat"
+	// AgentServiceJoinClusterProcedure is the fully-qualified name of the AgentService's JoinCluster
+	// RPC.
+	AgentServiceJoinClusterProcedure = "/ebbflow.v1.AgentService/JoinCluster"
+	// AgentServiceRenewCertificateProcedure is the fully-qualified name of the AgentService's
+	// RenewCertificate RPC.
+	AgentServiceRenewCertificateProcedure = "/ebbflow.v1.AgentService/RenewCertificate"
 )
 
 // AgentServiceClient is a client for the ebbflow.v1.AgentService service.
@@ -59,6 +65,12 @@ type AgentServiceClient interface {
 	ReportMeasurement(context.Context, *connect.Request[v1.ReportMeasurementRequest]) (*connect.Response[v1.ReportMeasurementResponse], error)
 	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
+	// the one agent call made without a certificate: the token authenticates it.
+	JoinCluster(context.Context, *connect.Request[v1.JoinClusterRequest]) (*connect.Response[v1.JoinClusterResponse], error)
+	// RenewCertificate issues the calling agent a fresh certificate for its cluster, before the
+	// one it calls with expires.
+	RenewCertificate(context.Context, *connect.Request[v1.RenewCertificateRequest]) (*connect.Response[v1.RenewCertificateResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the ebbflow.v1.AgentService service. By default, it
@@ -102,6 +114,18 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("Heartbeat")),
 			connect.WithClientOptions(opts...),
 		),
+		joinCluster: connect.NewClient[v1.JoinClusterRequest, v1.JoinClusterResponse](
+			httpClient,
+			baseURL+AgentServiceJoinClusterProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("JoinCluster")),
+			connect.WithClientOptions(opts...),
+		),
+		renewCertificate: connect.NewClient[v1.RenewCertificateRequest, v1.RenewCertificateResponse](
+			httpClient,
+			baseURL+AgentServiceRenewCertificateProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("RenewCertificate")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -112,6 +136,8 @@ type agentServiceClient struct {
 	reportPhaseStatus *connect.Client[v1.ReportPhaseStatusRequest, v1.ReportPhaseStatusResponse]
 	reportMeasurement *connect.Client[v1.ReportMeasurementRequest, v1.ReportMeasurementResponse]
 	heartbeat         *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	joinCluster       *connect.Client[v1.JoinClusterRequest, v1.JoinClusterResponse]
+	renewCertificate  *connect.Client[v1.RenewCertificateRequest, v1.RenewCertificateResponse]
 }
 
 // RegisterAgent calls ebbflow.v1.AgentService.RegisterAgent.
@@ -139,6 +165,16 @@ func (c *agentServiceClient) Heartbeat(ctx context.Context, req *connect.Request
 	return c.heartbeat.CallUnary(ctx, req)
 }
 
+// JoinCluster calls ebbflow.v1.AgentService.JoinCluster.
+func (c *agentServiceClient) JoinCluster(ctx context.Context, req *connect.Request[v1.JoinClusterRequest]) (*connect.Response[v1.JoinClusterResponse], error) {
+	return c.joinCluster.CallUnary(ctx, req)
+}
+
+// RenewCertificate calls ebbflow.v1.AgentService.RenewCertificate.
+func (c *agentServiceClient) RenewCertificate(ctx context.Context, req *connect.Request[v1.RenewCertificateRequest]) (*connect.Response[v1.RenewCertificateResponse], error) {
+	return c.renewCertificate.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the ebbflow.v1.AgentService service.
 type AgentServiceHandler interface {
 	// RegisterAgent registers (or re-registers) the agent's cluster with its labels and inventory.
@@ -149,6 +185,12 @@ type AgentServiceHandler interface {
 	ReportMeasurement(context.Context, *connect.Request[v1.ReportMeasurementRequest]) (*connect.Response[v1.ReportMeasurementResponse], error)
 	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
+	// the one agent call made without a certificate: the token authenticates it.
+	JoinCluster(context.Context, *connect.Request[v1.JoinClusterRequest]) (*connect.Response[v1.JoinClusterResponse], error)
+	// RenewCertificate issues the calling agent a fresh certificate for its cluster, before the
+	// one it calls with expires.
+	RenewCertificate(context.Context, *connect.Request[v1.RenewCertificateRequest]) (*connect.Response[v1.RenewCertificateResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -188,6 +230,18 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("Heartbeat")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceJoinClusterHandler := connect.NewUnaryHandler(
+		AgentServiceJoinClusterProcedure,
+		svc.JoinCluster,
+		connect.WithSchema(agentServiceMethods.ByName("JoinCluster")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServiceRenewCertificateHandler := connect.NewUnaryHandler(
+		AgentServiceRenewCertificateProcedure,
+		svc.RenewCertificate,
+		connect.WithSchema(agentServiceMethods.ByName("RenewCertificate")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/ebbflow.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServiceRegisterAgentProcedure:
@@ -200,6 +254,10 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServiceReportMeasurementHandler.ServeHTTP(w, r)
 		case AgentServiceHeartbeatProcedure:
 			agentServiceHeartbeatHandler.ServeHTTP(w, r)
+		case AgentServiceJoinClusterProcedure:
+			agentServiceJoinClusterHandler.ServeHTTP(w, r)
+		case AgentServiceRenewCertificateProcedure:
+			agentServiceRenewCertificateHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -227,4 +285,12 @@ func (UnimplementedAgentServiceHandler) ReportMeasurement(context.Context, *conn
 
 func (UnimplementedAgentServiceHandler) Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ebbflow.v1.AgentService.Heartbeat is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) JoinCluster(context.Context, *connect.Request[v1.JoinClusterRequest]) (*connect.Response[v1.JoinClusterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ebbflow.v1.AgentService.JoinCluster is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) RenewCertificate(context.Context, *connect.Request[v1.RenewCertificateRequest]) (*connect.Response[v1.RenewCertificateResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ebbflow.v1.AgentService.RenewCertificate is not implemented"))
 }
