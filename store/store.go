@@ -297,9 +297,11 @@ func (s *Store) RaftAddress() string {
 
 // Apply proposes one command and waits until this node has applied it. It returns the
 // resulting object: *ebbflowv1.Profile for profile create and update, *ebbflowv1.Cluster
-// for cluster commands, *ebbflowv1.Rollout for PutRollout, nil otherwise. Errors the FSM
-// decides (not found, conflict, ...) wrap the package's sentinels. A command without a time
-// gets the leader's clock (cmd.Time is set). On a follower it returns ErrNotLeader.
+// for cluster commands, *ebbflowv1.Rollout for PutRollout, *ebbflowv1.JoinToken for
+// CreateJoinToken and RevokeJoinToken, *storev1.ClusterIdentity for ConsumeJoinToken and
+// RevokeClusterIdentity, nil otherwise. Errors the FSM decides (not found, conflict, ...)
+// wrap the package's sentinels. A command without a time gets the leader's clock (cmd.Time
+// is set). On a follower it returns ErrNotLeader.
 //
 // If ctx ends first the command may still be applied.
 func (s *Store) Apply(ctx context.Context, cmd *storev1.Command) (proto.Message, error) {
