@@ -14,6 +14,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Config struct {
 	// RaftAdvertise is the address other nodes dial; default the bound address. A DNS name
 	// (host:port) is kept as the node's Raft address and resolved at each dial.
 	RaftAdvertise string
+	// RaftTLS, when set, carries Raft over mutual TLS: it is both the server and the client
+	// configuration of every Raft connection (certificate, CA, peer checks).
+	RaftTLS *tls.Config
 	// APIAddress is this node's API host:port. The node records it through Raft when it
 	// becomes leader, so every node can find the leader's API.
 	APIAddress string
@@ -183,7 +187,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("store: snapshot store: %w", err)
 	}
 
-	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, hlog)
+	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTLS, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.RaftBind, err)
 	}
