@@ -24,6 +24,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/agent"
 	"github.com/ebbflow/ebbflow/agent/cluster"
+	"github.com/ebbflow/ebbflow/controller/controllertest"
 	"github.com/ebbflow/ebbflow/e2e/kubebox"
 	"github.com/ebbflow/ebbflow/e2e/process"
 	"github.com/ebbflow/ebbflow/internal/pki"
@@ -415,7 +416,7 @@ type Clients struct {
 func (f *Fleet) ClientsFor(url string) *Clients {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: f.ca.Pool()}, ForceAttemptHTTP2: true}
 	hc := &http.Client{Transport: tr}
-	auth := connect.WithInterceptors(bearer(f.admin))
+	auth := controllertest.BearerToken(f.admin)
 	return &Clients{
 		URL:        url,
 		Profiles:   ebbflowv1connect.NewProfileServiceClient(hc, url, auth),
@@ -424,28 +425,6 @@ func (f *Fleet) ClientsFor(url string) *Clients {
 		Controller: ebbflowv1connect.NewControllerServiceClient(hc, url, auth),
 		Access:     ebbflowv1connect.NewAccessServiceClient(hc, url, auth),
 	}
-}
-
-// bearer sends a bearer token with every call.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 // Client returns clients of the first live controller (any node serves every call).
