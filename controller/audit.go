@@ -294,6 +294,28 @@ var mutations = map[string]mutation{
 	ebbflowv1connect.AgentServiceReportMeasurementProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
 		return c.agents.ReportMeasurement
 	}, func(m *ebbflowv1.ReportMeasurementRequest) string { return clusterRes(m.GetRef().GetCluster()) }),
+	ebbflowv1connect.AgentServiceJoinClusterProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.JoinClusterRequest]) (*connect.Response[ebbflowv1.JoinClusterResponse], error) {
+		return c.agents.JoinCluster
+	}, func(m *ebbflowv1.JoinClusterRequest) string { return joinTokenRes(m.GetToken()) }),
+	ebbflowv1connect.AgentServiceRenewCertificateProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RenewCertificateRequest]) (*connect.Response[ebbflowv1.RenewCertificateResponse], error) {
+		return c.agents.RenewCertificate
+	}, func(*ebbflowv1.RenewCertificateRequest) string { return "certificate" }),
+
+	ebbflowv1connect.AccessServiceCreateJoinTokenProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateJoinTokenRequest]) (*connect.Response[ebbflowv1.CreateJoinTokenResponse], error) {
+		return c.access.CreateJoinToken
+	}, func(m *ebbflowv1.CreateJoinTokenRequest) string { return clusterRes(m.GetCluster()) }),
+	ebbflowv1connect.AccessServiceRevokeJoinTokenProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RevokeJoinTokenRequest]) (*connect.Response[ebbflowv1.RevokeJoinTokenResponse], error) {
+		return c.access.RevokeJoinToken
+	}, func(m *ebbflowv1.RevokeJoinTokenRequest) string { return "join-token/" + m.GetId() }),
+	ebbflowv1connect.AccessServiceRevokeClusterIdentityProcedure: mut(func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RevokeClusterIdentityRequest]) (*connect.Response[ebbflowv1.RevokeClusterIdentityResponse], error) {
+		return c.access.RevokeClusterIdentity
+	}, func(m *ebbflowv1.RevokeClusterIdentityRequest) string { return clusterRes(m.GetCluster()) }),
+}
+
+// joinTokenRes names a join token by its public id, never its secret.
+func joinTokenRes(token string) string {
+	id, _, _ := strings.Cut(token, ".")
+	return "join-token/" + id
 }
 
 // interceptor establishes the caller's identity for every call, applies the rate limits, and
@@ -303,44 +325,47 @@ type interceptor struct{ s *Server }
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		s := i.s
-		id := s.auth.Identify(ctx, req.Peer(), req.Header())
-		remote, node := req.Peer().Addr, s.cfg.NodeID
-		if !id.Peer {
-			req.Header().Del(forwardedForHeader)
-		} else {
-			if v := req.Header().Get(forwardedForHeader); v != "" {
-				remote = clip(v, 256)
-			}
-			node = clip(req.Header().Get(forwardedHeader), 64)
+		procedure := req.Spec().Procedure
+		id, remote, node, err := s.identify(ctx, req.Peer(), req.Header())
+		if err != nil {
+			s.log.InfoContext(ctx, "call not authenticated", "procedure", procedure, "remote", remote, "err", err)
+			return nil, err
 		}
-		if id.Actor == "anonymous" && agentProcedures[req.Spec().Procedure] {
-			// An agent names itself by its cluster (until agents get identities of their own).
-			id.Actor = clip("agent:"+agentKey(req.Any()), 128)
+		if id.Unrestricted && id.Actor == "anonymous" && agentProcedures[procedure] {
+			// Without authentication an agent names itself by its cluster.
+			id.Actor = clip("agent:"+clusterOf(req.Any()), 128)
 		}
 		ctx = withIdentity(ctx, id)
 		ctx = withRemote(ctx, remote)
-		if err := s.limits.allow(req.Spec().Procedure, id, req.Any()); err != nil {
-			s.log.DebugContext(ctx, "rate limited", "procedure", req.Spec().Procedure, "actor", id.Actor, "remote", remote)
+		if err := s.limits.allow(procedure, id, req.Any()); err != nil {
+			s.log.DebugContext(ctx, "rate limited", "procedure", procedure, "actor", id.Actor, "remote", remote)
 			return nil, err
 		}
-		m, ok := mutations[req.Spec().Procedure]
-		if !ok {
+		authErr := authorize(procedure, id, req.Any())
+		m, ok := mutations[procedure]
+		if !ok || connect.CodeOf(authErr) == connect.CodeUnauthenticated {
+			if authErr != nil {
+				return nil, authErr
+			}
 			return next(ctx, req)
 		}
-		// A mutation is executed, and audited, on the leader only.
+		// A mutation is executed, and audited (a refused one too), on the leader only.
 		if req.Header().Get(forwardedHeader) == "" && !s.store.IsLeader() {
 			lc, err := s.fwd.leader()
 			if err != nil {
 				return nil, err
 			}
-			return m.forward(ctx, lc, req, forwardHeaders(ctx, s.fwd, req.Header()))
+			return m.forward(ctx, lc, req, forwardHeaders(ctx, s.fwd))
 		}
 		c := &auditCall{
-			procedure: strings.TrimPrefix(req.Spec().Procedure, "/"), actor: id.Actor, remote: remote, node: node,
+			procedure: strings.TrimPrefix(procedure, "/"), actor: id.Actor, remote: remote, node: node,
 			resource: clip(m.resource(req.Any()), maxAuditResource),
 		}
 		ctx = context.WithValue(ctx, auditKey{}, c)
-		res, err := next(ctx, req)
+		var res connect.AnyResponse
+		if err = authErr; err == nil {
+			res, err = next(ctx, req)
+		}
 		s.finish(ctx, c, res, err)
 		return res, err
 	}
@@ -352,9 +377,62 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		id := i.s.auth.Identify(ctx, conn.Peer(), conn.RequestHeader())
-		return next(withRemote(withIdentity(ctx, id), conn.Peer().Addr), conn)
+		procedure := conn.Spec().Procedure
+		id, remote, _, err := i.s.identify(ctx, conn.Peer(), conn.RequestHeader())
+		if err != nil {
+			return err
+		}
+		if err := authorize(procedure, id, nil); err != nil {
+			return err
+		}
+		return next(withRemote(withIdentity(ctx, id), remote), authorizedConn{conn, procedure, id})
 	}
+}
+
+// authorizedConn checks a stream's request message as it arrives (an agent may watch only
+// its own cluster's assignment).
+type authorizedConn struct {
+	connect.StreamingHandlerConn
+	procedure string
+	id        Identity
+}
+
+func (c authorizedConn) Receive(msg any) error {
+	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
+		return err
+	}
+	return authorize(c.procedure, c.id, msg)
+}
+
+// identify establishes the caller: the Authenticator's answer, or, for a call another node of
+// the group forwarded, the identity that node established (forwardedIdentityHeader). It also
+// returns the caller's address and the node that received the call from the caller.
+func (s *Server) identify(ctx context.Context, peer connect.Peer, h http.Header) (id Identity, remote, node string, err error) {
+	remote, node = peer.Addr, s.cfg.NodeID
+	id, err = s.auth.Identify(ctx, peer, h)
+	if err != nil {
+		return Identity{}, remote, node, err
+	}
+	if !id.Peer {
+		h.Del(forwardedForHeader)
+		h.Del(forwardedIdentityHeader)
+		return id, remote, node, nil
+	}
+	if v := h.Get(forwardedForHeader); v != "" {
+		remote = clip(v, 256)
+	}
+	if v := h.Get(forwardedHeader); v != "" {
+		node = clip(v, 64)
+	}
+	if v := h.Get(forwardedIdentityHeader); v != "" {
+		fid, err := decodeIdentity(v)
+		if err != nil {
+			return Identity{}, remote, node, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		fid.Peer, fid.Unrestricted = true, id.Unrestricted
+		id = fid
+	}
+	return id, remote, node, nil
 }
 
 type remoteKey struct{}
@@ -371,10 +449,10 @@ func remoteOf(ctx context.Context) string {
 
 // forwardHeaders are the headers of a call this node forwards to the leader: the caller's
 // identity headers, this node's name, and the caller's address.
-func forwardHeaders(ctx context.Context, f *forwarder, src http.Header) http.Header {
+func forwardHeaders(ctx context.Context, f *forwarder) http.Header {
 	h := http.Header{}
-	copyHeaders(h, src)
 	h.Set(forwardedHeader, f.nodeID)
+	h.Set(forwardedIdentityHeader, encodeIdentity(identityOf(ctx)))
 	if r := remoteOf(ctx); r != "" {
 		h.Set(forwardedForHeader, r)
 	}

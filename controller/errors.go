@@ -32,8 +32,10 @@ func toConnectError(err error) error {
 		code = connect.CodeAborted
 	case errors.Is(err, store.ErrInvalid):
 		code = connect.CodeInvalidArgument
-	case errors.Is(err, store.ErrInUse):
+	case errors.Is(err, store.ErrInUse), errors.Is(err, store.ErrFailedPrecondition):
 		code = connect.CodeFailedPrecondition
+	case errors.Is(err, store.ErrUnauthenticated):
+		code = connect.CodeUnauthenticated
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed):
 		code = connect.CodeUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -28,6 +27,7 @@ type leaderClients struct {
 	agents     ebbflowv1connect.AgentServiceClient
 	controller ebbflowv1connect.ControllerServiceClient
 	audit      ebbflowv1connect.AuditServiceClient
+	access     ebbflowv1connect.AccessServiceClient
 }
 
 // forwarder sends leader-only calls that reached a follower on to the leader.
@@ -61,6 +61,7 @@ func (f *forwarder) leader() (*leaderClients, error) {
 		agents:     ebbflowv1connect.NewAgentServiceClient(f.http, base, f.opts...),
 		controller: ebbflowv1connect.NewControllerServiceClient(f.http, base, f.opts...),
 		audit:      ebbflowv1connect.NewAuditServiceClient(f.http, base, f.opts...),
+		access:     ebbflowv1connect.NewAccessServiceClient(f.http, base, f.opts...),
 	}
 	return f.current, nil
 }
@@ -91,20 +92,11 @@ func onLeader[Req, Res any](
 		return nil, err
 	}
 	fwd := connect.NewRequest(req.Msg)
-	for k, v := range forwardHeaders(ctx, f, req.Header()) {
+	for k, v := range forwardHeaders(ctx, f) {
 		fwd.Header()[k] = v
 	}
 	markForwarded(ctx)
 	return remote(lc)(ctx, fwd)
-}
-
-// copyHeaders passes the caller's identity headers on; protocol headers are the client's own.
-func copyHeaders(dst, src http.Header) {
-	for _, k := range []string{"Authorization", actorHeader} {
-		if v := src.Get(k); v != "" {
-			dst.Set(k, v)
-		}
-	}
 }
 
 // readYourWrites makes a stream start from a state that holds every write acknowledged before

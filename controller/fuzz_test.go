@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -31,6 +33,9 @@ var requestTypes = []proto.Message{
 	&ebbflowv1.ReportPhaseStatusRequest{}, &ebbflowv1.ReportMeasurementRequest{},
 	&ebbflowv1.GetControllerStatusRequest{}, &ebbflowv1.AddVoterRequest{}, &ebbflowv1.RemoveServerRequest{},
 	&ebbflowv1.ListAuditRecordsRequest{},
+	&ebbflowv1.JoinClusterRequest{}, &ebbflowv1.RenewCertificateRequest{},
+	&ebbflowv1.WhoAmIRequest{}, &ebbflowv1.CreateJoinTokenRequest{}, &ebbflowv1.ListJoinTokensRequest{},
+	&ebbflowv1.RevokeJoinTokenRequest{}, &ebbflowv1.RevokeClusterIdentityRequest{},
 }
 
 // Every request of every service has a validator.
@@ -45,6 +50,7 @@ func TestEveryRequestHasAValidator(t *testing.T) {
 	files := []protoreflect.FileDescriptor{
 		ebbflowv1.File_ebbflow_v1_profile_proto, ebbflowv1.File_ebbflow_v1_cluster_proto, ebbflowv1.File_ebbflow_v1_rollout_proto,
 		ebbflowv1.File_ebbflow_v1_agent_proto, ebbflowv1.File_ebbflow_v1_controller_proto, ebbflowv1.File_ebbflow_v1_audit_proto,
+		ebbflowv1.File_ebbflow_v1_access_proto,
 	}
 	for _, fd := range files {
 		for i := range fd.Services().Len() {
@@ -78,6 +84,8 @@ func FuzzRequests(f *testing.F) {
 		&ebbflowv1.ApproveRolloutRequest{Id: "r", Wave: -1, Cluster: "c"},
 		&ebbflowv1.AddVoterRequest{NodeId: "n-2", RaftAddress: "127.0.0.1:7071", ApiAddress: "127.0.0.1:7070"},
 		&ebbflowv1.ListAuditRecordsRequest{Actor: "alice", Prefix: "profile/", PageToken: "MTA"},
+		&ebbflowv1.JoinClusterRequest{Token: "abcdef.0123456789abcdef", CsrPem: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"},
+		&ebbflowv1.CreateJoinTokenRequest{Cluster: "eu-1", Ttl: durationpb.New(time.Hour), Description: "d"},
 		&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: &ebbflowv1.RolloutSpec{Profile: "eks", Waves: &ebbflowv1.RolloutSpec_Automatic{
 			Automatic: &ebbflowv1.AutomaticWaves{CanaryCount: 1, Size: &ebbflowv1.AutomaticWaves_WaveSize{WaveSize: 2}},
 		}}},

@@ -230,11 +230,11 @@ func (p *panicky) now() time.Time {
 	return time.Now()
 }
 
-func (p *panicky) Identify(context.Context, connect.Peer, http.Header) controller.Identity {
+func (p *panicky) Identify(context.Context, connect.Peer, http.Header) (controller.Identity, error) {
 	if p.on.Load() {
 		panic("secret-auth-state 0xfeedface")
 	}
-	return controller.Identity{Actor: "tester"}
+	return controller.Identity{Actor: "tester", Unrestricted: true}, nil
 }
 
 // No panic reaches a client: a panic in a handler or an interceptor comes back as Internal

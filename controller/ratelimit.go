@@ -11,7 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
@@ -67,25 +66,12 @@ func (l *limits) allow(procedure string, id Identity, msg any) error {
 		return nil
 	}
 	if agentProcedures[procedure] {
-		return l.agents.allow(agentKey(msg))
+		return l.agents.allow(clusterOf(msg))
 	}
 	if strings.HasPrefix(procedure, "/ebbflow.v1.") {
 		return l.people.allow(id.Actor)
 	}
 	return nil
-}
-
-// agentKey is the cluster an agent call speaks for.
-func agentKey(msg any) string {
-	switch m := msg.(type) {
-	case *ebbflowv1.RegisterAgentRequest:
-		return m.GetCluster()
-	case *ebbflowv1.ReportPhaseStatusRequest:
-		return m.GetRef().GetCluster()
-	case *ebbflowv1.ReportMeasurementRequest:
-		return m.GetRef().GetCluster()
-	}
-	return ""
 }
 
 type limiterSet struct {

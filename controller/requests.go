@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/rollout"
 )
@@ -25,6 +26,7 @@ const (
 	maxPreflightReasons = 1000
 	maxMessageText      = 4096
 	maxAssignmentID     = 128
+	maxCSRBytes         = 16 << 10
 )
 
 // validateRequest runs the checks the handler of msg's RPC runs before it touches any state,
@@ -189,6 +191,32 @@ func validateRequest(msg proto.Message) error {
 	case *ebbflowv1.ListAuditRecordsRequest:
 		_, _, err := auditQuery(m)
 		return err
+
+	// Access.
+	case *ebbflowv1.WhoAmIRequest:
+	case *ebbflowv1.CreateJoinTokenRequest:
+		v.name("cluster", m.GetCluster())
+		if t := m.GetTtl(); t != nil {
+			if err := t.CheckValid(); err != nil || t.AsDuration() < minJoinTokenTTL || t.AsDuration() > maxJoinTokenTTL {
+				v.add("ttl", "range", "must be between %s and %s", minJoinTokenTTL, maxJoinTokenTTL)
+			}
+		}
+		v.maxLen("description", m.GetDescription(), maxShortText)
+	case *ebbflowv1.ListJoinTokensRequest:
+		if m.GetCluster() != "" {
+			v.name("cluster", m.GetCluster())
+		}
+	case *ebbflowv1.RevokeJoinTokenRequest:
+		v.joinTokenID("id", m.GetId())
+	case *ebbflowv1.RevokeClusterIdentityRequest:
+		v.name("cluster", m.GetCluster())
+	case *ebbflowv1.JoinClusterRequest:
+		if _, _, err := pki.ParseJoinToken(m.GetToken()); err != nil {
+			v.add("token", "join-token", "%v", err)
+		}
+		v.csr("csr_pem", m.GetCsrPem())
+	case *ebbflowv1.RenewCertificateRequest:
+		v.csr("csr_pem", m.GetCsrPem())
 
 	default:
 		return fmt.Errorf("no validation for %T", msg)

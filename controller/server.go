@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/ebbflow/ebbflow/internal/pki"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
@@ -50,8 +51,13 @@ type Config struct {
 	Now     func() time.Time
 	Version string
 
-	// Authenticator establishes who is calling; by default the Ebbflow-Actor header, as given.
+	// Authenticator establishes who is calling (a Verifier). Without one, authentication is
+	// off: every caller may do everything, named by the Ebbflow-Actor header as given.
 	Authenticator Authenticator
+	// CA issues agents' certificates (JoinCluster, RenewCertificate), valid AgentCertTTL
+	// (DefaultAgentCertTTL when 0). Without it agents cannot join.
+	CA           *pki.CA
+	AgentCertTTL time.Duration
 	// AuditMaxRecords and AuditMaxAge bound the audit log; every audit command carries them,
 	// so every node prunes the same records. 0 means the default; negative means no limit.
 	AuditMaxRecords int64
@@ -111,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = headerAuthenticator{members: cfg.Store}
+	}
+	if cfg.AgentCertTTL <= 0 {
+		cfg.AgentCertTTL = DefaultAgentCertTTL
 	}
 	switch {
 	case cfg.AuditMaxRecords == 0:
@@ -187,16 +196,19 @@ func New(cfg Config) (*Server, error) {
 	mount(ebbflowv1connect.NewAgentServiceHandler(&agentService{s}, agentOpts...))
 	mount(ebbflowv1connect.NewControllerServiceHandler(&controllerService{s}, opts...))
 	mount(ebbflowv1connect.NewAuditServiceHandler(&auditService{s}, opts...))
+	mount(ebbflowv1connect.NewAccessServiceHandler(&accessService{s}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(s.services...)))
 	reflector := grpcreflect.NewStaticReflector(s.services...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	for _, h := range []func(*grpcreflect.Reflector, ...connect.HandlerOption) (string, http.Handler){grpcreflect.NewHandlerV1, grpcreflect.NewHandlerV1Alpha} {
+		path, handler := h(reflector)
+		mux.Handle(path, s.httpAuthorized(reflectionResource, handler))
+	}
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		mux.Handle("GET /metrics", s.httpAuthorized(metricsResource, cfg.Metrics))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.handler = mux
+	s.handler = withClientCertificates(mux)
 	return s, nil
 }
 
@@ -238,6 +250,25 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// httpAuthorized serves h to callers authorized for resource (an entry of procedureAccess).
+func (s *Server) httpAuthorized(resource string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.auth.Identify(r.Context(), connect.Peer{Addr: r.RemoteAddr, Protocol: "http"}, r.Header)
+		if err == nil {
+			err = authorize(resource, id, nil)
+		}
+		if err != nil {
+			status := http.StatusForbidden
+			if connect.CodeOf(err) == connect.CodeUnauthenticated {
+				status = http.StatusUnauthorized
+			}
+			http.Error(w, err.Error(), status)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) recovered(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {

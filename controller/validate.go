@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"strconv"
@@ -8,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -111,5 +114,37 @@ func (v *issues) hostPort(field, s string) {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		v.add(field, "host-port", "port of %q must be 1..65535", s)
+	}
+}
+
+// joinTokenID checks the public half of a join token.
+func (v *issues) joinTokenID(field, s string) {
+	if _, _, err := pki.ParseJoinToken(s + ".0000000000000000"); err != nil {
+		v.add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", s)
+	}
+}
+
+// csr checks a PEM certificate signing request: present, bounded, well formed and signed by
+// its key.
+func (v *issues) csr(field, s string) {
+	switch {
+	case s == "":
+		v.add(field, "required", "must be set")
+		return
+	case len(s) > maxCSRBytes:
+		v.add(field, "max-length", "at most %d bytes, got %d", maxCSRBytes, len(s))
+		return
+	}
+	b, _ := pem.Decode([]byte(s))
+	if b == nil || b.Type != "CERTIFICATE REQUEST" {
+		v.add(field, "pem-csr", "not a PEM \"CERTIFICATE REQUEST\"")
+		return
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err == nil {
+		err = csr.CheckSignature()
+	}
+	if err != nil {
+		v.add(field, "pem-csr", "%v", err)
 	}
 }

@@ -41,8 +41,10 @@ func auditCode(err error) string {
 		return "aborted"
 	case errors.Is(err, ErrInvalid):
 		return "invalid_argument"
-	case errors.Is(err, ErrInUse):
+	case errors.Is(err, ErrInUse), errors.Is(err, ErrFailedPrecondition):
 		return "failed_precondition"
+	case errors.Is(err, ErrUnauthenticated):
+		return "unauthenticated"
 	}
 	return "internal"
 }

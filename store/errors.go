@@ -17,6 +17,12 @@ var (
 	// ErrInUse means the object is still referenced, e.g. a profile pinned by an active
 	// (non-terminal) rollout.
 	ErrInUse = errors.New("in use")
+	// ErrFailedPrecondition means the object is not in a state that allows the command, e.g.
+	// a join token that was already used, was revoked or has expired.
+	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrUnauthenticated means the credentials the command carries do not match the stored
+	// ones, e.g. a join token's secret. It says nothing about the object's state.
+	ErrUnauthenticated = errors.New("credentials not accepted")
 	// ErrInvalid means the command is malformed (an empty name, a missing body). The API layer
 	// validates first; this is the store's last line of defense, decided the same way on
 	// every replica.

@@ -34,6 +34,17 @@ func FuzzApplyCommand(f *testing.F) {
 		{Body: &storev1.Command_UpdateInventory{UpdateInventory: &storev1.UpdateInventory{Name: "c1"}}},
 		{Body: &storev1.Command_DeleteCluster{DeleteCluster: &storev1.DeleteCluster{Name: "\x00"}}},
 		{Body: &storev1.Command_RecordAudit{RecordAudit: &storev1.RecordAudit{}}},
+		joinTokenSeed(createJoinToken("t1", "c1", "s1", at(3600)), 0),
+		joinTokenSeed(createJoinToken("t2", "c1", "s2", at(5)), 10),
+		joinTokenSeed(consumeJoinToken("t1", "s1"), 1),
+		revokeJoinToken("t1"),
+		revokeClusterIdentity("c1"),
+		{Body: &storev1.Command_CreateJoinToken{CreateJoinToken: &storev1.CreateJoinToken{}}},
+		{Body: &storev1.Command_ConsumeJoinToken{ConsumeJoinToken: &storev1.ConsumeJoinToken{Id: "\x00"}}},
+		{Time: at(1), Body: &storev1.Command_Batch{Batch: &storev1.Batch{Commands: []*storev1.Command{
+			createJoinToken("b1", "c1", "s", at(3600)), consumeJoinToken("b1", "wrong"),
+			consumeJoinToken("b1", "s"), consumeJoinToken("b1", "s"), revokeJoinToken("b1"),
+		}}}},
 		{Actor: "nobody"},
 	}
 	for _, c := range seeds {
@@ -78,4 +89,10 @@ func FuzzApplyCommand(f *testing.F) {
 			t.Fatalf("result %s", fmt.Sprintf("%T", res))
 		}
 	})
+}
+
+// joinTokenSeed sets a seed command's time.
+func joinTokenSeed(cmd *storev1.Command, sec int) *storev1.Command {
+	cmd.Time = at(sec)
+	return cmd
 }

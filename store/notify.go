@@ -11,7 +11,9 @@ const subscriptionBuffer = 1024
 // (the subscriber fell behind, or a snapshot replaced the whole state): re-read everything.
 // A subscriber that reads right after subscribing may still get a change it already saw.
 type Change struct {
-	Kind   string // KindProfile, KindCluster, KindRollout, KindNode; empty with Resync
+	// KindProfile, KindCluster, KindRollout, KindNode, KindJoinToken, KindIdentity or
+	// KindAudit; empty with Resync.
+	Kind   string
 	Key    string // the object's name or id
 	Index  uint64
 	Resync bool

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -33,10 +36,15 @@ var (
 	// bucketAudit: bigendian(sequence) -> AuditRecord, sequence from 1 in commit order; the
 	// last sequence and the number of records are keyAuditSeq and keyAuditCount in bucketMeta.
 	bucketAudit = []byte("audit")
+	// bucketJoinTokens: token id -> storev1.JoinTokenRecord (the token and its secret's hash).
+	bucketJoinTokens = []byte("join_tokens")
+	// bucketIdentities: cluster name -> storev1.ClusterIdentity.
+	bucketIdentities = []byte("identities")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketProfiles, bucketProfileRevisions, bucketClusters,
 		bucketRollouts, bucketRolloutEvents, bucketNodes, bucketAudit,
+		bucketJoinTokens, bucketIdentities,
 	}
 
 	keyApplied    = []byte("applied_index")
@@ -258,6 +266,52 @@ func (tx *Tx) RolloutEvents(id string) ([]*ebbflowv1.RolloutEvent, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// JoinToken returns the stored join token with its secret's hash.
+func (tx *Tx) JoinToken(id string) (*storev1.JoinTokenRecord, error) {
+	rec, ok, err := get(tx.tx.Bucket(bucketJoinTokens), []byte(id), &storev1.JoinTokenRecord{})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("join token %q: %w", id, ErrNotFound)
+	}
+	return rec, nil
+}
+
+// JoinTokens returns the stored join tokens, without their secrets' hashes, of the given
+// cluster (empty: of every cluster), oldest first (by create time, then id). The state is the
+// stored one: a pending token past its expire time is still pending here, and the caller
+// decides with its own clock whether to show it as expired.
+func (tx *Tx) JoinTokens(cluster string) ([]*ebbflowv1.JoinToken, error) {
+	var out []*ebbflowv1.JoinToken
+	err := tx.tx.Bucket(bucketJoinTokens).ForEach(func(k, v []byte) error {
+		rec := &storev1.JoinTokenRecord{}
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("decode join token %q: %w", k, err)
+		}
+		if cluster == "" || rec.GetToken().GetCluster() == cluster {
+			out = append(out, rec.GetToken())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *ebbflowv1.JoinToken) int {
+		if c := a.GetCreateTime().AsTime().Compare(b.GetCreateTime().AsTime()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.GetId(), b.GetId())
+	})
+	return out, nil
+}
+
+// ClusterIdentity returns the cluster's identity; false if no join token was ever consumed
+// for it nor its identity revoked.
+func (tx *Tx) ClusterIdentity(cluster string) (*storev1.ClusterIdentity, bool, error) {
+	return get(tx.tx.Bucket(bucketIdentities), []byte(cluster), &storev1.ClusterIdentity{})
 }
 
 // NodeAPIAddress returns the API address a controller node recorded through Raft.

@@ -14,6 +14,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Config struct {
 	// RaftAdvertise is the address other nodes dial; default the bound address. A DNS name
 	// (host:port) is kept as the node's Raft address and resolved at each dial.
 	RaftAdvertise string
+	// RaftTLS, when set, carries Raft over mutual TLS: it is both the server and the client
+	// configuration of every Raft connection (certificate, CA, peer checks).
+	RaftTLS *tls.Config
 	// APIAddress is this node's API host:port. The node records it through Raft when it
 	// becomes leader, so every node can find the leader's API.
 	APIAddress string
@@ -183,7 +187,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("store: snapshot store: %w", err)
 	}
 
-	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, hlog)
+	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTLS, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.RaftBind, err)
 	}
@@ -297,9 +301,11 @@ func (s *Store) RaftAddress() string {
 
 // Apply proposes one command and waits until this node has applied it. It returns the
 // resulting object: *ebbflowv1.Profile for profile create and update, *ebbflowv1.Cluster
-// for cluster commands, *ebbflowv1.Rollout for PutRollout, nil otherwise. Errors the FSM
-// decides (not found, conflict, ...) wrap the package's sentinels. A command without a time
-// gets the leader's clock (cmd.Time is set). On a follower it returns ErrNotLeader.
+// for cluster commands, *ebbflowv1.Rollout for PutRollout, *ebbflowv1.JoinToken for
+// CreateJoinToken and RevokeJoinToken, *storev1.ClusterIdentity for ConsumeJoinToken and
+// RevokeClusterIdentity, nil otherwise. Errors the FSM decides (not found, conflict, ...)
+// wrap the package's sentinels. A command without a time gets the leader's clock (cmd.Time
+// is set). On a follower it returns ErrNotLeader.
 //
 // If ctx ends first the command may still be applied.
 func (s *Store) Apply(ctx context.Context, cmd *storev1.Command) (proto.Message, error) {

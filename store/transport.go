@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/tls"
 	"net"
 	"time"
 
@@ -8,12 +9,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// newTransport is Raft's TCP transport on bind. An advertise address whose host is a DNS name
-// (a StatefulSet pod's stable name) is advertised as that name and resolved at every dial, so
-// the node keeps its Raft address when its IP changes; an IP address is advertised as is.
-func newTransport(bind, advertise string, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// newTransport is Raft's TCP transport on bind, over mutual TLS when tlsConfig is set. An
+// advertise address whose host is a DNS name (a StatefulSet pod's stable name) is advertised
+// as that name and resolved at every dial, so the node keeps its Raft address when its IP
+// changes; an IP address is advertised as is.
+func newTransport(bind, advertise string, tlsConfig *tls.Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	host, _, err := net.SplitHostPort(advertise)
-	if advertise == "" || err != nil || net.ParseIP(host) != nil {
+	named := advertise != "" && err == nil && net.ParseIP(host) == nil
+	if !named && tlsConfig == nil {
 		var addr net.Addr
 		if advertise != "" {
 			if addr, err = net.ResolveTCPAddr("tcp", advertise); err != nil {
@@ -26,21 +29,41 @@ func newTransport(bind, advertise string, logger hclog.Logger) (*raft.NetworkTra
 	if err != nil {
 		return nil, err
 	}
+	var addr net.Addr = ln.Addr()
+	switch {
+	case named:
+		addr = namedAddr(advertise)
+	case advertise != "":
+		if addr, err = net.ResolveTCPAddr("tcp", advertise); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	stream := &stream{Listener: ln, addr: addr, tls: tlsConfig}
+	if tlsConfig != nil {
+		stream.Listener = tls.NewListener(ln, tlsConfig)
+	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &namedStream{Listener: ln, addr: namedAddr(advertise)}, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 	}), nil
 }
 
-// namedStream is a raft.StreamLayer on a TCP listener that advertises a host name.
-type namedStream struct {
+// stream is a raft.StreamLayer on a TCP listener that advertises addr, and speaks TLS when tls
+// is set.
+type stream struct {
 	net.Listener
-	addr namedAddr
+	addr net.Addr
+	tls  *tls.Config
 }
 
-func (s *namedStream) Addr() net.Addr { return s.addr }
+func (s *stream) Addr() net.Addr { return s.addr }
 
-func (s *namedStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+func (s *stream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if s.tls == nil {
+		return d.Dial("tcp", string(address))
+	}
+	return tls.DialWithDialer(d, "tcp", string(address), s.tls)
 }
 
 // namedAddr is a host:port whose host is a DNS name.

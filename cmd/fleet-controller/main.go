@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +46,10 @@ type flags struct {
 	auditMaxAge                                                         time.Duration
 	agentRate, peopleRate                                               float64
 	agentBurst, peopleBurst                                             int
+	insecure                                                            bool
+	pkiDir, tlsSANs, tokensFile                                         string
+	jwtIssuer, jwtAudience, jwtKey, jwtRoleClaim                        string
+	agentCertTTL                                                        time.Duration
 }
 
 func parseFlags() flags {
@@ -59,15 +61,24 @@ func parseFlags() flags {
 	flag.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the bound --raft-listen address)")
 	flag.StringVar(&f.nodeID, "node-id", "", "this node's Raft id (default: derived from --raft-listen)")
 	flag.StringVar(&f.join, "join", "", "URL of any existing controller to join as a voter (e.g. http://127.0.0.1:7070); without it a new node bootstraps a single-node cluster")
-	flag.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
+	flag.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
+	flag.StringVar(&f.pkiDir, "pki-dir", "", "directory of the group's CA (ca.crt, ca.key) and admin credential (admin.token); a bootstrapping node creates them on first start, a joining node needs the CA (default: <data-dir>/pki)")
+	flag.StringVar(&f.tlsSANs, "tls-san", "", "extra DNS names or IPs for this node's certificate, comma-separated (e.g. the client Service's name)")
+	flag.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens of people and programs, one \"<token or sha256:hex>,<name>,<role>\" per line (role: viewer, operator or admin)")
+	flag.StringVar(&f.jwtIssuer, "jwt-issuer", "", "accept JWT bearer tokens from this issuer (the iss claim), signed with --jwt-key")
+	flag.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim of JWTs")
+	flag.StringVar(&f.jwtKey, "jwt-key", "", "the JWT issuer's public key or certificate (PEM)")
+	flag.StringVar(&f.jwtRoleClaim, "jwt-role-claim", "ebbflow_role", "JWT claim holding the role (viewer, operator or admin); the name is the sub claim")
+	flag.DurationVar(&f.agentCertTTL, "agent-cert-ttl", controller.DefaultAgentCertTTL, "lifetime of the client certificates issued to agents (they renew at two thirds of it)")
+	flag.StringVar(&f.tlsCert, "tls-cert", "", "serve the API with this certificate (PEM) instead of one issued by the group's CA")
 	flag.StringVar(&f.tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	flag.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
-	flag.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "allow serving the API without TLS on a non-loopback address")
+	flag.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
 	flag.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
 	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
-	flag.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) trusted when calling other nodes over TLS (joining, forwarding to the leader); default the system roots")
+	flag.StringVar(&f.tlsCA, "tls-ca", "", "extra CA bundle (PEM) trusted when calling other nodes (joining, forwarding), for nodes serving a --tls-cert of another CA")
 	flag.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
 	flag.Int64Var(&f.auditMaxRecords, "audit-max-records", controller.DefaultAuditMaxRecords, "keep at most this many audit records (the oldest go first); 0 keeps any number")
 	flag.DurationVar(&f.auditMaxAge, "audit-max-age", controller.DefaultAuditMaxAge, "drop audit records older than this; 0 keeps them regardless of age")
@@ -117,9 +128,15 @@ func run() error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	scheme := "http"
-	if f.tlsCert != "" {
-		scheme = "https"
+	if f.insecure && (f.tlsCert != "" || f.tokensFile != "" || f.jwtIssuer != "") {
+		return errors.New("--insecure turns TLS and authentication off; it excludes --tls-cert, --tokens-file and --jwt-issuer")
+	}
+	if f.agentCertTTL < 10*time.Second {
+		return errors.New("--agent-cert-ttl must be at least 10s")
+	}
+	scheme := "https"
+	if f.insecure {
+		scheme = "http"
 	}
 	bootstrap := f.join == ""
 	if f.statefulSetService != "" {
@@ -138,10 +155,6 @@ func run() error {
 		}
 		f.nodeID, f.join, f.advertise, f.raftAdvertise, bootstrap = plan.NodeID, plan.Join, plan.Advertise, plan.RaftAdvertise, plan.Bootstrap
 	}
-	peerClient, err := newPeerClient(f.tlsCA)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -152,11 +165,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	if !loopback(apiLn.Addr()) && f.tlsCert == "" {
-		if !f.allowInsecureRemote {
-			return fmt.Errorf("--listen %s is not a loopback address and TLS is off; set --tls-cert/--tls-key or --allow-insecure-remote", f.listen)
+	if f.insecure {
+		if !loopback(apiLn.Addr()) && !f.allowInsecureRemote {
+			return fmt.Errorf("--listen %s is not a loopback address and --insecure turns TLS off; drop --insecure, or add --allow-insecure-remote", f.listen)
 		}
-		log.Warn("serving the API without TLS on a non-loopback address", "listen", apiLn.Addr().String())
+		log.Warn("TLS and authentication are OFF (--insecure): every caller may do everything", "listen", apiLn.Addr().String())
 	}
 	apiAddr := f.advertise
 	if apiAddr == "" {
@@ -181,10 +194,22 @@ func run() error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 
-	st, err := store.Open(store.Config{
+	peerClient := &http.Client{Timeout: 30 * time.Second}
+	var sec *security
+	if !f.insecure {
+		if sec, err = setupSecurity(f, log, nodeID, bootstrap, hostsOf(apiAddr, f.raftAdvertise, f.listen, f.raftListen)); err != nil {
+			return err
+		}
+		peerClient = sec.peer
+	}
+	scfg := store.Config{
 		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
 		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
-	})
+	}
+	if sec != nil {
+		scfg.RaftTLS = sec.raft
+	}
+	st, err := store.Open(scfg)
 	if err != nil {
 		return err
 	}
@@ -194,13 +219,22 @@ func run() error {
 		}
 	}()
 
-	srv, err := controller.New(controller.Config{
+	ccfg := controller.Config{
 		Store: st, NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
 		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: scheme, Version: buildinfo.Version(),
 		AuditMaxRecords: orOff(f.auditMaxRecords), AuditMaxAge: time.Duration(orOff(int64(f.auditMaxAge))),
 		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
 		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
-	})
+		AgentCertTTL:    f.agentCertTTL,
+	}
+	if sec != nil {
+		v, err := controller.NewVerifier(controller.AuthConfig{Identities: st, Tokens: sec.tokens, JWT: sec.jwt})
+		if err != nil {
+			return err
+		}
+		ccfg.Authenticator, ccfg.CA = v, sec.ca
+	}
+	srv, err := controller.New(ccfg)
 	if err != nil {
 		return err
 	}
@@ -209,7 +243,7 @@ func run() error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
-	protocols.SetUnencryptedHTTP2(f.tlsCert == "")
+	protocols.SetUnencryptedHTTP2(sec == nil)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		Protocols:         &protocols,
@@ -220,15 +254,15 @@ func run() error {
 	}
 	serveErr := make(chan error, 1)
 	go func() {
-		if f.tlsCert != "" {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			serveErr <- hs.ServeTLS(apiLn, f.tlsCert, f.tlsKey)
+		if sec != nil {
+			hs.TLSConfig = sec.api
+			serveErr <- hs.ServeTLS(apiLn, "", "")
 			return
 		}
 		serveErr <- hs.Serve(apiLn)
 	}()
-	log.Info("fleet-controller serving", "node", nodeID, "api", apiLn.Addr().String(), "raft", st.RaftAddress(),
-		"data_dir", f.dataDir, "version", buildinfo.Version())
+	log.Info("fleet-controller serving", "node", nodeID, "api", scheme+"://"+apiLn.Addr().String(), "raft", st.RaftAddress(),
+		"data_dir", f.dataDir, "tls", sec != nil, "version", buildinfo.Version())
 
 	if f.join != "" {
 		if err := join(ctx, log, peerClient, f.join, nodeID, st.RaftAddress(), apiAddr); err != nil && ctx.Err() == nil {
@@ -279,28 +313,6 @@ func join(ctx context.Context, log *slog.Logger, hc *http.Client, url, id, raftA
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-}
-
-// newPeerClient is the HTTP client for calls to other nodes; with caFile it trusts only that
-// CA bundle over TLS.
-func newPeerClient(caFile string) (*http.Client, error) {
-	hc := &http.Client{Timeout: 30 * time.Second}
-	if caFile == "" {
-		return hc, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", caFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	tr.ForceAttemptHTTP2 = true
-	hc.Transport = tr
-	return hc, nil
 }
 
 func loopback(a net.Addr) bool {

@@ -15,7 +15,7 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Aliases: []string{"clusters"}, Short: "Member clusters: register, list, label, cordon"}
-	cmd.AddCommand(a.clusterRegister(), a.clusterList(), a.clusterGet(), a.clusterLabel(), a.clusterCordon(), a.clusterUncordon(), a.clusterDelete())
+	cmd.AddCommand(a.clusterRegister(), a.clusterList(), a.clusterGet(), a.clusterLabel(), a.clusterCordon(), a.clusterUncordon(), a.clusterDelete(), a.clusterRevoke())
 	return cmd
 }
 

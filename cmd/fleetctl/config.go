@@ -20,8 +20,13 @@ type fileConfig struct {
 type contextConfig struct {
 	Name   string `json:"name"`
 	Server string `json:"server"`
-	// Token is sent as a bearer token when set.
-	Token string `json:"token,omitempty"`
+	// Token is sent as a bearer token when set; TokenFile holds one.
+	Token     string `json:"token,omitempty"`
+	TokenFile string `json:"tokenFile,omitempty"`
+	// CA is the controller's CA bundle (PEM file); Cert and Key a client certificate.
+	CA   string `json:"ca,omitempty"`
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
 }
 
 func (a *app) configFile() string {
@@ -89,9 +94,10 @@ func (c *fileConfig) pick(name string) (*contextConfig, error) {
 
 func (a *app) configCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Manage fleetctl's config file (contexts: controller address and credentials)"}
-	var server, token string
+	var server string
+	var c contextConfig
 	set := &cobra.Command{
-		Use:   "set-context NAME --server URL [--token T]",
+		Use:   "set-context NAME --server URL [--ca FILE] [--token T | --token-file FILE | --cert FILE --key FILE]",
 		Short: "Create or update a context (and make it current if there is none)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,14 +109,23 @@ func (a *app) configCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			nc := c
+			nc.Name, nc.Server = args[0], server
+			for _, p := range []*string{&nc.TokenFile, &nc.CA, &nc.Cert, &nc.Key} {
+				if *p != "" {
+					if *p, err = filepath.Abs(*p); err != nil {
+						return err
+					}
+				}
+			}
 			found := false
 			for i := range cfg.Contexts {
 				if cfg.Contexts[i].Name == args[0] {
-					cfg.Contexts[i].Server, cfg.Contexts[i].Token, found = server, token, true
+					cfg.Contexts[i], found = nc, true
 				}
 			}
 			if !found {
-				cfg.Contexts = append(cfg.Contexts, contextConfig{Name: args[0], Server: server, Token: token})
+				cfg.Contexts = append(cfg.Contexts, nc)
 			}
 			if cfg.CurrentContext == "" {
 				cfg.CurrentContext = args[0]
@@ -123,7 +138,11 @@ func (a *app) configCmd() *cobra.Command {
 		},
 	}
 	set.Flags().StringVar(&server, "server", "", "controller URL")
-	set.Flags().StringVar(&token, "token", "", "bearer token")
+	set.Flags().StringVar(&c.Token, "token", "", "bearer token")
+	set.Flags().StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token")
+	set.Flags().StringVar(&c.CA, "ca", "", "the controller's CA bundle (PEM)")
+	set.Flags().StringVar(&c.Cert, "cert", "", "client certificate (PEM)")
+	set.Flags().StringVar(&c.Key, "key", "", "client certificate's key (PEM)")
 	use := &cobra.Command{
 		Use:   "use-context NAME",
 		Short: "Make a context current",

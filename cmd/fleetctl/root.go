@@ -45,6 +45,7 @@ type app struct {
 	configPath string
 	context    string
 	output     string
+	creds      credentials
 	timeout    time.Duration
 
 	clients *clients
@@ -61,6 +62,7 @@ type clients struct {
 	rollouts   ebbflowv1connect.RolloutServiceClient
 	controller ebbflowv1connect.ControllerServiceClient
 	audit      ebbflowv1connect.AuditServiceClient
+	access     ebbflowv1connect.AccessServiceClient
 }
 
 // exitError carries an exit code through cobra.
@@ -147,7 +149,12 @@ func (a *app) rootCmd() *cobra.Command {
 
 The controller address comes from --server, else $EBBFLOW_SERVER, else the current context
 of the config file (--config, $EBBFLOW_CONFIG, or ~/.config/ebbflow/config.yaml), else
-http://127.0.0.1:7070.
+https://127.0.0.1:7070.
+
+Credentials: a bearer token (--token, --token-file, $EBBFLOW_TOKEN, $EBBFLOW_TOKEN_FILE, or the
+context's), or a client certificate (--cert and --key); the controller's CA with --ca
+($EBBFLOW_CA, or the context's). A controller's first start writes an admin token and its CA
+into <data-dir>/pki (admin.token, ca.crt).
 
 Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controller unavailable,
 6 not offered by this controller, 10 rollout failed, 11 rollout aborted, 12 permission denied.`,
@@ -162,7 +169,9 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controlle
 	f.StringVar(&a.context, "context", "", "config context to use (default: the current context)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call (not of --watch)")
-	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd())
+	a.creds.flags(f)
+	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd(),
+		a.tokenCmd(), a.whoamiCmd())
 	return root
 }
 
@@ -195,7 +204,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 		}
 	}
 	if server == "" {
-		server = "http://127.0.0.1:7070"
+		server = "https://127.0.0.1:7070"
 	}
 	a.servers = nil
 	for _, s := range strings.Split(server, ",") {
@@ -220,8 +229,15 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(ctxCfg))}
-	hc := &http.Client{}
+	token, err := a.creds.resolve(ctxCfg)
+	if err != nil {
+		return err
+	}
+	hc, err := a.creds.httpClient(ctxCfg)
+	if err != nil {
+		return err
+	}
+	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(token))}
 	a.httpClient, a.clientOpts = hc, opts
 	a.clients = &clients{
 		profiles:   ebbflowv1connect.NewProfileServiceClient(hc, server, opts...),
@@ -229,20 +245,22 @@ func (a *app) setup(cmd *cobra.Command) error {
 		rollouts:   ebbflowv1connect.NewRolloutServiceClient(hc, server, opts...),
 		controller: ebbflowv1connect.NewControllerServiceClient(hc, server, opts...),
 		audit:      ebbflowv1connect.NewAuditServiceClient(hc, server, opts...),
+		access:     ebbflowv1connect.NewAccessServiceClient(hc, server, opts...),
 	}
 	return nil
 }
 
-// identity sends who is calling (and a bearer token when the context has one).
-func identity(c *contextConfig) connect.Interceptor {
+// identity sends who is calling: the bearer token when there is one, and the local user's
+// name (which only a controller running without authentication records).
+func identity(token string) connect.Interceptor {
 	actor := "unknown"
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		actor = u.Username
 	}
 	set := func(h http.Header) {
 		h.Set("Ebbflow-Actor", actor)
-		if c != nil && c.Token != "" {
-			h.Set("Authorization", "Bearer "+c.Token)
+		if token != "" {
+			h.Set("Authorization", "Bearer "+token)
 		}
 	}
 	return &headerInterceptor{set: set}

@@ -4,6 +4,7 @@ package controllertest
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/ebbflow/ebbflow/controller"
+	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 	"github.com/ebbflow/ebbflow/store"
@@ -32,8 +34,10 @@ type Node struct {
 	Store    *store.Store
 	Server   *controller.Server
 	http     *httptest.Server
+	tls      *http.Server
 	cancel   context.CancelFunc
 	closed   bool
+	security *Security
 }
 
 // Options tune a node.
@@ -50,6 +54,9 @@ type Options struct {
 	Addr string
 	// RaftAddr binds Raft to this host:port (a restart keeps its Raft address); a free port by default.
 	RaftAddr string
+	// Security, when set, turns TLS and authentication on (see NewSecurity); without it the
+	// node runs with authentication off, over h2c.
+	Security *Security
 }
 
 var seq atomic.Int64
@@ -87,14 +94,26 @@ func Start(t testing.TB, o Options) *Node {
 		raftAddr = "127.0.0.1:0"
 	}
 	log := Logger(t).With("node", id)
-	st, err := store.Open(store.Config{
+	scfg := store.Config{
 		NodeID: id, DataDir: dir, RaftBind: raftAddr, APIAddress: ln.Addr().String(),
 		Bootstrap: o.Join == nil, Logger: log, Fast: true,
-	})
+	}
+	if o.Security != nil {
+		src, err := pki.NewNodeCertSource(o.Security.CA, id, []string{"127.0.0.1", "localhost"}, time.Hour, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scfg.RaftTLS = pki.PeerTLS(src, o.Security.CA.Pool())
+	}
+	st, err := store.Open(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := controller.Config{Store: st, NodeID: id, Logger: log}
+	var serverTLS *tls.Config
+	if o.Security != nil {
+		serverTLS = o.Security.configure(t, id, &cfg, st)
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -104,18 +123,32 @@ func Start(t testing.TB, o Options) *Node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go srv.Run(ctx)
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.Listener.Close()
-	hs.Listener = ln
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	hs.Config.Protocols = &p
-	hs.Start()
-	n := &Node{ID: id, RaftAddr: st.RaftAddress(), Dir: dir, Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), Store: st, Server: srv, http: hs, cancel: cancel}
+	scheme := "http"
+	var hs *httptest.Server
+	var tlsServer *http.Server
+	if serverTLS != nil {
+		// TLS with the node's own certificate (httptest would put its test certificate first).
+		scheme = "https"
+		tlsServer = &http.Server{Handler: srv.Handler(), TLSConfig: serverTLS, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = tlsServer.ServeTLS(ln, "", "") }()
+	} else {
+		hs = httptest.NewUnstartedServer(srv.Handler())
+		hs.Listener.Close()
+		hs.Listener = ln
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		hs.Config.Protocols = &p
+		hs.Start()
+	}
+	n := &Node{ID: id, RaftAddr: st.RaftAddress(), Dir: dir, Addr: ln.Addr().String(), URL: scheme + "://" + ln.Addr().String(),
+		Store: st, Server: srv, http: hs, tls: tlsServer, cancel: cancel, security: o.Security}
 	t.Cleanup(n.Stop)
 	if o.Join != nil {
 		c := n.ControllerClient(o.Join.URL)
+		if o.Security != nil {
+			c = ebbflowv1connect.NewControllerServiceClient(o.Security.Client(nil), o.Join.URL, o.Security.Bearer("admin"))
+		}
 		if _, err := c.AddVoter(context.Background(), connect.NewRequest(addVoter(id, st.RaftAddress(), n.Addr))); err != nil {
 			t.Fatalf("join %s via %s: %v", id, o.Join.URL, err)
 		}
@@ -145,6 +178,17 @@ func StartClusterWith(t testing.TB, n int, config func(*controller.Config)) []*N
 	return nodes
 }
 
+// StartSecureCluster starts n nodes like StartClusterWith, with TLS and authentication on.
+func StartSecureCluster(t testing.TB, n int, sec *Security, config func(*controller.Config)) []*Node {
+	t.Helper()
+	first := Start(t, Options{Config: config, Security: sec})
+	nodes := []*Node{first}
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, Start(t, Options{Join: first, Config: config, Security: sec}))
+	}
+	return nodes
+}
+
 // Stop shuts the node down (idempotent): API first, then the store.
 func (n *Node) Stop() {
 	if n.closed {
@@ -152,8 +196,12 @@ func (n *Node) Stop() {
 	}
 	n.closed = true
 	n.cancel()
-	n.http.CloseClientConnections()
-	n.http.Close()
+	if n.tls != nil {
+		_ = n.tls.Close()
+	} else {
+		n.http.CloseClientConnections()
+		n.http.Close()
+	}
 	_ = n.Store.Close()
 }
 
@@ -205,5 +253,5 @@ func addVoter(id, raftAddr, apiAddr string) *ebbflowv1.AddVoterRequest {
 // Restart starts a stopped node again on the same data directory and addresses.
 func (n *Node) Restart(t testing.TB) *Node {
 	t.Helper()
-	return Start(t, Options{ID: n.ID, Dir: n.Dir, Addr: n.Addr, RaftAddr: n.RaftAddr})
+	return Start(t, Options{ID: n.ID, Dir: n.Dir, Addr: n.Addr, RaftAddr: n.RaftAddr, Security: n.security})
 }

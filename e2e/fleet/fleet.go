@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/ebbflow/ebbflow/agent/cluster"
 	"github.com/ebbflow/ebbflow/e2e/kubebox"
 	"github.com/ebbflow/ebbflow/e2e/process"
+	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
@@ -73,10 +75,15 @@ type Fleet struct {
 	Bins            Binaries
 	Controllers     []*Controller
 	Clusters        []*Cluster
+	// PKI is the group's CA and admin credential (ca.crt, ca.key, admin.token), shared by
+	// every controller; CAFile and AdminTokenFile are what fleetctl and the agents are given.
+	PKI, CAFile, AdminTokenFile string
 
-	log  io.Writer
-	kube kubebox.Binaries
-	mu   sync.Mutex
+	ca    *pki.CA
+	admin string
+	log   io.Writer
+	kube  kubebox.Binaries
+	mu    sync.Mutex
 }
 
 // Controller is one fleet-controller process.
@@ -140,6 +147,9 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 	if f.kube, err = kubebox.EnsureBinaries(ctx, f.log); err != nil {
 		return nil, err
 	}
+	if err := f.initPKI(); err != nil {
+		return nil, err
+	}
 	for i := range o.Controllers {
 		if err := f.startController(ctx, i+1, o.HeartbeatInterval); err != nil {
 			return nil, err
@@ -183,7 +193,7 @@ func (f *Fleet) startController(ctx context.Context, n int, heartbeat time.Durat
 	}
 	ready := filepath.Join(f.Dir, "controllers", id+".addr")
 	args := []string{"--node-id", id, "--data-dir", c.DataDir, "--listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0",
-		"--ready-file", ready, "--heartbeat-interval", heartbeat.String(), "--log-level", "info"}
+		"--ready-file", ready, "--heartbeat-interval", heartbeat.String(), "--log-level", "info", "--pki-dir", f.PKI}
 	if n > 1 {
 		args = append(args, "--join", f.Controllers[0].URL)
 	}
@@ -197,7 +207,24 @@ func (f *Fleet) startController(ctx context.Context, n int, heartbeat time.Durat
 	if err != nil {
 		return fmt.Errorf("fleet: controller %s: %w", id, err)
 	}
-	c.Addr, c.URL = addr, "http://"+addr
+	c.Addr, c.URL = addr, "https://"+addr
+	return nil
+}
+
+// initPKI creates the group's CA and admin credential once, before any controller starts, so
+// that every node (each given --pki-dir) serves and verifies with the same CA.
+func (f *Fleet) initPKI() error {
+	f.PKI = filepath.Join(f.Dir, "pki")
+	ca, _, err := pki.LoadOrCreateCA(f.PKI)
+	if err != nil {
+		return err
+	}
+	tok, _, err := pki.LoadOrCreateAdminToken(f.PKI)
+	if err != nil {
+		return err
+	}
+	f.ca, f.admin = ca, tok
+	f.CAFile, f.AdminTokenFile = filepath.Join(f.PKI, pki.CACertFile), filepath.Join(f.PKI, pki.AdminTokenFile)
 	return nil
 }
 
@@ -281,9 +308,20 @@ func (c *Cluster) StartAgent() error {
 		urls = append(urls, ctl.URL)
 	}
 	c.runs++
-	p, err := process.Start(c.f.Logs, c.f.Root, c.Name+"-agent", c.f.Bins.Agent, nil,
-		"--controller", strings.Join(urls, ","), "--kubeconfig", c.Kube.Kubeconfig, "--cluster-id", c.Name,
-		"--labels", labelString(c.Labels), "--resolve", TargetHost+"="+c.TargetAddr, "--wait-timeout", "2m")
+	args := []string{"--controller", strings.Join(urls, ","), "--kubeconfig", c.Kube.Kubeconfig, "--cluster-id", c.Name,
+		"--labels", labelString(c.Labels), "--resolve", TargetHost + "=" + c.TargetAddr, "--wait-timeout", "2m",
+		"--ca", c.f.CAFile, "--identity-dir", filepath.Join(c.f.Dir, "agents", c.Name)}
+	if c.runs == 1 {
+		// The first start joins with a one-time token; a restart uses the stored certificate.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := c.f.Client().Access.CreateJoinToken(ctx, connect.NewRequest(&ebbflowv1.CreateJoinTokenRequest{Cluster: c.Name}))
+		if err != nil {
+			return fmt.Errorf("fleet: join token for %s: %w", c.Name, err)
+		}
+		args = append(args, "--join-token", res.Msg.GetToken())
+	}
+	p, err := process.Start(c.f.Logs, c.f.Root, c.Name+"-agent", c.f.Bins.Agent, nil, args...)
 	if err != nil {
 		return err
 	}
@@ -370,30 +408,53 @@ type Clients struct {
 	Clusters   ebbflowv1connect.ClusterServiceClient
 	Rollouts   ebbflowv1connect.RolloutServiceClient
 	Controller ebbflowv1connect.ControllerServiceClient
+	Access     ebbflowv1connect.AccessServiceClient
 }
 
-// ClientsFor returns clients of the controller at url.
-func ClientsFor(url string) *Clients {
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	hc := &http.Client{Transport: &http.Transport{Protocols: &p}}
+// ClientsFor returns clients of the controller at url, calling as the admin over TLS.
+func (f *Fleet) ClientsFor(url string) *Clients {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: f.ca.Pool()}, ForceAttemptHTTP2: true}
+	hc := &http.Client{Transport: tr}
+	auth := connect.WithInterceptors(bearer(f.admin))
 	return &Clients{
 		URL:        url,
-		Profiles:   ebbflowv1connect.NewProfileServiceClient(hc, url),
-		Clusters:   ebbflowv1connect.NewClusterServiceClient(hc, url),
-		Rollouts:   ebbflowv1connect.NewRolloutServiceClient(hc, url),
-		Controller: ebbflowv1connect.NewControllerServiceClient(hc, url),
+		Profiles:   ebbflowv1connect.NewProfileServiceClient(hc, url, auth),
+		Clusters:   ebbflowv1connect.NewClusterServiceClient(hc, url, auth),
+		Rollouts:   ebbflowv1connect.NewRolloutServiceClient(hc, url, auth),
+		Controller: ebbflowv1connect.NewControllerServiceClient(hc, url, auth),
+		Access:     ebbflowv1connect.NewAccessServiceClient(hc, url, auth),
 	}
+}
+
+// bearer sends a bearer token with every call.
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(b))
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 // Client returns clients of the first live controller (any node serves every call).
 func (f *Fleet) Client() *Clients {
 	live := f.Live()
 	if len(live) == 0 {
-		return ClientsFor("http://127.0.0.1:1")
+		return f.ClientsFor("https://127.0.0.1:1")
 	}
-	return ClientsFor(live[0].URL)
+	return f.ClientsFor(live[0].URL)
 }
 
 // Leader returns the controller that leads now, as the live nodes agree.
@@ -401,7 +462,7 @@ func (f *Fleet) Leader(ctx context.Context) (*Controller, error) {
 	var leader *Controller
 	err := f.poll(ctx, time.Minute, "a leader among the live controllers", func(ctx context.Context) (bool, error) {
 		for _, c := range f.Live() {
-			st, err := ClientsFor(c.URL).Controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+			st, err := f.ClientsFor(c.URL).Controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
 			if err != nil {
 				continue
 			}
@@ -453,7 +514,8 @@ func (f *Fleet) FleetctlTo(ctx context.Context, tee io.Writer, server string, ar
 func (f *Fleet) FleetctlCmd(ctx context.Context, server string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, f.Bins.Fleetctl, args...)
 	cmd.Dir = f.Root
-	cmd.Env = append(os.Environ(), "EBBFLOW_SERVER="+server, "EBBFLOW_CONFIG="+filepath.Join(f.Dir, "fleetctl.yaml"))
+	cmd.Env = append(os.Environ(), "EBBFLOW_SERVER="+server, "EBBFLOW_CONFIG="+filepath.Join(f.Dir, "fleetctl.yaml"),
+		"EBBFLOW_CA="+f.CAFile, "EBBFLOW_TOKEN_FILE="+f.AdminTokenFile)
 	return cmd
 }
 

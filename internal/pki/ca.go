@@ -146,12 +146,12 @@ func LoadCA(dir string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: certPEM}, nil
 }
 
-// Pool is a pool holding the CA's certificate and the chain after it in CertPEM.
+// Pool is a pool holding the CA's own certificate only, as the one trust anchor: when the CA
+// is an intermediate, trusting its root too would accept any certificate the root signs,
+// including ones that carry a made-up Ebbflow identity.
 func (ca *CA) Pool() *x509.CertPool {
 	pool := x509.NewCertPool()
-	for _, c := range ca.chain() {
-		pool.AddCert(c)
-	}
+	pool.AddCert(ca.Cert)
 	return pool
 }
 

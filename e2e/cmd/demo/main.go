@@ -105,6 +105,22 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 		return err
 	}
 
+	say("Security: mutual TLS everywhere, one-time join tokens for agents, roles for people")
+	fmt.Printf("every agent joined with a one-time token and calls with a certificate bound to its cluster;\n"+
+		"fleetctl calls as the admin created on first start (--ca %s --token-file %s)\n", f.CAFile, f.AdminTokenFile)
+	for _, args := range [][]string{{"whoami"}, {"token", "list"}} {
+		if err := ctl(args...); err != nil {
+			return err
+		}
+	}
+	fmt.Println("$ fleetctl cluster list   # without a token")
+	anon := f.FleetctlCmd(ctx, leader, "cluster", "list")
+	anon.Env = append(anon.Env, "EBBFLOW_TOKEN_FILE=")
+	anon.Stdout, anon.Stderr = os.Stdout, os.Stdout
+	if err := anon.Run(); err == nil {
+		return errors.New("an unauthenticated call was accepted")
+	}
+
 	say("Tuning profiles: validate, apply, revise, diff")
 	eks := filepath.Join(root, "deploy/profiles/eks.yaml")
 	b, err := os.ReadFile(eks)
@@ -212,11 +228,12 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	}
 
 	say("Where to look")
-	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s   e.g. EBBFLOW_SERVER=%s %s cluster list
-  Metrics:                        %s/metrics
+	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s
+      e.g. EBBFLOW_SERVER=%s EBBFLOW_CA=%s EBBFLOW_TOKEN_FILE=%s %s cluster list
+  Metrics:                        curl --cacert %s -H "Authorization: Bearer $(cat %s)" %s/metrics
   Logs (every process):           %s
   Clusters' kubeconfigs:          %s/clusters/<name>/kubeconfig
-`, leader, leader, f.Bins.Fleetctl, leader, f.Logs, dir)
+`, leader, leader, f.CAFile, f.AdminTokenFile, f.Bins.Fleetctl, f.CAFile, f.AdminTokenFile, leader, f.Logs, dir)
 	if !keep {
 		fmt.Println("  (logs and data are removed when the demo ends; --keep keeps them)")
 	}
