@@ -35,7 +35,7 @@ func main() {
 }
 
 func run() error {
-	controllerURL := flag.String("controller", "http://127.0.0.1:7070", "controller URLs, comma-separated: every node of the group, so the agent moves on when one goes away (http:// for h2c, https:// for TLS)")
+	controllerURL := flag.String("controller", "https://127.0.0.1:7070", "controller URLs, comma-separated: every node of the group, so the agent moves on when one goes away (https://; http:// only for a controller run with --insecure)")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster (default: in-cluster config)")
 	clusterID := flag.String("cluster-id", "", "this cluster's id in the fleet, a DNS label (required)")
 	labels := flag.String("labels", "", "cluster labels, k=v[,k=v...]")
