@@ -47,6 +47,7 @@ type flags struct {
 	agentRate, peopleRate                                               float64
 	agentBurst, peopleBurst                                             int
 	insecure                                                            bool
+	pkiInit                                                             string
 	pkiDir, tlsSANs, tokensFile                                         string
 	jwtIssuer, jwtAudience, jwtKey, jwtRoleClaim                        string
 	agentCertTTL                                                        time.Duration
@@ -62,6 +63,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.nodeID, "node-id", "", "this node's Raft id (default: derived from --raft-listen)")
 	flag.StringVar(&f.join, "join", "", "URL of any existing controller to join as a voter (e.g. http://127.0.0.1:7070); without it a new node bootstraps a single-node cluster")
 	flag.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
+	flag.StringVar(&f.pkiInit, "pki-init", "", "create a new group CA (ca.crt, ca.key) and admin token (admin.token) in this directory, print where, and exit (e.g. to make the chart's pki Secret)")
 	flag.StringVar(&f.pkiDir, "pki-dir", "", "directory of the group's CA (ca.crt, ca.key) and admin credential (admin.token); a bootstrapping node creates them on first start, a joining node needs the CA (default: <data-dir>/pki)")
 	flag.StringVar(&f.tlsSANs, "tls-san", "", "extra DNS names or IPs for this node's certificate, comma-separated (e.g. the client Service's name)")
 	flag.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens of people and programs, one \"<token or sha256:hex>,<name>,<role>\" per line (role: viewer, operator or admin)")
@@ -112,6 +114,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 
 func run() error {
 	f := parseFlags()
+	if f.pkiInit != "" {
+		return pkiInit(f.pkiInit)
+	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err

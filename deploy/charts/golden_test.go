@@ -16,13 +16,16 @@ var goldenCases = []struct {
 }{
 	{"controller-default", controllerChart, nil},
 	{"controller-tls", controllerChart, map[string]any{
-		"tls":            map[string]any{"enabled": true, "secretName": "ebbflow-controller-tls"},
-		"serviceMonitor": map[string]any{"enabled": true, "tlsConfig": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "ebbflow-controller-tls", "key": "ca.crt"}}}},
+		"tls": map[string]any{"enabled": true, "secretName": "ebbflow-controller-tls"},
+		"serviceMonitor": map[string]any{"enabled": true, "tlsConfig": map[string]any{"ca": map[string]any{"secret": map[string]any{"name": "ebbflow-controller-tls", "key": "ca.crt"}}},
+			"bearerTokenSecret": map[string]any{"name": "ebbflow-metrics", "key": "token"}},
+		"tokens": map[string]any{"secretName": "ebbflow-people"},
 	}},
 	{"agent-default", agentChart, agentRequired()},
 	{"agent-tls", agentChart, merge(agentRequired(), map[string]any{
 		"controllerUrl": "https://ebbflow.example.com:443",
 		"controllerCA":  map[string]any{"secretName": "ebbflow-controller-ca"},
+		"joinToken":     map[string]any{"secretName": "ebbflow-join-token"},
 		"clusterLabels": map[string]any{"env": "prod", "region": "eu"},
 	})},
 }

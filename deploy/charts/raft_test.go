@@ -50,7 +50,7 @@ func TestControllerRaftWiring(t *testing.T) {
 			args := stringsAt(t, c, "args")
 			domain := serviceName + ".fleet.svc.corp.internal"
 			for _, want := range []string{"--statefulset-service=" + domain, "--pod-name=$(POD_NAME)",
-				"--listen=0.0.0.0:8080", "--raft-listen=0.0.0.0:8081", "--allow-insecure-remote"} {
+				"--listen=0.0.0.0:8080", "--raft-listen=0.0.0.0:8081", "--pki-dir=/etc/ebbflow/pki"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("args %v lack %s", args, want)
 				}
@@ -128,10 +128,113 @@ func TestControllerTLS(t *testing.T) {
 	if s, _, _ := unstructured.NestedString(c, "readinessProbe", "httpGet", "scheme"); s != "HTTPS" {
 		t.Errorf("readiness probe scheme %q, want HTTPS", s)
 	}
-	vols, _, _ := unstructured.NestedSlice(sts.Object, "spec", "template", "spec", "volumes")
-	if len(vols) != 1 || vols[0].(map[string]any)["secret"].(map[string]any)["secretName"] != "ctl-tls" {
-		t.Errorf("volumes %v, want the ctl-tls Secret", vols)
+	if got := secretVolumes(t, sts); !slices.Equal(got, []string{"ebbflow-pki", "ctl-tls"}) {
+		t.Errorf("Secret volumes %v, want the pki and ctl-tls Secrets", got)
 	}
+}
+
+// TestControllerSecureByDefault: with the defaults, every replica gets the shared CA Secret
+// and serves TLS with a certificate naming the client Service; insecure=true is plain text
+// without authentication, and says so in its flags.
+func TestControllerSecureByDefault(t *testing.T) {
+	sts := find(t, objects(t, render(t, controllerChart, controllerChart, testNamespace, nil)), "StatefulSet", controllerChart)
+	c := container(t, sts, "fleet-controller")
+	args := stringsAt(t, c, "args")
+	svc := controllerChart + "." + testNamespace
+	for _, want := range []string{"--pki-dir=/etc/ebbflow/pki", "--agent-cert-ttl=24h",
+		"--tls-san=" + controllerChart + "," + svc + "," + svc + ".svc," + svc + ".svc.cluster.local"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	if slices.Contains(args, "--insecure") || slices.Contains(args, "--allow-insecure-remote") {
+		t.Errorf("args %v turn security off by default", args)
+	}
+	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+		if s, _, _ := unstructured.NestedString(c, probe, "httpGet", "scheme"); s != "HTTPS" {
+			t.Errorf("%s scheme %q, want HTTPS", probe, s)
+		}
+	}
+	if got := secretVolumes(t, sts); !slices.Equal(got, []string{"ebbflow-pki"}) {
+		t.Errorf("Secret volumes %v, want the pki Secret", got)
+	}
+
+	sts = find(t, objects(t, render(t, controllerChart, controllerChart, testNamespace, map[string]any{
+		"pki": map[string]any{"extraSANs": []any{"ebbflow.example.com", "203.0.113.7"}},
+	})), "StatefulSet", controllerChart)
+	if args := stringsAt(t, container(t, sts, "fleet-controller"), "args"); !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--tls-san=") && strings.HasSuffix(a, ".svc.cluster.local,ebbflow.example.com,203.0.113.7")
+	}) {
+		t.Errorf("args %v: extraSANs not appended to --tls-san", args)
+	}
+
+	sts = find(t, objects(t, render(t, controllerChart, controllerChart, testNamespace, map[string]any{
+		"insecure": true, "tokens": map[string]any{"secretName": "people"},
+	})), "StatefulSet", controllerChart)
+	c = container(t, sts, "fleet-controller")
+	args = stringsAt(t, c, "args")
+	if !slices.Contains(args, "--insecure") || slices.Contains(args, "--pki-dir=/etc/ebbflow/pki") || slices.Contains(args, "--tokens-file=/etc/ebbflow/tokens/tokens") {
+		t.Errorf("insecure args %v", args)
+	}
+	if s, _, _ := unstructured.NestedString(c, "readinessProbe", "httpGet", "scheme"); s != "HTTP" {
+		t.Errorf("insecure readiness probe scheme %q, want HTTP", s)
+	}
+
+	sts = find(t, objects(t, render(t, controllerChart, controllerChart, testNamespace, map[string]any{
+		"tokens": map[string]any{"secretName": "people"},
+		"jwt":    map[string]any{"issuer": "https://id.example.com", "audience": "ebbflow", "keySecretName": "idp-key"},
+	})), "StatefulSet", controllerChart)
+	args = stringsAt(t, container(t, sts, "fleet-controller"), "args")
+	for _, want := range []string{"--tokens-file=/etc/ebbflow/tokens/tokens", "--jwt-issuer=https://id.example.com",
+		"--jwt-audience=ebbflow", "--jwt-key=/etc/ebbflow/jwt/key.pem", "--jwt-role-claim=ebbflow_role"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	if got := secretVolumes(t, sts); !slices.Equal(got, []string{"ebbflow-pki", "people", "idp-key"}) {
+		t.Errorf("Secret volumes %v", got)
+	}
+}
+
+// TestAgentIdentity: the agent gets the controller's CA, its join token as a file, and a
+// volume that keeps its certificate across pods (a Recreate Deployment, since that volume is
+// ReadWriteOnce).
+func TestAgentIdentity(t *testing.T) {
+	objs := objects(t, render(t, agentChart, agentChart, testNamespace, merge(agentRequired(), map[string]any{
+		"controllerUrl": "https://ctl.example.com:7070",
+		"controllerCA":  map[string]any{"secretName": "ctl-ca"},
+		"joinToken":     map[string]any{"secretName": "join"},
+	})))
+	d := find(t, objs, "Deployment", agentChart)
+	args := stringsAt(t, container(t, d, "fleet-agent"), "args")
+	for _, want := range []string{"--ca=/etc/ebbflow/controller-ca/ca.crt", "--join-token-file=/etc/ebbflow/join/token", "--identity-dir=/var/lib/ebbflow-agent"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	pvc := find(t, objs, "PersistentVolumeClaim", agentChart+"-identity")
+	if modes, _, _ := unstructured.NestedStringSlice(pvc.Object, "spec", "accessModes"); !slices.Equal(modes, []string{"ReadWriteOnce"}) {
+		t.Errorf("identity PVC access modes %v", modes)
+	}
+	if s, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type"); s != "Recreate" {
+		t.Errorf("strategy %q, want Recreate with a ReadWriteOnce identity", s)
+	}
+	if got := secretVolumes(t, d); !slices.Equal(got, []string{"ctl-ca", "join"}) {
+		t.Errorf("Secret volumes %v", got)
+	}
+}
+
+// secretVolumes are the names of the Secrets a workload's pods mount, in order.
+func secretVolumes(t testing.TB, o *unstructured.Unstructured) []string {
+	t.Helper()
+	vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+	var out []string
+	for _, v := range vols {
+		if s, ok := v.(map[string]any)["secret"].(map[string]any); ok {
+			out = append(out, s["secretName"].(string))
+		}
+	}
+	return out
 }
 
 func container(t testing.TB, o *unstructured.Unstructured, name string) map[string]any {

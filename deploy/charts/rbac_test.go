@@ -68,7 +68,7 @@ func TestAgentLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Only the chart's RBAC objects; the Deployment is the one thing left out.
+	// Only the chart's RBAC objects; the Deployment and its identity volume are left out.
 	applied := applyRBAC(t, c, render(t, agentChart, agentChart, agentNamespace, agentRequired()))
 	if want := []string{"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"}; !slices.Equal(applied, want) {
 		t.Fatalf("applied kinds %v, want %v", applied, want)
@@ -289,8 +289,8 @@ func applyRBAC(t testing.TB, c *kubebox.Cluster, manifest string) []string {
 	for _, o := range objects(t, manifest) {
 		gvr, ok := resources[o.GetKind()]
 		if !ok {
-			if o.GetKind() != "Deployment" {
-				t.Fatalf("the agent chart renders a %s (%s), neither RBAC nor the Deployment", o.GetKind(), o.GetName())
+			if o.GetKind() != "Deployment" && o.GetKind() != "PersistentVolumeClaim" {
+				t.Fatalf("the agent chart renders a %s (%s), neither RBAC nor the Deployment and its volume", o.GetKind(), o.GetName())
 			}
 			continue
 		}

@@ -29,3 +29,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when the identity lives on a volume only one node can mount at a time. */}}
+{{- define "ebbflow-agent.identityRWO" -}}
+{{- if and .Values.identity.persistence.enabled (not (has "ReadWriteMany" .Values.identity.persistence.accessModes)) }}true{{ end -}}
+{{- end -}}

@@ -41,5 +41,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "ebbflow-controller.scheme" -}}
-{{- if .Values.tls.enabled }}https{{ else }}http{{ end -}}
+{{- if .Values.insecure }}http{{ else }}https{{ end -}}
+{{- end -}}
+
+{{/* The client Service's DNS names, for the replicas' certificates. */}}
+{{- define "ebbflow-controller.serviceNames" -}}
+{{- $svc := include "ebbflow-controller.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.%s" $svc $svc $ns $svc $ns $svc $ns .Values.clusterDomain -}}
 {{- end -}}
