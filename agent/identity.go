@@ -636,46 +636,17 @@ func removeTemps(dir string) error {
 
 // writeAtomic writes dir/name through a temporary file in dir, synced, then renamed, so the
 // file never holds part of data.
-func writeAtomic(dir, name string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
+func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	if err := pki.WriteFileAtomic(filepath.Join(dir, name), data, perm); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-			err = fmt.Errorf("identity: write %s: %w", filepath.Join(dir, name), err)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // syncDir makes renames and removals in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := pki.SyncDir(dir); err != nil {
 		return fmt.Errorf("identity: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("identity: sync %s: %w", dir, err)
 	}
 	return nil
 }

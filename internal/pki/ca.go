@@ -67,10 +67,10 @@ func LoadOrCreateCA(dir string) (ca *CA, created bool, err error) {
 	}
 	// The key goes first: a crash between the two writes leaves a key without a certificate,
 	// which the next start reports instead of silently making a second CA.
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
+	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(certPath, ca.CertPEM); err != nil {
+	if err := WriteFileAtomic(certPath, ca.CertPEM, 0o600); err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil
@@ -279,23 +279,24 @@ func exists(path string) (bool, error) {
 	}
 }
 
-// writeFileAtomic writes data to path with mode 0600 through a temporary file in the same directory
-// and a rename, so that path never holds part of data.
-func writeFileAtomic(path string, data []byte) (err error) {
+// WriteFileAtomic writes data to path with mode perm through a temporary file in the same
+// directory, synced, then renamed, and syncs the directory: after a crash path holds either
+// its old contents or all of data, never part of it.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("pki: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			_ = f.Close()
 			_ = os.Remove(tmp)
-			err = fmt.Errorf("pki: write %s: %w", path, err)
+			err = fmt.Errorf("write %s: %w", path, err)
 		}
 	}()
-	if err = f.Chmod(0o600); err != nil {
+	if err = f.Chmod(perm); err != nil {
 		return err
 	}
 	if _, err = f.Write(data); err != nil {
@@ -310,10 +311,19 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	// Make the rename itself durable; not every platform can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	return SyncDir(dir)
+}
+
+// SyncDir makes the renames and removals in dir durable (where the platform can sync a
+// directory).
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -198,7 +198,7 @@ func LoadOrCreateAdminToken(dir string) (token string, created bool, err error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("pki: %w", err)
 	}
-	if err := writeFileAtomic(path, []byte(token+"\n")); err != nil {
+	if err := WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", false, err
 	}
 	return token, true, nil
