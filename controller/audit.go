@@ -414,6 +414,9 @@ func (s *Server) identify(ctx context.Context, peer connect.Peer, h http.Header)
 		return Identity{}, remote, node, err
 	}
 	if !id.Peer {
+		// forwardedHeader too: believed, it would keep a mutation on this follower, which
+		// cannot write the call's audit record.
+		h.Del(forwardedHeader)
 		h.Del(forwardedForHeader)
 		h.Del(forwardedIdentityHeader)
 		return id, remote, node, nil

@@ -24,6 +24,8 @@ type Security struct {
 	// Tokens maps each role ("viewer", "operator", "admin") to the bearer token of a person
 	// named after it.
 	Tokens map[string]string
+	// JWT, when set, makes every node also accept JWTs of that issuer.
+	JWT *controller.JWTConfig
 }
 
 // NewSecurity creates a CA and the three tokens.
@@ -59,7 +61,7 @@ func (s *Security) configure(t testing.TB, id string, cfg *controller.Config, re
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := controller.NewVerifier(controller.AuthConfig{Identities: reader, Tokens: s.staticTokens()})
+	v, err := controller.NewVerifier(controller.AuthConfig{Identities: reader, Tokens: s.staticTokens(), JWT: s.JWT})
 	if err != nil {
 		t.Fatal(err)
 	}
