@@ -379,3 +379,26 @@ func newCSR(t *testing.T) (keyPEM []byte, csrPEM string) {
 	}
 	return k, string(csr)
 }
+
+// A certificate of an epoch this node has not applied yet (a follower right after a join)
+// is Unavailable, to be retried, not a refusal; one of an older epoch is refused.
+func TestCertificateAheadOfTheReplicaIsUnavailable(t *testing.T) {
+	sec := controllertest.NewSecurity(t)
+	url := controllertest.StartSecureCluster(t, 1, sec, nil)[0].URL
+	sec.Join(t, url, "c1")
+	sec.Join(t, url, "c1") // epoch 2
+	for epoch, want := range map[uint64]connect.Code{3: connect.CodeUnavailable, 1: connect.CodeUnauthenticated} {
+		key, csr := newCSR(t)
+		certPEM, err := sec.CA.IssueFromCSR([]byte(csr), pki.Identity{Kind: pki.KindAgent, Name: "c1", Epoch: epoch}, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := tls.X509KeyPair(certPEM, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent := c.NewAgentServiceClient(sec.Client(&kp), url)
+		_, err = agent.RegisterAgent(context.Background(), connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1"}))
+		wantCode(t, fmt.Sprintf("a certificate of epoch %d against epoch 2", epoch), err, want)
+	}
+}

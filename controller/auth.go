@@ -137,9 +137,13 @@ func (v *Verifier) fromCertificate(ctx context.Context, cert *x509.Certificate) 
 		if err != nil {
 			return Identity{}, connect.NewError(connect.CodeUnavailable, fmt.Errorf("reading the identity of cluster %q: %w", pid.Name, err))
 		}
+		// Certificates are issued only once their epoch is committed: a certificate newer
+		// than this node's replica means the replica lags (a follower right after a join), not
+		// that the certificate is bad.
 		switch {
-		case ci == nil:
-			return Identity{}, unauthenticated(fmt.Sprintf("cluster %q has no identity on this controller", pid.Name))
+		case ci == nil || ci.epoch < pid.Epoch:
+			return Identity{}, connect.NewError(connect.CodeUnavailable,
+				fmt.Errorf("this controller node has not caught up with the identity of cluster %q yet; retry", pid.Name))
 		case ci.revoked:
 			return Identity{}, unauthenticated(fmt.Sprintf("the identity of cluster %q was revoked; join again with a new token", pid.Name))
 		case ci.epoch != pid.Epoch:

@@ -184,10 +184,6 @@ func (s *accessService) RevokeClusterIdentity(ctx context.Context, req *connect.
 		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_RevokeClusterIdentity{
 			RevokeClusterIdentity: &storev1.RevokeClusterIdentity{Cluster: m.GetCluster()},
 		}})
-		if errors.Is(err, store.ErrNotFound) {
-			// The same answer as a wrong secret: a caller learns nothing about which ids exist.
-			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("join token not accepted"))
-		}
 		if err != nil {
 			return nil, err
 		}
