@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -97,93 +98,54 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 	if err := validateRequest(req.Msg); err != nil {
 		return err
 	}
-	sub := s.store.Subscribe()
-	defer sub.Close()
+	// Woken only by this cluster's changes; no goroutine and no queue per stream.
+	w := s.store.WatchCluster(name)
+	defer w.Close()
 	s.readYourWrites(ctx)
 	var last *ebbflowv1.Assignment
-	send := func() error {
-		var a *ebbflowv1.Assignment
-		err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
-			if _, err := tx.Cluster(name); err != nil {
-				return err
-			}
-			var err error
-			a, err = assignmentFor(tx, name)
-			return err
-		})
+	for {
+		a, err := s.assignment(ctx, name)
 		if err != nil {
 			return toConnectError(err)
 		}
-		if last != nil && proto.Equal(last, a) {
+		if last == nil || !proto.Equal(last, a) {
+			if err := stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a}); err != nil {
+				return err
+			}
+			last = a
+		}
+		select {
+		case <-ctx.Done():
 			return nil
-		}
-		last = a
-		return stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a})
-	}
-	relevant := func(ch store.Change) bool {
-		return ch.Resync || ch.Kind == store.KindRollout || ch.Kind == store.KindProfile || (ch.Kind == store.KindCluster && ch.Key == name)
-	}
-	for {
-		if err := send(); err != nil {
-			return err
-		}
-		if err := waitFor(ctx, sub, relevant); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// assignmentFor derives a cluster's current assignment from the active rollout holding it.
-func assignmentFor(tx *store.Tx, cluster string) (*ebbflowv1.Assignment, error) {
-	idle := &ebbflowv1.Assignment{Cluster: cluster, Action: ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_IDLE}
-	rs, err := tx.Rollouts("", 0)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rs {
-		if terminalRollout(r.GetState()) {
-			continue
-		}
-		for _, w := range r.GetWaves() {
-			for _, c := range w.GetClusters() {
-				if c.GetCluster() != cluster || c.GetAssignmentId() == "" {
-					continue
-				}
-				a := &ebbflowv1.Assignment{
-					Id: c.GetAssignmentId(), RolloutId: r.GetId(), Cluster: cluster, Phase: c.GetPhase(),
-					ProfileName: r.GetSpec().GetProfile(), ProfileRevision: r.GetProfileRevision(),
-					Probes: r.GetSpec().GetProbes(), RollbackToHelmRevision: c.GetPreRolloutHelmRevision(),
-				}
-				a.Action = c.GetAction()
-				if a.Action == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED {
-					a.Action = ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_IDLE
-				}
-				if d := r.GetSpec().GetPhaseTimeout(); d != nil {
-					a.Deadline = d
-				}
-				a.IssueTime = c.GetPhaseStartTime()
-				p, err := tx.Profile(a.ProfileName, a.ProfileRevision)
-				if err != nil {
-					return nil, fmt.Errorf("rollout %s pins %s revision %d: %w", r.GetId(), a.ProfileName, a.ProfileRevision, err)
-				}
-				a.Profile = p.GetSpec()
-				return a, nil
+		case _, ok := <-w.C:
+			if !ok {
+				return connect.NewError(connect.CodeUnavailable, errors.New("controller node is shutting down"))
 			}
 		}
 	}
-	return idle, nil
 }
 
-func terminalRollout(st ebbflowv1.RolloutState) bool {
-	switch st {
-	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
-		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
-		return true
+// assignment is a cluster's current assignment as this node has applied it: a look-up in the
+// store's index (the record of the active rollout holding the cluster) and, for an active
+// assignment, the pinned profile revision from the cache.
+func (s *Server) assignment(ctx context.Context, cluster string) (*ebbflowv1.Assignment, error) {
+	if _, ok := s.store.Registered(cluster); !ok {
+		return nil, fmt.Errorf("cluster %q: %w", cluster, store.ErrNotFound)
 	}
-	return false
+	h, ok := s.store.HolderOf(cluster)
+	if !ok {
+		return rollout.Idle(cluster), nil
+	}
+	a := rollout.AssignmentFor(h.Header, h.Record)
+	if a.GetId() == "" {
+		return a, nil
+	}
+	spec, err := s.profiles.get(ctx, s.store, a.GetProfileName(), a.GetProfileRevision())
+	if err != nil {
+		return nil, fmt.Errorf("rollout %s pins %s revision %d: %w", a.GetRolloutId(), a.GetProfileName(), a.GetProfileRevision(), err)
+	}
+	a.Profile = spec
+	return a, nil
 }
 
 // checkRef validates what a report refers to.
@@ -205,34 +167,6 @@ func checkRef(v *issues, ref *ebbflowv1.ReportRef) {
 	}
 }
 
-// matchAssignment checks a report against the cluster's current assignment on the leader.
-// A report for an old assignment, another profile revision or another phase is refused.
-func (s *Server) matchAssignment(ctx context.Context, ref *ebbflowv1.ReportRef) (bool, string, error) {
-	var a *ebbflowv1.Assignment
-	err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
-		if _, err := tx.Cluster(ref.GetCluster()); err != nil {
-			return err
-		}
-		var err error
-		a, err = assignmentFor(tx, ref.GetCluster())
-		return err
-	})
-	if err != nil {
-		return false, "", err
-	}
-	switch {
-	case a.GetId() == "":
-		return false, "no active assignment for this cluster", nil
-	case a.GetId() != ref.GetAssignmentId():
-		return false, fmt.Sprintf("stale assignment %q: the current one is %q", ref.GetAssignmentId(), a.GetId()), nil
-	case a.GetProfileRevision() != ref.GetProfileRevision():
-		return false, fmt.Sprintf("profile revision %d does not match the assignment's %d", ref.GetProfileRevision(), a.GetProfileRevision()), nil
-	case a.GetPhase() != ref.GetPhase():
-		return false, fmt.Sprintf("phase %s does not match the assignment's %s", ref.GetPhase(), a.GetPhase()), nil
-	}
-	return true, "", nil
-}
-
 func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
 	m := req.Msg
 	if err := validateRequest(m); err != nil {
@@ -241,21 +175,14 @@ func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Reque
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
 		return c.agents.ReportPhaseStatus
 	}, func(ctx context.Context) (*ebbflowv1.ReportPhaseStatusResponse, error) {
-		ok, reason, err := s.matchAssignment(ctx, m.GetRef())
-		if err != nil {
-			return nil, err
-		}
-		s.live.beat(m.GetRef().GetCluster(), s.now())
-		if !ok {
-			return &ebbflowv1.ReportPhaseStatusResponse{Accepted: false, Reason: reason}, nil
-		}
-		ok, reason, err = s.ingest(ctx, rollout.Report{
+		ok, reason, err := s.submitReport(ctx, rollout.Report{
 			Ref: m.GetRef(), Status: m.GetStatus(), Message: m.GetMessage(), ReportTime: reportTime(m.GetReportTime(), s.now()),
 			HelmBefore: m.GetHelmRevisionBefore(), HelmAfter: m.GetHelmRevisionAfter(), Preflight: m.GetPreflightReasons(),
 		})
 		if err != nil {
 			return nil, err
 		}
+		s.live.beat(m.GetRef().GetCluster(), s.now())
 		return &ebbflowv1.ReportPhaseStatusResponse{Accepted: ok, Reason: reason}, nil
 	})
 }
@@ -268,20 +195,13 @@ func (s *agentService) ReportMeasurement(ctx context.Context, req *connect.Reque
 	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
 		return c.agents.ReportMeasurement
 	}, func(ctx context.Context) (*ebbflowv1.ReportMeasurementResponse, error) {
-		ok, reason, err := s.matchAssignment(ctx, m.GetRef())
-		if err != nil {
-			return nil, err
-		}
-		s.live.beat(m.GetRef().GetCluster(), s.now())
-		if !ok {
-			return &ebbflowv1.ReportMeasurementResponse{Accepted: false, Reason: reason}, nil
-		}
-		ok, reason, err = s.ingest(ctx, rollout.Report{
+		ok, reason, err := s.submitReport(ctx, rollout.Report{
 			Ref: m.GetRef(), ReportTime: reportTime(m.GetReportTime(), s.now()), Measurements: m.GetMeasurements(),
 		})
 		if err != nil {
 			return nil, err
 		}
+		s.live.beat(m.GetRef().GetCluster(), s.now())
 		return &ebbflowv1.ReportMeasurementResponse{Accepted: ok, Reason: reason}, nil
 	})
 }
@@ -298,20 +218,15 @@ func (s *agentService) Heartbeat(ctx context.Context, req *connect.Request[ebbfl
 		if !s.store.IsLeader() {
 			return nil, store.ErrNotLeader
 		}
-		var a *ebbflowv1.Assignment
-		err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
-			if _, err := tx.Cluster(m.GetCluster()); err != nil {
-				return err
-			}
-			var err error
-			a, err = assignmentFor(tx, m.GetCluster())
-			return err
-		})
-		if err != nil {
-			return nil, err
+		if _, ok := s.store.Registered(m.GetCluster()); !ok {
+			return nil, fmt.Errorf("cluster %q: %w", m.GetCluster(), store.ErrNotFound)
 		}
 		s.live.beat(m.GetCluster(), s.now())
-		return &ebbflowv1.HeartbeatResponse{AssignmentId: a.GetId()}, nil
+		var id string
+		if h, ok := s.store.HolderOf(m.GetCluster()); ok {
+			id = rollout.AssignmentFor(h.Header, h.Record).GetId()
+		}
+		return &ebbflowv1.HeartbeatResponse{AssignmentId: id}, nil
 	})
 }
 
@@ -321,4 +236,44 @@ func reportTime(ts *timestamppb.Timestamp, now time.Time) time.Time {
 		return now
 	}
 	return ts.AsTime()
+}
+
+// profileCache keeps the profile revisions that assignments pin. A revision never changes once
+// written, so an entry never goes stale; a deleted profile's entries go when the cache is full.
+type profileCache struct {
+	mu    sync.Mutex
+	specs map[profileRev]*ebbflowv1.ProfileSpec
+}
+
+type profileRev struct {
+	name     string
+	revision uint64
+}
+
+// maxCachedProfiles bounds the cache; past it the cache starts over.
+const maxCachedProfiles = 256
+
+func (c *profileCache) get(ctx context.Context, st Reader, name string, revision uint64) (*ebbflowv1.ProfileSpec, error) {
+	key := profileRev{name, revision}
+	c.mu.Lock()
+	spec, ok := c.specs[key]
+	c.mu.Unlock()
+	if ok {
+		return spec, nil
+	}
+	err := st.View(ctx, store.Stale, func(tx *store.Tx) error {
+		p, err := tx.Profile(name, revision)
+		spec = p.GetSpec()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.specs == nil || len(c.specs) >= maxCachedProfiles {
+		c.specs = map[profileRev]*ebbflowv1.ProfileSpec{}
+	}
+	c.specs[key] = spec
+	c.mu.Unlock()
+	return spec, nil
 }

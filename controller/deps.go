@@ -6,12 +6,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/store"
 )
 
 // Writer proposes commands to the replicated log. It returns store.ErrNotLeader on a follower.
 type Writer interface {
 	Apply(ctx context.Context, cmd *storev1.Command) (proto.Message, error)
+	// ApplyBatch proposes several commands as one log entry; each has its own result.
+	ApplyBatch(ctx context.Context, cmds []*storev1.Command) ([]store.Result, error)
 }
 
 // Reader reads replicated state at a read level. A linearizable read on a follower returns
@@ -21,6 +24,16 @@ type Reader interface {
 	Subscribe() *store.Subscription
 	// CatchUp waits until this node has applied the log up to index.
 	CatchUp(ctx context.Context, index uint64) error
+
+	// The in-memory index of what this node has applied (see store/index.go): the active
+	// rollouts, the record holding each cluster's assignment, the registry's cordons, and a
+	// watch woken by one cluster's changes. Records are shared: never modify them.
+	ActiveRollouts() []*ebbflowv1.Rollout
+	ActiveRollout(id string) (*ebbflowv1.Rollout, bool)
+	HolderOf(cluster string) (store.Holding, bool)
+	Registered(name string) (*ebbflowv1.Cluster, bool)
+	WatchCluster(name string) *store.KeyWatch
+	ProposedStats() map[string]store.ProposalStats
 }
 
 // Membership is the Raft view the API reports and changes.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -53,73 +54,90 @@ func (s *Server) runEngine(ctx context.Context) {
 	}
 }
 
-// stepAll runs one engine step over every rollout that has not ended.
+// stepAll runs one engine step over every rollout that has not ended. The rollouts come from
+// the store's index, which holds every committed decision once linearize returns; the step
+// costs pointer work over the clusters, and writes only what changed.
 func (s *Server) stepAll(ctx context.Context) error {
 	s.rolloutMu.Lock()
 	defer s.rolloutMu.Unlock()
-	var active []*ebbflowv1.Rollout
-	clusters := map[string]*ebbflowv1.Cluster{}
-	err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
-		rs, err := tx.Rollouts("", 0)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if !rollout.Terminal(r.GetState()) {
-				active = append(active, r)
-			}
-		}
-		if len(active) == 0 {
-			return nil
-		}
-		cs, err := tx.Clusters("", 0)
-		for _, c := range cs {
-			clusters[c.GetName()] = c
-		}
-		return err
-	})
-	if err != nil {
+	if err := s.linearize(ctx); err != nil {
 		return err
 	}
+	world := rollout.World{Now: s.now(), Lookup: s.store.Registered}
 	var errs []error
-	for _, r := range active {
-		next, events, changed := rollout.Step(r, rollout.World{Now: s.now(), Clusters: clusters})
+	for _, r := range s.store.ActiveRollouts() {
+		next, events, changed := rollout.Step(r, world)
 		if !changed {
 			continue
 		}
-		if err := s.putRollout(ctx, "controller", r.GetGeneration(), next, events); err != nil {
+		if _, err := s.store.Apply(ctx, decisionCommand(rollout.ControllerActor, r, next, events)); err != nil {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", r.GetId(), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// putRollout writes a rollout decision, conditional on the generation it was made from. A
-// decision of the engine itself (actor "controller", ctx without an audit call) is not
-// audited: it is a rollout event in the same command already (see audit.go).
-func (s *Server) putRollout(ctx context.Context, actor string, gen uint64, r *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent) error {
-	compact(r)
-	_, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_PutRollout{
-		PutRollout: &storev1.PutRollout{Rollout: r, ExpectedGeneration: gen, Events: events},
-	}})
-	return err
+// linearize returns once this node, the leader, has applied every write committed before the
+// call (a linearizable read of nothing): the index then holds every earlier decision.
+func (s *Server) linearize(ctx context.Context) error {
+	return s.store.View(ctx, store.Linearizable, func(*store.Tx) error { return nil })
 }
 
-// compact drops the raw samples of phases already judged: the verdict, deltas and summary stay,
-// the baseline keeps its samples for the phases still to be judged.
-func compact(r *ebbflowv1.Rollout) {
-	for _, w := range r.GetWaves() {
-		for _, c := range w.GetClusters() {
-			for _, res := range c.GetResults() {
-				if res.GetPhase() == ebbflowv1.Phase_PHASE_BASELINE || res.GetVerdict() == ebbflowv1.Verdict_VERDICT_UNSPECIFIED {
-					continue
-				}
-				for _, m := range res.GetMeasurements() {
-					m.SamplesMs, m.HdrHistogram = nil, nil
-				}
+// decisionCommand is the Raft command of a decision that turned old into next: a patch with
+// only what changed (rollout.Diff), conditional on the generation the decision was made from,
+// so a decision made on stale state (or by a deposed leader) is refused rather than applied
+// twice. Measurements the decision added to a record travel once, as add_measurements; the
+// records themselves carry none.
+func decisionCommand(actor string, old, next *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent) *storev1.Command {
+	d := rollout.Diff(old, next)
+	p := &storev1.PatchRollout{RolloutId: old.GetId(), ExpectedGeneration: old.GetGeneration(), Events: events}
+	if d.HeaderChanged {
+		p.Header = headerOf(next)
+	}
+	for _, ch := range d.Clusters {
+		var prev *ebbflowv1.RolloutCluster
+		if int(ch.Wave) < len(old.GetWaves()) && int(ch.Index) < len(old.GetWaves()[ch.Wave].GetClusters()) {
+			prev = old.GetWaves()[ch.Wave].GetClusters()[ch.Index]
+			if prev.GetCluster() != ch.Cluster.GetCluster() {
+				prev = nil
 			}
 		}
+		rec := proto.Clone(ch.Cluster).(*ebbflowv1.RolloutCluster)
+		var added []*storev1.ClusterPatch
+		for _, res := range rec.GetResults() {
+			have := 0
+			for _, pr := range prev.GetResults() {
+				if pr.GetPhase() == res.GetPhase() {
+					have = len(pr.GetMeasurements())
+				}
+			}
+			if len(res.GetMeasurements()) > have {
+				added = append(added, &storev1.ClusterPatch{MeasurementsPhase: res.GetPhase(), AddMeasurements: res.GetMeasurements()[have:]})
+			}
+			res.Measurements = nil
+		}
+		if len(added) == 0 {
+			added = []*storev1.ClusterPatch{{}}
+		}
+		for _, cp := range added {
+			cp.Wave, cp.Index, cp.Cluster = ch.Wave, ch.Index, rec
+			p.Clusters = append(p.Clusters, cp)
+		}
 	}
+	return &storev1.Command{Actor: actor, Body: &storev1.Command_PatchRollout{PatchRollout: p}}
+}
+
+// headerOf copies a rollout without its waves' clusters.
+func headerOf(r *ebbflowv1.Rollout) *ebbflowv1.Rollout {
+	saved := make([][]*ebbflowv1.RolloutCluster, len(r.GetWaves()))
+	for i, w := range r.GetWaves() {
+		saved[i], w.Clusters = w.Clusters, nil
+	}
+	h := proto.Clone(r).(*ebbflowv1.Rollout)
+	for i, w := range r.GetWaves() {
+		w.Clusters = saved[i]
+	}
+	return h
 }
 
 // mutateRollout applies a manual control to a rollout on the leader.
@@ -131,8 +149,12 @@ func (s *Server) mutateRollout(ctx context.Context, id, actor string, fn func(r 
 	defer s.rolloutMu.Unlock()
 	var r *ebbflowv1.Rollout
 	if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
+		if active, ok := s.store.ActiveRollout(id); ok {
+			r = active
+			return nil
+		}
 		var err error
-		r, err = tx.Rollout(id)
+		r, err = tx.Rollout(id) // ended (the control will say so) or missing
 		return err
 	}); err != nil {
 		return nil, err
@@ -144,7 +166,7 @@ func (s *Server) mutateRollout(ctx context.Context, id, actor string, fn func(r 
 		}
 		return nil, err
 	}
-	if err := s.putRollout(ctx, actor, r.GetGeneration(), next, events); err != nil {
+	if _, err := s.store.Apply(ctx, decisionCommand(actor, r, next, events)); err != nil {
 		return nil, err
 	}
 	var out *ebbflowv1.Rollout
@@ -172,21 +194,15 @@ func (s *Server) createRollout(ctx context.Context, id, actor string, spec *ebbf
 		if prof, err = tx.Profile(spec.GetProfile(), spec.GetProfileRevision()); err != nil {
 			return err
 		}
-		if clusters, err = tx.Clusters("", 0); err != nil {
-			return err
-		}
-		rs, err := tx.Rollouts("", 0)
-		for _, r := range rs {
-			if rollout.Terminal(r.GetState()) {
-				continue
-			}
-			for _, c := range rollout.HeldClusters(r) {
-				held[c] = r.GetId()
-			}
-		}
+		clusters, err = tx.Clusters("", 0)
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	for _, r := range s.store.ActiveRollouts() {
+		for _, c := range rollout.HeldClusters(r) {
+			held[c] = r.GetId()
+		}
 	}
 	if id == "" {
 		var b [4]byte
@@ -210,47 +226,10 @@ func (s *Server) createRollout(ctx context.Context, id, actor string, spec *ebbf
 	if len(busy) > 0 {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(strings.Join(busy, "; ")))
 	}
-	if err := s.putRollout(ctx, actor, 0, r, events); err != nil {
+	if _, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_PutRollout{
+		PutRollout: &storev1.PutRollout{Rollout: r, Events: events},
+	}}); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// ingest applies an agent report to the rollout that issued the assignment.
-func (s *Server) ingest(ctx context.Context, rep rollout.Report) (bool, string, error) {
-	if !s.store.IsLeader() {
-		return false, "", store.ErrNotLeader
-	}
-	s.rolloutMu.Lock()
-	defer s.rolloutMu.Unlock()
-	var holder *ebbflowv1.Rollout
-	if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
-		rs, err := tx.Rollouts("", 0)
-		for _, r := range rs {
-			if rollout.Terminal(r.GetState()) {
-				continue
-			}
-			for _, w := range r.GetWaves() {
-				for _, c := range w.GetClusters() {
-					if c.GetCluster() == rep.Ref.GetCluster() && c.GetAssignmentId() != "" {
-						holder = r
-					}
-				}
-			}
-		}
-		return err
-	}); err != nil {
-		return false, "", err
-	}
-	if holder == nil {
-		return false, "no active assignment for this cluster", nil
-	}
-	next, events, ok, reason := rollout.Ingest(holder, rep, s.now())
-	if !ok {
-		return false, reason, nil
-	}
-	if err := s.putRollout(ctx, "agent:"+rep.Ref.GetCluster(), holder.GetGeneration(), next, events); err != nil {
-		return false, "", err
-	}
-	return true, "", nil
 }

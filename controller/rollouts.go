@@ -210,7 +210,7 @@ func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[
 			}
 			last = r
 		}
-		if terminalRollout(r.GetState()) {
+		if rollout.Terminal(r.GetState()) {
 			return nil
 		}
 		if err := waitFor(ctx, sub, func(ch store.Change) bool { return ch.Resync || (ch.Kind == store.KindRollout && ch.Key == id) }); err != nil {

@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/otelconnect"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -47,6 +48,8 @@ type Config struct {
 	// EngineInterval is how often the leader's rollout engine steps without a change (soak
 	// times, deadlines); 1s by default.
 	EngineInterval time.Duration
+	// ReportTimeout bounds the writing of one batch of agent reports; 10s by default.
+	ReportTimeout time.Duration
 	// Now is the clock; time.Now by default.
 	Now     func() time.Time
 	Version string
@@ -87,6 +90,10 @@ type Server struct {
 	// rolloutMu serialises the leader's read-modify-write of rollouts (engine steps, reports,
 	// manual controls); the generation check in the store guards across leaders.
 	rolloutMu sync.Mutex
+	// reports queues agent reports for the next batch (reports.go).
+	reports reportQueue
+	// profiles caches profile revisions (immutable) for assignments.
+	profiles profileCache
 }
 
 // New builds the server. Call Run to follow leadership changes.
@@ -114,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.EngineInterval <= 0 {
 		cfg.EngineInterval = time.Second
+	}
+	if cfg.ReportTimeout <= 0 {
+		cfg.ReportTimeout = 10 * time.Second
 	}
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = headerAuthenticator{members: cfg.Store}
@@ -288,7 +298,16 @@ func (s *Server) registerMetrics(mp metric.MeterProvider) error {
 	leader, _ := m.Int64ObservableGauge("ebbflow_raft_leader", metric.WithDescription("1 when this node is the leader."))
 	members, _ := m.Int64ObservableGauge("ebbflow_raft_members", metric.WithDescription("Servers in the Raft configuration."))
 	live, _ := m.Int64ObservableGauge("ebbflow_agents_alive", metric.WithDescription("Agents heard from within the liveness window (leader only)."))
+	propBytes, _ := m.Int64ObservableCounter("ebbflow_store_proposed_bytes", metric.WithDescription("Encoded bytes of the Raft entries this node proposed, by kind (report: a batch of agent reports)."))
+	propEntries, _ := m.Int64ObservableCounter("ebbflow_store_proposed_entries", metric.WithDescription("Raft entries this node proposed, by kind."))
+	propCommands, _ := m.Int64ObservableCounter("ebbflow_store_proposed_commands", metric.WithDescription("Commands in the Raft entries this node proposed, by kind (a batch carries several)."))
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for kind, st := range s.store.ProposedStats() {
+			attrs := metric.WithAttributes(attribute.String("kind", kind))
+			o.ObserveInt64(propBytes, int64(st.Bytes), attrs)
+			o.ObserveInt64(propEntries, int64(st.Entries), attrs)
+			o.ObserveInt64(propCommands, int64(st.Commands), attrs)
+		}
 		st := s.store.Status()
 		o.ObserveInt64(term, int64(st.Term))
 		o.ObserveInt64(commit, int64(st.CommitIndex))
@@ -302,6 +321,6 @@ func (s *Server) registerMetrics(mp metric.MeterProvider) error {
 		o.ObserveInt64(members, int64(len(st.Members)))
 		o.ObserveInt64(live, int64(s.live.alive(s.now())))
 		return nil
-	}, term, commit, applied, last, leader, members, live)
+	}, term, commit, applied, last, leader, members, live, propBytes, propEntries, propCommands)
 	return err
 }

@@ -17,7 +17,8 @@ import (
 
 // The engine is the rollout state machine. It is pure: every function takes the rollout and the
 // time, never mutates its input, and returns the next rollout with the events that explain the
-// change. The controller stores both in one write.
+// change; the next rollout shares the records it did not change with the input (copy-on-write,
+// see recorder.go). The controller stores the change (Diff) and the events in one write.
 
 // ErrInvalidAction wraps every refused manual action.
 var ErrInvalidAction = errors.New("invalid action")
@@ -100,20 +101,6 @@ func HeldClusters(r *ebbflowv1.Rollout) []string {
 	return out
 }
 
-// recorder collects the events of one decision.
-type recorder struct {
-	now    time.Time
-	actor  string
-	events []*ebbflowv1.RolloutEvent
-}
-
-func (e *recorder) add(kind string, wave int32, cluster string, phase ebbflowv1.Phase, format string, args ...any) {
-	e.events = append(e.events, &ebbflowv1.RolloutEvent{
-		Time: timestamppb.New(e.now), Actor: e.actor, Kind: kind, Cluster: cluster, Wave: wave, Phase: phase,
-		Message: fmt.Sprintf(format, args...),
-	})
-}
-
 // New builds a rollout from its spec: the waves of PlanWaves with each cluster's preflight
 // (Plan) snapshotted into phases, held_phases and held_reason. A cluster whose every phase is
 // held is in its wave as SKIPPED; clusters cordoned or matching no wave are in Rollout.skipped.
@@ -178,24 +165,36 @@ func New(id string, spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, cluste
 type World struct {
 	Now time.Time
 	// Clusters is the current registry by name; a missing name means the cluster was deleted.
+	// Used when Lookup is nil.
 	Clusters map[string]*ebbflowv1.Cluster
+	// Lookup, when set, replaces Clusters: it returns the registered cluster of that name, and
+	// false when there is none. It lets a caller with its own index skip building a map.
+	Lookup func(name string) (*ebbflowv1.Cluster, bool)
+}
+
+func (w World) lookup(name string) (*ebbflowv1.Cluster, bool) {
+	if w.Lookup != nil {
+		return w.Lookup(name)
+	}
+	c, ok := w.Clusters[name]
+	return c, ok
 }
 
 // Step decides the next actions of a rollout: start the rollout, skip deleted or cordoned
 // clusters, turn silent clusters UNKNOWN, open waves, hand out assignments within
 // max_concurrency, fail waves past max_failures, soak and complete waves, and finish the
 // rollout. It never mutates r; changed is false (and r is returned) when nothing changed.
+// The next rollout shares every record Step left alone with r (see Diff).
 func Step(r *ebbflowv1.Rollout, w World) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, bool) {
 	if r == nil || Terminal(r.GetState()) {
 		return r, nil, false
 	}
-	n := proto.Clone(r).(*ebbflowv1.Rollout)
 	e := &recorder{now: w.Now, actor: ControllerActor}
+	n := e.begin(r)
 	step(n, w, e)
-	if proto.Equal(r, n) {
+	if !e.done(r, n) {
 		return r, nil, false
 	}
-	n.UpdateTime = timestamppb.New(w.Now)
 	return n, e.events, true
 }
 
@@ -208,7 +207,7 @@ func step(n *ebbflowv1.Rollout, w World, e *recorder) {
 	if d := n.GetSpec().GetProgressDeadline().AsDuration(); d > 0 && n.State != rRollback && now.Sub(n.GetCreateTime().AsTime()) > d {
 		msg := fmt.Sprintf("rollout progress deadline %s exceeded", d)
 		e.add("timeout", NoWave, "", phNone, "%s", msg)
-		halt(n, msg, false)
+		halt(n, msg, false, e)
 		finish(n, rFailed, msg, e)
 		return
 	}
@@ -225,13 +224,13 @@ func step(n *ebbflowv1.Rollout, w World, e *recorder) {
 // checkRegistry skips clusters, pending or in flight, that were deleted or cordoned.
 func checkRegistry(n *ebbflowv1.Rollout, w World, e *recorder) {
 	for _, wv := range n.Waves {
-		for _, c := range wv.Clusters {
+		for i, c := range wv.Clusters {
 			switch c.State {
 			case cPending, cApplying, cMeasuring, cWaiting:
 			default:
 				continue
 			}
-			reg, ok := w.Clusters[c.Cluster]
+			reg, ok := w.lookup(c.Cluster)
 			var reason string
 			switch {
 			case !ok || reg == nil:
@@ -242,6 +241,7 @@ func checkRegistry(n *ebbflowv1.Rollout, w World, e *recorder) {
 				continue
 			}
 			was := stateName(c.State)
+			c = e.own(wv, i)
 			c.State, c.Action, c.Reason = cSkipped, aIdle, reason
 			e.add("skip", wv.Index, c.Cluster, c.Phase, "skipped while %s: %s", was, reason)
 		}
@@ -268,7 +268,7 @@ func phaseTimeout(spec *ebbflowv1.RolloutSpec) time.Duration {
 func checkSilence(n *ebbflowv1.Rollout, now time.Time, e *recorder) {
 	timeout := phaseTimeout(n.GetSpec())
 	for _, wv := range n.Waves {
-		for _, c := range wv.Clusters {
+		for i, c := range wv.Clusters {
 			if !expectsReports(c) {
 				continue
 			}
@@ -276,6 +276,7 @@ func checkSilence(n *ebbflowv1.Rollout, now time.Time, e *recorder) {
 			if now.Sub(last) <= timeout {
 				continue
 			}
+			c = e.own(wv, i)
 			what := "phase " + profile.PhaseName(c.Phase)
 			if c.Action == aRollback {
 				what = "rollback"
@@ -392,9 +393,10 @@ func advance(n *ebbflowv1.Rollout, now time.Time, e *recorder) {
 // progress drives a PROGRESSING wave; it reports whether the wave moved on to SOAKING.
 func progress(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, now time.Time, e *recorder) bool {
 	if d := wv.GetGates().GetProgressDeadline().AsDuration(); d > 0 && now.Sub(wv.GetStartTime().AsTime()) > d {
-		for _, c := range wv.Clusters {
+		for i, c := range wv.Clusters {
 			switch c.State {
 			case cPending, cApplying, cMeasuring, cWaiting:
+				c = e.own(wv, i)
 				c.Reason = fmt.Sprintf("wave progress deadline %s exceeded while %s", d, stateName(c.State))
 				c.State, c.Action = cUnknown, aIdle
 				e.add("timeout", wv.Index, c.Cluster, c.Phase, "%s", c.Reason)
@@ -432,14 +434,14 @@ func progress(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, now time.Time, e *record
 			busy++
 		}
 	}
-	for _, c := range wv.Clusters {
+	for i, c := range wv.Clusters {
 		if c.State == cPending && len(c.Results) > 0 {
 			if p, ok := nextPhase(c); ok {
-				assign(n, wv.Index, c, p, now, e)
+				assign(n, wv.Index, e.own(wv, i), p, now, e)
 			}
 		}
 	}
-	for _, c := range wv.Clusters {
+	for i, c := range wv.Clusters {
 		if c.State != cPending || len(c.Results) > 0 {
 			continue
 		}
@@ -447,7 +449,7 @@ func progress(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, now time.Time, e *record
 			break
 		}
 		if p, ok := nextPhase(c); ok {
-			assign(n, wv.Index, c, p, now, e)
+			assign(n, wv.Index, e.own(wv, i), p, now, e)
 			busy++
 		}
 	}
@@ -461,11 +463,11 @@ func failWave(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, why string, e *recorder)
 	wv.State, wv.EndTime = wFailed, timestamppb.New(now)
 	e.add("wave-failed", wv.Index, "", phNone, "wave %s failed: %s", wv.Name, why)
 	msg := fmt.Sprintf("wave %s failed: %s; later waves not started", wv.Name, why)
-	halt(n, "halted: "+msg, false)
+	halt(n, "halted: "+msg, false, e)
 	if n.GetSpec().GetFailurePolicy() == ebbflowv1.FailurePolicy_FAILURE_POLICY_ROLLBACK_WAVE {
-		for _, c := range wv.Clusters {
+		for i, c := range wv.Clusters {
 			if changed(c) && c.State != cRollingBack && c.State != cRolledBack && c.State != cSkipped {
-				rollbackAssign(n, wv.Index, c, fmt.Sprintf("wave %s failed", wv.Name), now, e)
+				rollbackAssign(n, wv.Index, e.own(wv, i), fmt.Sprintf("wave %s failed", wv.Name), now, e)
 			}
 		}
 	}
@@ -524,9 +526,9 @@ func succeed(n *ebbflowv1.Rollout, e *recorder) {
 
 // halt stops clusters working on an apply assignment (and, with rollbacks, those rolling back):
 // their action becomes IDLE and their state stays as it is.
-func halt(n *ebbflowv1.Rollout, reason string, rollbacks bool) {
+func halt(n *ebbflowv1.Rollout, reason string, rollbacks bool, e *recorder) {
 	for _, wv := range n.Waves {
-		for _, c := range wv.Clusters {
+		for i, c := range wv.Clusters {
 			stop := false
 			switch c.State {
 			case cApplying, cMeasuring, cWaiting:
@@ -535,6 +537,7 @@ func halt(n *ebbflowv1.Rollout, reason string, rollbacks bool) {
 				stop = rollbacks
 			}
 			if stop {
+				c = e.own(wv, i)
 				c.Action = aIdle
 				c.Reason = reason
 			}
@@ -642,15 +645,33 @@ func stateName(s interface{ String() string }) string {
 	return name
 }
 
+// findCluster returns the wave index (Wave.index) and the record of the named cluster, or
+// NoWave and nil. For reading only; a decision writes through own (see locate).
 func findCluster(r *ebbflowv1.Rollout, name string) (int32, *ebbflowv1.RolloutCluster) {
-	for _, wv := range r.GetWaves() {
-		for _, c := range wv.GetClusters() {
+	if w, i := locate(r, name, -1, -1); w >= 0 {
+		wv := r.GetWaves()[w]
+		return wv.GetIndex(), wv.GetClusters()[i]
+	}
+	return NoWave, nil
+}
+
+// locate returns the positions (in r.Waves and in that wave's Clusters) of the named
+// cluster's record, or -1, -1. The hint (wave, index) is checked first; a hint that names
+// another record falls back to a scan of every name.
+func locate(r *ebbflowv1.Rollout, name string, wave, index int) (int, int) {
+	ws := r.GetWaves()
+	if wave >= 0 && wave < len(ws) && index >= 0 && index < len(ws[wave].GetClusters()) &&
+		ws[wave].GetClusters()[index].GetCluster() == name {
+		return wave, index
+	}
+	for w, wv := range ws {
+		for i, c := range wv.GetClusters() {
 			if c.GetCluster() == name {
-				return wv.GetIndex(), c
+				return w, i
 			}
 		}
 	}
-	return NoWave, nil
+	return -1, -1
 }
 
 // budgetFor is the phase's own budget, else the one for every phase (phase unspecified), else nil.

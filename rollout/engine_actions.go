@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
-// manual runs one manual action on a clone of r; the action returns an error to refuse.
+// manual runs one manual action, copy-on-write on r (see recorder.begin); the action returns
+// an error to refuse, and writes records only through e.own.
 func manual(r *ebbflowv1.Rollout, actor string, now time.Time, act func(n *ebbflowv1.Rollout, e *recorder) error) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 	if r == nil {
 		return nil, nil, fmt.Errorf("%w: no rollout", ErrInvalidAction)
@@ -18,13 +18,23 @@ func manual(r *ebbflowv1.Rollout, actor string, now time.Time, act func(n *ebbfl
 	if actor == "" {
 		return r, nil, fmt.Errorf("%w: no actor", ErrInvalidAction)
 	}
-	n := proto.Clone(r).(*ebbflowv1.Rollout)
 	e := &recorder{now: now, actor: actor}
+	n := e.begin(r)
 	if err := act(n, e); err != nil {
 		return r, nil, err
 	}
-	n.UpdateTime = timestamppb.New(now)
+	e.done(r, n)
 	return n, e.events, nil
+}
+
+// ownCluster returns the named cluster's record for writing, with its wave's index, or nil.
+func ownCluster(n *ebbflowv1.Rollout, name string, e *recorder) (int32, *ebbflowv1.RolloutCluster) {
+	w, i := locate(n, name, -1, -1)
+	if w < 0 {
+		return NoWave, nil
+	}
+	wv := n.Waves[w]
+	return wv.Index, e.own(wv, i)
 }
 
 func invalid(format string, args ...any) error {
@@ -80,7 +90,7 @@ func Approve(r *ebbflowv1.Rollout, wave int32, cluster string, actor string, now
 		case cluster != "" && wave >= 0:
 			return invalid("approve either a wave or a cluster, not both")
 		case cluster != "":
-			wi, c := findCluster(n, cluster)
+			wi, c := ownCluster(n, cluster, e)
 			if c == nil {
 				return invalid("cluster %q is not in rollout %s", cluster, n.Id)
 			}
@@ -122,7 +132,7 @@ func Skip(r *ebbflowv1.Rollout, cluster, reason, actor string, now time.Time) (*
 		if err := notTerminal(n); err != nil {
 			return err
 		}
-		wi, c := findCluster(n, cluster)
+		wi, c := ownCluster(n, cluster, e)
 		if c == nil {
 			return invalid("cluster %q is not in rollout %s", cluster, n.Id)
 		}
@@ -151,7 +161,7 @@ func Abort(r *ebbflowv1.Rollout, reason, actor string, now time.Time) (*ebbflowv
 		if reason != "" {
 			msg += ": " + reason
 		}
-		halt(n, msg, true)
+		halt(n, msg, true, e)
 		finish(n, rAborted, msg, e)
 		return nil
 	})
@@ -183,7 +193,7 @@ func Rollback(r *ebbflowv1.Rollout, target RollbackTarget, reason, actor string,
 			why += ": " + reason
 		}
 		if target.Cluster != "" {
-			wi, c := findCluster(n, target.Cluster)
+			wi, c := ownCluster(n, target.Cluster, e)
 			if c == nil {
 				return invalid("cluster %q is not in rollout %s", target.Cluster, n.Id)
 			}
@@ -215,10 +225,11 @@ func Rollback(r *ebbflowv1.Rollout, target RollbackTarget, reason, actor string,
 			}
 			waves = append(waves, wv)
 		}
-		halt(n, "halted: "+why, false)
+		halt(n, "halted: "+why, false, e)
 		for _, wv := range waves {
-			for _, c := range wv.Clusters {
+			for i, c := range wv.Clusters {
 				if changed(c) && c.State != cRollingBack && c.State != cRolledBack && c.State != cSkipped {
+					c = e.own(wv, i)
 					c.Reason = why
 					rollbackAssign(n, wv.Index, c, why, now, e)
 				}

@@ -28,23 +28,42 @@ type Report struct {
 	Measurements          []*ebbflowv1.Measurement
 }
 
-// Ingest applies one agent report. It is refused (accepted false, with the reason) when the
-// rollout is over, the cluster is not in the rollout, the report names another assignment id,
-// another profile revision or another phase, or the cluster is not applying, measuring or
-// rolling back on an active assignment. It never mutates r.
+// Ingest applies one agent report. It is refused (accepted false, with the reason of Match)
+// when the rollout is over, the cluster is not in the rollout, the report names another
+// assignment id, another profile revision or another phase, or the cluster is not applying,
+// measuring or rolling back on an active assignment. It never mutates r. An accepted report
+// changes the reporting cluster's record only: the next rollout shares every other record and
+// its header with r (update_time included; see Diff).
 func Ingest(r *ebbflowv1.Rollout, rep Report, now time.Time) (next *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent, accepted bool, reason string) {
-	if why := refuse(r, rep); why != "" {
+	return IngestAt(r, -1, -1, rep, now)
+}
+
+// IngestAt is Ingest with a hint: the reported cluster's record is expected at
+// r.Waves[wave].Clusters[index] (slice positions, as in ClusterChange). A hint that is out of
+// range or names another cluster is ignored and the record is found by name, as Ingest does.
+func IngestAt(r *ebbflowv1.Rollout, wave, index int, rep Report, now time.Time) (next *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent, accepted bool, reason string) {
+	w, i := locate(r, rep.Ref.GetCluster(), wave, index)
+	if why := match(r, rep, w, i); why != "" {
 		return r, nil, false, why
 	}
-	n := proto.Clone(r).(*ebbflowv1.Rollout)
-	wave, c := findCluster(n, rep.Ref.GetCluster())
 	e := &recorder{now: now, actor: ControllerActor}
-	ingest(n, wave, c, rep, now, e)
-	n.UpdateTime = timestamppb.New(now)
+	n := e.begin(r)
+	wv := n.Waves[w]
+	ingest(n, wv.Index, e.own(wv, i), rep, now, e)
+	e.done(r, n)
 	return n, e.events, true, ""
 }
 
-func refuse(r *ebbflowv1.Rollout, rep Report) string {
+// Match checks a report against the rollout: empty when Ingest would accept it, else the
+// reason it refuses it.
+func Match(r *ebbflowv1.Rollout, rep Report) string {
+	w, i := locate(r, rep.Ref.GetCluster(), -1, -1)
+	return match(r, rep, w, i)
+}
+
+// match is Match with the reported cluster's record at r.Waves[w].Clusters[i] (-1 when the
+// cluster is not in the rollout).
+func match(r *ebbflowv1.Rollout, rep Report, w, i int) string {
 	ref := rep.Ref
 	if r == nil {
 		return "no rollout"
@@ -55,7 +74,10 @@ func refuse(r *ebbflowv1.Rollout, rep Report) string {
 	if ref == nil {
 		return "report names no assignment"
 	}
-	_, c := findCluster(r, ref.GetCluster())
+	var c *ebbflowv1.RolloutCluster
+	if w >= 0 {
+		c = r.GetWaves()[w].GetClusters()[i]
+	}
 	switch {
 	case c == nil:
 		return fmt.Sprintf("cluster %q is not in rollout %s", ref.GetCluster(), r.GetId())
@@ -110,7 +132,7 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 	}
 	for _, m := range rep.Measurements {
 		if m != nil {
-			res.Measurements = append(res.Measurements, capSamples(m))
+			res.Measurements = append(res.Measurements, CapSamples(m))
 		}
 	}
 	name := profile.PhaseName(c.Phase)
@@ -156,9 +178,9 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 	}
 }
 
-// capSamples clones a measurement, keeping at most MaxStoredSamples raw samples taken at
+// CapSamples clones a measurement, keeping at most MaxStoredSamples raw samples taken at
 // evenly spaced positions; the summary stays as the agent sent it.
-func capSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
+func CapSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
 	out := proto.Clone(m).(*ebbflowv1.Measurement)
 	if n := len(out.SamplesMs); n > MaxStoredSamples {
 		kept := make([]float64, MaxStoredSamples)

@@ -57,6 +57,11 @@ type writer struct {
 	tx      *bbolt.Tx
 	index   uint64 // Raft index of the entry being applied
 	changes []Change
+	// woken: clusters whose assignment may have changed (keyed notifications); wokenRollouts:
+	// rollouts all of whose clusters' assignments may have changed (one that ended).
+	woken, wokenRollouts []string
+	// after: changes to the in-memory index, made once the transaction has committed.
+	after []func(ix *index)
 }
 
 // applyEntry applies the command of one log entry: a Batch yields []Result, anything else
@@ -114,6 +119,8 @@ func (w *writer) apply(cmd *storev1.Command, actor string, now *timestamppb.Time
 		return nil, w.deleteCluster(b.DeleteCluster)
 	case *storev1.Command_PutRollout:
 		return result(w.putRollout(b.PutRollout, actor, now))
+	case *storev1.Command_PatchRollout:
+		return nil, w.patchRollout(b.PatchRollout, now)
 	case *storev1.Command_AppendRolloutEvents:
 		return nil, w.appendRolloutEvents(b.AppendRolloutEvents, now)
 	case *storev1.Command_PutNodeMeta:
@@ -326,6 +333,9 @@ func (w *writer) deleteCluster(c *storev1.DeleteCluster) error {
 	}
 	must(w.tx.Bucket(bucketClusters).Delete([]byte(c.GetName())))
 	w.changed(KindCluster, c.GetName())
+	w.wake(c.GetName())
+	name := c.GetName()
+	w.after = append(w.after, func(ix *index) { ix.deleteCluster(name) })
 	return nil
 }
 
@@ -359,44 +369,13 @@ func (w *writer) putCluster(c *ebbflowv1.Cluster) {
 	c.LastHeartbeatTime = nil
 	must(w.tx.Bucket(bucketClusters).Put([]byte(c.GetName()), encode(c)))
 	w.changed(KindCluster, c.GetName())
+	w.wake(c.GetName())
+	e := registryEntry{cordoned: c.GetCordoned(), reason: c.GetCordonReason()}
+	name := c.GetName()
+	w.after = append(w.after, func(ix *index) { ix.putCluster(name, e) })
 }
 
 // Rollouts.
-
-func (w *writer) putRollout(c *storev1.PutRollout, actor string, now *timestamppb.Timestamp) (*ebbflowv1.Rollout, error) {
-	if c.GetRollout() == nil {
-		return nil, fmt.Errorf("put rollout without a rollout: %w", ErrInvalid)
-	}
-	id := c.GetRollout().GetId()
-	if err := checkName("rollout", id); err != nil {
-		return nil, err
-	}
-	cur, ok := load(w.tx.Bucket(bucketRollouts), id, &ebbflowv1.Rollout{})
-	next := proto.Clone(c.GetRollout()).(*ebbflowv1.Rollout)
-	switch exp := c.GetExpectedGeneration(); {
-	case exp == 0 && ok:
-		return nil, fmt.Errorf("rollout %q: %w", id, ErrAlreadyExists)
-	case exp == 0:
-		next.Generation = 1
-		next.CreateTime = stamp(now)
-		if next.GetCreatedBy() == "" {
-			next.CreatedBy = actor
-		}
-	case !ok:
-		return nil, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
-	case exp != cur.GetGeneration():
-		return nil, fmt.Errorf("rollout %q: expected generation %d, have %d: %w", id, exp, cur.GetGeneration(), ErrConflict)
-	default:
-		next.Generation = cur.GetGeneration() + 1
-		next.CreateTime = cur.GetCreateTime()
-		next.CreatedBy = cur.GetCreatedBy()
-	}
-	next.UpdateTime = stamp(now)
-	must(w.tx.Bucket(bucketRollouts).Put([]byte(id), encode(next)))
-	w.appendEvents(id, c.GetEvents(), now)
-	w.changed(KindRollout, id)
-	return next, nil
-}
 
 func (w *writer) appendRolloutEvents(c *storev1.AppendRolloutEvents, now *timestamppb.Timestamp) error {
 	id := c.GetRolloutId()
@@ -598,6 +577,11 @@ func (w *writer) nextEpoch(cluster string, revoked bool, now *timestamppb.Timest
 }
 
 // Helpers.
+
+// wake notes that cluster's assignment may have changed.
+func (w *writer) wake(cluster string) {
+	w.woken = append(w.woken, cluster)
+}
 
 func (w *writer) changed(kind, key string) {
 	w.changes = append(w.changes, Change{Kind: kind, Key: key, Index: w.index})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
@@ -24,6 +25,10 @@ type fsm struct {
 	path    string
 	log     *slog.Logger
 	publish func([]Change)
+	wake    func(keys []string, all bool)
+
+	// ix is the in-memory index of the state (index.go), swapped whole by Restore.
+	ix atomic.Pointer[index]
 
 	// mu guards db, which Restore swaps and close clears. Readers hold it only to begin a
 	// transaction; a transaction keeps its database open until it ends.
@@ -40,18 +45,27 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-func openFSM(path string, log *slog.Logger, publish func([]Change)) (*fsm, error) {
+func openFSM(path string, log *slog.Logger, publish func([]Change), wake func([]string, bool)) (*fsm, error) {
 	db, err := openStateDB(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{path: path, log: log, publish: publish, db: db, appliedCh: make(chan struct{})}
-	if err := db.View(func(tx *bbolt.Tx) error { f.applied = appliedIndex(tx); return nil }); err != nil {
+	f := &fsm{path: path, log: log, publish: publish, wake: wake, db: db, appliedCh: make(chan struct{})}
+	err = db.View(func(tx *bbolt.Tx) error {
+		f.applied = appliedIndex(tx)
+		ix, err := loadIndex(tx)
+		f.ix.Store(ix)
+		return err
+	})
+	if err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
 }
+
+// index is the current in-memory index.
+func (f *fsm) index() *index { return f.ix.Load() }
 
 // Apply applies one log entry.
 func (f *fsm) Apply(l *raft.Log) any {
@@ -72,10 +86,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var (
 		first, last uint64
 		changes     []Change
+		w           *writer
 	)
 	err := f.db.Update(func(tx *bbolt.Tx) error {
 		applied := appliedIndex(tx)
-		w := &writer{tx: tx}
+		w = &writer{tx: tx}
 		for i, l := range logs {
 			if l.Index <= applied {
 				continue
@@ -105,8 +120,19 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("store: committing log entries %d-%d: %v", first, last, err))
 	}
 	if last != 0 {
+		ix := f.index()
+		woken := w.woken
+		for _, id := range w.wokenRollouts {
+			woken = append(woken, ix.clustersOf(id)...)
+		}
+		for _, fn := range w.after {
+			fn(ix)
+		}
 		f.setApplied(last)
 		f.publish(changes)
+		if len(woken) > 0 {
+			f.wake(woken, false)
+		}
 	}
 	return out
 }
@@ -173,7 +199,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	})
 
 	var applied uint64
-	if err := db.View(func(tx *bbolt.Tx) error { applied = appliedIndex(tx); return nil }); err != nil {
+	err = db.View(func(tx *bbolt.Tx) error {
+		applied = appliedIndex(tx)
+		ix, err := loadIndex(tx)
+		if err == nil {
+			f.ix.Store(ix)
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	f.appliedMu.Lock()
@@ -182,6 +216,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.appliedCh = make(chan struct{})
 	f.appliedMu.Unlock()
 	f.publish([]Change{{Resync: true, Index: applied}})
+	f.wake(nil, true)
 	return nil
 }
 

@@ -116,15 +116,91 @@ func (s *Subscription) pump() {
 	}
 }
 
-// hub fans changes out to subscriptions.
+// hub fans changes out to subscriptions, and wakes key watches.
 type hub struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
+	keys   map[string]map[*KeyWatch]struct{}
 	closed bool
 }
 
 func newHub() *hub {
-	return &hub{subs: map[*Subscription]struct{}{}}
+	return &hub{subs: map[*Subscription]struct{}{}, keys: map[string]map[*KeyWatch]struct{}{}}
+}
+
+// KeyWatch wakes one watcher when the assignment of one cluster may have changed: C receives
+// (latest wins: at most one wake is pending, so a watcher that is busy misses nothing but
+// repeats). It costs no goroutine and is woken only by its own cluster's changes (and by a
+// snapshot restore, which wakes every watch). C is closed when the store closes.
+type KeyWatch struct {
+	C <-chan struct{}
+
+	c    chan struct{}
+	key  string
+	hub  *hub
+	once sync.Once
+}
+
+// WatchCluster returns a watch of the cluster's assignment: woken whenever a record of the
+// cluster in a rollout, the end of a rollout holding it, or its registration changes, once
+// this node has applied the change. Close it when done.
+func (s *Store) WatchCluster(name string) *KeyWatch {
+	return s.hub.watchKey(name)
+}
+
+// Close stops the watch.
+func (w *KeyWatch) Close() {
+	w.once.Do(func() {
+		w.hub.mu.Lock()
+		defer w.hub.mu.Unlock()
+		if set := w.hub.keys[w.key]; set != nil {
+			delete(set, w)
+			if len(set) == 0 {
+				delete(w.hub.keys, w.key)
+			}
+		}
+	})
+}
+
+func (h *hub) watchKey(key string) *KeyWatch {
+	c := make(chan struct{}, 1)
+	w := &KeyWatch{C: c, c: c, key: key, hub: h}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(c)
+		return w
+	}
+	set := h.keys[key]
+	if set == nil {
+		set = map[*KeyWatch]struct{}{}
+		h.keys[key] = set
+	}
+	set[w] = struct{}{}
+	return w
+}
+
+// wake wakes the watches of keys, or every watch.
+func (h *hub) wake(keys []string, all bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	poke := func(set map[*KeyWatch]struct{}) {
+		for w := range set {
+			select {
+			case w.c <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if all {
+		for _, set := range h.keys {
+			poke(set)
+		}
+		return
+	}
+	for _, k := range keys {
+		poke(h.keys[k])
+	}
 }
 
 // subscribe returns a subscription buffering up to size changes.
@@ -162,6 +238,12 @@ func (h *hub) close() {
 	for s := range h.subs {
 		subs = append(subs, s)
 	}
+	for _, set := range h.keys {
+		for w := range set {
+			close(w.c)
+		}
+	}
+	h.keys = map[string]map[*KeyWatch]struct{}{}
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.Close()

@@ -27,8 +27,12 @@ var (
 	bucketProfileRevisions = []byte("profile_revisions")
 	// bucketClusters: name -> Cluster (without liveness fields).
 	bucketClusters = []byte("clusters")
-	// bucketRollouts: id -> Rollout.
+	// bucketRollouts: id -> the Rollout's header (its waves without their clusters).
 	bucketRollouts = []byte("rollouts")
+	// bucketRolloutClusters: id \x00 be32(wave) be32(position) -> RolloutCluster (rollouts.go).
+	bucketRolloutClusters = []byte("rollout_clusters")
+	// bucketRolloutMeasurements: id \x00 be32(wave) be32(position) phase be32(seq) -> Measurement.
+	bucketRolloutMeasurements = []byte("rollout_measurements")
 	// bucketRolloutEvents: id \x00 bigendian(seq) -> RolloutEvent, seq from 1 in append order.
 	bucketRolloutEvents = []byte("rollout_events")
 	// bucketNodes: controller node id -> API address (plain bytes).
@@ -44,7 +48,7 @@ var (
 	allBuckets = [][]byte{
 		bucketMeta, bucketProfiles, bucketProfileRevisions, bucketClusters,
 		bucketRollouts, bucketRolloutEvents, bucketNodes, bucketAudit,
-		bucketJoinTokens, bucketIdentities,
+		bucketJoinTokens, bucketIdentities, bucketRolloutClusters, bucketRolloutMeasurements,
 	}
 
 	keyApplied    = []byte("applied_index")
@@ -73,7 +77,7 @@ func openStateDB(path string) (*bbolt.DB, error) {
 				return err
 			}
 		}
-		return nil
+		return migrateRollouts(tx)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -237,7 +241,7 @@ func (tx *Tx) Clusters(after string, limit int) ([]*ebbflowv1.Cluster, error) {
 
 // Rollout returns the rollout with the given id.
 func (tx *Tx) Rollout(id string) (*ebbflowv1.Rollout, error) {
-	r, ok, err := get(tx.tx.Bucket(bucketRollouts), []byte(id), &ebbflowv1.Rollout{})
+	r, ok, err := readRollout(tx.tx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +254,21 @@ func (tx *Tx) Rollout(id string) (*ebbflowv1.Rollout, error) {
 // Rollouts returns the rollouts whose id sorts after after, ascending, at most limit
 // (limit <= 0: all).
 func (tx *Tx) Rollouts(after string, limit int) ([]*ebbflowv1.Rollout, error) {
-	return list(tx.tx.Bucket(bucketRollouts), after, limit, func() *ebbflowv1.Rollout { return &ebbflowv1.Rollout{} })
+	rs, err := list(tx.tx.Bucket(bucketRollouts), after, limit, func() *ebbflowv1.Rollout { return &ebbflowv1.Rollout{} })
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		if err := attachClusters(tx.tx, r); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+// HasCluster reports whether the named cluster is registered, without decoding it.
+func (tx *Tx) HasCluster(name string) bool {
+	return tx.tx.Bucket(bucketClusters).Get([]byte(name)) != nil
 }
 
 // RolloutEvents returns the history of a rollout in append order (empty if it has none).

@@ -132,6 +132,9 @@ type Store struct {
 
 	lead leadership
 
+	proposedMu sync.Mutex
+	proposed   map[string]ProposalStats
+
 	bg        sync.WaitGroup // background goroutines, stopped by Close
 	stop      chan struct{}  // closed once Raft is shut down
 	done      chan struct{}  // closed when Close is complete
@@ -165,7 +168,7 @@ func Open(cfg Config) (_ *Store, err error) {
 
 	s := &Store{cfg: cfg, log: log, hub: newHub(), now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
 	s.lead.changed = make(chan struct{})
-	s.fsm, err = openFSM(filepath.Join(cfg.DataDir, "fsm.db"), log, s.hub.publish)
+	s.fsm, err = openFSM(filepath.Join(cfg.DataDir, "fsm.db"), log, s.hub.publish, s.hub.wake)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -318,7 +321,7 @@ func (s *Store) Apply(ctx context.Context, cmd *storev1.Command) (proto.Message,
 	if cmd.Time == nil {
 		cmd.Time = timestamppb.New(s.now())
 	}
-	resp, err := s.propose(ctx, cmd)
+	resp, err := s.propose(ctx, cmd, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +351,7 @@ func (s *Store) ApplyBatch(ctx context.Context, cmds []*storev1.Command) ([]Resu
 	resp, err := s.propose(ctx, &storev1.Command{
 		Time: now,
 		Body: &storev1.Command_Batch{Batch: &storev1.Batch{Commands: cmds}},
-	})
+	}, len(cmds))
 	if err != nil {
 		return nil, err
 	}
@@ -359,8 +362,34 @@ func (s *Store) ApplyBatch(ctx context.Context, cmds []*storev1.Command) ([]Resu
 	return rs, nil
 }
 
-// propose appends cmd to the log and returns the FSM's response once applied here.
-func (s *Store) propose(ctx context.Context, cmd *storev1.Command) (any, error) {
+// ProposalStats counts what this node proposed to the log, by kind: log entries, the commands
+// they carried (a batch carries several) and their encoded bytes.
+type ProposalStats struct {
+	Entries, Commands, Bytes uint64
+}
+
+type proposalKindKey struct{}
+
+// WithProposalKind labels the proposals made with ctx for ProposedStats (e.g. "report");
+// unlabelled proposals count under their command's kind ("batch" for a batch).
+func WithProposalKind(ctx context.Context, kind string) context.Context {
+	return context.WithValue(ctx, proposalKindKey{}, kind)
+}
+
+// ProposedStats returns the counts of proposals made on this node since it started, by kind.
+func (s *Store) ProposedStats() map[string]ProposalStats {
+	s.proposedMu.Lock()
+	defer s.proposedMu.Unlock()
+	out := make(map[string]ProposalStats, len(s.proposed))
+	for k, v := range s.proposed {
+		out[k] = v
+	}
+	return out
+}
+
+// propose appends cmd (holding commands commands) to the log and returns the FSM's response
+// once applied here.
+func (s *Store) propose(ctx context.Context, cmd *storev1.Command, commands int) (any, error) {
 	if s.closed() {
 		return nil, ErrClosed
 	}
@@ -371,6 +400,23 @@ func (s *Store) propose(ctx context.Context, cmd *storev1.Command) (any, error) 
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
+	kind, _ := ctx.Value(proposalKindKey{}).(string)
+	if kind == "" {
+		kind = "unknown"
+		if f := cmd.ProtoReflect().WhichOneof(cmd.ProtoReflect().Descriptor().Oneofs().ByName("body")); f != nil {
+			kind = string(f.Name())
+		}
+	}
+	s.proposedMu.Lock()
+	if s.proposed == nil {
+		s.proposed = map[string]ProposalStats{}
+	}
+	st := s.proposed[kind]
+	st.Entries++
+	st.Commands += uint64(commands)
+	st.Bytes += uint64(len(b))
+	s.proposed[kind] = st
+	s.proposedMu.Unlock()
 	timeout, err := s.timeout(ctx)
 	if err != nil {
 		return nil, err

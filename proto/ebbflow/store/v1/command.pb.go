@@ -55,6 +55,7 @@ type Command struct {
 	//	*Command_ConsumeJoinToken
 	//	*Command_RevokeJoinToken
 	//	*Command_RevokeClusterIdentity
+	//	*Command_PatchRollout
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -271,6 +272,15 @@ func (x *Command) GetRevokeClusterIdentity() *RevokeClusterIdentity {
 	return nil
 }
 
+func (x *Command) GetPatchRollout() *PatchRollout {
+	if x != nil {
+		if x, ok := x.Body.(*Command_PatchRollout); ok {
+			return x.PatchRollout
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -343,6 +353,10 @@ type Command_RevokeClusterIdentity struct {
 	RevokeClusterIdentity *RevokeClusterIdentity `protobuf:"bytes,26,opt,name=revoke_cluster_identity,json=revokeClusterIdentity,proto3,oneof"`
 }
 
+type Command_PatchRollout struct {
+	PatchRollout *PatchRollout `protobuf:"bytes,27,opt,name=patch_rollout,json=patchRollout,proto3,oneof"`
+}
+
 func (*Command_CreateProfile) isCommand_Body() {}
 
 func (*Command_UpdateProfile) isCommand_Body() {}
@@ -376,6 +390,8 @@ func (*Command_ConsumeJoinToken) isCommand_Body() {}
 func (*Command_RevokeJoinToken) isCommand_Body() {}
 
 func (*Command_RevokeClusterIdentity) isCommand_Body() {}
+
+func (*Command_PatchRollout) isCommand_Body() {}
 
 // Batch applies several commands in one log entry, in order; each has its own result.
 type Batch struct {
@@ -943,6 +959,170 @@ func (x *PutRollout) GetEvents() []*v1.RolloutEvent {
 	return nil
 }
 
+// PatchRollout changes part of a stored rollout: a decision of the leader carries only what it
+// changed, so its size does not grow with the number of clusters in the rollout. The FSM applies
+// it only if the rollout's generation is expected_generation, and then bumps the generation.
+type PatchRollout struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	RolloutId          string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	ExpectedGeneration uint64                 `protobuf:"varint,2,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
+	// When set, replaces the rollout's header: everything but its waves' clusters (which it must
+	// not carry). Generation, create time, creator and update time stay the FSM's.
+	Header *v1.Rollout `protobuf:"bytes,3,opt,name=header,proto3" json:"header,omitempty"`
+	// Cluster records replaced, each at its position.
+	Clusters []*ClusterPatch `protobuf:"bytes,4,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// Events appended to the rollout's history in the same entry.
+	Events        []*v1.RolloutEvent `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchRollout) Reset() {
+	*x = PatchRollout{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchRollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchRollout) ProtoMessage() {}
+
+func (x *PatchRollout) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchRollout.ProtoReflect.Descriptor instead.
+func (*PatchRollout) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PatchRollout) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *PatchRollout) GetExpectedGeneration() uint64 {
+	if x != nil {
+		return x.ExpectedGeneration
+	}
+	return 0
+}
+
+func (x *PatchRollout) GetHeader() *v1.Rollout {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *PatchRollout) GetClusters() []*ClusterPatch {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
+func (x *PatchRollout) GetEvents() []*v1.RolloutEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// ClusterPatch replaces one cluster record of a rollout, at wave `wave` (index into the waves)
+// and position `index` within it; the record there must be of the same cluster.
+type ClusterPatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Wave  int32                  `protobuf:"varint,1,opt,name=wave,proto3" json:"wave,omitempty"`
+	Index int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// The whole record. Its results carry no measurements: those are stored apart, appended with
+	// add_measurements; a phase whose result the record no longer has loses its measurements.
+	Cluster *v1.RolloutCluster `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Measurements appended to the result of measurements_phase.
+	MeasurementsPhase v1.Phase          `protobuf:"varint,4,opt,name=measurements_phase,json=measurementsPhase,proto3,enum=ebbflow.v1.Phase" json:"measurements_phase,omitempty"`
+	AddMeasurements   []*v1.Measurement `protobuf:"bytes,5,rep,name=add_measurements,json=addMeasurements,proto3" json:"add_measurements,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClusterPatch) Reset() {
+	*x = ClusterPatch{}
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPatch) ProtoMessage() {}
+
+func (x *ClusterPatch) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPatch.ProtoReflect.Descriptor instead.
+func (*ClusterPatch) Descriptor() ([]byte, []int) {
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ClusterPatch) GetWave() int32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *ClusterPatch) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ClusterPatch) GetCluster() *v1.RolloutCluster {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
+}
+
+func (x *ClusterPatch) GetMeasurementsPhase() v1.Phase {
+	if x != nil {
+		return x.MeasurementsPhase
+	}
+	return v1.Phase(0)
+}
+
+func (x *ClusterPatch) GetAddMeasurements() []*v1.Measurement {
+	if x != nil {
+		return x.AddMeasurements
+	}
+	return nil
+}
+
 type AppendRolloutEvents struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RolloutId     string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
@@ -953,7 +1133,7 @@ type AppendRolloutEvents struct {
 
 func (x *AppendRolloutEvents) Reset() {
 	*x = AppendRolloutEvents{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[11]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1145,7 @@ func (x *AppendRolloutEvents) String() string {
 func (*AppendRolloutEvents) ProtoMessage() {}
 
 func (x *AppendRolloutEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[11]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1158,7 @@ func (x *AppendRolloutEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRolloutEvents.ProtoReflect.Descriptor instead.
 func (*AppendRolloutEvents) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppendRolloutEvents) GetRolloutId() string {
@@ -1006,7 +1186,7 @@ type PutNodeMeta struct {
 
 func (x *PutNodeMeta) Reset() {
 	*x = PutNodeMeta{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[12]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1198,7 @@ func (x *PutNodeMeta) String() string {
 func (*PutNodeMeta) ProtoMessage() {}
 
 func (x *PutNodeMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[12]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1211,7 @@ func (x *PutNodeMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutNodeMeta.ProtoReflect.Descriptor instead.
 func (*PutNodeMeta) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutNodeMeta) GetNodeId() string {
@@ -1071,7 +1251,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1263,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[13]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1276,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuditEntry) GetActor() string {
@@ -1172,7 +1352,7 @@ type RecordAudit struct {
 
 func (x *RecordAudit) Reset() {
 	*x = RecordAudit{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1364,7 @@ func (x *RecordAudit) String() string {
 func (*RecordAudit) ProtoMessage() {}
 
 func (x *RecordAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[14]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1377,7 @@ func (x *RecordAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAudit.ProtoReflect.Descriptor instead.
 func (*RecordAudit) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 // CreateJoinToken stores a new single-use join token: its public id, the SHA-256 of its
@@ -1212,7 +1392,7 @@ type CreateJoinToken struct {
 
 func (x *CreateJoinToken) Reset() {
 	*x = CreateJoinToken{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1404,7 @@ func (x *CreateJoinToken) String() string {
 func (*CreateJoinToken) ProtoMessage() {}
 
 func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[15]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1417,7 @@ func (x *CreateJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinToken.ProtoReflect.Descriptor instead.
 func (*CreateJoinToken) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateJoinToken) GetToken() *v1.JoinToken {
@@ -1267,7 +1447,7 @@ type ConsumeJoinToken struct {
 
 func (x *ConsumeJoinToken) Reset() {
 	*x = ConsumeJoinToken{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1459,7 @@ func (x *ConsumeJoinToken) String() string {
 func (*ConsumeJoinToken) ProtoMessage() {}
 
 func (x *ConsumeJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[16]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1472,7 @@ func (x *ConsumeJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeJoinToken.ProtoReflect.Descriptor instead.
 func (*ConsumeJoinToken) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConsumeJoinToken) GetId() string {
@@ -1318,7 +1498,7 @@ type RevokeJoinToken struct {
 
 func (x *RevokeJoinToken) Reset() {
 	*x = RevokeJoinToken{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1510,7 @@ func (x *RevokeJoinToken) String() string {
 func (*RevokeJoinToken) ProtoMessage() {}
 
 func (x *RevokeJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[17]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1523,7 @@ func (x *RevokeJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinToken.ProtoReflect.Descriptor instead.
 func (*RevokeJoinToken) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeJoinToken) GetId() string {
@@ -1364,7 +1544,7 @@ type RevokeClusterIdentity struct {
 
 func (x *RevokeClusterIdentity) Reset() {
 	*x = RevokeClusterIdentity{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1556,7 @@ func (x *RevokeClusterIdentity) String() string {
 func (*RevokeClusterIdentity) ProtoMessage() {}
 
 func (x *RevokeClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[18]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1569,7 @@ func (x *RevokeClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeClusterIdentity.ProtoReflect.Descriptor instead.
 func (*RevokeClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{18}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeClusterIdentity) GetCluster() string {
@@ -1410,7 +1590,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1602,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[19]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1615,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{19}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JoinTokenRecord) GetToken() *v1.JoinToken {
@@ -1466,7 +1646,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1658,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_store_v1_command_proto_msgTypes[20]
+	mi := &file_ebbflow_store_v1_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1671,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{20}
+	return file_ebbflow_store_v1_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterIdentity) GetCluster() string {
@@ -1526,7 +1706,7 @@ var File_ebbflow_store_v1_command_proto protoreflect.FileDescriptor
 
 const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x17ebbflow/v1/access.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\v\n" +
+	"\x1eebbflow/store/v1/command.proto\x12\x10ebbflow.store.v1\x1a\x17ebbflow/v1/access.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x18ebbflow/v1/rollout.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\v\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x122\n" +
@@ -1549,7 +1729,8 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\x11create_join_token\x18\x17 \x01(\v2!.ebbflow.store.v1.CreateJoinTokenH\x00R\x0fcreateJoinToken\x12R\n" +
 	"\x12consume_join_token\x18\x18 \x01(\v2\".ebbflow.store.v1.ConsumeJoinTokenH\x00R\x10consumeJoinToken\x12O\n" +
 	"\x11revoke_join_token\x18\x19 \x01(\v2!.ebbflow.store.v1.RevokeJoinTokenH\x00R\x0frevokeJoinToken\x12a\n" +
-	"\x17revoke_cluster_identity\x18\x1a \x01(\v2'.ebbflow.store.v1.RevokeClusterIdentityH\x00R\x15revokeClusterIdentityB\x06\n" +
+	"\x17revoke_cluster_identity\x18\x1a \x01(\v2'.ebbflow.store.v1.RevokeClusterIdentityH\x00R\x15revokeClusterIdentity\x12E\n" +
+	"\rpatch_rollout\x18\x1b \x01(\v2\x1e.ebbflow.store.v1.PatchRolloutH\x00R\fpatchRolloutB\x06\n" +
 	"\x04body\">\n" +
 	"\x05Batch\x125\n" +
 	"\bcommands\x18\x01 \x03(\v2\x19.ebbflow.store.v1.CommandR\bcommands\"P\n" +
@@ -1592,7 +1773,20 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"PutRollout\x12-\n" +
 	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\x12/\n" +
 	"\x13expected_generation\x18\x02 \x01(\x04R\x12expectedGeneration\x120\n" +
-	"\x06events\x18\x03 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events\"f\n" +
+	"\x06events\x18\x03 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events\"\xf9\x01\n" +
+	"\fPatchRollout\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12/\n" +
+	"\x13expected_generation\x18\x02 \x01(\x04R\x12expectedGeneration\x12+\n" +
+	"\x06header\x18\x03 \x01(\v2\x13.ebbflow.v1.RolloutR\x06header\x12:\n" +
+	"\bclusters\x18\x04 \x03(\v2\x1e.ebbflow.store.v1.ClusterPatchR\bclusters\x120\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events\"\xf4\x01\n" +
+	"\fClusterPatch\x12\x12\n" +
+	"\x04wave\x18\x01 \x01(\x05R\x04wave\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\x124\n" +
+	"\acluster\x18\x03 \x01(\v2\x1a.ebbflow.v1.RolloutClusterR\acluster\x12@\n" +
+	"\x12measurements_phase\x18\x04 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x11measurementsPhase\x12B\n" +
+	"\x10add_measurements\x18\x05 \x03(\v2\x17.ebbflow.v1.MeasurementR\x0faddMeasurements\"f\n" +
 	"\x13AppendRolloutEvents\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x120\n" +
@@ -1649,7 +1843,7 @@ func file_ebbflow_store_v1_command_proto_rawDescGZIP() []byte {
 	return file_ebbflow_store_v1_command_proto_rawDescData
 }
 
-var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ebbflow_store_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*Command)(nil),               // 0: ebbflow.store.v1.Command
 	(*Batch)(nil),                 // 1: ebbflow.store.v1.Batch
@@ -1662,29 +1856,34 @@ var file_ebbflow_store_v1_command_proto_goTypes = []any{
 	(*DeleteCluster)(nil),         // 8: ebbflow.store.v1.DeleteCluster
 	(*UpdateInventory)(nil),       // 9: ebbflow.store.v1.UpdateInventory
 	(*PutRollout)(nil),            // 10: ebbflow.store.v1.PutRollout
-	(*AppendRolloutEvents)(nil),   // 11: ebbflow.store.v1.AppendRolloutEvents
-	(*PutNodeMeta)(nil),           // 12: ebbflow.store.v1.PutNodeMeta
-	(*AuditEntry)(nil),            // 13: ebbflow.store.v1.AuditEntry
-	(*RecordAudit)(nil),           // 14: ebbflow.store.v1.RecordAudit
-	(*CreateJoinToken)(nil),       // 15: ebbflow.store.v1.CreateJoinToken
-	(*ConsumeJoinToken)(nil),      // 16: ebbflow.store.v1.ConsumeJoinToken
-	(*RevokeJoinToken)(nil),       // 17: ebbflow.store.v1.RevokeJoinToken
-	(*RevokeClusterIdentity)(nil), // 18: ebbflow.store.v1.RevokeClusterIdentity
-	(*JoinTokenRecord)(nil),       // 19: ebbflow.store.v1.JoinTokenRecord
-	(*ClusterIdentity)(nil),       // 20: ebbflow.store.v1.ClusterIdentity
-	nil,                           // 21: ebbflow.store.v1.RegisterCluster.LabelsEntry
-	nil,                           // 22: ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*v1.ProfileSpec)(nil),        // 24: ebbflow.v1.ProfileSpec
-	(*v1.Inventory)(nil),          // 25: ebbflow.v1.Inventory
-	(*v1.Rollout)(nil),            // 26: ebbflow.v1.Rollout
-	(*v1.RolloutEvent)(nil),       // 27: ebbflow.v1.RolloutEvent
-	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
-	(*v1.JoinToken)(nil),          // 29: ebbflow.v1.JoinToken
+	(*PatchRollout)(nil),          // 11: ebbflow.store.v1.PatchRollout
+	(*ClusterPatch)(nil),          // 12: ebbflow.store.v1.ClusterPatch
+	(*AppendRolloutEvents)(nil),   // 13: ebbflow.store.v1.AppendRolloutEvents
+	(*PutNodeMeta)(nil),           // 14: ebbflow.store.v1.PutNodeMeta
+	(*AuditEntry)(nil),            // 15: ebbflow.store.v1.AuditEntry
+	(*RecordAudit)(nil),           // 16: ebbflow.store.v1.RecordAudit
+	(*CreateJoinToken)(nil),       // 17: ebbflow.store.v1.CreateJoinToken
+	(*ConsumeJoinToken)(nil),      // 18: ebbflow.store.v1.ConsumeJoinToken
+	(*RevokeJoinToken)(nil),       // 19: ebbflow.store.v1.RevokeJoinToken
+	(*RevokeClusterIdentity)(nil), // 20: ebbflow.store.v1.RevokeClusterIdentity
+	(*JoinTokenRecord)(nil),       // 21: ebbflow.store.v1.JoinTokenRecord
+	(*ClusterIdentity)(nil),       // 22: ebbflow.store.v1.ClusterIdentity
+	nil,                           // 23: ebbflow.store.v1.RegisterCluster.LabelsEntry
+	nil,                           // 24: ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*v1.ProfileSpec)(nil),        // 26: ebbflow.v1.ProfileSpec
+	(*v1.Inventory)(nil),          // 27: ebbflow.v1.Inventory
+	(*v1.Rollout)(nil),            // 28: ebbflow.v1.Rollout
+	(*v1.RolloutEvent)(nil),       // 29: ebbflow.v1.RolloutEvent
+	(*v1.RolloutCluster)(nil),     // 30: ebbflow.v1.RolloutCluster
+	(v1.Phase)(0),                 // 31: ebbflow.v1.Phase
+	(*v1.Measurement)(nil),        // 32: ebbflow.v1.Measurement
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*v1.JoinToken)(nil),          // 34: ebbflow.v1.JoinToken
 }
 var file_ebbflow_store_v1_command_proto_depIdxs = []int32{
-	23, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
-	13, // 1: ebbflow.store.v1.Command.audit:type_name -> ebbflow.store.v1.AuditEntry
+	25, // 0: ebbflow.store.v1.Command.time:type_name -> google.protobuf.Timestamp
+	15, // 1: ebbflow.store.v1.Command.audit:type_name -> ebbflow.store.v1.AuditEntry
 	2,  // 2: ebbflow.store.v1.Command.create_profile:type_name -> ebbflow.store.v1.CreateProfile
 	3,  // 3: ebbflow.store.v1.Command.update_profile:type_name -> ebbflow.store.v1.UpdateProfile
 	4,  // 4: ebbflow.store.v1.Command.delete_profile:type_name -> ebbflow.store.v1.DeleteProfile
@@ -1694,33 +1893,40 @@ var file_ebbflow_store_v1_command_proto_depIdxs = []int32{
 	8,  // 8: ebbflow.store.v1.Command.delete_cluster:type_name -> ebbflow.store.v1.DeleteCluster
 	9,  // 9: ebbflow.store.v1.Command.update_inventory:type_name -> ebbflow.store.v1.UpdateInventory
 	10, // 10: ebbflow.store.v1.Command.put_rollout:type_name -> ebbflow.store.v1.PutRollout
-	11, // 11: ebbflow.store.v1.Command.append_rollout_events:type_name -> ebbflow.store.v1.AppendRolloutEvents
+	13, // 11: ebbflow.store.v1.Command.append_rollout_events:type_name -> ebbflow.store.v1.AppendRolloutEvents
 	1,  // 12: ebbflow.store.v1.Command.batch:type_name -> ebbflow.store.v1.Batch
-	12, // 13: ebbflow.store.v1.Command.put_node_meta:type_name -> ebbflow.store.v1.PutNodeMeta
-	14, // 14: ebbflow.store.v1.Command.record_audit:type_name -> ebbflow.store.v1.RecordAudit
-	15, // 15: ebbflow.store.v1.Command.create_join_token:type_name -> ebbflow.store.v1.CreateJoinToken
-	16, // 16: ebbflow.store.v1.Command.consume_join_token:type_name -> ebbflow.store.v1.ConsumeJoinToken
-	17, // 17: ebbflow.store.v1.Command.revoke_join_token:type_name -> ebbflow.store.v1.RevokeJoinToken
-	18, // 18: ebbflow.store.v1.Command.revoke_cluster_identity:type_name -> ebbflow.store.v1.RevokeClusterIdentity
-	0,  // 19: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
-	24, // 20: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	24, // 21: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
-	21, // 22: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
-	25, // 23: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
-	22, // 24: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
-	25, // 25: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
-	26, // 26: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
-	27, // 27: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
-	27, // 28: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
-	28, // 29: ebbflow.store.v1.AuditEntry.max_age:type_name -> google.protobuf.Duration
-	29, // 30: ebbflow.store.v1.CreateJoinToken.token:type_name -> ebbflow.v1.JoinToken
-	29, // 31: ebbflow.store.v1.JoinTokenRecord.token:type_name -> ebbflow.v1.JoinToken
-	23, // 32: ebbflow.store.v1.ClusterIdentity.update_time:type_name -> google.protobuf.Timestamp
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	14, // 13: ebbflow.store.v1.Command.put_node_meta:type_name -> ebbflow.store.v1.PutNodeMeta
+	16, // 14: ebbflow.store.v1.Command.record_audit:type_name -> ebbflow.store.v1.RecordAudit
+	17, // 15: ebbflow.store.v1.Command.create_join_token:type_name -> ebbflow.store.v1.CreateJoinToken
+	18, // 16: ebbflow.store.v1.Command.consume_join_token:type_name -> ebbflow.store.v1.ConsumeJoinToken
+	19, // 17: ebbflow.store.v1.Command.revoke_join_token:type_name -> ebbflow.store.v1.RevokeJoinToken
+	20, // 18: ebbflow.store.v1.Command.revoke_cluster_identity:type_name -> ebbflow.store.v1.RevokeClusterIdentity
+	11, // 19: ebbflow.store.v1.Command.patch_rollout:type_name -> ebbflow.store.v1.PatchRollout
+	0,  // 20: ebbflow.store.v1.Batch.commands:type_name -> ebbflow.store.v1.Command
+	26, // 21: ebbflow.store.v1.CreateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	26, // 22: ebbflow.store.v1.UpdateProfile.spec:type_name -> ebbflow.v1.ProfileSpec
+	23, // 23: ebbflow.store.v1.RegisterCluster.labels:type_name -> ebbflow.store.v1.RegisterCluster.LabelsEntry
+	27, // 24: ebbflow.store.v1.RegisterCluster.inventory:type_name -> ebbflow.v1.Inventory
+	24, // 25: ebbflow.store.v1.SetClusterLabels.labels:type_name -> ebbflow.store.v1.SetClusterLabels.LabelsEntry
+	27, // 26: ebbflow.store.v1.UpdateInventory.inventory:type_name -> ebbflow.v1.Inventory
+	28, // 27: ebbflow.store.v1.PutRollout.rollout:type_name -> ebbflow.v1.Rollout
+	29, // 28: ebbflow.store.v1.PutRollout.events:type_name -> ebbflow.v1.RolloutEvent
+	28, // 29: ebbflow.store.v1.PatchRollout.header:type_name -> ebbflow.v1.Rollout
+	12, // 30: ebbflow.store.v1.PatchRollout.clusters:type_name -> ebbflow.store.v1.ClusterPatch
+	29, // 31: ebbflow.store.v1.PatchRollout.events:type_name -> ebbflow.v1.RolloutEvent
+	30, // 32: ebbflow.store.v1.ClusterPatch.cluster:type_name -> ebbflow.v1.RolloutCluster
+	31, // 33: ebbflow.store.v1.ClusterPatch.measurements_phase:type_name -> ebbflow.v1.Phase
+	32, // 34: ebbflow.store.v1.ClusterPatch.add_measurements:type_name -> ebbflow.v1.Measurement
+	29, // 35: ebbflow.store.v1.AppendRolloutEvents.events:type_name -> ebbflow.v1.RolloutEvent
+	33, // 36: ebbflow.store.v1.AuditEntry.max_age:type_name -> google.protobuf.Duration
+	34, // 37: ebbflow.store.v1.CreateJoinToken.token:type_name -> ebbflow.v1.JoinToken
+	34, // 38: ebbflow.store.v1.JoinTokenRecord.token:type_name -> ebbflow.v1.JoinToken
+	25, // 39: ebbflow.store.v1.ClusterIdentity.update_time:type_name -> google.protobuf.Timestamp
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_store_v1_command_proto_init() }
@@ -1746,6 +1952,7 @@ func file_ebbflow_store_v1_command_proto_init() {
 		(*Command_ConsumeJoinToken)(nil),
 		(*Command_RevokeJoinToken)(nil),
 		(*Command_RevokeClusterIdentity)(nil),
+		(*Command_PatchRollout)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1753,7 +1960,7 @@ func file_ebbflow_store_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_store_v1_command_proto_rawDesc), len(file_ebbflow_store_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

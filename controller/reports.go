@@ -1,0 +1,220 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout"
+	"github.com/ebbflow/ebbflow/store"
+)
+
+// Agent reports are decided in batches: the reports that arrive while the previous batch is
+// being written are decided together, one after another on the state the earlier ones left,
+// and written as one Raft entry (store.ApplyBatch). Each report still gets its own answer: its
+// own command's result in the batch. Under load a batch holds every report that came in during
+// one Raft round trip, so the leader's throughput grows with the load instead of queueing
+// behind one commit per report.
+
+// maxReportBatch bounds the reports decided and written together.
+const maxReportBatch = 256
+
+// reportQueue holds the reports waiting for the next batch.
+type reportQueue struct {
+	mu      sync.Mutex
+	pending []*pendingReport
+	running bool // a goroutine is draining the queue
+}
+
+type pendingReport struct {
+	rep   rollout.Report
+	audit *auditCall
+	done  chan struct{}
+
+	accepted bool
+	reason   string
+	err      error
+}
+
+// submitReport queues an agent report for the next batch and waits for its decision. If ctx
+// ends first the report may still be applied.
+func (s *Server) submitReport(ctx context.Context, rep rollout.Report) (bool, string, error) {
+	if !s.store.IsLeader() {
+		return false, "", store.ErrNotLeader
+	}
+	p := &pendingReport{rep: rep, audit: auditCallOf(ctx), done: make(chan struct{})}
+	q := &s.reports
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go s.drainReports()
+	}
+	select {
+	case <-p.done:
+		return p.accepted, p.reason, p.err
+	case <-ctx.Done():
+		return false, "", ctx.Err()
+	}
+}
+
+// drainReports decides batches until the queue is empty.
+func (s *Server) drainReports() {
+	q := &s.reports
+	for {
+		q.mu.Lock()
+		n := min(len(q.pending), maxReportBatch)
+		batch := q.pending[:n:n]
+		q.pending = q.pending[n:]
+		if n == 0 {
+			q.pending = nil
+			q.running = false
+		}
+		q.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		s.decideReports(batch)
+		for _, p := range batch {
+			close(p.done)
+		}
+	}
+}
+
+// decideReports decides one batch and writes it. Reports that do not match their cluster's
+// current assignment are refused here, with the reason, and write nothing.
+func (s *Server) decideReports(batch []*pendingReport) {
+	ctx, cancel := context.WithTimeout(store.WithProposalKind(context.Background(), "report"), s.cfg.ReportTimeout)
+	defer cancel()
+	s.rolloutMu.Lock()
+	defer s.rolloutMu.Unlock()
+	fail := func(err error) {
+		for _, p := range batch {
+			if p.err == nil && !p.accepted && p.reason == "" {
+				p.err = err
+			}
+		}
+	}
+	if !s.store.IsLeader() {
+		fail(store.ErrNotLeader)
+		return
+	}
+	if err := s.linearize(ctx); err != nil {
+		fail(err)
+		return
+	}
+	now := s.now()
+	// work holds the rollouts decided on in this batch, as the decisions so far left them.
+	work := map[string]*ebbflowv1.Rollout{}
+	var (
+		cmds   []*storev1.Command
+		owners []*pendingReport
+	)
+	for _, p := range batch {
+		cluster := p.rep.Ref.GetCluster()
+		if _, ok := s.store.Registered(cluster); !ok {
+			p.err = connect.NewError(connect.CodeNotFound, fmt.Errorf("cluster %q is not registered", cluster))
+			continue
+		}
+		h, ok := s.store.HolderOf(cluster)
+		if !ok {
+			p.reason = "no active assignment for this cluster"
+			continue
+		}
+		id := h.Header.GetId()
+		r := work[id]
+		if r == nil {
+			if r, ok = s.store.ActiveRollout(id); !ok {
+				p.reason = "no active assignment for this cluster"
+				continue
+			}
+		}
+		if why := rollout.Match(r, p.rep); why != "" {
+			p.reason = why
+			continue
+		}
+		if p.rep.Status == ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED {
+			var err error
+			if r, err = s.withMeasurements(ctx, r, h.Wave, h.Index); err != nil {
+				p.err = err
+				continue
+			}
+		}
+		next, events, ok, why := rollout.IngestAt(r, int(h.Wave), int(h.Index), p.rep, now)
+		if !ok {
+			p.reason = why
+			continue
+		}
+		cmd := decisionCommand("agent:"+cluster, r, next, events)
+		if p.audit != nil {
+			cmd.Audit = s.auditEntry(p.audit)
+		}
+		next.Generation = r.GetGeneration() + 1
+		work[id] = next
+		cmds = append(cmds, cmd)
+		owners = append(owners, p)
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	results, err := s.raw.ApplyBatch(ctx, cmds)
+	for i, p := range owners {
+		var res error
+		if err == nil {
+			res = results[i].Err
+		} else {
+			res = err
+		}
+		if p.audit != nil {
+			p.audit.mu.Lock()
+			if err == nil {
+				p.audit.written = true
+			} else if err != store.ErrNotLeader {
+				p.audit.uncertain = true
+			}
+			p.audit.mu.Unlock()
+		}
+		p.accepted, p.err = res == nil, res
+	}
+}
+
+// withMeasurements returns r with the stored measurements of the record at (wave, index)
+// attached to a copy of that record (the judge compares them), unless they are attached
+// already.
+func (s *Server) withMeasurements(ctx context.Context, r *ebbflowv1.Rollout, wave, index int32) (*ebbflowv1.Rollout, error) {
+	rec := r.GetWaves()[wave].GetClusters()[index]
+	for _, res := range rec.GetResults() {
+		if len(res.GetMeasurements()) > 0 {
+			return r, nil
+		}
+	}
+	var ms map[ebbflowv1.Phase][]*ebbflowv1.Measurement
+	if err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
+		var err error
+		ms, err = tx.ClusterMeasurements(r.GetId(), wave, index)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return r, nil
+	}
+	rec = proto.Clone(rec).(*ebbflowv1.RolloutCluster)
+	for _, res := range rec.GetResults() {
+		res.Measurements = ms[res.GetPhase()]
+	}
+	// r is this batch's own (assembled from the index, or a decision's result): its waves are
+	// not shared, so replacing one pointer of a copied slice changes no one else's view.
+	cl := slices.Clone(r.Waves[wave].Clusters)
+	cl[index] = rec
+	r.Waves[wave].Clusters = cl
+	return r, nil
+}

@@ -1,0 +1,60 @@
+package rollout
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// What an agent is told is derived from the rollout record of its cluster; these are the
+// rules, pure, so the controller only looks the record up and attaches the profile spec.
+
+// Idle is the assignment of a cluster that no active rollout holds: action IDLE, no id.
+func Idle(cluster string) *ebbflowv1.Assignment {
+	return &ebbflowv1.Assignment{Cluster: cluster, Action: aIdle}
+}
+
+// Holds reports whether record c of rollout r carries its cluster's current assignment: r is
+// not over and c was given an assignment. A cluster is in at most one active rollout, so this
+// picks the rollout whose record answers the agent.
+func Holds(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) bool {
+	return r != nil && !Terminal(r.GetState()) && c.GetAssignmentId() != ""
+}
+
+// AssignmentFor is the assignment record c of rollout r gives its cluster: id, phase and
+// action of the record (UNSPECIFIED reads as IDLE), the pinned profile name and revision, the
+// probes, the Helm revision to roll back to, issued at the record's phase start with the
+// spec's phase_timeout as deadline (none when unset). Profile is left nil: the caller attaches
+// the pinned revision's spec. When r does not hold c (see Holds), it is Idle. The result
+// shares nothing with r or c.
+func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1.Assignment {
+	if !Holds(r, c) {
+		return Idle(c.GetCluster())
+	}
+	spec := r.GetSpec()
+	a := &ebbflowv1.Assignment{
+		Id:                     c.GetAssignmentId(),
+		RolloutId:              r.GetId(),
+		Cluster:                c.GetCluster(),
+		Action:                 c.GetAction(),
+		Phase:                  c.GetPhase(),
+		ProfileName:            spec.GetProfile(),
+		ProfileRevision:        r.GetProfileRevision(),
+		RollbackToHelmRevision: c.GetPreRolloutHelmRevision(),
+	}
+	if a.Action == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED {
+		a.Action = aIdle
+	}
+	if p := spec.GetProbes(); p != nil {
+		a.Probes = proto.Clone(p).(*ebbflowv1.ProbeSettings)
+	}
+	if d := spec.GetPhaseTimeout(); d != nil {
+		a.Deadline = proto.Clone(d).(*durationpb.Duration)
+	}
+	if t := c.GetPhaseStartTime(); t != nil {
+		a.IssueTime = proto.Clone(t).(*timestamppb.Timestamp)
+	}
+	return a
+}

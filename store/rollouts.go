@@ -1,0 +1,435 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+)
+
+// A rollout is stored in three parts, so that a decision about one cluster writes one small
+// record whatever the size of the rollout:
+//
+//	rollouts             id -> header: the Rollout with its waves but without their clusters
+//	rollout_clusters     id \x00 be32(wave) be32(position) -> RolloutCluster, its results
+//	                     without measurements
+//	rollout_measurements id \x00 be32(wave) be32(position) phase be32(seq) -> Measurement
+//
+// Measurements are bounded when they arrive (rollout.CapSamples) and compacted when their phase
+// is judged: a judged phase other than the baseline keeps each measurement's summary and drops
+// its raw samples and histogram (the baseline keeps them for the phases still to be judged).
+// Tx.Rollout puts the parts back together, so readers see the API's Rollout.
+
+// MaxRolloutClusters and MaxRolloutWaves bound one rollout; the FSM refuses larger ones.
+const (
+	MaxRolloutClusters = 20000
+	MaxRolloutWaves    = 1000
+)
+
+// clusterKey is the key of the record at position index of wave in rollout id.
+func clusterKey(id string, wave, index int32) []byte {
+	k := make([]byte, 0, len(id)+9)
+	k = append(k, id...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint32(k, uint32(wave))
+	return binary.BigEndian.AppendUint32(k, uint32(index))
+}
+
+// measurementPrefix is the prefix of the measurements of one phase of one cluster record.
+func measurementPrefix(id string, wave, index int32, phase ebbflowv1.Phase) []byte {
+	return append(clusterKey(id, wave, index), byte(phase))
+}
+
+// splitRollout returns r's header (a copy without the waves' clusters) and its records by wave.
+// The records are r's own objects.
+func splitRollout(r *ebbflowv1.Rollout) (*ebbflowv1.Rollout, [][]*ebbflowv1.RolloutCluster) {
+	recs := make([][]*ebbflowv1.RolloutCluster, len(r.GetWaves()))
+	saved := make([][]*ebbflowv1.RolloutCluster, len(r.GetWaves()))
+	for i, w := range r.GetWaves() {
+		recs[i], saved[i] = w.GetClusters(), w.Clusters
+		w.Clusters = nil
+	}
+	h := proto.Clone(r).(*ebbflowv1.Rollout)
+	for i, w := range r.GetWaves() {
+		w.Clusters = saved[i]
+	}
+	return h, recs
+}
+
+// hasInlineClusters reports whether a stored header still holds its clusters (the layout of
+// earlier versions, migrated by migrateRollouts).
+func hasInlineClusters(h *ebbflowv1.Rollout) bool {
+	return slices.ContainsFunc(h.GetWaves(), func(w *ebbflowv1.Wave) bool { return len(w.GetClusters()) > 0 })
+}
+
+// readRollout assembles a stored rollout, measurements included.
+func readRollout(tx *bbolt.Tx, id string) (*ebbflowv1.Rollout, bool, error) {
+	h, ok, err := get(tx.Bucket(bucketRollouts), []byte(id), &ebbflowv1.Rollout{})
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return h, true, attachClusters(tx, h)
+}
+
+// attachClusters fills header h with its stored records and their measurements.
+func attachClusters(tx *bbolt.Tx, h *ebbflowv1.Rollout) error {
+	id := h.GetId()
+	prefix := seqPrefix(id)
+	type pos struct{ wave, index int32 }
+	at := map[pos]*ebbflowv1.RolloutCluster{}
+	c := tx.Bucket(bucketRolloutClusters).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
+			return fmt.Errorf("rollout %q: malformed cluster key %q", id, k)
+		}
+		w, i := int32(binary.BigEndian.Uint32(k[len(prefix):])), int32(binary.BigEndian.Uint32(k[len(prefix)+4:]))
+		if int(w) >= len(h.GetWaves()) {
+			return fmt.Errorf("rollout %q: cluster record of wave %d, which it does not have", id, w)
+		}
+		rec := &ebbflowv1.RolloutCluster{}
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("decode rollout %q cluster %d/%d: %w", id, w, i, err)
+		}
+		h.Waves[w].Clusters = append(h.Waves[w].Clusters, rec)
+		at[pos{w, i}] = rec
+	}
+	mc := tx.Bucket(bucketRolloutMeasurements).Cursor()
+	for k, v := mc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = mc.Next() {
+		if len(k) != len(prefix)+13 {
+			return fmt.Errorf("rollout %q: malformed measurement key %q", id, k)
+		}
+		w, i := int32(binary.BigEndian.Uint32(k[len(prefix):])), int32(binary.BigEndian.Uint32(k[len(prefix)+4:]))
+		phase := ebbflowv1.Phase(k[len(prefix)+8])
+		rec := at[pos{w, i}]
+		if rec == nil {
+			continue
+		}
+		m := &ebbflowv1.Measurement{}
+		if err := proto.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("decode rollout %q measurement: %w", id, err)
+		}
+		for _, res := range rec.GetResults() {
+			if res.GetPhase() == phase {
+				res.Measurements = append(res.Measurements, m)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// ClusterMeasurements returns the stored measurements of the record at (wave, index) of
+// rollout id, by phase.
+func (tx *Tx) ClusterMeasurements(id string, wave, index int32) (map[ebbflowv1.Phase][]*ebbflowv1.Measurement, error) {
+	out := map[ebbflowv1.Phase][]*ebbflowv1.Measurement{}
+	prefix := clusterKey(id, wave, index)
+	c := tx.tx.Bucket(bucketRolloutMeasurements).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+5 {
+			return nil, fmt.Errorf("rollout %q: malformed measurement key %q", id, k)
+		}
+		m := &ebbflowv1.Measurement{}
+		if err := proto.Unmarshal(v, m); err != nil {
+			return nil, fmt.Errorf("decode rollout %q measurement: %w", id, err)
+		}
+		p := ebbflowv1.Phase(k[len(prefix)])
+		out[p] = append(out[p], m)
+	}
+	return out, nil
+}
+
+// Writing.
+
+// putRollout stores a whole rollout: the create of a new one, or (in log entries of earlier
+// versions) every decision about it.
+func (w *writer) putRollout(c *storev1.PutRollout, actor string, now *timestamppb.Timestamp) (*ebbflowv1.Rollout, error) {
+	if c.GetRollout() == nil {
+		return nil, fmt.Errorf("put rollout without a rollout: %w", ErrInvalid)
+	}
+	id := c.GetRollout().GetId()
+	if err := checkName("rollout", id); err != nil {
+		return nil, err
+	}
+	if err := checkRolloutSize(c.GetRollout()); err != nil {
+		return nil, err
+	}
+	cur, ok := load(w.tx.Bucket(bucketRollouts), id, &ebbflowv1.Rollout{})
+	next := proto.Clone(c.GetRollout()).(*ebbflowv1.Rollout)
+	switch exp := c.GetExpectedGeneration(); {
+	case exp == 0 && ok:
+		return nil, fmt.Errorf("rollout %q: %w", id, ErrAlreadyExists)
+	case exp == 0:
+		next.Generation = 1
+		next.CreateTime = stamp(now)
+		if next.GetCreatedBy() == "" {
+			next.CreatedBy = actor
+		}
+	case !ok:
+		return nil, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	case exp != cur.GetGeneration():
+		return nil, fmt.Errorf("rollout %q: expected generation %d, have %d: %w", id, exp, cur.GetGeneration(), ErrConflict)
+	default:
+		next.Generation = cur.GetGeneration() + 1
+		next.CreateTime = cur.GetCreateTime()
+		next.CreatedBy = cur.GetCreatedBy()
+	}
+	next.UpdateTime = stamp(now)
+	if ok {
+		w.deletePrefix(bucketRolloutClusters, seqPrefix(id))
+		w.deletePrefix(bucketRolloutMeasurements, seqPrefix(id))
+	}
+	h, recs := splitRollout(next)
+	must(w.tx.Bucket(bucketRollouts).Put([]byte(id), encode(h)))
+	stored := make([][]*ebbflowv1.RolloutCluster, len(recs))
+	for wi, ws := range recs {
+		for i, rec := range ws {
+			stored[wi] = append(stored[wi], w.putClusterRecord(id, int32(wi), int32(i), nil, rec, nil, phNone))
+		}
+	}
+	w.appendEvents(id, c.GetEvents(), now)
+	w.changed(KindRollout, id)
+	w.after = append(w.after, func(ix *index) { ix.setRollout(h, stored) })
+	return next, nil
+}
+
+// patchRollout applies a decision's changes to a stored rollout.
+func (w *writer) patchRollout(c *storev1.PatchRollout, now *timestamppb.Timestamp) error {
+	id := c.GetRolloutId()
+	if err := checkName("rollout", id); err != nil {
+		return err
+	}
+	cur, ok := load(w.tx.Bucket(bucketRollouts), id, &ebbflowv1.Rollout{})
+	if !ok {
+		return fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	}
+	if exp := c.GetExpectedGeneration(); exp != cur.GetGeneration() {
+		return fmt.Errorf("rollout %q: expected generation %d, have %d: %w", id, exp, cur.GetGeneration(), ErrConflict)
+	}
+	if h := c.GetHeader(); h != nil {
+		switch {
+		case h.GetId() != id:
+			return fmt.Errorf("rollout %q: patch header names rollout %q: %w", id, h.GetId(), ErrInvalid)
+		case len(h.GetWaves()) != len(cur.GetWaves()):
+			return fmt.Errorf("rollout %q: patch header has %d waves, the rollout %d: %w", id, len(h.GetWaves()), len(cur.GetWaves()), ErrInvalid)
+		case hasInlineClusters(h):
+			return fmt.Errorf("rollout %q: patch header carries cluster records: %w", id, ErrInvalid)
+		}
+	}
+	olds := make([]*ebbflowv1.RolloutCluster, len(c.GetClusters()))
+	for i, p := range c.GetClusters() {
+		if p.GetCluster() == nil {
+			return fmt.Errorf("rollout %q: cluster patch %d has no record: %w", id, i, ErrInvalid)
+		}
+		old, ok := loadKey(w.tx.Bucket(bucketRolloutClusters), clusterKey(id, p.GetWave(), p.GetIndex()), &ebbflowv1.RolloutCluster{})
+		switch {
+		case !ok:
+			return fmt.Errorf("rollout %q has no cluster at wave %d position %d: %w", id, p.GetWave(), p.GetIndex(), ErrInvalid)
+		case old.GetCluster() != p.GetCluster().GetCluster():
+			return fmt.Errorf("rollout %q: the cluster at wave %d position %d is %q, not %q: %w", id, p.GetWave(), p.GetIndex(), old.GetCluster(), p.GetCluster().GetCluster(), ErrInvalid)
+		}
+		olds[i] = old
+	}
+	next := cur
+	if h := c.GetHeader(); h != nil {
+		next = proto.Clone(h).(*ebbflowv1.Rollout)
+	}
+	next.Generation = cur.GetGeneration() + 1
+	next.CreateTime, next.CreatedBy, next.UpdateTime = cur.GetCreateTime(), cur.GetCreatedBy(), stamp(now)
+	must(w.tx.Bucket(bucketRollouts).Put([]byte(id), encode(next)))
+	if terminal(next.GetState()) != terminal(cur.GetState()) {
+		w.wokenRollouts = append(w.wokenRollouts, id)
+	}
+	type update struct {
+		wave, index int32
+		rec         *ebbflowv1.RolloutCluster
+	}
+	updates := make([]update, len(c.GetClusters()))
+	for i, p := range c.GetClusters() {
+		rec := w.putClusterRecord(id, p.GetWave(), p.GetIndex(), olds[i], p.GetCluster(), p.GetAddMeasurements(), p.GetMeasurementsPhase())
+		updates[i] = update{p.GetWave(), p.GetIndex(), rec}
+	}
+	w.appendEvents(id, c.GetEvents(), now)
+	w.changed(KindRollout, id)
+	w.after = append(w.after, func(ix *index) {
+		ix.patchRollout(id, next, func(set func(wave, index int32, rec *ebbflowv1.RolloutCluster)) {
+			for _, u := range updates {
+				set(u.wave, u.index, u.rec)
+			}
+		})
+	})
+	return nil
+}
+
+const phNone = ebbflowv1.Phase_PHASE_UNSPECIFIED
+
+// putClusterRecord stores rec at its position, moving the measurements its results carry (and
+// add, for phase) into the measurements bucket, dropping those of phases it no longer has and
+// compacting those of phases judged since old. It returns the record as stored.
+func (w *writer) putClusterRecord(id string, wave, index int32, old, rec *ebbflowv1.RolloutCluster, add []*ebbflowv1.Measurement, phase ebbflowv1.Phase) *ebbflowv1.RolloutCluster {
+	rec = proto.Clone(rec).(*ebbflowv1.RolloutCluster)
+	mb := w.tx.Bucket(bucketRolloutMeasurements)
+	for _, res := range rec.GetResults() {
+		for _, m := range res.GetMeasurements() {
+			w.appendMeasurement(mb, id, wave, index, res.GetPhase(), m)
+		}
+		res.Measurements = nil
+	}
+	if len(add) > 0 {
+		for _, m := range add {
+			w.appendMeasurement(mb, id, wave, index, phase, m)
+		}
+	}
+	judged := func(r *ebbflowv1.RolloutCluster, p ebbflowv1.Phase) (has, done bool) {
+		for _, res := range r.GetResults() {
+			if res.GetPhase() == p {
+				return true, res.GetVerdict() != ebbflowv1.Verdict_VERDICT_UNSPECIFIED
+			}
+		}
+		return false, false
+	}
+	for p := range ebbflowv1.Phase_name {
+		ph := ebbflowv1.Phase(p)
+		if ph == phNone {
+			continue
+		}
+		has, done := judged(rec, ph)
+		switch {
+		case !has:
+			if old != nil {
+				if had, _ := judged(old, ph); had {
+					w.deletePrefix(bucketRolloutMeasurements, measurementPrefix(id, wave, index, ph))
+				}
+			}
+		case done && ph != ebbflowv1.Phase_PHASE_BASELINE:
+			_, wasDone := judged(old, ph)
+			if old == nil || !wasDone {
+				w.compactMeasurements(mb, measurementPrefix(id, wave, index, ph))
+			}
+		}
+	}
+	must(w.tx.Bucket(bucketRolloutClusters).Put(clusterKey(id, wave, index), encode(rec)))
+	w.wake(rec.GetCluster())
+	return rec
+}
+
+func (w *writer) appendMeasurement(b *bbolt.Bucket, id string, wave, index int32, phase ebbflowv1.Phase, m *ebbflowv1.Measurement) {
+	if m == nil {
+		return
+	}
+	prefix := measurementPrefix(id, wave, index, phase)
+	var seq uint32
+	c := b.Cursor()
+	end := binary.BigEndian.AppendUint32(bytes.Clone(prefix), ^uint32(0))
+	k, _ := c.Seek(end)
+	if k == nil {
+		k, _ = c.Last()
+	} else if !bytes.Equal(k, end) {
+		k, _ = c.Prev()
+	}
+	if k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+4 {
+		seq = binary.BigEndian.Uint32(k[len(prefix):])
+	}
+	must(b.Put(binary.BigEndian.AppendUint32(prefix, seq+1), encode(m)))
+}
+
+// compactMeasurements drops the raw samples and histograms of the measurements under prefix;
+// their summaries stay.
+func (w *writer) compactMeasurements(b *bbolt.Bucket, prefix []byte) {
+	type kv struct{ k, v []byte }
+	var todo []kv
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		m := &ebbflowv1.Measurement{}
+		if err := proto.Unmarshal(v, m); err != nil {
+			panic(fmt.Sprintf("store: decode measurement %q: %v", k, err))
+		}
+		if len(m.SamplesMs) == 0 && len(m.HdrHistogram) == 0 {
+			continue
+		}
+		m.SamplesMs, m.HdrHistogram = nil, nil
+		todo = append(todo, kv{bytes.Clone(k), encode(m)})
+	}
+	for _, e := range todo {
+		must(b.Put(e.k, e.v))
+	}
+}
+
+// deletePrefix deletes every key of bucket b that starts with prefix.
+func (w *writer) deletePrefix(b []byte, prefix []byte) {
+	bk := w.tx.Bucket(b)
+	var keys [][]byte
+	c := bk.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		must(bk.Delete(k))
+	}
+}
+
+// checkRolloutSize refuses rollouts past MaxRolloutWaves or MaxRolloutClusters.
+func checkRolloutSize(r *ebbflowv1.Rollout) error {
+	if n := len(r.GetWaves()); n > MaxRolloutWaves {
+		return fmt.Errorf("rollout %q has %d waves, more than the limit of %d: %w", r.GetId(), n, MaxRolloutWaves, ErrInvalid)
+	}
+	n := 0
+	for _, wv := range r.GetWaves() {
+		n += len(wv.GetClusters())
+	}
+	if n > MaxRolloutClusters {
+		return fmt.Errorf("rollout %q has %d clusters, more than the limit of %d: %w", r.GetId(), n, MaxRolloutClusters, ErrInvalid)
+	}
+	return nil
+}
+
+// loadKey is load with a byte key.
+func loadKey[M proto.Message](b *bbolt.Bucket, key []byte, m M) (M, bool) {
+	v := b.Get(key)
+	if v == nil {
+		return m, false
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		panic(fmt.Sprintf("store: decode %q: %v", key, err))
+	}
+	return m, true
+}
+
+// migrateRollouts moves the clusters of rollouts stored whole (by earlier versions) into their
+// own records. It depends only on the stored state, so every replica migrates alike.
+func migrateRollouts(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketRollouts)
+	var whole []*ebbflowv1.Rollout
+	err := b.ForEach(func(k, v []byte) error {
+		r := &ebbflowv1.Rollout{}
+		if err := proto.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("decode rollout %q: %w", k, err)
+		}
+		if hasInlineClusters(r) {
+			whole = append(whole, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range whole {
+		w := &writer{tx: tx}
+		h, recs := splitRollout(r)
+		if err := b.Put([]byte(r.GetId()), encode(h)); err != nil {
+			return err
+		}
+		for wi, ws := range recs {
+			for i, rec := range ws {
+				w.putClusterRecord(r.GetId(), int32(wi), int32(i), nil, rec, nil, phNone)
+			}
+		}
+	}
+	return nil
+}
