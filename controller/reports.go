@@ -30,6 +30,7 @@ type reportQueue struct {
 	mu      sync.Mutex
 	pending []*pendingReport
 	running bool // a goroutine is draining the queue
+	taken   int  // reports taken into batches so far
 }
 
 type pendingReport struct {
@@ -74,6 +75,7 @@ func (s *Server) drainReports() {
 		n := min(len(q.pending), maxReportBatch)
 		batch := q.pending[:n:n]
 		q.pending = q.pending[n:]
+		q.taken += n
 		if n == 0 {
 			q.pending = nil
 			q.running = false
@@ -136,10 +138,6 @@ func (s *Server) decideReports(batch []*pendingReport) {
 				p.reason = "no active assignment for this cluster"
 				continue
 			}
-		}
-		if why := rollout.Match(r, p.rep); why != "" {
-			p.reason = why
-			continue
 		}
 		if p.rep.Status == ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED {
 			var err error
