@@ -216,8 +216,35 @@ func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[
 		if err := waitFor(ctx, sub, func(ch store.Change) bool { return ch.Resync || (ch.Kind == store.KindRollout && ch.Key == id) }); err != nil {
 			return err
 		}
+		// Coalesce: a rollout of thousands of clusters changes with every batch of reports, and
+		// each read assembles all of its records; one read per interval carries them all.
+		t := time.NewTimer(watchRolloutInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		drain(sub)
 		if ctx.Err() != nil {
 			return nil
+		}
+	}
+}
+
+// watchRolloutInterval is the least time between two reads of a watched rollout.
+const watchRolloutInterval = 100 * time.Millisecond
+
+// drain discards the changes already queued on sub (the next read covers them).
+func drain(sub *store.Subscription) {
+	for {
+		select {
+		case _, ok := <-sub.C:
+			if !ok {
+				return
+			}
+		default:
+			return
 		}
 	}
 }

@@ -3,7 +3,12 @@
 //
 // Writes are proto commands (storev1.Command) proposed on the leader with Apply or
 // ApplyBatch; the FSM applies them deterministically on every node. Reads run in a read-only
-// transaction at a ReadLevel with View. Subscribe reports what changed.
+// transaction at a ReadLevel with View. Subscribe reports what changed; WatchCluster wakes one
+// watcher when one cluster's assignment may have changed. Every node keeps an in-memory index
+// of the active rollouts and the registry's cordons (index.go), maintained as entries apply,
+// for the look-ups every agent call makes. A rollout is stored as a header, one record per
+// cluster and its measurements apart (rollouts.go), and changed by PatchRollout commands that
+// carry only what a decision changed.
 //
 // Files under Config.DataDir:
 //
