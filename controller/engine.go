@@ -63,9 +63,13 @@ func (s *Server) stepAll(ctx context.Context) error {
 	if err := s.linearize(ctx); err != nil {
 		return err
 	}
+	active := s.store.ActiveRollouts()
+	if len(active) == 0 {
+		return nil
+	}
 	world := rollout.World{Now: s.now(), Lookup: s.store.Registered}
 	var errs []error
-	for _, r := range s.store.ActiveRollouts() {
+	for _, r := range active {
 		next, events, changed := rollout.Step(r, world)
 		if !changed {
 			continue
