@@ -97,6 +97,24 @@ image: ## Build the container image (the three commands on distroless) with dock
 bench: ## Benchmarks that back the speed figures in the README.
 	go test -run '^$$' -bench . -benchmem ./...
 
+N ?= 1000
+FLEETSIM_FLAGS ?=
+REF ?=
+
+.PHONY: bench-fleet
+bench-fleet: ## Load-test fleet-controller with N (1000) simulated agents; REF=<git rev> runs that revision side by side.
+	@ref=""; \
+	if [ -n "$(REF)" ]; then \
+		rev=$$(git rev-parse --verify --quiet "$(REF)^{commit}") || { echo "REF=$(REF) is not a commit" >&2; exit 2; }; \
+		tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+		echo "building fleet-controller of $(REF) ($$rev) into $(BIN)/ref"; \
+		git archive --format=tar "$$rev" | tar -x -C "$$tmp"; \
+		mkdir -p $(BIN)/ref; \
+		(cd "$$tmp" && go build -o $(BIN)/ref/fleet-controller ./cmd/fleet-controller); \
+		ref="--ref-controller-bin $(BIN)/ref/fleet-controller"; \
+	fi; \
+	go run ./e2e/cmd/fleetsim --n $(N) $$ref $(FLEETSIM_FLAGS)
+
 FUZZTIME ?= 30s
 # package:fuzzer pairs run by 'make fuzz'.
 FUZZERS := ./controller/:FuzzRequests ./store/:FuzzApplyCommand ./agent/cluster/:FuzzAssignment \

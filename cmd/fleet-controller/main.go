@@ -40,7 +40,7 @@ type flags struct {
 	tlsCert, tlsKey, logLevel, logFormat                                string
 	heartbeat                                                           time.Duration
 	allowInsecureRemote                                                 bool
-	readyFile                                                           string
+	readyFile, pprofListen                                              string
 	statefulSetService, podName, tlsCA                                  string
 	auditMaxRecords                                                     int64
 	auditMaxAge                                                         time.Duration
@@ -81,6 +81,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
 	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
 	flag.StringVar(&f.tlsCA, "tls-ca", "", "extra CA bundle (PEM) trusted when calling other nodes (joining, forwarding), for nodes serving a --tls-cert of another CA")
+	flag.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default; no authentication, so loopback only)")
 	flag.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
 	flag.Int64Var(&f.auditMaxRecords, "audit-max-records", controller.DefaultAuditMaxRecords, "keep at most this many audit records (the oldest go first); 0 keeps any number")
 	flag.DurationVar(&f.auditMaxAge, "audit-max-age", controller.DefaultAuditMaxAge, "drop audit records older than this; 0 keeps them regardless of age")
@@ -276,6 +277,11 @@ func run() error {
 	}
 	if err := st.WaitForLeader(ctx); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("waiting for a leader: %w", err)
+	}
+	if f.pprofListen != "" {
+		if err := servePprof(f.pprofListen, log); err != nil {
+			return err
+		}
 	}
 	if f.readyFile != "" && ctx.Err() == nil {
 		if err := os.WriteFile(f.readyFile, []byte(apiLn.Addr().String()+"\n"), 0o600); err != nil {
