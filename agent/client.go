@@ -106,7 +106,10 @@ func Dial(controllerURLs []string, tlsConfig *tls.Config) (*Conn, ebbflowv1.Agen
 		grpc.WithContextDialer(tracker.dial),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}]}`),
 		grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: false}),
+		// A ping every 20 s while a stream is open: the controller counts the open assignment
+		// stream as this agent's liveness, and the pings keep both ends sure of it (see
+		// controller.HTTP2Config).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: false}),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 15 * time.Second},
 			MinConnectTimeout: 5 * time.Second,

@@ -31,14 +31,19 @@ type Config struct {
 	MaxBackoff time.Duration
 }
 
-// Loop is a running agent: registered, heartbeating, following its assignment.
+// Loop is a running agent: registered, following its assignment, and alive to the
+// controller. A controller that counts an open assignment stream as liveness (it says so when
+// the agent registers) hears a Heartbeat only while the stream is down; an older one every
+// interval.
 type Loop struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	current  *ebbflowv1.Assignment
-	interval time.Duration
+	mu             sync.Mutex
+	current        *ebbflowv1.Assignment
+	interval       time.Duration
+	streamLiveness bool // the controller counts an open stream as liveness
+	streaming      bool // the assignment stream is open (its first message arrived)
 }
 
 // New builds a loop; Run starts it.
@@ -102,11 +107,12 @@ func (l *Loop) register(ctx context.Context) error {
 		}
 		res, err := l.cfg.Client.RegisterAgent(ctx, req)
 		if err == nil {
+			l.mu.Lock()
 			if d := res.GetHeartbeatInterval().AsDuration(); d > 0 {
-				l.mu.Lock()
 				l.interval = d
-				l.mu.Unlock()
 			}
+			l.streamLiveness = res.GetStreamLiveness()
+			l.mu.Unlock()
 			l.log.Info("registered", "generation", res.GetCluster().GetGeneration())
 			return nil
 		}
@@ -128,6 +134,7 @@ func (l *Loop) watch(ctx context.Context, b *backoff) error {
 	if err != nil {
 		return err
 	}
+	defer l.setStreaming(false)
 	for {
 		res, err := stream.Recv()
 		if err != nil {
@@ -137,6 +144,7 @@ func (l *Loop) watch(ctx context.Context, b *backoff) error {
 			return err
 		}
 		b.reset()
+		l.setStreaming(true)
 		a := res.GetAssignment()
 		if a == nil {
 			continue
@@ -151,13 +159,32 @@ func (l *Loop) watch(ctx context.Context, b *backoff) error {
 	}
 }
 
+func (l *Loop) setStreaming(on bool) {
+	l.mu.Lock()
+	l.streaming = on
+	l.mu.Unlock()
+}
+
+// Streaming reports whether the assignment stream is open.
+func (l *Loop) Streaming() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.streaming
+}
+
 func (l *Loop) heartbeat(ctx context.Context) {
 	for {
 		l.mu.Lock()
-		d, cur := l.interval, l.current
+		d := l.interval
 		l.mu.Unlock()
 		if !sleep(ctx, d) {
 			return
+		}
+		l.mu.Lock()
+		cur, skip := l.current, l.streamLiveness && l.streaming
+		l.mu.Unlock()
+		if skip {
+			continue // the open stream is the liveness
 		}
 		hctx, cancel := context.WithTimeout(ctx, d)
 		_, err := l.cfg.Client.Heartbeat(hctx, &ebbflowv1.HeartbeatRequest{

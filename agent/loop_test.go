@@ -9,8 +9,12 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ebbflow/ebbflow/agent"
+	"github.com/ebbflow/ebbflow/controller"
 	"github.com/ebbflow/ebbflow/controller/controllertest"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
@@ -91,5 +95,79 @@ func TestAgentDialsAnyLiveController(t *testing.T) {
 		if err != nil {
 			t.Fatalf("register %d through the group: %v", i, err)
 		}
+	}
+}
+
+// countingClient counts the agent's Heartbeat calls to a real controller and, when noStream
+// is set, fails WatchAssignment as a controller without the stream would.
+type countingClient struct {
+	ebbflowv1.AgentServiceClient
+	beats    atomic.Int32
+	noStream bool
+}
+
+func (c *countingClient) Heartbeat(ctx context.Context, in *ebbflowv1.HeartbeatRequest, opts ...grpc.CallOption) (*ebbflowv1.HeartbeatResponse, error) {
+	c.beats.Add(1)
+	return c.AgentServiceClient.Heartbeat(ctx, in, opts...)
+}
+
+func (c *countingClient) WatchAssignment(ctx context.Context, in *ebbflowv1.WatchAssignmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ebbflowv1.WatchAssignmentResponse], error) {
+	if c.noStream {
+		return nil, status.Error(codes.Unavailable, "no stream in this test")
+	}
+	return c.AgentServiceClient.WatchAssignment(ctx, in, opts...)
+}
+
+// While its assignment stream is open the agent makes no Heartbeat call and the controller
+// still counts it alive; an agent without a stream heartbeats every interval.
+func TestAgentHeartbeatsOnlyWithoutItsStream(t *testing.T) {
+	const interval = 100 * time.Millisecond // the controller's liveness window is 300 ms
+	n := controllertest.Start(t, controllertest.Options{Config: func(c *controller.Config) { c.HeartbeatInterval = interval }})
+	conn, raw, err := agent.Dial([]string{n.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cc := ebbflowv1connect.NewClusterServiceClient(controllertest.HTTPClient(), n.URL)
+	liveness := func(name string) ebbflowv1.Liveness {
+		got, err := cc.GetCluster(context.Background(), connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Msg.GetCluster().GetLiveness()
+	}
+	run := func(name string, client *countingClient) *agent.Loop {
+		loop := agent.New(agent.Config{Cluster: name, Version: "test", Client: client, Logger: controllertest.Logger(t), MaxBackoff: interval})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- loop.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run %s: %v", name, err)
+			}
+		})
+		return loop
+	}
+
+	streaming := &countingClient{AgentServiceClient: raw}
+	loop := run("edge-1", streaming)
+	controllertest.Eventually(t, 10*time.Second, "the stream open", loop.Streaming)
+	start, before := time.Now(), streaming.beats.Load()
+	for time.Since(start) < 10*interval {
+		if st := liveness("edge-1"); st != ebbflowv1.Liveness_LIVENESS_ALIVE {
+			t.Fatalf("%s with the stream open: %s", time.Since(start).Round(time.Millisecond), st)
+		}
+		time.Sleep(20 * time.Millisecond) // sampling the state over ten intervals
+	}
+	if got := streaming.beats.Load() - before; got != 0 {
+		t.Errorf("%d heartbeat calls in ten intervals with the stream open, want 0", got)
+	}
+
+	silent := &countingClient{AgentServiceClient: raw, noStream: true}
+	run("edge-2", silent)
+	controllertest.Eventually(t, 10*time.Second, "heartbeats without a stream", func() bool { return silent.beats.Load() >= 5 })
+	if st := liveness("edge-2"); st != ebbflowv1.Liveness_LIVENESS_ALIVE {
+		t.Fatalf("heartbeating without a stream: %s", st)
 	}
 }

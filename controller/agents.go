@@ -39,6 +39,7 @@ func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[e
 		return &ebbflowv1.RegisterAgentResponse{
 			Cluster:           s.withLiveness(cluster),
 			HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
+			StreamLiveness:    true,
 		}, nil
 	})
 }
@@ -111,6 +112,10 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 		if last == nil || !proto.Equal(last, a) {
 			if err := stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a}); err != nil {
 				return err
+			}
+			if last == nil {
+				// The open stream is the agent's liveness from its first message on.
+				defer s.local.add(name)()
 			}
 			last = a
 		}

@@ -68,6 +68,7 @@ var procedureAccess = map[string]access{
 	c.ControllerServiceGetControllerStatusProcedure: accessViewer,
 	c.ControllerServiceAddVoterProcedure:            accessAdmin,
 	c.ControllerServiceRemoveServerProcedure:        accessAdmin,
+	c.ControllerServiceReportAgentStreamsProcedure:  accessNode,
 
 	c.ProfileServiceGetProfileProcedure:           accessViewer,
 	c.ProfileServiceListProfilesProcedure:         accessViewer,

@@ -3,11 +3,14 @@ package controller_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/ebbflow/ebbflow/controller"
 	"github.com/ebbflow/ebbflow/controller/controllertest"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	c "github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
 // Heartbeats live in the leader's memory: a thousand of them add no Raft log entry, and a
@@ -93,5 +96,72 @@ func TestReportsForUnknownAssignmentsAreIgnored(t *testing.T) {
 	}
 	if res.Msg.GetAccepted() || res.Msg.GetReason() == "" {
 		t.Fatalf("stale report accepted: %v", res.Msg)
+	}
+}
+
+// An agent whose assignment stream is open on a follower is alive on the leader without a
+// single heartbeat: the follower sends its set of streams to the leader as the node it is (its
+// certificate), and the agent's registration says so. When the stream ends, the leader hears
+// of it from the follower's next set and the agent goes silent.
+func TestOpenStreamIsLivenessOnAnyNode(t *testing.T) {
+	sec := controllertest.NewSecurity(t)
+	const interval = 300 * time.Millisecond // the liveness window is three of these
+	nodes := controllertest.StartSecureCluster(t, 3, sec, func(cfg *controller.Config) { cfg.HeartbeatInterval = interval })
+	leader, follower := nodes[0], nodes[1]
+	if !leader.Store.IsLeader() {
+		t.Fatal("the bootstrapping node does not lead")
+	}
+	cert := sec.Join(t, leader.URL, "c1")
+	agent := c.NewAgentServiceClient(sec.Client(&cert), follower.URL)
+	ctx := context.Background()
+	var reg *connect.Response[ebbflowv1.RegisterAgentResponse]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		// Unavailable until the follower has applied c1's new identity.
+		if reg, err = agent.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1"})); err == nil {
+			break
+		} else if connect.CodeOf(err) != connect.CodeUnavailable || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	if !reg.Msg.GetStreamLiveness() {
+		t.Fatal("the registration does not say an open stream is liveness")
+	}
+	sctx, closeStream := context.WithCancel(ctx)
+	defer closeStream()
+	stream, err := agent.WatchAssignment(sctx, connect.NewRequest(&ebbflowv1.WatchAssignmentRequest{Cluster: "c1"}))
+	if err != nil || !stream.Receive() {
+		t.Fatalf("watching from the follower: %v %v", err, stream.Err())
+	}
+	admin := c.NewClusterServiceClient(sec.Client(nil), leader.URL, sec.Bearer("admin"))
+	liveness := func() *ebbflowv1.Cluster {
+		t.Helper()
+		res, err := admin.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "c1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetCluster()
+	}
+	// The registration's own beat lasts one window; the stream keeps c1 alive for several.
+	registered := time.Now()
+	for time.Since(registered) < 5*3*interval {
+		if cl := liveness(); cl.GetLiveness() != ebbflowv1.Liveness_LIVENESS_ALIVE {
+			t.Fatalf("%s after registering, with the stream open on %s: %s (last %v)",
+				time.Since(registered).Round(time.Millisecond), follower.ID, cl.GetLiveness(), cl.GetLastHeartbeatTime().AsTime())
+		}
+		time.Sleep(50 * time.Millisecond) // sampling the state over time, not waiting for it
+	}
+	closeStream()
+	deadline := time.Now().Add(10 * time.Second)
+	for liveness().GetLiveness() != ebbflowv1.Liveness_LIVENESS_SILENT {
+		if time.Now().After(deadline) {
+			t.Fatalf("c1 still %s 10 s after its stream closed", liveness().GetLiveness())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := c.NewControllerServiceClient(sec.Client(nil), leader.URL, sec.Bearer("admin")).
+		GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+	if err != nil || st.Msg.GetLiveAgents() != 0 {
+		t.Fatalf("live agents after the stream closed: %d %v", st.Msg.GetLiveAgents(), err)
 	}
 }

@@ -140,6 +140,15 @@ func validateRequest(msg proto.Message) error {
 		v.inventory("inventory", m.GetInventory())
 	case *ebbflowv1.WatchAssignmentRequest:
 		v.name("cluster", m.GetCluster())
+	case *ebbflowv1.ReportAgentStreamsRequest:
+		v.nodeID("node_id", m.GetNodeId())
+		if n := len(m.GetClusters()); n > maxStreamsReport {
+			v.add("clusters", "max-items", "at most %d, got %d", maxStreamsReport, n)
+		} else {
+			for i, c := range m.GetClusters() {
+				v.name(fmt.Sprintf("clusters[%d]", i), c)
+			}
+		}
 	case *ebbflowv1.HeartbeatRequest:
 		v.name("cluster", m.GetCluster())
 		v.maxLen("assignment_id", m.GetAssignmentId(), maxAssignmentID)

@@ -83,6 +83,7 @@ type Server struct {
 	limits   *limits
 	fwd      *forwarder
 	live     *liveness
+	local    *streamSet // agents' assignment streams open on this node
 	now      func() time.Time
 	handler  http.Handler
 	services []string
@@ -172,7 +173,6 @@ func New(cfg Config) (*Server, error) {
 		raw:    cfg.Store,
 		auth:   cfg.Authenticator,
 		limits: newLimits(cfg.AgentRateLimit, cfg.PeopleRateLimit, cfg.MaxLimiters, cfg.Now),
-		live:   newLiveness(3 * cfg.HeartbeatInterval),
 		now:    cfg.Now,
 		fwd: &forwarder{
 			nodeID:  cfg.NodeID,
@@ -182,6 +182,8 @@ func New(cfg Config) (*Server, error) {
 			opts:    []connect.ClientOption{connect.WithInterceptors(clientOtel)},
 		},
 	}
+	s.local = newStreamSet()
+	s.live = newLiveness(3*cfg.HeartbeatInterval, s.local)
 	s.store = auditingStore{Store: cfg.Store, s: s}
 	if err := s.registerMetrics(cfg.Meter); err != nil {
 		return nil, err
@@ -231,8 +233,12 @@ func (s *Server) Services() []string { return s.services }
 
 // Run follows leadership until ctx ends: liveness is the leader's alone, so it is reset on
 // every change (a new leader has heard from no agent yet).
-// While this node leads, it also runs the rollout engine.
+// While this node leads, it also runs the rollout engine; while it follows, it sends the
+// leader its set of open agent streams.
 func (s *Server) Run(ctx context.Context) {
+	pushed := make(chan struct{})
+	go func() { defer close(pushed); s.pushStreams(ctx) }()
+	defer func() { <-pushed }()
 	stop := func() {}
 	defer func() { stop() }()
 	for leader := range s.store.WatchLeadership(ctx) {

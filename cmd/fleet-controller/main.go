@@ -257,6 +257,7 @@ func run() error {
 		IdleTimeout:       5 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		HTTP2:             controller.HTTP2Config(),
 	}
 	serveErr := make(chan error, 1)
 	go func() {

@@ -8,7 +8,8 @@
 //
 // A run measures, in this order (see Mode):
 //
-//   - idle: the controllers' memory and CPU with N agents connected and heartbeating;
+//   - idle: the controllers' memory and CPU with N agents connected and alive (their open
+//     streams, or heartbeats against a controller that does not count streams);
 //   - wave: one rollout of all N clusters in one wave: CreateRollout's latency, how soon each
 //     agent receives its first assignment, the turn-around from a MEASURED report to the next
 //     phase, reports accepted per second, Raft bytes per report, the rollout's end;
@@ -187,9 +188,11 @@ type Result struct {
 	RSSPerAgent, HeapPerAgent                float64
 	RSSPerAgentNode, HeapPerAgentNode        []float64
 	CPUIdleAll, CPUIdleLeader, CPUIdleSim    float64
-	// Heartbeats is how many the agents sent (and got answered) in the idle window;
-	// HeartbeatCPU the leader's CPU seconds per heartbeat.
-	Heartbeats, HeartbeatRate, HeartbeatCPU float64
+	// Heartbeats is how many the agents sent (and got answered) in the idle window (none from
+	// agents whose stream is open, against a controller that counts the stream as liveness);
+	// HeartbeatCPU the leader's CPU seconds per heartbeat; LeaderCPUPerAgent the leader's CPU
+	// seconds per second per connected agent.
+	Heartbeats, HeartbeatRate, HeartbeatCPU, LeaderCPUPerAgent float64
 
 	// Wave.
 	CreateRolloutSeconds                    float64
@@ -232,7 +235,7 @@ type Result struct {
 func newResult(label, bin string, o *Options) *Result {
 	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan}
 	for _, p := range []*float64{&r.ConnectSeconds, &r.RSSPerAgent, &r.HeapPerAgent, &r.CPUIdleAll, &r.CPUIdleLeader, &r.CPUIdleSim,
-		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s,
+		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.LeaderCPUPerAgent, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s,
 		&r.TurnP50, &r.TurnP99, &r.BeforeAck, &r.RollbackP50, &r.RollbackP99, &r.ReportsAccepted, &r.ReportsRejected, &r.ReportErrors,
 		&r.ReportsPerSecond, &r.RaftBytesPerReport, &r.RaftEntriesPerReport, &r.RaftBytesPerEntry, &r.ReportsPerEntry, &r.RolloutBytes, &r.EndSeconds} {
 		*p = nan
@@ -420,6 +423,9 @@ func idle(ctx context.Context, g *group, f *fleet, o *Options, r *Result, rssBef
 		all += cpu1[i] - cpu0[i]
 		if n == leader {
 			r.CPUIdleLeader = pct(cpu1[i] - cpu0[i])
+			if r.Connected > 0 {
+				r.LeaderCPUPerAgent = (cpu1[i] - cpu0[i]).Seconds() / window.Seconds() / float64(r.Connected)
+			}
 			if hb > 0 {
 				r.HeartbeatCPU = (cpu1[i] - cpu0[i]).Seconds() / hb
 			}

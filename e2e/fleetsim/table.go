@@ -59,6 +59,7 @@ var rows = []row{
 	{"idle: simulator CPU (same machine)", percent, func(r *Result) float64 { return r.CPUIdleSim }},
 	{"idle: heartbeats answered", perSecond, func(r *Result) float64 { return r.HeartbeatRate }},
 	{"idle: heartbeat CPU (leader CPU / heartbeat)", micros, func(r *Result) float64 { return r.HeartbeatCPU }},
+	{"idle: leader CPU per agent, per second", micros, func(r *Result) float64 { return r.LeaderCPUPerAgent }},
 	{"wave: CreateRollout latency", seconds, func(r *Result) float64 { return r.CreateRolloutSeconds }},
 	{"wave: agents given a first assignment", count, func(r *Result) float64 { return waveCount(r, r.FirstAssigned) }},
 	{"wave: first assignment p50", seconds, func(r *Result) float64 { return r.FirstP50 }},

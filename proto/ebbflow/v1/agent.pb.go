@@ -425,8 +425,12 @@ type RegisterAgentResponse struct {
 	Cluster *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// How often to heartbeat.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// When true, the controller counts an open WatchAssignment stream as the agent's liveness:
+	// the agent calls Heartbeat only while it has no stream (reconnecting). When false (an
+	// older controller), the agent heartbeats every heartbeat_interval.
+	StreamLiveness bool `protobuf:"varint,3,opt,name=stream_liveness,json=streamLiveness,proto3" json:"stream_liveness,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterAgentResponse) Reset() {
@@ -471,6 +475,13 @@ func (x *RegisterAgentResponse) GetHeartbeatInterval() *durationpb.Duration {
 		return x.HeartbeatInterval
 	}
 	return nil
+}
+
+func (x *RegisterAgentResponse) GetStreamLiveness() bool {
+	if x != nil {
+		return x.StreamLiveness
+	}
+	return false
 }
 
 type WatchAssignmentRequest struct {
@@ -1182,10 +1193,11 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb9\x01\n" +
 	"\x15RegisterAgentResponse\x12-\n" +
 	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\x12H\n" +
-	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"2\n" +
+	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12'\n" +
+	"\x0fstream_liveness\x18\x03 \x01(\bR\x0estreamLiveness\"2\n" +
 	"\x16WatchAssignmentRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\"Q\n" +
 	"\x17WatchAssignmentResponse\x126\n" +

@@ -41,7 +41,9 @@ type AgentServiceClient interface {
 	WatchAssignment(ctx context.Context, in *WatchAssignmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAssignmentResponse], error)
 	ReportPhaseStatus(ctx context.Context, in *ReportPhaseStatusRequest, opts ...grpc.CallOption) (*ReportPhaseStatusResponse, error)
 	ReportMeasurement(ctx context.Context, in *ReportMeasurementRequest, opts ...grpc.CallOption) (*ReportMeasurementResponse, error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
+	// registration said stream_liveness, the agent calls it only while it has no assignment stream
+	// open (the open stream is its liveness).
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
 	// the one agent call made without a certificate: the token authenticates it.
@@ -151,7 +153,9 @@ type AgentServiceServer interface {
 	WatchAssignment(*WatchAssignmentRequest, grpc.ServerStreamingServer[WatchAssignmentResponse]) error
 	ReportPhaseStatus(context.Context, *ReportPhaseStatusRequest) (*ReportPhaseStatusResponse, error)
 	ReportMeasurement(context.Context, *ReportMeasurementRequest) (*ReportMeasurementResponse, error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
+	// registration said stream_liveness, the agent calls it only while it has no assignment stream
+	// open (the open stream is its liveness).
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
 	// the one agent call made without a certificate: the token authenticates it.

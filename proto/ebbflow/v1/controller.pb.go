@@ -508,6 +508,97 @@ func (x *RemoveServerResponse) GetMembers() []*ControllerMember {
 	return nil
 }
 
+type ReportAgentStreamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node holding the streams; it must be the calling node.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Every cluster whose agent holds an assignment stream open on that node now (the whole set,
+	// not a change), at most 100,000.
+	Clusters      []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAgentStreamsRequest) Reset() {
+	*x = ReportAgentStreamsRequest{}
+	mi := &file_ebbflow_v1_controller_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAgentStreamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAgentStreamsRequest) ProtoMessage() {}
+
+func (x *ReportAgentStreamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_controller_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAgentStreamsRequest.ProtoReflect.Descriptor instead.
+func (*ReportAgentStreamsRequest) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_controller_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReportAgentStreamsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReportAgentStreamsRequest) GetClusters() []string {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
+type ReportAgentStreamsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAgentStreamsResponse) Reset() {
+	*x = ReportAgentStreamsResponse{}
+	mi := &file_ebbflow_v1_controller_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAgentStreamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAgentStreamsResponse) ProtoMessage() {}
+
+func (x *ReportAgentStreamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_controller_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAgentStreamsResponse.ProtoReflect.Descriptor instead.
+func (*ReportAgentStreamsResponse) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_controller_proto_rawDescGZIP(), []int{8}
+}
+
 var File_ebbflow_v1_controller_proto protoreflect.FileDescriptor
 
 const file_ebbflow_v1_controller_proto_rawDesc = "" +
@@ -546,17 +637,22 @@ const file_ebbflow_v1_controller_proto_rawDesc = "" +
 	"\x13RemoveServerRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"N\n" +
 	"\x14RemoveServerResponse\x126\n" +
-	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers*\x8a\x01\n" +
+	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers\"P\n" +
+	"\x19ReportAgentStreamsRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bclusters\x18\x02 \x03(\tR\bclusters\"\x1c\n" +
+	"\x1aReportAgentStreamsResponse*\x8a\x01\n" +
 	"\tRaftState\x12\x1a\n" +
 	"\x16RAFT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RAFT_STATE_FOLLOWER\x10\x01\x12\x18\n" +
 	"\x14RAFT_STATE_CANDIDATE\x10\x02\x12\x15\n" +
 	"\x11RAFT_STATE_LEADER\x10\x03\x12\x17\n" +
-	"\x13RAFT_STATE_SHUTDOWN\x10\x042\x95\x02\n" +
+	"\x13RAFT_STATE_SHUTDOWN\x10\x042\xfa\x02\n" +
 	"\x11ControllerService\x12f\n" +
 	"\x13GetControllerStatus\x12&.ebbflow.v1.GetControllerStatusRequest\x1a'.ebbflow.v1.GetControllerStatusResponse\x12E\n" +
 	"\bAddVoter\x12\x1b.ebbflow.v1.AddVoterRequest\x1a\x1c.ebbflow.v1.AddVoterResponse\x12Q\n" +
-	"\fRemoveServer\x12\x1f.ebbflow.v1.RemoveServerRequest\x1a .ebbflow.v1.RemoveServerResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
+	"\fRemoveServer\x12\x1f.ebbflow.v1.RemoveServerRequest\x1a .ebbflow.v1.RemoveServerResponse\x12c\n" +
+	"\x12ReportAgentStreams\x12%.ebbflow.v1.ReportAgentStreamsRequest\x1a&.ebbflow.v1.ReportAgentStreamsResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 
 var (
 	file_ebbflow_v1_controller_proto_rawDescOnce sync.Once
@@ -571,7 +667,7 @@ func file_ebbflow_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ebbflow_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ebbflow_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ebbflow_v1_controller_proto_goTypes = []any{
 	(RaftState)(0),                      // 0: ebbflow.v1.RaftState
 	(*ControllerMember)(nil),            // 1: ebbflow.v1.ControllerMember
@@ -581,6 +677,8 @@ var file_ebbflow_v1_controller_proto_goTypes = []any{
 	(*AddVoterResponse)(nil),            // 5: ebbflow.v1.AddVoterResponse
 	(*RemoveServerRequest)(nil),         // 6: ebbflow.v1.RemoveServerRequest
 	(*RemoveServerResponse)(nil),        // 7: ebbflow.v1.RemoveServerResponse
+	(*ReportAgentStreamsRequest)(nil),   // 8: ebbflow.v1.ReportAgentStreamsRequest
+	(*ReportAgentStreamsResponse)(nil),  // 9: ebbflow.v1.ReportAgentStreamsResponse
 }
 var file_ebbflow_v1_controller_proto_depIdxs = []int32{
 	0, // 0: ebbflow.v1.GetControllerStatusResponse.state:type_name -> ebbflow.v1.RaftState
@@ -590,11 +688,13 @@ var file_ebbflow_v1_controller_proto_depIdxs = []int32{
 	2, // 4: ebbflow.v1.ControllerService.GetControllerStatus:input_type -> ebbflow.v1.GetControllerStatusRequest
 	4, // 5: ebbflow.v1.ControllerService.AddVoter:input_type -> ebbflow.v1.AddVoterRequest
 	6, // 6: ebbflow.v1.ControllerService.RemoveServer:input_type -> ebbflow.v1.RemoveServerRequest
-	3, // 7: ebbflow.v1.ControllerService.GetControllerStatus:output_type -> ebbflow.v1.GetControllerStatusResponse
-	5, // 8: ebbflow.v1.ControllerService.AddVoter:output_type -> ebbflow.v1.AddVoterResponse
-	7, // 9: ebbflow.v1.ControllerService.RemoveServer:output_type -> ebbflow.v1.RemoveServerResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
+	8, // 7: ebbflow.v1.ControllerService.ReportAgentStreams:input_type -> ebbflow.v1.ReportAgentStreamsRequest
+	3, // 8: ebbflow.v1.ControllerService.GetControllerStatus:output_type -> ebbflow.v1.GetControllerStatusResponse
+	5, // 9: ebbflow.v1.ControllerService.AddVoter:output_type -> ebbflow.v1.AddVoterResponse
+	7, // 10: ebbflow.v1.ControllerService.RemoveServer:output_type -> ebbflow.v1.RemoveServerResponse
+	9, // 11: ebbflow.v1.ControllerService.ReportAgentStreams:output_type -> ebbflow.v1.ReportAgentStreamsResponse
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -611,7 +711,7 @@ func file_ebbflow_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_controller_proto_rawDesc), len(file_ebbflow_v1_controller_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

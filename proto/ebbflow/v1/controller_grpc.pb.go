@@ -22,6 +22,7 @@ const (
 	ControllerService_GetControllerStatus_FullMethodName = "/ebbflow.v1.ControllerService/GetControllerStatus"
 	ControllerService_AddVoter_FullMethodName            = "/ebbflow.v1.ControllerService/AddVoter"
 	ControllerService_RemoveServer_FullMethodName        = "/ebbflow.v1.ControllerService/RemoveServer"
+	ControllerService_ReportAgentStreams_FullMethodName  = "/ebbflow.v1.ControllerService/ReportAgentStreams"
 )
 
 // ControllerServiceClient is the client API for ControllerService service.
@@ -35,6 +36,11 @@ type ControllerServiceClient interface {
 	AddVoter(ctx context.Context, in *AddVoterRequest, opts ...grpc.CallOption) (*AddVoterResponse, error)
 	// RemoveServer removes a controller node from the Raft configuration.
 	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error)
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
+	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
+	// so agents make no Heartbeat call while their stream is up; followers send their set on a
+	// change and every heartbeat interval. Only controller nodes may call it.
+	ReportAgentStreams(ctx context.Context, in *ReportAgentStreamsRequest, opts ...grpc.CallOption) (*ReportAgentStreamsResponse, error)
 }
 
 type controllerServiceClient struct {
@@ -75,6 +81,16 @@ func (c *controllerServiceClient) RemoveServer(ctx context.Context, in *RemoveSe
 	return out, nil
 }
 
+func (c *controllerServiceClient) ReportAgentStreams(ctx context.Context, in *ReportAgentStreamsRequest, opts ...grpc.CallOption) (*ReportAgentStreamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportAgentStreamsResponse)
+	err := c.cc.Invoke(ctx, ControllerService_ReportAgentStreams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControllerServiceServer is the server API for ControllerService service.
 // All implementations must embed UnimplementedControllerServiceServer
 // for forward compatibility.
@@ -86,6 +102,11 @@ type ControllerServiceServer interface {
 	AddVoter(context.Context, *AddVoterRequest) (*AddVoterResponse, error)
 	// RemoveServer removes a controller node from the Raft configuration.
 	RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error)
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
+	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
+	// so agents make no Heartbeat call while their stream is up; followers send their set on a
+	// change and every heartbeat interval. Only controller nodes may call it.
+	ReportAgentStreams(context.Context, *ReportAgentStreamsRequest) (*ReportAgentStreamsResponse, error)
 	mustEmbedUnimplementedControllerServiceServer()
 }
 
@@ -104,6 +125,9 @@ func (UnimplementedControllerServiceServer) AddVoter(context.Context, *AddVoterR
 }
 func (UnimplementedControllerServiceServer) RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveServer not implemented")
+}
+func (UnimplementedControllerServiceServer) ReportAgentStreams(context.Context, *ReportAgentStreamsRequest) (*ReportAgentStreamsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportAgentStreams not implemented")
 }
 func (UnimplementedControllerServiceServer) mustEmbedUnimplementedControllerServiceServer() {}
 func (UnimplementedControllerServiceServer) testEmbeddedByValue()                           {}
@@ -180,6 +204,24 @@ func _ControllerService_RemoveServer_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_ReportAgentStreams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportAgentStreamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).ReportAgentStreams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_ReportAgentStreams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).ReportAgentStreams(ctx, req.(*ReportAgentStreamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControllerService_ServiceDesc is the grpc.ServiceDesc for ControllerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +240,10 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveServer",
 			Handler:    _ControllerService_RemoveServer_Handler,
+		},
+		{
+			MethodName: "ReportAgentStreams",
+			Handler:    _ControllerService_ReportAgentStreams_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -63,7 +63,9 @@ type AgentServiceClient interface {
 	WatchAssignment(context.Context, *connect.Request[v1.WatchAssignmentRequest]) (*connect.ServerStreamForClient[v1.WatchAssignmentResponse], error)
 	ReportPhaseStatus(context.Context, *connect.Request[v1.ReportPhaseStatusRequest]) (*connect.Response[v1.ReportPhaseStatusResponse], error)
 	ReportMeasurement(context.Context, *connect.Request[v1.ReportMeasurementRequest]) (*connect.Response[v1.ReportMeasurementResponse], error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
+	// registration said stream_liveness, the agent calls it only while it has no assignment stream
+	// open (the open stream is its liveness).
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
 	// the one agent call made without a certificate: the token authenticates it.
@@ -183,7 +185,9 @@ type AgentServiceHandler interface {
 	WatchAssignment(context.Context, *connect.Request[v1.WatchAssignmentRequest], *connect.ServerStream[v1.WatchAssignmentResponse]) error
 	ReportPhaseStatus(context.Context, *connect.Request[v1.ReportPhaseStatusRequest]) (*connect.Response[v1.ReportPhaseStatusResponse], error)
 	ReportMeasurement(context.Context, *connect.Request[v1.ReportMeasurementRequest]) (*connect.Response[v1.ReportMeasurementResponse], error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
+	// registration said stream_liveness, the agent calls it only while it has no assignment stream
+	// open (the open stream is its liveness).
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
 	// the one agent call made without a certificate: the token authenticates it.

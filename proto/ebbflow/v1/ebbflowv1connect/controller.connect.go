@@ -42,6 +42,9 @@ const (
 	// ControllerServiceRemoveServerProcedure is the fully-qualified name of the ControllerService's
 	// RemoveServer RPC.
 	ControllerServiceRemoveServerProcedure = "/ebbflow.v1.ControllerService/RemoveServer"
+	// ControllerServiceReportAgentStreamsProcedure is the fully-qualified name of the
+	// ControllerService's ReportAgentStreams RPC.
+	ControllerServiceReportAgentStreamsProcedure = "/ebbflow.v1.ControllerService/ReportAgentStreams"
 )
 
 // ControllerServiceClient is a client for the ebbflow.v1.ControllerService service.
@@ -51,6 +54,11 @@ type ControllerServiceClient interface {
 	AddVoter(context.Context, *connect.Request[v1.AddVoterRequest]) (*connect.Response[v1.AddVoterResponse], error)
 	// RemoveServer removes a controller node from the Raft configuration.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
+	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
+	// so agents make no Heartbeat call while their stream is up; followers send their set on a
+	// change and every heartbeat interval. Only controller nodes may call it.
+	ReportAgentStreams(context.Context, *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error)
 }
 
 // NewControllerServiceClient constructs a client for the ebbflow.v1.ControllerService service. By
@@ -82,6 +90,12 @@ func NewControllerServiceClient(httpClient connect.HTTPClient, baseURL string, o
 			connect.WithSchema(controllerServiceMethods.ByName("RemoveServer")),
 			connect.WithClientOptions(opts...),
 		),
+		reportAgentStreams: connect.NewClient[v1.ReportAgentStreamsRequest, v1.ReportAgentStreamsResponse](
+			httpClient,
+			baseURL+ControllerServiceReportAgentStreamsProcedure,
+			connect.WithSchema(controllerServiceMethods.ByName("ReportAgentStreams")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -90,6 +104,7 @@ type controllerServiceClient struct {
 	getControllerStatus *connect.Client[v1.GetControllerStatusRequest, v1.GetControllerStatusResponse]
 	addVoter            *connect.Client[v1.AddVoterRequest, v1.AddVoterResponse]
 	removeServer        *connect.Client[v1.RemoveServerRequest, v1.RemoveServerResponse]
+	reportAgentStreams  *connect.Client[v1.ReportAgentStreamsRequest, v1.ReportAgentStreamsResponse]
 }
 
 // GetControllerStatus calls ebbflow.v1.ControllerService.GetControllerStatus.
@@ -107,6 +122,11 @@ func (c *controllerServiceClient) RemoveServer(ctx context.Context, req *connect
 	return c.removeServer.CallUnary(ctx, req)
 }
 
+// ReportAgentStreams calls ebbflow.v1.ControllerService.ReportAgentStreams.
+func (c *controllerServiceClient) ReportAgentStreams(ctx context.Context, req *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error) {
+	return c.reportAgentStreams.CallUnary(ctx, req)
+}
+
 // ControllerServiceHandler is an implementation of the ebbflow.v1.ControllerService service.
 type ControllerServiceHandler interface {
 	GetControllerStatus(context.Context, *connect.Request[v1.GetControllerStatusRequest]) (*connect.Response[v1.GetControllerStatusResponse], error)
@@ -114,6 +134,11 @@ type ControllerServiceHandler interface {
 	AddVoter(context.Context, *connect.Request[v1.AddVoterRequest]) (*connect.Response[v1.AddVoterResponse], error)
 	// RemoveServer removes a controller node from the Raft configuration.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
+	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
+	// so agents make no Heartbeat call while their stream is up; followers send their set on a
+	// change and every heartbeat interval. Only controller nodes may call it.
+	ReportAgentStreams(context.Context, *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error)
 }
 
 // NewControllerServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -141,6 +166,12 @@ func NewControllerServiceHandler(svc ControllerServiceHandler, opts ...connect.H
 		connect.WithSchema(controllerServiceMethods.ByName("RemoveServer")),
 		connect.WithHandlerOptions(opts...),
 	)
+	controllerServiceReportAgentStreamsHandler := connect.NewUnaryHandler(
+		ControllerServiceReportAgentStreamsProcedure,
+		svc.ReportAgentStreams,
+		connect.WithSchema(controllerServiceMethods.ByName("ReportAgentStreams")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/ebbflow.v1.ControllerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ControllerServiceGetControllerStatusProcedure:
@@ -149,6 +180,8 @@ func NewControllerServiceHandler(svc ControllerServiceHandler, opts ...connect.H
 			controllerServiceAddVoterHandler.ServeHTTP(w, r)
 		case ControllerServiceRemoveServerProcedure:
 			controllerServiceRemoveServerHandler.ServeHTTP(w, r)
+		case ControllerServiceReportAgentStreamsProcedure:
+			controllerServiceReportAgentStreamsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -168,4 +201,8 @@ func (UnimplementedControllerServiceHandler) AddVoter(context.Context, *connect.
 
 func (UnimplementedControllerServiceHandler) RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ebbflow.v1.ControllerService.RemoveServer is not implemented"))
+}
+
+func (UnimplementedControllerServiceHandler) ReportAgentStreams(context.Context, *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ebbflow.v1.ControllerService.ReportAgentStreams is not implemented"))
 }
