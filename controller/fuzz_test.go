@@ -31,7 +31,7 @@ var requestTypes = []proto.Message{
 	&ebbflowv1.GetRolloutHistoryRequest{}, &ebbflowv1.WatchRolloutRequest{}, &ebbflowv1.ListRolloutsRequest{},
 	&ebbflowv1.RegisterAgentRequest{}, &ebbflowv1.WatchAssignmentRequest{}, &ebbflowv1.HeartbeatRequest{},
 	&ebbflowv1.ReportPhaseStatusRequest{}, &ebbflowv1.ReportMeasurementRequest{},
-	&ebbflowv1.GetControllerStatusRequest{}, &ebbflowv1.AddVoterRequest{}, &ebbflowv1.RemoveServerRequest{},
+	&ebbflowv1.GetControllerStatusRequest{}, &ebbflowv1.AddVoterRequest{}, &ebbflowv1.RemoveServerRequest{}, &ebbflowv1.ReportAgentStreamsRequest{},
 	&ebbflowv1.ListAuditRecordsRequest{},
 	&ebbflowv1.JoinClusterRequest{}, &ebbflowv1.RenewCertificateRequest{},
 	&ebbflowv1.WhoAmIRequest{}, &ebbflowv1.CreateJoinTokenRequest{}, &ebbflowv1.ListJoinTokensRequest{},

@@ -106,6 +106,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// ControllerLogLevel is the controllers' --log-level (default info).
 	ControllerLogLevel string
+	// ControllerFlags are added to every controller's command line (e.g. --pprof-listen
+	// 127.0.0.1:0 to profile the run; the address is in each controller's log).
+	ControllerFlags []string
 	// ConnectTimeout bounds the wait for every agent to register and receive its first
 	// assignment (default 2 min + 20 ms per agent); WaveTimeout bounds the rollout (default 10 min).
 	ConnectTimeout, WaveTimeout time.Duration
@@ -303,7 +306,7 @@ func Run(ctx context.Context, o Options, label, bin string) (_ *Result, err erro
 		return nil, err
 	}
 	r := newResult(label, bin, &o)
-	g, err := startGroup(ctx, bin, o.Dir, 3, o.HeartbeatInterval, o.ControllerLogLevel)
+	g, err := startGroup(ctx, bin, o.Dir, 3, o.HeartbeatInterval, o.ControllerLogLevel, o.ControllerFlags)
 	if err != nil {
 		return nil, err
 	}

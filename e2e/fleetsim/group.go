@@ -61,7 +61,7 @@ type group struct {
 
 // startGroup starts size controller processes from bin under dir: the first bootstraps, the
 // others join it; logs go to dir/logs. It returns once the group has size voters and a leader.
-func startGroup(ctx context.Context, bin, dir string, size int, heartbeat time.Duration, logLevel string) (_ *group, err error) {
+func startGroup(ctx context.Context, bin, dir string, size int, heartbeat time.Duration, logLevel string, extra []string) (_ *group, err error) {
 	g := &group{hc: &http.Client{Timeout: 2 * time.Minute}}
 	defer func() {
 		if err != nil {
@@ -84,6 +84,7 @@ func startGroup(ctx context.Context, bin, dir string, size int, heartbeat time.D
 		if i > 0 {
 			args = append(args, "--join", g.nodes[0].URL)
 		}
+		args = append(args, extra...)
 		if n.Proc, err = process.Start(logs, dir, id, bin, nil, args...); err != nil {
 			return nil, fmt.Errorf("fleetsim: start controller %s: %w", id, err)
 		}

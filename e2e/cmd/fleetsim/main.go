@@ -53,6 +53,10 @@ func run() error {
 	flag.DurationVar(&o.StepDelay, "step-delay", 0, "each simulated step waits up to this long (uniform) before its report")
 	flag.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", 0, "the controllers' --heartbeat-interval (0: their default, 10s)")
 	flag.StringVar(&o.ControllerLogLevel, "controller-log-level", "info", "the controllers' --log-level")
+	flag.Func("controller-flag", "a flag added to every controller's command line, e.g. --controller-flag=--pprof-listen=127.0.0.1:0 (repeatable)", func(v string) error {
+		o.ControllerFlags = append(o.ControllerFlags, v)
+		return nil
+	})
 	flag.DurationVar(&o.ConnectTimeout, "connect-timeout", 0, "how long to wait for every agent to register and connect (0: 2m + 20ms per agent)")
 	flag.DurationVar(&o.WaveTimeout, "wave-timeout", 10*time.Minute, "how long to wait for the rollout to end")
 	flag.DurationVar(&timeout, "timeout", 2*time.Hour, "stop everything after this long")
