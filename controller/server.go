@@ -28,6 +28,7 @@ import (
 // with its values and policies is the largest) stays within 8 MiB.
 const (
 	maxMessageBytes      = 8 << 20
+	compressMinBytes     = 1 << 10
 	maxAgentMessageBytes = 32 << 20
 )
 
@@ -191,6 +192,9 @@ func New(cfg Config) (*Server, error) {
 	// Two recovers: the inner one turns a handler's panic into Internal before the audit
 	// interceptor records the call; the outer one catches a panic in the interceptors.
 	common := []connect.HandlerOption{
+		// Messages under 1 KiB (acknowledgements, assignments, heartbeats) go uncompressed:
+		// gzip costs more CPU than it saves there, multiplied by every agent.
+		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithRecover(s.recovered),
 		connect.WithInterceptors(serverOtel, interceptor{s}),
 		connect.WithRecover(s.recovered),
