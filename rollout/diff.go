@@ -27,9 +27,10 @@ type ClusterChange struct {
 func (d Delta) Empty() bool { return !d.HeaderChanged && len(d.Clusters) == 0 }
 
 // Diff returns what changed from old to next, typically the input and the output of one
-// decision. The decisions are copy-on-write, so a record they left alone is the same pointer
-// in both, and Diff costs O(clusters) pointer comparisons plus proto.Equal on the records
-// whose pointers differ; those that are equal all the same are not reported.
+// decision. The decisions are copy-on-write, so a wave they left alone is the same slice in
+// both and a record they left alone the same pointer: Diff costs pointer comparisons over the
+// waves whose slices differ plus proto.Equal on the records whose pointers differ; those that
+// are equal all the same are not reported.
 //
 // Two nil rollouts give an empty delta. When the shape differs (one of them nil, another wave
 // count, another cluster count in a wave, or other cluster names at the same positions),
@@ -55,6 +56,9 @@ func Diff(old, next *ebbflowv1.Rollout) Delta {
 	d := Delta{HeaderChanged: !headersEqual(old, next)}
 	for w, wv := range next.GetWaves() {
 		was := old.GetWaves()[w].GetClusters()
+		if len(was) > 0 && &was[0] == &wv.GetClusters()[0] {
+			continue // the same slice: a wave the decision did not touch
+		}
 		for i, c := range wv.GetClusters() {
 			if c != was[i] && !proto.Equal(c, was[i]) {
 				d.Clusters = append(d.Clusters, ClusterChange{Wave: int32(w), Index: int32(i), Cluster: c})

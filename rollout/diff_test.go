@@ -69,7 +69,10 @@ func TestDiff(t *testing.T) {
 			return edit(base, func(n *ebbflowv1.Rollout, _ *recorder) { n.Waves[0].Clusters = n.Waves[0].Clusters[:2] })
 		}, true, []pos{{0, 0}, {0, 1}, {1, 0}}},
 		{"reshape: clusters in another order", base, func() *ebbflowv1.Rollout {
-			return edit(base, func(n *ebbflowv1.Rollout, _ *recorder) { slices.Reverse(n.Waves[0].Clusters) })
+			return edit(base, func(n *ebbflowv1.Rollout, _ *recorder) {
+				n.Waves[0].Clusters = slices.Clone(n.Waves[0].Clusters) // the input's until copied
+				slices.Reverse(n.Waves[0].Clusters)
+			})
 		}, true, []pos{{0, 0}, {0, 1}, {0, 2}, {1, 0}}},
 		{"no old rollout", nil, func() *ebbflowv1.Rollout { return base }, true, []pos{{0, 0}, {0, 1}, {0, 2}, {1, 0}}},
 		{"no next rollout", base, func() *ebbflowv1.Rollout { return nil }, true, nil},

@@ -3,6 +3,7 @@ package rollout
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -13,12 +14,14 @@ import (
 )
 
 // A decision is copy-on-write. begin gives it a new Rollout and new Waves whose headers (every
-// field but the waves and the clusters) are deep copies and whose Clusters slices hold the
-// input's record pointers. A record is deep-cloned only when the decision first mutates it,
-// through recorder.own, so a decision on a rollout of N clusters costs O(N) pointer work plus
-// deep work on the records it changes, and the records it leaves alone stay shared with the
-// input. The rule that keeps the input intact: never write through a *RolloutCluster that
-// own did not return.
+// field but the waves and the clusters) are deep copies and whose Clusters slices are the
+// input's own. A wave's slice is copied when the decision first owns one of its records, and a
+// record is deep-cloned only when the decision first mutates it, through recorder.own: a
+// decision on a rollout of N clusters costs pointer work over the waves it changes (none over
+// the others) plus deep work on the records it changes, and the records it leaves alone stay
+// shared with the input. A report changes one record, so ingesting it copies one wave's
+// pointers, not the rollout's. The rule that keeps the input intact: never write to a wave's
+// Clusters slice, or through a *RolloutCluster, that own did not hand out.
 
 // Field names skipped by the header copies and comparisons.
 const (
@@ -34,6 +37,8 @@ type recorder struct {
 
 	// from maps each wave of the next rollout to the input's wave at the same position.
 	from map[*ebbflowv1.Wave]*ebbflowv1.Wave
+	// copied holds the waves whose Clusters slice is the decision's own copy.
+	copied map[*ebbflowv1.Wave]bool
 	// owned lists the records cloned by own, in order.
 	owned []ownedRecord
 }
@@ -59,7 +64,7 @@ func (e *recorder) begin(r *ebbflowv1.Rollout) *ebbflowv1.Rollout {
 	e.from = make(map[*ebbflowv1.Wave]*ebbflowv1.Wave, len(n.Waves))
 	for i, w := range r.GetWaves() {
 		nw := headerOf(w, fieldClusters)
-		nw.Clusters = append([]*ebbflowv1.RolloutCluster(nil), w.GetClusters()...)
+		nw.Clusters = w.GetClusters() // shared until own copies it
 		n.Waves[i] = nw
 		e.from[nw] = w
 	}
@@ -77,6 +82,13 @@ func (e *recorder) own(wv *ebbflowv1.Wave, i int) *ebbflowv1.RolloutCluster {
 	c := wv.Clusters[i]
 	if c != src.Clusters[i] {
 		return c // already owned
+	}
+	if !e.copied[wv] {
+		if e.copied == nil {
+			e.copied = make(map[*ebbflowv1.Wave]bool)
+		}
+		wv.Clusters = slices.Clone(wv.Clusters)
+		e.copied[wv] = true
 	}
 	cp := proto.Clone(c).(*ebbflowv1.RolloutCluster)
 	wv.Clusters[i] = cp
