@@ -315,12 +315,21 @@ func TestAuditAgentCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	before := n.Store.ProposedStats()
 	res, err := c.agents.ReportPhaseStatus(ctx, connect.NewRequest(&ebbflowv1.ReportPhaseStatusRequest{
 		Ref:    &ebbflowv1.ReportRef{Cluster: "c9", AssignmentId: "old", ProfileRevision: 1, Phase: ebbflowv1.Phase_PHASE_BASELINE},
 		Status: ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED,
 	}))
 	if err != nil || res.Msg.GetAccepted() {
 		t.Fatalf("report without an assignment: %v %v", res, err)
+	}
+	// The refusal's record is written in the report batch's entry, not as an entry of its own.
+	after := n.Store.ProposedStats()
+	if d := after["report"].Commands - before["report"].Commands; d != 1 {
+		t.Errorf("the refused report's batch carried %d commands, want its audit record", d)
+	}
+	if d := after["record_audit"].Entries - before["record_audit"].Entries; d != 0 {
+		t.Errorf("the refused report's record took %d entries of its own", d)
 	}
 	recs := listAudit(t, n.URL, &ebbflowv1.ListAuditRecordsRequest{Actor: "agent:c9"})
 	if len(recs) != 2 {

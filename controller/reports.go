@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -160,6 +161,18 @@ func (s *Server) decideReports(batch []*pendingReport) {
 		cmds = append(cmds, cmd)
 		owners = append(owners, p)
 	}
+	// A refused report's audit record rides in the same entry: a storm of stale reports (agents
+	// retrying after a leader change) must not cost one Raft write each.
+	for _, p := range batch {
+		if p.reason == "" || p.audit == nil {
+			continue
+		}
+		e := s.auditEntry(p.audit)
+		e.Code = store.AuditOK
+		e.Message = clip("not accepted: "+p.reason, maxAuditMessage)
+		cmds = append(cmds, &storev1.Command{Time: timestamppb.New(now), Actor: p.audit.actor, Audit: e, Body: &storev1.Command_RecordAudit{RecordAudit: &storev1.RecordAudit{}}})
+		owners = append(owners, p)
+	}
 	if len(cmds) == 0 {
 		return
 	}
@@ -170,6 +183,14 @@ func (s *Server) decideReports(batch []*pendingReport) {
 			res = results[i].Err
 		} else {
 			res = err
+		}
+		if p.reason != "" { // a refusal: only its audit record was written
+			if p.audit != nil && err == nil && res == nil {
+				p.audit.mu.Lock()
+				p.audit.written = true
+				p.audit.mu.Unlock()
+			}
+			continue
 		}
 		if p.audit != nil {
 			p.audit.mu.Lock()
