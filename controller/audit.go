@@ -62,8 +62,11 @@ type auditCall struct {
 	// leader, which records it. uncertain: a command carrying the record was proposed but its
 	// fate is unknown (leadership lost, timeout), so a second record could be a duplicate.
 	// unchanged: the call was answered from the stored state and changed nothing (an agent
-	// re-registering as it was), so it is no mutation and is not recorded.
-	written, forwarded, uncertain, unchanged bool
+	// re-registering as it was), so it is no mutation and is not recorded. batched: an agent
+	// report handed to the report batches, which write its record in the batch's entry when
+	// they decide it (also when the caller has gone by then); a report the batches never
+	// decide (leadership lost first) changed nothing and is not recorded.
+	written, forwarded, uncertain, unchanged, batched bool
 }
 
 type auditKey struct{}
@@ -166,7 +169,7 @@ type accepted interface {
 // finish records a call that did not write its record with a change.
 func (s *Server) finish(ctx context.Context, c *auditCall, res connect.AnyResponse, err error) {
 	c.mu.Lock()
-	done := c.written || c.forwarded || c.uncertain || (c.unchanged && err == nil)
+	done := c.written || c.forwarded || c.uncertain || c.batched || (c.unchanged && err == nil)
 	c.mu.Unlock()
 	if done {
 		return

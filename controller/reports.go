@@ -51,6 +51,13 @@ func (s *Server) submitReport(ctx context.Context, rep rollout.Report) (bool, st
 		return false, "", store.ErrNotLeader
 	}
 	p := &pendingReport{rep: rep, audit: auditCallOf(ctx), done: make(chan struct{})}
+	if p.audit != nil {
+		// The batch writes the record, whether or not the caller still waits: a caller that
+		// gives up must not cost a Raft write of its own.
+		p.audit.mu.Lock()
+		p.audit.batched = true
+		p.audit.mu.Unlock()
+	}
 	q := &s.reports
 	q.mu.Lock()
 	q.pending = append(q.pending, p)
@@ -162,14 +169,18 @@ func (s *Server) decideReports(batch []*pendingReport) {
 		owners = append(owners, p)
 	}
 	// A refused report's audit record rides in the same entry: a storm of stale reports (agents
-	// retrying after a leader change) must not cost one Raft write each.
+	// retrying after a leader change, or after giving up on a slow answer) must not cost one
+	// Raft write each.
 	for _, p := range batch {
-		if p.reason == "" || p.audit == nil {
+		if p.audit == nil || p.reason == "" && p.err == nil {
 			continue
 		}
 		e := s.auditEntry(p.audit)
 		e.Code = store.AuditOK
 		e.Message = clip("not accepted: "+p.reason, maxAuditMessage)
+		if p.err != nil {
+			e.Code, e.Message = connect.CodeOf(p.err).String(), clip(p.err.Error(), maxAuditMessage)
+		}
 		cmds = append(cmds, &storev1.Command{Time: timestamppb.New(now), Actor: p.audit.actor, Audit: e, Body: &storev1.Command_RecordAudit{RecordAudit: &storev1.RecordAudit{}}})
 		owners = append(owners, p)
 	}
@@ -184,7 +195,7 @@ func (s *Server) decideReports(batch []*pendingReport) {
 		} else {
 			res = err
 		}
-		if p.reason != "" { // a refusal: only its audit record was written
+		if p.reason != "" || p.err != nil { // a refusal: only its audit record was written
 			if p.audit != nil && err == nil && res == nil {
 				p.audit.mu.Lock()
 				p.audit.written = true

@@ -182,3 +182,58 @@ func TestStaleReportRefusedInItsBatch(t *testing.T) {
 		t.Error("a report of an unregistered cluster was not refused")
 	}
 }
+
+// A report whose caller gives up while it waits for its batch is still decided there, and its
+// audit record is written in the batch's entry: the interceptor writes none of its own, so a
+// wave of agents timing out does not turn into a wave of Raft writes.
+func TestGivenUpReportIsAuditedInItsBatch(t *testing.T) {
+	s, st, r := batchServer(t, 3)
+	c := r.GetWaves()[0].GetClusters()[0]
+	call := &auditCall{procedure: "ebbflow.v1.AgentService/ReportPhaseStatus", actor: "agent:" + c.GetCluster(), resource: "cluster/" + c.GetCluster()}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), auditKey{}, call))
+	before := st.ProposedStats()
+	s.rolloutMu.Lock() // hold the batch until the caller has given up
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.submitReport(ctx, rollout.Report{
+			Ref: &ebbflowv1.ReportRef{Cluster: c.GetCluster(), AssignmentId: c.GetAssignmentId(),
+				ProfileRevision: r.GetProfileRevision(), Phase: c.GetPhase()},
+			Status: ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, ReportTime: time.Now(),
+		})
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.reports.mu.Lock()
+		queued := len(s.reports.pending) + s.reports.taken
+		s.reports.mu.Unlock()
+		if queued == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.rolloutMu.Unlock()
+			t.Fatal("the report was never queued")
+		}
+	}
+	cancel()
+	err := <-done
+	s.finish(ctx, call, nil, err) // what the interceptor does when the handler returns
+	s.rolloutMu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		call.mu.Lock()
+		written := call.written
+		call.mu.Unlock()
+		if written {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the given-up report (%v) was not recorded by its batch", err)
+		}
+	}
+	after := st.ProposedStats()
+	if d := after["record_audit"].Entries - before["record_audit"].Entries; d != 0 {
+		t.Errorf("%d audit entries of their own for a report given up on, want 0", d)
+	}
+	if d := after["report"].Commands - before["report"].Commands; d != 1 {
+		t.Errorf("%d report commands, want the report's decision carrying its record", d)
+	}
+}
