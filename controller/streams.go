@@ -74,6 +74,12 @@ func (s *streamSet) each(f func(string)) {
 	}
 }
 
+func (s *streamSet) currentVersion() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
 // snapshot is the clusters with a stream open and the set's version.
 func (s *streamSet) snapshot() ([]string, uint64) {
 	s.mu.Lock()
@@ -116,11 +122,11 @@ func (s *Server) pushStreams(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		clusters, version := s.local.snapshot()
 		now := s.now()
-		if lc.addr == sentTo && version == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
-			continue
+		if lc.addr == sentTo && s.local.currentVersion() == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
+			continue // nothing new to send: no list built
 		}
+		clusters, version := s.local.snapshot()
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
 		// Sent as this node itself (its client certificate), not on anyone's behalf.
 		req := connect.NewRequest(&ebbflowv1.ReportAgentStreamsRequest{NodeId: s.cfg.NodeID, Clusters: clusters})
