@@ -158,6 +158,18 @@ func Start(t testing.TB, o Options) *Node {
 	if err := st.WaitForLeader(wctx); err != nil {
 		t.Fatalf("%s: no leader: %v", id, err)
 	}
+	// A new leader records its API address with a Raft write of its own after it serves its
+	// first request; wait for it so that tests counting log entries start from a settled log.
+	for {
+		if _, err := st.LeaderAPIAddress(); err == nil {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("%s: leader's API address never recorded", id)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	return n
 }
 
