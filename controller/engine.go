@@ -106,29 +106,36 @@ func decisionCommand(actor string, old, next *ebbflowv1.Rollout, events []*ebbfl
 				prev = nil
 			}
 		}
-		rec := proto.Clone(ch.Cluster).(*ebbflowv1.RolloutCluster)
-		var added []*storev1.ClusterPatch
-		for _, res := range rec.GetResults() {
-			have := 0
-			for _, pr := range prev.GetResults() {
-				if pr.GetPhase() == res.GetPhase() {
-					have = len(pr.GetMeasurements())
-				}
-			}
-			if len(res.GetMeasurements()) > have {
-				added = append(added, &storev1.ClusterPatch{MeasurementsPhase: res.GetPhase(), AddMeasurements: res.GetMeasurements()[have:]})
-			}
-			res.Measurements = nil
-		}
-		if len(added) == 0 {
-			added = []*storev1.ClusterPatch{{}}
-		}
-		for _, cp := range added {
-			cp.Wave, cp.Index, cp.Cluster = ch.Wave, ch.Index, rec
-			p.Clusters = append(p.Clusters, cp)
-		}
+		p.Clusters = append(p.Clusters, recordPatches(ch.Wave, ch.Index, prev, ch.Cluster)...)
 	}
 	return &storev1.Command{Actor: actor, Body: &storev1.Command_PatchRollout{PatchRollout: p}}
+}
+
+// recordPatches store one changed record: the record without its measurements, carrying the
+// measurements it gained over prev (nil: none before) as add_measurements, one patch per phase
+// that gained some.
+func recordPatches(wave, index int32, prev, cur *ebbflowv1.RolloutCluster) []*storev1.ClusterPatch {
+	rec := proto.Clone(cur).(*ebbflowv1.RolloutCluster)
+	var added []*storev1.ClusterPatch
+	for _, res := range rec.GetResults() {
+		have := 0
+		for _, pr := range prev.GetResults() {
+			if pr.GetPhase() == res.GetPhase() {
+				have = len(pr.GetMeasurements())
+			}
+		}
+		if len(res.GetMeasurements()) > have {
+			added = append(added, &storev1.ClusterPatch{MeasurementsPhase: res.GetPhase(), AddMeasurements: res.GetMeasurements()[have:]})
+		}
+		res.Measurements = nil
+	}
+	if len(added) == 0 {
+		added = []*storev1.ClusterPatch{{}}
+	}
+	for _, cp := range added {
+		cp.Wave, cp.Index, cp.Cluster = wave, index, rec
+	}
+	return added
 }
 
 // headerOf copies a rollout without its waves' clusters.

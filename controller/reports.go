@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -122,7 +121,9 @@ func (s *Server) decideReports(batch []*pendingReport) {
 		return
 	}
 	now := s.now()
-	// work holds the rollouts decided on in this batch, as the decisions so far left them.
+	// work holds the rollouts decided on in this batch, as the decisions so far left them. Each
+	// is the batch's own (ActiveRollout assembles a new header and new slices of shared, read-only
+	// records), so a decision puts its one new record in place instead of copying the wave.
 	work := map[string]*ebbflowv1.Rollout{}
 	var (
 		cmds   []*storev1.Command
@@ -154,17 +155,23 @@ func (s *Server) decideReports(batch []*pendingReport) {
 				continue
 			}
 		}
-		next, events, ok, why := rollout.IngestAt(r, int(h.Wave), int(h.Index), p.rep, now)
+		ch, events, ok, why := rollout.IngestRecord(r, int(h.Wave), int(h.Index), p.rep, now)
 		if !ok {
 			p.reason = why
 			continue
 		}
-		cmd := decisionCommand("agent:"+cluster, r, next, events)
+		cmd := &storev1.Command{Actor: "agent:" + cluster, Body: &storev1.Command_PatchRollout{PatchRollout: &storev1.PatchRollout{
+			RolloutId: id, ExpectedGeneration: r.GetGeneration(), Events: events,
+			Clusters: recordPatches(int32(ch.Wave), int32(ch.Index), ch.Old, ch.New),
+		}}}
 		if p.audit != nil {
 			cmd.Audit = s.auditEntry(p.audit)
 		}
-		next.Generation = r.GetGeneration() + 1
-		work[id] = next
+		// r is this batch's own copy (see work): the next report of its rollout is decided on
+		// it as this one leaves it.
+		r.Waves[ch.Wave].Clusters[ch.Index] = ch.New
+		r.Generation++
+		work[id] = r
 		cmds = append(cmds, cmd)
 		owners = append(owners, p)
 	}
@@ -241,10 +248,8 @@ func (s *Server) withMeasurements(ctx context.Context, r *ebbflowv1.Rollout, wav
 	for _, res := range rec.GetResults() {
 		res.Measurements = ms[res.GetPhase()]
 	}
-	// r is this batch's own (assembled from the index, or a decision's result): its waves are
-	// not shared, so replacing one pointer of a copied slice changes no one else's view.
-	cl := slices.Clone(r.Waves[wave].Clusters)
-	cl[index] = rec
-	r.Waves[wave].Clusters = cl
+	// r is the batch's own (see decideReports): replacing one pointer of its slice changes no
+	// one else's view.
+	r.Waves[wave].Clusters[index] = rec
 	return r, nil
 }

@@ -113,7 +113,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
 	if cfg.ForwardClient == nil {
-		cfg.ForwardClient = &http.Client{Timeout: 30 * time.Second}
+		cfg.ForwardClient = PeerClient(nil)
 	}
 	if cfg.ForwardScheme == "" {
 		cfg.ForwardScheme = "http"

@@ -186,6 +186,57 @@ func TestIngestAt(t *testing.T) {
 	}
 }
 
+// A batch decides reports one after the other on its own copy, putting each IngestRecord
+// change in place: it must end where IngestAt's chain of new rollouts ends, and leave the
+// rollout it started from untouched.
+func TestIngestRecordInPlaceMatchesIngestAt(t *testing.T) {
+	x := start(t, nil, wave(nil, "c1", "c2", "c3"))
+	x.step()
+	orig := proto.Clone(x.r).(*ebbflowv1.Rollout)
+	work := proto.Clone(x.r).(*ebbflowv1.Rollout) // the batch's own copy
+	chain := x.r
+	seq := []struct {
+		cluster string
+		st      ebbflowv1.PhaseStatus
+		ms      []*ebbflowv1.Measurement
+	}{
+		{"c1", stStarted, nil}, {"c2", stStarted, nil}, {"c1", stApplied, nil}, {"c1", stVerified, nil},
+		{"c1", stMeasured, httpMeasurement(latency(1, 200, 1.0))}, {"c3", stStarted, nil}, {"c2", stFailed, nil},
+	}
+	for _, s := range seq {
+		_, c := findCluster(chain, s.cluster)
+		rep := Report{Ref: &ebbflowv1.ReportRef{Cluster: s.cluster, AssignmentId: c.GetAssignmentId(), ProfileRevision: chain.GetProfileRevision(), Phase: c.GetPhase()},
+			Status: s.st, ReportTime: x.now, HelmBefore: 7, HelmAfter: 8, Measurements: s.ms}
+		before := proto.Clone(work)
+		ch, ev, ok, why := IngestRecord(work, -1, -1, rep, x.now)
+		if !ok {
+			t.Fatalf("%s %s: %s", s.cluster, s.st, why)
+		}
+		if !proto.Equal(before, work) {
+			t.Fatal("IngestRecord mutated its input")
+		}
+		if got := work.Waves[ch.Wave].Clusters[ch.Index]; got != ch.Old || ch.New.GetCluster() != s.cluster {
+			t.Fatalf("change at %d/%d: old %p is not the record there (%p), new is %s", ch.Wave, ch.Index, ch.Old, got, ch.New.GetCluster())
+		}
+		work.Waves[ch.Wave].Clusters[ch.Index] = ch.New
+		next, ev2, ok2, _ := IngestAt(chain, -1, -1, rep, x.now)
+		if !ok2 || len(ev) != len(ev2) {
+			t.Fatalf("IngestAt: accepted %v, %d events; IngestRecord %d", ok2, len(ev2), len(ev))
+		}
+		chain = next
+	}
+	if !proto.Equal(work, chain) {
+		t.Fatalf("in place:\n%v\nIngestAt chain:\n%v", work, chain)
+	}
+	if proto.Equal(orig, work) {
+		t.Fatal("the reports changed nothing")
+	}
+	stale := Report{Ref: &ebbflowv1.ReportRef{Cluster: "c1", AssignmentId: "old", ProfileRevision: work.GetProfileRevision()}, Status: stStarted}
+	if _, _, ok, why := IngestRecord(work, -1, -1, stale, x.now); ok || !strings.Contains(why, "current assignment") {
+		t.Fatalf("stale report: %v %q", ok, why)
+	}
+}
+
 func TestCapSamples(t *testing.T) {
 	samples := make([]float64, 3*MaxStoredSamples)
 	for i := range samples {

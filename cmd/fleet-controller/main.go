@@ -200,7 +200,7 @@ func run() error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 
-	peerClient := &http.Client{Timeout: 30 * time.Second}
+	peerClient := controller.PeerClient(nil)
 	var sec *security
 	if !f.insecure {
 		if sec, err = setupSecurity(f, log, nodeID, bootstrap, hostsOf(apiAddr, f.raftAdvertise, f.listen, f.raftListen)); err != nil {

@@ -127,10 +127,7 @@ func setupSecurity(f flags, log *slog.Logger, nodeID string, bootstrap bool, hos
 			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.tlsCA)
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = pki.ClientTLS(sec.node, peerPool)
-	tr.ForceAttemptHTTP2 = true
-	sec.peer = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	sec.peer = controller.PeerClient(pki.ClientTLS(sec.node, peerPool))
 	return sec, nil
 }
 

@@ -66,7 +66,7 @@ func (s *Security) configure(t testing.TB, id string, cfg *controller.Config, re
 		t.Fatal(err)
 	}
 	cfg.Authenticator, cfg.CA = v, s.CA
-	cfg.ForwardClient, cfg.ForwardScheme = s.client(pki.ClientTLS(src, s.CA.Pool())), "https"
+	cfg.ForwardClient, cfg.ForwardScheme = controller.PeerClient(pki.ClientTLS(src, s.CA.Pool())), "https"
 	return pki.ServerTLS(src, s.CA.Pool())
 }
 
