@@ -67,6 +67,13 @@ lint: tools ## go vet, gofmt, buf lint and buf breaking against main.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	buf lint
 	@if git rev-parse --verify -q main >/dev/null; then buf breaking --against '.git#branch=main'; fi
+	@big=$$(git ls-files -z | grep -zv '\(^\|/\)testdata/' | xargs -0 -r stat -c '%s %n' -- 2>/dev/null | awk '$$1 > 1048576' || true); \
+		if [ -n "$$big" ]; then echo "tracked files over 1 MB outside testdata/ (build outputs belong in ./bin):"; echo "$$big"; exit 1; fi
+
+.PHONY: clean
+clean: ## Remove build outputs (./bin) and Go's test cache; the kubebox binaries in ~/.cache stay.
+	rm -rf $(BIN)
+	go clean -testcache
 
 .PHONY: test
 test: checkgenerate lint kubebox ## Every check and every test (race detector on).

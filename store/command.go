@@ -15,6 +15,7 @@ import (
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	rules "github.com/ebbflow/ebbflow/rollout"
 )
 
 // Result is the outcome of one command: the resulting object (nil for deletes, node meta and
@@ -247,15 +248,8 @@ func (w *writer) activeRolloutPinning(profile string) (string, error) {
 	return "", nil
 }
 
-// terminal reports whether a rollout in state s is over.
-func terminal(s ebbflowv1.RolloutState) bool {
-	switch s {
-	case ebbflowv1.RolloutState_ROLLOUT_STATE_SUCCEEDED, ebbflowv1.RolloutState_ROLLOUT_STATE_FAILED,
-		ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED, ebbflowv1.RolloutState_ROLLOUT_STATE_ROLLED_BACK:
-		return true
-	}
-	return false
-}
+// terminal reports whether a rollout in state s is over; the rule is the rollout engine's.
+var terminal = rules.Terminal
 
 // Clusters.
 

@@ -123,6 +123,21 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// CheckRaftTimeouts checks Raft's timing the way the fleet-controller flags name it: each at
+// least 10ms, the election timeout at least the heartbeat timeout, the leader lease at most it.
+func CheckRaftTimeouts(heartbeat, election, lease time.Duration) error {
+	const floor = 10 * time.Millisecond
+	switch {
+	case heartbeat < floor || election < floor || lease < floor:
+		return fmt.Errorf("--raft-heartbeat-timeout (%s), --raft-election-timeout (%s) and --raft-leader-lease-timeout (%s) must each be at least %s", heartbeat, election, lease, floor)
+	case election < heartbeat:
+		return fmt.Errorf("--raft-election-timeout (%s) must be at least --raft-heartbeat-timeout (%s)", election, heartbeat)
+	case lease > heartbeat:
+		return fmt.Errorf("--raft-leader-lease-timeout (%s) must be at most --raft-heartbeat-timeout (%s)", lease, heartbeat)
+	}
+	return nil
+}
+
 // Store is one node of the replicated state.
 type Store struct {
 	cfg   Config

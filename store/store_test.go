@@ -312,6 +312,25 @@ func TestOpenValidatesConfig(t *testing.T) {
 	}
 }
 
+func TestCheckRaftTimeouts(t *testing.T) {
+	if err := CheckRaftTimeouts(DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	for _, tc := range []struct {
+		hb, el, lease time.Duration
+		want          string
+	}{
+		{time.Second, 500 * time.Millisecond, 500 * time.Millisecond, "--raft-election-timeout (500ms) must be at least --raft-heartbeat-timeout (1s)"},
+		{time.Second, time.Second, 2 * time.Second, "--raft-leader-lease-timeout (2s) must be at most --raft-heartbeat-timeout (1s)"},
+		{time.Millisecond, time.Second, time.Millisecond, "must each be at least 10ms"},
+	} {
+		err := CheckRaftTimeouts(tc.hb, tc.el, tc.lease)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CheckRaftTimeouts(%s, %s, %s) = %v; want %q", tc.hb, tc.el, tc.lease, err, tc.want)
+		}
+	}
+}
+
 func TestSingleNode(t *testing.T) {
 	s := mustNewStore(t)
 	if !s.IsLeader() || s.LeaderID() != "node1" {

@@ -39,6 +39,7 @@ type flags struct {
 	dataDir, listen, advertise, raftListen, raftAdvertise, nodeID, join string
 	tlsCert, tlsKey, logLevel, logFormat                                string
 	heartbeat                                                           time.Duration
+	raftHeartbeat, raftElection, raftLease                              time.Duration
 	allowInsecureRemote                                                 bool
 	readyFile, pprofListen                                              string
 	statefulSetService, podName, tlsCA                                  string
@@ -77,6 +78,9 @@ func parseFlags() flags {
 	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	flag.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
+	flag.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", store.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (randomised up to twice it) starts an election; lower fails over faster, higher rides out a loaded machine")
+	flag.DurationVar(&f.raftElection, "raft-election-timeout", store.DefaultElectionTimeout, "how long a candidate waits for votes (at least --raft-heartbeat-timeout)")
+	flag.DurationVar(&f.raftLease, "raft-leader-lease-timeout", store.DefaultLeaderLeaseTimeout, "a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
 	flag.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
 	flag.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
 	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
@@ -130,6 +134,9 @@ func run() error {
 	}
 	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
 		return errors.New("rate limits must not be negative and bursts must be at least 1")
+	}
+	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease); err != nil {
+		return err
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -211,6 +218,7 @@ func run() error {
 	scfg := store.Config{
 		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
 		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
+		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
 	}
 	if sec != nil {
 		scfg.RaftTLS = sec.raft

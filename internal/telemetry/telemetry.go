@@ -57,6 +57,13 @@ func Setup(opts Options) (*Telemetry, error) {
 	for _, p := range opts.SpanProcessors {
 		topts = append(topts, sdktrace.WithSpanProcessor(p))
 	}
+	if len(opts.SpanProcessors) == 0 {
+		// Nobody receives spans: record none. A recording span costs its attributes and events
+		// for as long as it is open, and an agent's assignment stream is open for days, so
+		// 10,000 agents would hold 10,000 spans that no exporter will ever read. Trace context
+		// still propagates (the spans are valid, not sampled).
+		topts = append(topts, sdktrace.WithSampler(sdktrace.NeverSample()))
+	}
 	tp := sdktrace.NewTracerProvider(topts...)
 	t := &Telemetry{Tracer: tp, Meter: mp, registry: reg, shutdown: []func(context.Context) error{tp.Shutdown, mp.Shutdown}}
 	if opts.Global {
