@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ebbflow/ebbflow/internal/durable"
 	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
@@ -637,7 +638,7 @@ func removeTemps(dir string) error {
 // writeAtomic writes dir/name through a temporary file in dir, synced, then renamed, so the
 // file never holds part of data.
 func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	if err := pki.WriteFileAtomic(filepath.Join(dir, name), data, perm); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, name), data, perm); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	return nil
@@ -645,7 +646,7 @@ func writeAtomic(dir, name string, data []byte, perm os.FileMode) error {
 
 // syncDir makes renames and removals in dir durable.
 func syncDir(dir string) error {
-	if err := pki.SyncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	return nil

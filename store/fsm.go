@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ebbflow/ebbflow/internal/durable"
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 )
@@ -177,7 +178,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.mu.Unlock()
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := syncDir(filepath.Dir(f.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(f.path)); err != nil {
 		f.log.Warn("syncing the data directory after restore", "err", err)
 	}
 	db, err = openStateDB(f.path)
@@ -306,13 +307,4 @@ func writeFileSync(path string, r io.Reader) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

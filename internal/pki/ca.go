@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ebbflow/ebbflow/internal/durable"
 )
 
 // Files of a CA directory.
@@ -67,10 +69,10 @@ func LoadOrCreateCA(dir string) (ca *CA, created bool, err error) {
 	}
 	// The key goes first: a crash between the two writes leaves a key without a certificate,
 	// which the next start reports instead of silently making a second CA.
-	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := durable.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := WriteFileAtomic(certPath, ca.CertPEM, 0o600); err != nil {
+	if err := durable.WriteFile(certPath, ca.CertPEM, 0o600); err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil
@@ -277,53 +279,4 @@ func exists(path string) (bool, error) {
 	default:
 		return false, fmt.Errorf("pki: %w", err)
 	}
-}
-
-// WriteFileAtomic writes data to path with mode perm through a temporary file in the same
-// directory, synced, then renamed, and syncs the directory: after a crash path holds either
-// its old contents or all of data, never part of it.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir makes the renames and removals in dir durable (where the platform can sync a
-// directory).
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

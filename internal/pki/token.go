@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ebbflow/ebbflow/internal/durable"
 )
 
 // Join tokens are "<id>.<secret>", like kubeadm's bootstrap tokens: the id names the token in
@@ -198,7 +200,7 @@ func LoadOrCreateAdminToken(dir string) (token string, created bool, err error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("pki: %w", err)
 	}
-	if err := WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", false, err
 	}
 	return token, true, nil
