@@ -2,6 +2,20 @@
 // baseline: a Mann-Whitney U test on the raw samples plus percentile deltas
 // against the rollout's budget. Pure: no I/O, no clock.
 //
+// # Worked example
+//
+// Budget p50 +10%, p99 +20%, alpha 0.05; a baseline of 100 requests at 10.0, 10.1, ... 19.9 ms.
+//
+//   - A candidate 30% slower on every request: p50 and p99 are both +30%, over budget, and the
+//     U test sees the whole distribution shift (p < 0.0001): REGRESSION, "p50 +30.0% > budget
+//     10% (p<0.0001); p99 +30.0% > budget 20% (p<0.0001)".
+//   - A candidate equal to the baseline except its slowest 3 requests, 2x slower: p50 is
+//     unchanged, p99 is +100%, but 3 of 200 ranks moved and the U test gives p = 0.4961:
+//     INCONCLUSIVE, "p99 +100.0% > budget 20% but not significant". That is rule 7's blind
+//     spot for tail-only regressions.
+//
+// (Example in example_test.go prints both verdicts, so this text is checked by go test.)
+//
 // # Rules
 //
 // Judge compares a candidate Sample (measured after a phase was applied) with
