@@ -11,9 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/ebbflow/ebbflow/internal/durable"
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
+
+	"github.com/ebbflow/ebbflow/internal/durable"
 )
 
 // fsm adapts the state database to raft.FSM (and raft.BatchingFSM, so a burst of entries
