@@ -22,26 +22,19 @@ type agentService struct{ *Server }
 
 func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[ebbflowv1.RegisterAgentRequest]) (*connect.Response[ebbflowv1.RegisterAgentResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	if !s.store.IsLeader() {
+		return nil, store.ErrNotLeader
+	}
+	cluster, err := s.registerIfChanged(ctx, actorOf(ctx), m)
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterAgentRequest]) (*connect.Response[ebbflowv1.RegisterAgentResponse], error) {
-		return c.agents.RegisterAgent
-	}, func(ctx context.Context) (*ebbflowv1.RegisterAgentResponse, error) {
-		if !s.store.IsLeader() {
-			return nil, store.ErrNotLeader
-		}
-		cluster, err := s.registerIfChanged(ctx, actorOf(ctx), m)
-		if err != nil {
-			return nil, err
-		}
-		s.live.beat(m.GetCluster(), s.now())
-		return &ebbflowv1.RegisterAgentResponse{
-			Cluster:           s.withLiveness(cluster),
-			HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
-			StreamLiveness:    true,
-		}, nil
-	})
+	s.live.beat(m.GetCluster(), s.now())
+	return connect.NewResponse(&ebbflowv1.RegisterAgentResponse{
+		Cluster:           s.withLiveness(cluster),
+		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
+		StreamLiveness:    true,
+	}), nil
 }
 
 // registerIfChanged writes through Raft only when the registration changes something, so a
@@ -96,9 +89,6 @@ func registrationCovered(cur *ebbflowv1.Cluster, m *ebbflowv1.RegisterAgentReque
 
 func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request[ebbflowv1.WatchAssignmentRequest], stream *connect.ServerStream[ebbflowv1.WatchAssignmentResponse]) error {
 	name := req.Msg.GetCluster()
-	if err := validateRequest(req.Msg); err != nil {
-		return err
-	}
 	// Woken only by this cluster's changes; no goroutine and no queue per stream.
 	w := s.store.WatchCluster(name)
 	defer w.Close()
@@ -174,65 +164,44 @@ func checkRef(v *issues, ref *ebbflowv1.ReportRef) {
 
 func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	ok, reason, err := s.submitReport(ctx, rollout.Report{
+		Ref: m.GetRef(), Status: m.GetStatus(), Message: m.GetMessage(), ReportTime: reportTime(m.GetReportTime(), s.now()),
+		HelmBefore: m.GetHelmRevisionBefore(), HelmAfter: m.GetHelmRevisionAfter(), Preflight: m.GetPreflightReasons(),
+	})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
-		return c.agents.ReportPhaseStatus
-	}, func(ctx context.Context) (*ebbflowv1.ReportPhaseStatusResponse, error) {
-		ok, reason, err := s.submitReport(ctx, rollout.Report{
-			Ref: m.GetRef(), Status: m.GetStatus(), Message: m.GetMessage(), ReportTime: reportTime(m.GetReportTime(), s.now()),
-			HelmBefore: m.GetHelmRevisionBefore(), HelmAfter: m.GetHelmRevisionAfter(), Preflight: m.GetPreflightReasons(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.live.beat(m.GetRef().GetCluster(), s.now())
-		return &ebbflowv1.ReportPhaseStatusResponse{Accepted: ok, Reason: reason}, nil
-	})
+	s.live.beat(m.GetRef().GetCluster(), s.now())
+	return connect.NewResponse(&ebbflowv1.ReportPhaseStatusResponse{Accepted: ok, Reason: reason}), nil
 }
 
 func (s *agentService) ReportMeasurement(ctx context.Context, req *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	ok, reason, err := s.submitReport(ctx, rollout.Report{
+		Ref: m.GetRef(), ReportTime: reportTime(m.GetReportTime(), s.now()), Measurements: m.GetMeasurements(),
+	})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ReportMeasurementRequest]) (*connect.Response[ebbflowv1.ReportMeasurementResponse], error) {
-		return c.agents.ReportMeasurement
-	}, func(ctx context.Context) (*ebbflowv1.ReportMeasurementResponse, error) {
-		ok, reason, err := s.submitReport(ctx, rollout.Report{
-			Ref: m.GetRef(), ReportTime: reportTime(m.GetReportTime(), s.now()), Measurements: m.GetMeasurements(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.live.beat(m.GetRef().GetCluster(), s.now())
-		return &ebbflowv1.ReportMeasurementResponse{Accepted: ok, Reason: reason}, nil
-	})
+	s.live.beat(m.GetRef().GetCluster(), s.now())
+	return connect.NewResponse(&ebbflowv1.ReportMeasurementResponse{Accepted: ok, Reason: reason}), nil
 }
 
 func (s *agentService) Heartbeat(ctx context.Context, req *connect.Request[ebbflowv1.HeartbeatRequest]) (*connect.Response[ebbflowv1.HeartbeatResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
+	// Liveness lives in the leader's memory: no Raft write per heartbeat.
+	if !s.store.IsLeader() {
+		return nil, store.ErrNotLeader
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.HeartbeatRequest]) (*connect.Response[ebbflowv1.HeartbeatResponse], error) {
-		return c.agents.Heartbeat
-	}, func(ctx context.Context) (*ebbflowv1.HeartbeatResponse, error) {
-		// Liveness lives in the leader's memory: no Raft write per heartbeat.
-		if !s.store.IsLeader() {
-			return nil, store.ErrNotLeader
-		}
-		if _, ok := s.store.Registered(m.GetCluster()); !ok {
-			return nil, fmt.Errorf("cluster %q: %w", m.GetCluster(), store.ErrNotFound)
-		}
-		s.live.beat(m.GetCluster(), s.now())
-		var id string
-		if h, ok := s.store.HolderOf(m.GetCluster()); ok {
-			id = rollout.AssignmentFor(h.Header, h.Record).GetId()
-		}
-		return &ebbflowv1.HeartbeatResponse{AssignmentId: id}, nil
-	})
+	if _, ok := s.store.Registered(m.GetCluster()); !ok {
+		return nil, fmt.Errorf("cluster %q: %w", m.GetCluster(), store.ErrNotFound)
+	}
+	s.live.beat(m.GetCluster(), s.now())
+	var id string
+	if h, ok := s.store.HolderOf(m.GetCluster()); ok {
+		id = rollout.AssignmentFor(h.Header, h.Record).GetId()
+	}
+	return connect.NewResponse(&ebbflowv1.HeartbeatResponse{AssignmentId: id}), nil
 }
 
 // reportTime is the agent's own timestamp of a report, or now when it sent none.

@@ -204,9 +204,7 @@ func (s *auditService) ListAuditRecords(ctx context.Context, req *connect.Reques
 	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListAuditRecordsRequest]) (*connect.Response[ebbflowv1.ListAuditRecordsResponse], error) {
-		return c.audit.ListAuditRecords
-	}, func(tx *store.Tx) (*ebbflowv1.ListAuditRecordsResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListAuditRecordsResponse, error) {
 		recs, more, err := tx.AuditRecords(f, before, size)
 		if err != nil {
 			return nil, err

@@ -31,67 +31,6 @@ func (a access) String() string {
 	return [...]string{"", "public", "any authenticated caller", "a cluster's agent", "viewer", "operator", "admin", "a controller node"}[a]
 }
 
-// Resources outside the RPCs that need authorization: /metrics and server reflection.
-const (
-	metricsResource    = "GET /metrics"
-	reflectionResource = "grpc.reflection"
-)
-
-// procedureAccess is the required access of every procedure of the API. A procedure missing
-// here is refused to everyone but nodes (TestEveryProcedureHasAnAccess keeps it complete).
-var procedureAccess = map[string]access{
-	metricsResource:    accessViewer,
-	reflectionResource: accessViewer,
-
-	c.AccessServiceWhoAmIProcedure:                accessAuthenticated,
-	c.AccessServiceCreateJoinTokenProcedure:       accessAdmin,
-	c.AccessServiceListJoinTokensProcedure:        accessAdmin,
-	c.AccessServiceRevokeJoinTokenProcedure:       accessAdmin,
-	c.AccessServiceRevokeClusterIdentityProcedure: accessAdmin,
-
-	c.AgentServiceRegisterAgentProcedure:      accessAgent,
-	c.AgentServiceWatchAssignmentProcedure:    accessAgent,
-	c.AgentServiceReportPhaseStatusProcedure:  accessAgent,
-	c.AgentServiceReportMeasurementProcedure:  accessAgent,
-	c.AgentServiceHeartbeatProcedure:          accessAgent,
-	c.AgentServiceRenewCertificateProcedure:   accessAgent,
-	c.AgentServiceJoinClusterProcedure:        accessPublic,
-	c.AuditServiceListAuditRecordsProcedure:   accessViewer,
-	c.ClusterServiceGetClusterProcedure:       accessViewer,
-	c.ClusterServiceListClustersProcedure:     accessViewer,
-	c.ClusterServiceRegisterClusterProcedure:  accessAdmin,
-	c.ClusterServiceSetClusterLabelsProcedure: accessAdmin,
-	c.ClusterServiceCordonClusterProcedure:    accessAdmin,
-	c.ClusterServiceUncordonClusterProcedure:  accessAdmin,
-	c.ClusterServiceDeleteClusterProcedure:    accessAdmin,
-
-	c.ControllerServiceGetControllerStatusProcedure: accessViewer,
-	c.ControllerServiceAddVoterProcedure:            accessAdmin,
-	c.ControllerServiceRemoveServerProcedure:        accessAdmin,
-	c.ControllerServiceReportAgentStreamsProcedure:  accessNode,
-
-	c.ProfileServiceGetProfileProcedure:           accessViewer,
-	c.ProfileServiceListProfilesProcedure:         accessViewer,
-	c.ProfileServiceListProfileRevisionsProcedure: accessViewer,
-	c.ProfileServiceValidateProfileProcedure:      accessViewer,
-	c.ProfileServiceCreateProfileProcedure:        accessAdmin,
-	c.ProfileServiceUpdateProfileProcedure:        accessAdmin,
-	c.ProfileServiceDeleteProfileProcedure:        accessAdmin,
-
-	c.RolloutServiceGetRolloutProcedure:        accessViewer,
-	c.RolloutServiceListRolloutsProcedure:      accessViewer,
-	c.RolloutServiceWatchRolloutProcedure:      accessViewer,
-	c.RolloutServicePlanRolloutProcedure:       accessViewer,
-	c.RolloutServiceGetRolloutHistoryProcedure: accessViewer,
-	c.RolloutServiceCreateRolloutProcedure:     accessOperator,
-	c.RolloutServicePauseRolloutProcedure:      accessOperator,
-	c.RolloutServiceResumeRolloutProcedure:     accessOperator,
-	c.RolloutServiceApproveRolloutProcedure:    accessOperator,
-	c.RolloutServiceSkipClusterProcedure:       accessOperator,
-	c.RolloutServiceAbortRolloutProcedure:      accessOperator,
-	c.RolloutServiceRollbackRolloutProcedure:   accessOperator,
-}
-
 // roleAccess is the access each role grants.
 var roleAccess = map[ebbflowv1.Role]access{
 	ebbflowv1.Role_ROLE_VIEWER:   accessViewer,
@@ -103,7 +42,7 @@ var roleAccess = map[ebbflowv1.Role]access{
 // (nil when not received yet: the cluster is checked when it is). Errors are Unauthenticated
 // for a caller without credentials and PermissionDenied for one whose identity is not enough.
 func authorize(procedure string, id Identity, msg any) error {
-	need, known := procedureAccess[procedure]
+	need, known := accessOf(procedure)
 	if id.Unrestricted || id.Kind == ebbflowv1.IdentityKind_IDENTITY_KIND_NODE {
 		return nil
 	}
@@ -127,7 +66,7 @@ func authorize(procedure string, id Identity, msg any) error {
 		if msg == nil || procedure == c.AgentServiceRenewCertificateProcedure {
 			return nil
 		}
-		if cl := clusterOf(msg); cl != id.Name {
+		if cl := clusterOf(procedure, msg); cl != id.Name {
 			return connect.NewError(connect.CodePermissionDenied,
 				fmt.Errorf("the agent of cluster %q may not act for cluster %q", id.Name, cl))
 		}
@@ -154,21 +93,4 @@ func denied(procedure string, id Identity, need access) error {
 
 func short(procedure string) string {
 	return strings.TrimPrefix(procedure, "/ebbflow.v1.")
-}
-
-// clusterOf is the cluster an agent's request speaks for.
-func clusterOf(msg any) string {
-	switch m := msg.(type) {
-	case *ebbflowv1.RegisterAgentRequest:
-		return m.GetCluster()
-	case *ebbflowv1.WatchAssignmentRequest:
-		return m.GetCluster()
-	case *ebbflowv1.ReportPhaseStatusRequest:
-		return m.GetRef().GetCluster()
-	case *ebbflowv1.ReportMeasurementRequest:
-		return m.GetRef().GetCluster()
-	case *ebbflowv1.HeartbeatRequest:
-		return m.GetCluster()
-	}
-	return ""
 }

@@ -37,103 +37,63 @@ func (s *clusterService) clusterWrite(ctx context.Context, actor string, cmd *st
 
 func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_RegisterCluster{
+		RegisterCluster: &storev1.RegisterCluster{Name: m.GetName(), Labels: m.GetLabels()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
-		return c.clusters.RegisterCluster
-	}, func(ctx context.Context) (*ebbflowv1.RegisterClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_RegisterCluster{
-			RegisterCluster: &storev1.RegisterCluster{Name: m.GetName(), Labels: m.GetLabels()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.RegisterClusterResponse{Cluster: c}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.RegisterClusterResponse{Cluster: c}), nil
 }
 
 func (s *clusterService) SetClusterLabels(ctx context.Context, req *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
+		SetClusterLabels: &storev1.SetClusterLabels{Name: m.GetName(), Labels: m.GetLabels(), ExpectedGeneration: m.GetExpectedGeneration()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SetClusterLabelsRequest]) (*connect.Response[ebbflowv1.SetClusterLabelsResponse], error) {
-		return c.clusters.SetClusterLabels
-	}, func(ctx context.Context) (*ebbflowv1.SetClusterLabelsResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterLabels{
-			SetClusterLabels: &storev1.SetClusterLabels{Name: m.GetName(), Labels: m.GetLabels(), ExpectedGeneration: m.GetExpectedGeneration()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.SetClusterLabelsResponse{Cluster: c}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.SetClusterLabelsResponse{Cluster: c}), nil
 }
 
 func (s *clusterService) CordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: true, Reason: m.GetReason()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CordonClusterRequest]) (*connect.Response[ebbflowv1.CordonClusterResponse], error) {
-		return c.clusters.CordonCluster
-	}, func(ctx context.Context) (*ebbflowv1.CordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
-			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: true, Reason: m.GetReason()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.CordonClusterResponse{Cluster: c}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.CordonClusterResponse{Cluster: c}), nil
 }
 
 func (s *clusterService) UncordonCluster(ctx context.Context, req *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
+		SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: false},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UncordonClusterRequest]) (*connect.Response[ebbflowv1.UncordonClusterResponse], error) {
-		return c.clusters.UncordonCluster
-	}, func(ctx context.Context) (*ebbflowv1.UncordonClusterResponse, error) {
-		c, err := s.clusterWrite(ctx, actorOf(ctx), &storev1.Command{Body: &storev1.Command_SetClusterCordon{
-			SetClusterCordon: &storev1.SetClusterCordon{Name: m.GetName(), Cordoned: false},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.UncordonClusterResponse{Cluster: c}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.UncordonClusterResponse{Cluster: c}), nil
 }
 
 func (s *clusterService) DeleteCluster(ctx context.Context, req *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteCluster{
+		DeleteCluster: &storev1.DeleteCluster{Name: m.GetName()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteClusterRequest]) (*connect.Response[ebbflowv1.DeleteClusterResponse], error) {
-		return c.clusters.DeleteCluster
-	}, func(ctx context.Context) (*ebbflowv1.DeleteClusterResponse, error) {
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteCluster{
-			DeleteCluster: &storev1.DeleteCluster{Name: m.GetName()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		s.live.forget(m.GetName())
-		return &ebbflowv1.DeleteClusterResponse{}, nil
-	})
+	s.live.forget(m.GetName())
+	return connect.NewResponse(&ebbflowv1.DeleteClusterResponse{}), nil
 }
 
 func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetClusterRequest]) (*connect.Response[ebbflowv1.GetClusterResponse], error) {
-		return c.clusters.GetCluster
-	}, func(tx *store.Tx) (*ebbflowv1.GetClusterResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetClusterResponse, error) {
 		c, err := tx.Cluster(m.GetName())
 		if err != nil {
 			return nil, err
@@ -144,16 +104,11 @@ func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[eb
 
 func (s *clusterService) ListClusters(ctx context.Context, req *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
 	sel := v.selector("selector", m.GetSelector())
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListClustersRequest]) (*connect.Response[ebbflowv1.ListClustersResponse], error) {
-		return c.clusters.ListClusters
-	}, func(tx *store.Tx) (*ebbflowv1.ListClustersResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListClustersResponse, error) {
 		res := &ebbflowv1.ListClustersResponse{}
 		// Scan in chunks so a selective selector still fills a page.
 		for {

@@ -3,13 +3,15 @@ package controller
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
@@ -40,19 +42,9 @@ func PeerClient(tlsConfig *tls.Config) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
-// leaderClients are Connect clients for one leader's API.
-type leaderClients struct {
-	addr       string
-	profiles   ebbflowv1connect.ProfileServiceClient
-	clusters   ebbflowv1connect.ClusterServiceClient
-	rollouts   ebbflowv1connect.RolloutServiceClient
-	agents     ebbflowv1connect.AgentServiceClient
-	controller ebbflowv1connect.ControllerServiceClient
-	audit      ebbflowv1connect.AuditServiceClient
-	access     ebbflowv1connect.AccessServiceClient
-}
-
-// forwarder sends leader-only calls that reached a follower on to the leader.
+// forwarder sends calls that must run on the leader on to it: one generic Connect client per
+// procedure and leader address, built from the procedure's schema, so no RPC has forwarding
+// code of its own.
 type forwarder struct {
 	nodeID  string
 	members Membership
@@ -61,64 +53,121 @@ type forwarder struct {
 	opts    []connect.ClientOption
 
 	mu      sync.Mutex
-	current *leaderClients
+	addr    string // the leader the clients below call
+	clients map[string]*connect.Client[forwarded, forwarded]
+	status  ebbflowv1connect.ControllerServiceClient
 }
 
-func (f *forwarder) leader() (*leaderClients, error) {
+// forwarded carries one request or response message of any type through a generic client; it
+// is itself a proto.Message (the one it carries), so the server sends a forwarded response as
+// it is, in whichever codec the caller asked for.
+type forwarded struct{ proto.Message }
+
+// forwardCodec is the protobuf codec of one procedure's generic client: it marshals the
+// request as it is and unmarshals the response into a new message of the procedure's output.
+type forwardCodec struct{ out protoreflect.MessageType }
+
+func (forwardCodec) Name() string { return "proto" }
+
+func (forwardCodec) Marshal(v any) ([]byte, error) {
+	f, ok := v.(*forwarded)
+	if !ok || f.Message == nil {
+		return nil, fmt.Errorf("forward: cannot marshal %T", v)
+	}
+	return proto.Marshal(f.Message)
+}
+
+func (c forwardCodec) Unmarshal(b []byte, v any) error {
+	f, ok := v.(*forwarded)
+	if !ok {
+		return fmt.Errorf("forward: cannot unmarshal into %T", v)
+	}
+	f.Message = c.out.New().Interface()
+	return proto.Unmarshal(b, f.Message)
+}
+
+// leaderAddr is the leader's API address, or Unavailable.
+func (f *forwarder) leaderAddr() (string, error) {
 	addr, err := f.members.LeaderAPIAddress()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+		return "", connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+	}
+	return addr, nil
+}
+
+// client is the generic client of spec's procedure on the leader at addr.
+func (f *forwarder) client(addr string, spec connect.Spec) (*connect.Client[forwarded, forwarded], error) {
+	md, ok := spec.Schema.(protoreflect.MethodDescriptor)
+	if !ok {
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s has no schema to forward it by", spec.Procedure))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.current != nil && f.current.addr == addr {
-		return f.current, nil
+	if f.addr != addr {
+		f.addr, f.clients, f.status = addr, map[string]*connect.Client[forwarded, forwarded]{}, nil
 	}
-	base := f.scheme + "://" + addr
-	f.current = &leaderClients{
-		addr:       addr,
-		profiles:   ebbflowv1connect.NewProfileServiceClient(f.http, base, f.opts...),
-		clusters:   ebbflowv1connect.NewClusterServiceClient(f.http, base, f.opts...),
-		rollouts:   ebbflowv1connect.NewRolloutServiceClient(f.http, base, f.opts...),
-		agents:     ebbflowv1connect.NewAgentServiceClient(f.http, base, f.opts...),
-		controller: ebbflowv1connect.NewControllerServiceClient(f.http, base, f.opts...),
-		audit:      ebbflowv1connect.NewAuditServiceClient(f.http, base, f.opts...),
-		access:     ebbflowv1connect.NewAccessServiceClient(f.http, base, f.opts...),
+	if cl := f.clients[spec.Procedure]; cl != nil {
+		return cl, nil
 	}
-	return f.current, nil
+	out, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s: %w", spec.Procedure, err))
+	}
+	opts := append([]connect.ClientOption{connect.WithCodec(forwardCodec{out: out}), connect.WithSchema(md)}, f.opts...)
+	cl := connect.NewClient[forwarded, forwarded](f.http, f.scheme+"://"+addr+spec.Procedure, opts...)
+	f.clients[spec.Procedure] = cl
+	return cl, nil
 }
 
-// onLeader runs local; if this node is not the leader it forwards req to the leader with
-// remote instead. Errors from local are mapped to Connect codes.
-func onLeader[Req, Res any](
-	ctx context.Context,
-	f *forwarder,
-	req *connect.Request[Req],
-	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
-	local func(context.Context) (*Res, error),
-) (*connect.Response[Res], error) {
-	res, err := local(ctx)
-	if err == nil {
-		return connect.NewResponse(res), nil
-	}
-	if !errors.Is(err, store.ErrNotLeader) {
-		return nil, toConnectError(err)
-	}
+// forward sends req to the leader with the headers h (the caller's identity) and returns the
+// leader's answer. A call another node already forwarded is not forwarded again: a stale view
+// of the leader answers Unavailable instead of looping.
+func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.Header) (connect.AnyResponse, error) {
 	if by := req.Header().Get(forwardedHeader); by != "" {
 		addr, _ := f.members.LeaderAPIAddress()
 		return nil, connect.NewError(connect.CodeUnavailable,
 			fmt.Errorf("forwarded by %s but this node is not the leader either (leader API address %q); retry", by, addr))
 	}
-	lc, err := f.leader()
+	msg, ok := req.Any().(proto.Message)
+	if !ok {
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("forward: %T is not a protobuf message", req.Any()))
+	}
+	addr, err := f.leaderAddr()
 	if err != nil {
 		return nil, err
 	}
-	fwd := connect.NewRequest(req.Msg)
-	for k, v := range forwardHeaders(ctx, f) {
+	cl, err := f.client(addr, req.Spec())
+	if err != nil {
+		return nil, err
+	}
+	fwd := connect.NewRequest(&forwarded{msg})
+	for k, v := range h {
 		fwd.Header()[k] = v
 	}
 	markForwarded(ctx)
-	return remote(lc)(ctx, fwd)
+	res, err := cl.CallUnary(ctx, fwd)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// leaderController is a ControllerService client of the leader and the leader's address,
+// for this node's own calls to it (a consistent stream start, the agent streams it holds).
+func (f *forwarder) leaderController() (ebbflowv1connect.ControllerServiceClient, string, error) {
+	addr, err := f.leaderAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.addr != addr {
+		f.addr, f.clients, f.status = addr, map[string]*connect.Client[forwarded, forwarded]{}, nil
+	}
+	if f.status == nil {
+		f.status = ebbflowv1connect.NewControllerServiceClient(f.http, f.scheme+"://"+addr, f.opts...)
+	}
+	return f.status, addr, nil
 }
 
 // readYourWrites makes a stream start from a state that holds every write acknowledged before
@@ -133,11 +182,11 @@ func (s *Server) readYourWrites(ctx context.Context) {
 			return
 		}
 	}
-	lc, err := s.fwd.leader()
+	status, _, err := s.fwd.leaderController()
 	if err != nil {
 		return
 	}
-	st, err := lc.controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+	st, err := status.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
 	if err != nil {
 		s.log.Debug("no leader commit index for a consistent stream start; serving the local replica", "err", err)
 		return

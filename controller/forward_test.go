@@ -2,7 +2,11 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +148,48 @@ func TestFollowerWatchSeesAcknowledgedCreate(t *testing.T) {
 		}
 		stream.Close()
 		cancel()
+	}
+}
+
+// Forwarding is generic (by procedure name, from the procedure's schema), so it must carry every
+// protocol and codec the API serves: Connect JSON from a portal, gRPC, and the leader's errors
+// with their codes and details.
+func TestFollowerForwardsEveryProtocol(t *testing.T) {
+	nodes := controllertest.StartCluster(t, 3)
+	f := follower(t, nodes)
+	ctx := context.Background()
+
+	post := func(procedure, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, f.URL+procedure, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := controllertest.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(raw)
+	}
+	create := `{"name":"portal","spec":{"description":"d","chart":{"repository":"https://helm.cilium.io","version":">=1.16.0"}}}`
+	code, body := post("/ebbflow.v1.ProfileService/CreateProfile", create)
+	if code != http.StatusOK || !strings.Contains(body, `"name":"portal"`) || !strings.Contains(body, `"revision":"1"`) {
+		t.Fatalf("Connect JSON create through a follower: %d %s", code, body)
+	}
+	code, body = post("/ebbflow.v1.ProfileService/CreateProfile", create)
+	if code != http.StatusConflict || !strings.Contains(body, `"code":"already_exists"`) {
+		t.Fatalf("the leader's AlreadyExists through a follower: %d %s", code, body)
+	}
+
+	g := newClients(f.URL, connect.WithGRPC())
+	got, err := g.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: "portal"}))
+	if err != nil || got.Msg.GetProfile().GetRevision() != 1 {
+		t.Fatalf("gRPC linearizable read through a follower: %v %v", got, err)
+	}
+	// A refused write keeps its code and its field violations on the way back.
+	_, err = g.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1"}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || len(ce.Details()) == 0 {
+		t.Fatalf("gRPC invalid write through a follower: %v", err)
 	}
 }

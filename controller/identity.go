@@ -32,43 +32,33 @@ var errNoCA = errors.New("this controller runs without a certificate authority (
 // one token cannot both get a certificate, and a certificate of an earlier epoch stops working.
 func (a *agentService) JoinCluster(ctx context.Context, req *connect.Request[ebbflowv1.JoinClusterRequest]) (*connect.Response[ebbflowv1.JoinClusterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	if a.cfg.CA == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errNoCA)
 	}
 	id, secret, _ := pki.ParseJoinToken(m.GetToken())
-	return onLeader(ctx, a.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.JoinClusterRequest]) (*connect.Response[ebbflowv1.JoinClusterResponse], error) {
-		return c.agents.JoinCluster
-	}, func(ctx context.Context) (*ebbflowv1.JoinClusterResponse, error) {
-		out, err := a.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_ConsumeJoinToken{
-			ConsumeJoinToken: &storev1.ConsumeJoinToken{Id: id, SecretHash: pki.HashSecret(secret)},
-		}})
-		if errors.Is(err, store.ErrNotFound) {
-			// The same answer as a wrong secret: a caller learns nothing about which ids exist.
-			return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("join token not accepted"))
-		}
-		if err != nil {
-			return nil, err
-		}
-		ci := out.(*storev1.ClusterIdentity)
-		cert, err := a.cfg.CA.IssueFromCSR([]byte(m.GetCsrPem()),
-			pki.Identity{Kind: pki.KindAgent, Name: ci.GetCluster(), Epoch: ci.GetEpoch()}, a.cfg.AgentCertTTL, a.now())
-		if err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("csr_pem: %w", err))
-		}
-		a.log.InfoContext(ctx, "agent joined", "cluster", ci.GetCluster(), "epoch", ci.GetEpoch(), "token", id)
-		return &ebbflowv1.JoinClusterResponse{Cluster: ci.GetCluster(), CertificatePem: string(cert), CaPem: string(a.cfg.CA.CertPEM)}, nil
-	})
+	out, err := a.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_ConsumeJoinToken{
+		ConsumeJoinToken: &storev1.ConsumeJoinToken{Id: id, SecretHash: pki.HashSecret(secret)},
+	}})
+	if errors.Is(err, store.ErrNotFound) {
+		// The same answer as a wrong secret: a caller learns nothing about which ids exist.
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("join token not accepted"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	ci := out.(*storev1.ClusterIdentity)
+	cert, err := a.cfg.CA.IssueFromCSR([]byte(m.GetCsrPem()),
+		pki.Identity{Kind: pki.KindAgent, Name: ci.GetCluster(), Epoch: ci.GetEpoch()}, a.cfg.AgentCertTTL, a.now())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("csr_pem: %w", err))
+	}
+	a.log.InfoContext(ctx, "agent joined", "cluster", ci.GetCluster(), "epoch", ci.GetEpoch(), "token", id)
+	return connect.NewResponse(&ebbflowv1.JoinClusterResponse{Cluster: ci.GetCluster(), CertificatePem: string(cert), CaPem: string(a.cfg.CA.CertPEM)}), nil
 }
 
 // RenewCertificate issues the calling agent a new certificate of its current identity epoch
 // (the Verifier has checked that the one it calls with is of that epoch and not revoked).
 func (a *agentService) RenewCertificate(ctx context.Context, req *connect.Request[ebbflowv1.RenewCertificateRequest]) (*connect.Response[ebbflowv1.RenewCertificateResponse], error) {
-	if err := validateRequest(req.Msg); err != nil {
-		return nil, err
-	}
 	if a.cfg.CA == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errNoCA)
 	}
@@ -105,41 +95,29 @@ func (s *accessService) WhoAmI(ctx context.Context, req *connect.Request[ebbflow
 
 func (s *accessService) CreateJoinToken(ctx context.Context, req *connect.Request[ebbflowv1.CreateJoinTokenRequest]) (*connect.Response[ebbflowv1.CreateJoinTokenResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	id, secret, err := pki.NewJoinToken()
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateJoinTokenRequest]) (*connect.Response[ebbflowv1.CreateJoinTokenResponse], error) {
-		return c.access.CreateJoinToken
-	}, func(ctx context.Context) (*ebbflowv1.CreateJoinTokenResponse, error) {
-		id, secret, err := pki.NewJoinToken()
-		if err != nil {
-			return nil, err
-		}
-		ttl := defaultJoinTokenTTL
-		if m.GetTtl() != nil {
-			ttl = m.GetTtl().AsDuration()
-		}
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateJoinToken{
-			CreateJoinToken: &storev1.CreateJoinToken{
-				Token:      &ebbflowv1.JoinToken{Id: id, Cluster: m.GetCluster(), Description: m.GetDescription(), ExpireTime: timestamppb.New(s.now().Add(ttl))},
-				SecretHash: pki.HashSecret(secret),
-			},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.CreateJoinTokenResponse{Token: id + "." + secret, JoinToken: out.(*ebbflowv1.JoinToken)}, nil
-	})
+	ttl := defaultJoinTokenTTL
+	if m.GetTtl() != nil {
+		ttl = m.GetTtl().AsDuration()
+	}
+	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateJoinToken{
+		CreateJoinToken: &storev1.CreateJoinToken{
+			Token:      &ebbflowv1.JoinToken{Id: id, Cluster: m.GetCluster(), Description: m.GetDescription(), ExpireTime: timestamppb.New(s.now().Add(ttl))},
+			SecretHash: pki.HashSecret(secret),
+		},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&ebbflowv1.CreateJoinTokenResponse{Token: id + "." + secret, JoinToken: out.(*ebbflowv1.JoinToken)}), nil
 }
 
 func (s *accessService) ListJoinTokens(ctx context.Context, req *connect.Request[ebbflowv1.ListJoinTokensRequest]) (*connect.Response[ebbflowv1.ListJoinTokensResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListJoinTokensRequest]) (*connect.Response[ebbflowv1.ListJoinTokensResponse], error) {
-		return c.access.ListJoinTokens
-	}, func(tx *store.Tx) (*ebbflowv1.ListJoinTokensResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListJoinTokensResponse, error) {
 		toks, err := tx.JoinTokens(m.GetCluster())
 		if err != nil {
 			return nil, err
@@ -157,38 +135,24 @@ func (s *accessService) ListJoinTokens(ctx context.Context, req *connect.Request
 
 func (s *accessService) RevokeJoinToken(ctx context.Context, req *connect.Request[ebbflowv1.RevokeJoinTokenRequest]) (*connect.Response[ebbflowv1.RevokeJoinTokenResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_RevokeJoinToken{
+		RevokeJoinToken: &storev1.RevokeJoinToken{Id: m.GetId()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RevokeJoinTokenRequest]) (*connect.Response[ebbflowv1.RevokeJoinTokenResponse], error) {
-		return c.access.RevokeJoinToken
-	}, func(ctx context.Context) (*ebbflowv1.RevokeJoinTokenResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_RevokeJoinToken{
-			RevokeJoinToken: &storev1.RevokeJoinToken{Id: m.GetId()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.RevokeJoinTokenResponse{JoinToken: out.(*ebbflowv1.JoinToken)}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.RevokeJoinTokenResponse{JoinToken: out.(*ebbflowv1.JoinToken)}), nil
 }
 
 func (s *accessService) RevokeClusterIdentity(ctx context.Context, req *connect.Request[ebbflowv1.RevokeClusterIdentityRequest]) (*connect.Response[ebbflowv1.RevokeClusterIdentityResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_RevokeClusterIdentity{
+		RevokeClusterIdentity: &storev1.RevokeClusterIdentity{Cluster: m.GetCluster()},
+	}})
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RevokeClusterIdentityRequest]) (*connect.Response[ebbflowv1.RevokeClusterIdentityResponse], error) {
-		return c.access.RevokeClusterIdentity
-	}, func(ctx context.Context) (*ebbflowv1.RevokeClusterIdentityResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_RevokeClusterIdentity{
-			RevokeClusterIdentity: &storev1.RevokeClusterIdentity{Cluster: m.GetCluster()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		ci := out.(*storev1.ClusterIdentity)
-		s.log.InfoContext(ctx, "cluster identity revoked", "cluster", ci.GetCluster(), "epoch", ci.GetEpoch(), "by", actorOf(ctx))
-		return &ebbflowv1.RevokeClusterIdentityResponse{Epoch: ci.GetEpoch()}, nil
-	})
+	ci := out.(*storev1.ClusterIdentity)
+	s.log.InfoContext(ctx, "cluster identity revoked", "cluster", ci.GetCluster(), "epoch", ci.GetEpoch(), "by", actorOf(ctx))
+	return connect.NewResponse(&ebbflowv1.RevokeClusterIdentityResponse{Epoch: ci.GetEpoch()}), nil
 }

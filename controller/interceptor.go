@@ -2,63 +2,101 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
+
+	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/store"
 )
 
-// interceptor establishes the caller's identity for every call, applies the rate limits, and
-// sends mutations to the leader and audits them there.
+// interceptor is the one chain every call of the API walks, driven by the procedure table:
+// authenticate, rate-limit, authorise, validate, forward to the leader when the call must run
+// there, audit a mutation (on the leader), and map the handler's errors onto Connect codes.
+// Handlers only read, decide and apply.
 type interceptor struct{ s *Server }
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		s := i.s
-		procedure := req.Spec().Procedure
+		name := req.Spec().Procedure
+		p := procedures[name]
 		id, remote, node, err := s.identify(ctx, req.Peer(), req.Header())
 		if err != nil {
-			s.log.InfoContext(ctx, "call not authenticated", "procedure", procedure, "remote", remote, "err", err)
+			s.log.InfoContext(ctx, "call not authenticated", "procedure", name, "remote", remote, "err", err)
 			return nil, err
 		}
-		if id.Unrestricted && id.Actor == "anonymous" && agentProcedures[procedure] {
+		if id.Unrestricted && id.Actor == "anonymous" && p.cluster != nil {
 			// Without authentication an agent names itself by its cluster.
-			id.Actor = clip("agent:"+clusterOf(req.Any()), 128)
+			id.Actor = clip("agent:"+p.cluster(req.Any()), 128)
 		}
-		ctx = withIdentity(ctx, id)
-		ctx = withRemote(ctx, remote)
-		if err := s.limits.allow(procedure, id, req.Any()); err != nil {
-			s.log.DebugContext(ctx, "rate limited", "procedure", procedure, "actor", id.Actor, "remote", remote)
+		ctx = withRemote(withIdentity(ctx, id), remote)
+		if err := s.limits.allow(p, id, req.Any()); err != nil {
+			s.log.DebugContext(ctx, "rate limited", "procedure", name, "actor", id.Actor, "remote", remote)
 			return nil, err
 		}
-		authErr := authorize(procedure, id, req.Any())
-		m, ok := mutations[procedure]
-		if !ok || connect.CodeOf(authErr) == connect.CodeUnauthenticated {
+		authErr := authorize(name, id, req.Any())
+		if p.resource == nil || connect.CodeOf(authErr) == connect.CodeUnauthenticated {
 			if authErr != nil {
 				return nil, authErr
 			}
-			return next(ctx, req)
-		}
-		// A mutation is executed, and audited (a refused one too), on the leader only.
-		if req.Header().Get(forwardedHeader) == "" && !s.store.IsLeader() {
-			lc, err := s.fwd.leader()
-			if err != nil {
+			if err := validateRequest(req.Any()); err != nil {
 				return nil, err
 			}
-			return m.forward(ctx, lc, req, forwardHeaders(ctx, s.fwd))
+			return s.run(ctx, p, req, next)
+		}
+		// A mutation is validated, executed and audited (a refused one too) on the leader.
+		if s.mustForward(p, req) {
+			return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
 		}
 		c := &auditCall{
-			procedure: strings.TrimPrefix(procedure, "/"), actor: id.Actor, remote: remote, node: node,
-			resource: clip(m.resource(req.Any()), maxAuditResource),
+			procedure: strings.TrimPrefix(name, "/"), actor: id.Actor, remote: remote, node: node,
+			resource: clip(p.resource(req.Any()), maxAuditResource),
 		}
 		ctx = context.WithValue(ctx, auditKey{}, c)
 		var res connect.AnyResponse
 		if err = authErr; err == nil {
-			res, err = next(ctx, req)
+			if err = validateRequest(req.Any()); err == nil {
+				res, err = s.run(ctx, p, req, next)
+			}
 		}
 		s.finish(ctx, c, res, err)
 		return res, err
 	}
+}
+
+// run calls the handler where the procedure table says the call runs: here, or, when it must
+// run on the leader and this node is not (or stopped being during the call), on the leader.
+func (s *Server) run(ctx context.Context, p procedure, req connect.AnyRequest, next connect.UnaryFunc) (connect.AnyResponse, error) {
+	if s.mustForward(p, req) {
+		return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
+	}
+	res, err := next(ctx, req)
+	if err == nil {
+		return res, nil
+	}
+	if p.runs != anyNode && errors.Is(err, store.ErrNotLeader) {
+		return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
+	}
+	return nil, toConnectError(err)
+}
+
+// mustForward says whether req must go to the leader before anything runs here. A call another
+// node forwarded runs here whatever this node's view (forward refuses to forward it again).
+func (s *Server) mustForward(p procedure, req connect.AnyRequest) bool {
+	if req.Header().Get(forwardedHeader) != "" || s.store.IsLeader() {
+		return false
+	}
+	switch p.runs {
+	case onLeader:
+		return true
+	case atReadLevel:
+		r, ok := req.Any().(interface{ GetRead() *ebbflowv1.ReadOptions })
+		return !ok || r.GetRead().GetConsistency() != ebbflowv1.Consistency_CONSISTENCY_STALE
+	}
+	return false
 }
 
 func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
@@ -91,7 +129,10 @@ func (c authorizedConn) Receive(msg any) error {
 	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
 		return err
 	}
-	return authorize(c.procedure, c.id, msg)
+	if err := authorize(c.procedure, c.id, msg); err != nil {
+		return err
+	}
+	return validateRequest(msg)
 }
 
 // identify establishes the caller: the Authenticator's answer, or, for a call another node of

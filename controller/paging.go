@@ -10,29 +10,24 @@ import (
 	"github.com/ebbflow/ebbflow/store"
 )
 
-// readAt serves a read at the requested level: stale reads from the local replica, linearizable
-// reads on the leader (forwarded there from a follower).
-func readAt[Req, Res any](
-	ctx context.Context,
-	s *Server,
-	req *connect.Request[Req],
-	opts *ebbflowv1.ReadOptions,
-	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
-	read func(tx *store.Tx) (*Res, error),
-) (*connect.Response[Res], error) {
+// view serves a read at the requested level: stale from the local replica, linearizable on
+// the leader (on a follower the read returns store.ErrNotLeader and the interceptor forwards
+// the call; the procedure table usually has already).
+func view[Res any](ctx context.Context, s *Server, opts *ebbflowv1.ReadOptions, read func(tx *store.Tx) (*Res, error)) (*connect.Response[Res], error) {
 	level := store.Linearizable
 	if opts.GetConsistency() == ebbflowv1.Consistency_CONSISTENCY_STALE {
 		level = store.Stale
 	}
-	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
-		var out *Res
-		err := s.store.View(ctx, level, func(tx *store.Tx) error {
-			var err error
-			out, err = read(tx)
-			return err
-		})
-		return out, err
+	var out *Res
+	err := s.store.View(ctx, level, func(tx *store.Tx) error {
+		var err error
+		out, err = read(tx)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(out), nil
 }
 
 // trimPage cuts a list read with one extra item to size; the token resumes after the last item

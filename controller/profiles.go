@@ -31,17 +31,13 @@ func (s *profileService) CreateProfile(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateProfileRequest]) (*connect.Response[ebbflowv1.CreateProfileResponse], error) {
-		return c.profiles.CreateProfile
-	}, func(ctx context.Context) (*ebbflowv1.CreateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateProfile{
-			CreateProfile: &storev1.CreateProfile{Name: m.GetName(), Spec: m.GetSpec()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.CreateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}, nil
-	})
+	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_CreateProfile{
+		CreateProfile: &storev1.CreateProfile{Name: m.GetName(), Spec: m.GetSpec()},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&ebbflowv1.CreateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}), nil
 }
 
 func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
@@ -50,58 +46,42 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.UpdateProfileRequest]) (*connect.Response[ebbflowv1.UpdateProfileResponse], error) {
-		return c.profiles.UpdateProfile
-	}, func(ctx context.Context) (*ebbflowv1.UpdateProfileResponse, error) {
-		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
-			UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.UpdateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}, nil
-	})
+	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
+		UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&ebbflowv1.UpdateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}), nil
 }
 
 func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	var rev uint64
+	if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
+		p, err := tx.Profile(m.GetName(), 0)
+		if err == nil {
+			rev = p.GetRevision()
+		}
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {
-		return c.profiles.DeleteProfile
-	}, func(ctx context.Context) (*ebbflowv1.DeleteProfileResponse, error) {
-		var rev uint64
-		if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
-			p, err := tx.Profile(m.GetName(), 0)
-			if err == nil {
-				rev = p.GetRevision()
-			}
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		if m.GetExpectedRevision() != 0 {
-			rev = m.GetExpectedRevision()
-		}
-		_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteProfile{
-			DeleteProfile: &storev1.DeleteProfile{Name: m.GetName(), ExpectedRevision: rev},
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.DeleteProfileResponse{Revision: rev}, nil
-	})
+	if m.GetExpectedRevision() != 0 {
+		rev = m.GetExpectedRevision()
+	}
+	_, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_DeleteProfile{
+		DeleteProfile: &storev1.DeleteProfile{Name: m.GetName(), ExpectedRevision: rev},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&ebbflowv1.DeleteProfileResponse{Revision: rev}), nil
 }
 
 func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetProfileRequest]) (*connect.Response[ebbflowv1.GetProfileResponse], error) {
-		return c.profiles.GetProfile
-	}, func(tx *store.Tx) (*ebbflowv1.GetProfileResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetProfileResponse, error) {
 		p, err := tx.Profile(m.GetName(), m.GetRevision())
 		if err != nil {
 			return nil, err
@@ -112,15 +92,10 @@ func (s *profileService) GetProfile(ctx context.Context, req *connect.Request[eb
 
 func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfilesRequest]) (*connect.Response[ebbflowv1.ListProfilesResponse], error) {
-		return c.profiles.ListProfiles
-	}, func(tx *store.Tx) (*ebbflowv1.ListProfilesResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListProfilesResponse, error) {
 		ps, err := tx.Profiles(after, size+1)
 		if err != nil {
 			return nil, err
@@ -132,12 +107,7 @@ func (s *profileService) ListProfiles(ctx context.Context, req *connect.Request[
 
 func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListProfileRevisionsRequest]) (*connect.Response[ebbflowv1.ListProfileRevisionsResponse], error) {
-		return c.profiles.ListProfileRevisions
-	}, func(tx *store.Tx) (*ebbflowv1.ListProfileRevisionsResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListProfileRevisionsResponse, error) {
 		rs, err := tx.ProfileRevisions(m.GetName())
 		if err != nil {
 			return nil, err
@@ -148,9 +118,6 @@ func (s *profileService) ListProfileRevisions(ctx context.Context, req *connect.
 
 func (s *profileService) ValidateProfile(_ context.Context, req *connect.Request[ebbflowv1.ValidateProfileRequest]) (*connect.Response[ebbflowv1.ValidateProfileResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	res := profile.Validate(m.GetName(), m.GetSpec())
 	return connect.NewResponse(&ebbflowv1.ValidateProfileResponse{
 		Valid: len(res.Errors) == 0, Errors: res.Errors, Warnings: res.Warnings, UnvalidatedKeys: res.Unvalidated,

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
 // RateLimit is a token bucket: Rate calls per second on average, bursts of up to Burst.
@@ -36,20 +33,6 @@ const (
 	limiterIdle        = 10 * time.Minute
 )
 
-// agentProcedures are limited per cluster; every other unary call of the API per actor,
-// except heartbeats: they cost the leader a map update in memory (no Raft, no disk) and an
-// agent may send them back to back after a reconnect.
-var agentProcedures = map[string]bool{
-	ebbflowv1connect.AgentServiceRegisterAgentProcedure:     true,
-	ebbflowv1connect.AgentServiceReportPhaseStatusProcedure: true,
-	ebbflowv1connect.AgentServiceReportMeasurementProcedure: true,
-}
-
-// unlimited are calls no limiter counts.
-var unlimited = map[string]bool{
-	ebbflowv1connect.AgentServiceHeartbeatProcedure: true,
-}
-
 // limits holds the per-identity limiters of one node.
 type limits struct {
 	agents, people *limiterSet
@@ -59,16 +42,17 @@ func newLimits(agent, people RateLimit, max int, now func() time.Time) *limits {
 	return &limits{agents: newLimiterSet("cluster", agent, max, now), people: newLimiterSet("actor", people, max, now)}
 }
 
-// allow returns nil, or a ResourceExhausted error with a retry hint. Calls forwarded by
-// another node were limited there.
-func (l *limits) allow(procedure string, id Identity, msg any) error {
-	if id.Peer || unlimited[procedure] {
+// allow returns nil, or a ResourceExhausted error with a retry hint. Agents' writes count
+// against their cluster's limiter, every other unary call against its actor's, heartbeats
+// against none (procedure.limit). Calls forwarded by another node were limited there.
+func (l *limits) allow(p procedure, id Identity, msg any) error {
+	if id.Peer || p.access == 0 {
 		return nil
 	}
-	if agentProcedures[procedure] {
-		return l.agents.allow(clusterOf(msg))
-	}
-	if strings.HasPrefix(procedure, "/ebbflow.v1.") {
+	switch p.limit {
+	case limitCluster:
+		return l.agents.allow(p.cluster(msg))
+	case limitActor:
 		return l.people.allow(id.Actor)
 	}
 	return nil

@@ -17,47 +17,32 @@ type rolloutService struct{ *Server }
 
 func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), m.GetSpec())
+	if err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
-		return c.rollouts.CreateRollout
-	}, func(ctx context.Context) (*ebbflowv1.CreateRolloutResponse, error) {
-		r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), m.GetSpec())
-		if err != nil {
-			return nil, err
-		}
-		return &ebbflowv1.CreateRolloutResponse{Rollout: r}, nil
-	})
+	return connect.NewResponse(&ebbflowv1.CreateRolloutResponse{Rollout: r}), nil
 }
 
-// steer runs a manual control on the leader (forwarded there from a follower).
-func steer[Req, Res any](
-	ctx context.Context, s *rolloutService, req *connect.Request[Req], id, reason string,
-	remote func(*leaderClients) func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+// steer runs a manual control on rollout id as the caller.
+func steer[Res any](
+	ctx context.Context, s *rolloutService, id, reason string,
 	fn func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error),
 	wrap func(*ebbflowv1.Rollout) *Res,
 ) (*connect.Response[Res], error) {
-	if err := validateRequest(any(req.Msg).(proto.Message)); err != nil {
+	actor := actorOf(ctx)
+	r, err := s.mutateRollout(ctx, id, actor, func(r *ebbflowv1.Rollout, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+		return fn(r, actor, now)
+	})
+	if err != nil {
 		return nil, err
 	}
-	actor := actorOf(ctx)
-	return onLeader(ctx, s.fwd, req, remote, func(ctx context.Context) (*Res, error) {
-		r, err := s.mutateRollout(ctx, id, actor, func(r *ebbflowv1.Rollout, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
-			return fn(r, actor, now)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return wrap(r), nil
-	})
+	return connect.NewResponse(wrap(r)), nil
 }
 
 func (s *rolloutService) PauseRollout(ctx context.Context, req *connect.Request[ebbflowv1.PauseRolloutRequest]) (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
 	m := req.Msg
-	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.PauseRolloutRequest]) (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
-		return c.rollouts.PauseRollout
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), m.GetReason(), func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Pause(r, actor, m.GetReason(), now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.PauseRolloutResponse {
 		return &ebbflowv1.PauseRolloutResponse{Rollout: r}
@@ -66,9 +51,7 @@ func (s *rolloutService) PauseRollout(ctx context.Context, req *connect.Request[
 
 func (s *rolloutService) ResumeRollout(ctx context.Context, req *connect.Request[ebbflowv1.ResumeRolloutRequest]) (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
 	m := req.Msg
-	return steer(ctx, s, req, m.GetId(), "", func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ResumeRolloutRequest]) (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
-		return c.rollouts.ResumeRollout
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), "", func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Resume(r, actor, now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.ResumeRolloutResponse {
 		return &ebbflowv1.ResumeRolloutResponse{Rollout: r}
@@ -77,9 +60,7 @@ func (s *rolloutService) ResumeRollout(ctx context.Context, req *connect.Request
 
 func (s *rolloutService) ApproveRollout(ctx context.Context, req *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
 	m := req.Msg
-	return steer(ctx, s, req, m.GetId(), "", func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ApproveRolloutRequest]) (*connect.Response[ebbflowv1.ApproveRolloutResponse], error) {
-		return c.rollouts.ApproveRollout
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), "", func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Approve(r, m.GetWave(), m.GetCluster(), actor, now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.ApproveRolloutResponse {
 		return &ebbflowv1.ApproveRolloutResponse{Rollout: r}
@@ -88,9 +69,7 @@ func (s *rolloutService) ApproveRollout(ctx context.Context, req *connect.Reques
 
 func (s *rolloutService) SkipCluster(ctx context.Context, req *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
 	m := req.Msg
-	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.SkipClusterRequest]) (*connect.Response[ebbflowv1.SkipClusterResponse], error) {
-		return c.rollouts.SkipCluster
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), m.GetReason(), func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Skip(r, m.GetCluster(), m.GetReason(), actor, now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.SkipClusterResponse {
 		return &ebbflowv1.SkipClusterResponse{Rollout: r}
@@ -99,9 +78,7 @@ func (s *rolloutService) SkipCluster(ctx context.Context, req *connect.Request[e
 
 func (s *rolloutService) AbortRollout(ctx context.Context, req *connect.Request[ebbflowv1.AbortRolloutRequest]) (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
 	m := req.Msg
-	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.AbortRolloutRequest]) (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
-		return c.rollouts.AbortRollout
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), m.GetReason(), func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Abort(r, m.GetReason(), actor, now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.AbortRolloutResponse {
 		return &ebbflowv1.AbortRolloutResponse{Rollout: r}
@@ -119,9 +96,7 @@ func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Reque
 	case *ebbflowv1.RollbackRolloutRequest_All:
 		t.All, t.Wave = x.All, -1
 	}
-	return steer(ctx, s, req, m.GetId(), m.GetReason(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RollbackRolloutRequest]) (*connect.Response[ebbflowv1.RollbackRolloutResponse], error) {
-		return c.rollouts.RollbackRollout
-	}, func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+	return steer(ctx, s, m.GetId(), m.GetReason(), func(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 		return rollout.Rollback(r, t, m.GetReason(), actor, now)
 	}, func(r *ebbflowv1.Rollout) *ebbflowv1.RollbackRolloutResponse {
 		return &ebbflowv1.RollbackRolloutResponse{Rollout: r}
@@ -130,12 +105,7 @@ func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Reque
 
 func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {
-		return c.rollouts.GetRollout
-	}, func(tx *store.Tx) (*ebbflowv1.GetRolloutResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetRolloutResponse, error) {
 		r, err := tx.Rollout(m.GetId())
 		if err != nil {
 			return nil, err
@@ -146,15 +116,10 @@ func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[eb
 
 func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[ebbflowv1.ListRolloutsRequest]) (*connect.Response[ebbflowv1.ListRolloutsResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	var v issues
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.ListRolloutsRequest]) (*connect.Response[ebbflowv1.ListRolloutsResponse], error) {
-		return c.rollouts.ListRollouts
-	}, func(tx *store.Tx) (*ebbflowv1.ListRolloutsResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListRolloutsResponse, error) {
 		rs, err := tx.Rollouts(after, size+1)
 		if err != nil {
 			return nil, err
@@ -166,12 +131,7 @@ func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[
 
 func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutHistoryRequest]) (*connect.Response[ebbflowv1.GetRolloutHistoryResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, m.GetRead(), func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.GetRolloutHistoryRequest]) (*connect.Response[ebbflowv1.GetRolloutHistoryResponse], error) {
-		return c.rollouts.GetRolloutHistory
-	}, func(tx *store.Tx) (*ebbflowv1.GetRolloutHistoryResponse, error) {
+	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetRolloutHistoryResponse, error) {
 		if _, err := tx.Rollout(m.GetId()); err != nil {
 			return nil, err
 		}
@@ -187,9 +147,6 @@ func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Req
 // until it reaches a terminal state or the caller leaves.
 func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[ebbflowv1.WatchRolloutRequest], stream *connect.ServerStream[ebbflowv1.WatchRolloutResponse]) error {
 	id := req.Msg.GetId()
-	if err := validateRequest(req.Msg); err != nil {
-		return err
-	}
 	sub := s.store.Subscribe()
 	defer sub.Close()
 	s.readYourWrites(ctx)
@@ -269,12 +226,7 @@ func waitFor(ctx context.Context, sub *store.Subscription, want func(store.Chang
 // PlanRollout is a dry run: the waves the rollout would cut and each cluster's preflight.
 func (s *rolloutService) PlanRollout(ctx context.Context, req *connect.Request[ebbflowv1.PlanRolloutRequest]) (*connect.Response[ebbflowv1.PlanRolloutResponse], error) {
 	spec := req.Msg.GetSpec()
-	if err := validateRequest(req.Msg); err != nil {
-		return nil, err
-	}
-	return readAt(ctx, s.Server, req, nil, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.PlanRolloutRequest]) (*connect.Response[ebbflowv1.PlanRolloutResponse], error) {
-		return c.rollouts.PlanRollout
-	}, func(tx *store.Tx) (*ebbflowv1.PlanRolloutResponse, error) {
+	return view(ctx, s.Server, nil, func(tx *store.Tx) (*ebbflowv1.PlanRolloutResponse, error) {
 		p, err := tx.Profile(spec.GetProfile(), spec.GetProfileRevision())
 		if err != nil {
 			return nil, err

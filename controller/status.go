@@ -44,32 +44,18 @@ func (s *controllerService) GetControllerStatus(context.Context, *connect.Reques
 
 func (s *controllerService) AddVoter(ctx context.Context, req *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	if err := s.store.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddress(), m.GetApiAddress()); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.AddVoterRequest]) (*connect.Response[ebbflowv1.AddVoterResponse], error) {
-		return c.controller.AddVoter
-	}, func(ctx context.Context) (*ebbflowv1.AddVoterResponse, error) {
-		if err := s.store.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddress(), m.GetApiAddress()); err != nil {
-			return nil, err
-		}
-		s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(ctx))
-		return &ebbflowv1.AddVoterResponse{Members: members(s.store.Status())}, nil
-	})
+	s.log.InfoContext(ctx, "voter added", "node", m.GetNodeId(), "raft", m.GetRaftAddress(), "api", m.GetApiAddress(), "by", actorOf(ctx))
+	return connect.NewResponse(&ebbflowv1.AddVoterResponse{Members: members(s.store.Status())}), nil
 }
 
 func (s *controllerService) RemoveServer(ctx context.Context, req *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
+	if err := s.store.RemoveServer(ctx, m.GetNodeId()); err != nil {
 		return nil, err
 	}
-	return onLeader(ctx, s.fwd, req, func(c *leaderClients) func(context.Context, *connect.Request[ebbflowv1.RemoveServerRequest]) (*connect.Response[ebbflowv1.RemoveServerResponse], error) {
-		return c.controller.RemoveServer
-	}, func(ctx context.Context) (*ebbflowv1.RemoveServerResponse, error) {
-		if err := s.store.RemoveServer(ctx, m.GetNodeId()); err != nil {
-			return nil, err
-		}
-		s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(ctx))
-		return &ebbflowv1.RemoveServerResponse{Members: members(s.store.Status())}, nil
-	})
+	s.log.InfoContext(ctx, "server removed", "node", m.GetNodeId(), "by", actorOf(ctx))
+	return connect.NewResponse(&ebbflowv1.RemoveServerResponse{Members: members(s.store.Status())}), nil
 }

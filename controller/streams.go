@@ -118,34 +118,31 @@ func (s *Server) pushStreams(ctx context.Context) {
 			sentTo = ""
 			continue
 		}
-		lc, err := s.fwd.leader()
+		leader, addr, err := s.fwd.leaderController()
 		if err != nil {
 			continue
 		}
 		now := s.now()
-		if lc.addr == sentTo && s.local.currentVersion() == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
+		if addr == sentTo && s.local.currentVersion() == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
 			continue // nothing new to send: no list built
 		}
 		clusters, version := s.local.snapshot()
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
 		// Sent as this node itself (its client certificate), not on anyone's behalf.
 		req := connect.NewRequest(&ebbflowv1.ReportAgentStreamsRequest{NodeId: s.cfg.NodeID, Clusters: clusters})
-		_, err = lc.controller.ReportAgentStreams(cctx, req)
+		_, err = leader.ReportAgentStreams(cctx, req)
 		cancel()
 		if err != nil {
-			s.log.Debug("sending the agent streams to the leader", "leader", lc.addr, "err", err)
+			s.log.Debug("sending the agent streams to the leader", "leader", addr, "err", err)
 			continue
 		}
-		sentTo, sentVersion, sentAt = lc.addr, version, now
+		sentTo, sentVersion, sentAt = addr, version, now
 	}
 }
 
 // ReportAgentStreams records a follower's open agent streams on the leader.
 func (s *controllerService) ReportAgentStreams(ctx context.Context, req *connect.Request[ebbflowv1.ReportAgentStreamsRequest]) (*connect.Response[ebbflowv1.ReportAgentStreamsResponse], error) {
 	m := req.Msg
-	if err := validateRequest(m); err != nil {
-		return nil, err
-	}
 	if id := identityOf(ctx); !id.Unrestricted && id.Name != m.GetNodeId() {
 		return nil, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("node %q may not report the streams of node %q", id.Name, m.GetNodeId()))
