@@ -191,7 +191,7 @@ func (s *Server) mutateRollout(ctx context.Context, id, actor string, fn func(r 
 
 // createRollout snapshots the plan into a new rollout. Only one active rollout may hold a
 // cluster: a second one is refused, naming the rollout that holds it.
-func (s *Server) createRollout(ctx context.Context, id, actor string, spec *ebbflowv1.RolloutSpec) (*ebbflowv1.Rollout, error) {
+func (s *Server) createRollout(ctx context.Context, id, actor string, spec rollout.Spec) (*ebbflowv1.Rollout, error) {
 	if !s.store.IsLeader() {
 		return nil, store.ErrNotLeader
 	}

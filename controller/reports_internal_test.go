@@ -63,10 +63,14 @@ func batchServer(t *testing.T, n int) (*Server, *store.Store, *ebbflowv1.Rollout
 		}
 	}
 	gates := &ebbflowv1.WaveGates{SoakTime: durationpb.New(time.Millisecond)}
-	r, err := s.createRollout(ctx, "big", "tester", &ebbflowv1.RolloutSpec{
+	rspec, err := rollout.CheckSpec(&ebbflowv1.RolloutSpec{
 		Profile: name, ClusterSelector: "env=prod",
 		Waves: &ebbflowv1.RolloutSpec_Explicit{Explicit: &ebbflowv1.ExplicitWaves{Waves: []*ebbflowv1.WaveSpec{{Name: "all", Selector: "env=prod", Gates: gates}}}},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.createRollout(ctx, "big", "tester", rspec)
 	if err != nil {
 		t.Fatal(err)
 	}

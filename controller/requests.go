@@ -8,7 +8,6 @@ import (
 
 	"github.com/ebbflow/ebbflow/internal/pki"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
-	"github.com/ebbflow/ebbflow/rollout"
 )
 
 // Limits on what agents send, beyond the read limit of the whole message.
@@ -81,16 +80,9 @@ func validateRequest(msg any) error {
 		if m.GetId() != "" {
 			v.name("id", m.GetId())
 		}
-		if err := v.err(); err != nil {
-			return err
-		}
-		if is := rollout.ValidateSpec(m.GetSpec()); len(is) > 0 {
-			return invalid(is)
-		}
+		// The spec is validated once, by its handler (rollout.CheckSpec).
 	case *ebbflowv1.PlanRolloutRequest:
-		if is := rollout.ValidateSpec(m.GetSpec()); len(is) > 0 {
-			return invalid(is)
-		}
+		// The spec is validated once, by its handler (rollout.CheckSpec).
 	case *ebbflowv1.PauseRolloutRequest:
 		v.control(m.GetId(), m.GetReason())
 	case *ebbflowv1.ResumeRolloutRequest:

@@ -10,6 +10,7 @@ import (
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/rollout"
+	"github.com/ebbflow/ebbflow/rollout/profile"
 	"github.com/ebbflow/ebbflow/store"
 )
 
@@ -17,7 +18,11 @@ type rolloutService struct{ *Server }
 
 func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request[ebbflowv1.CreateRolloutRequest]) (*connect.Response[ebbflowv1.CreateRolloutResponse], error) {
 	m := req.Msg
-	r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), m.GetSpec())
+	spec, err := checkRolloutSpec(m.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), spec)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +230,10 @@ func waitFor(ctx context.Context, sub *store.Subscription, want func(store.Chang
 
 // PlanRollout is a dry run: the waves the rollout would cut and each cluster's preflight.
 func (s *rolloutService) PlanRollout(ctx context.Context, req *connect.Request[ebbflowv1.PlanRolloutRequest]) (*connect.Response[ebbflowv1.PlanRolloutResponse], error) {
-	spec := req.Msg.GetSpec()
+	spec, err := checkRolloutSpec(req.Msg.GetSpec())
+	if err != nil {
+		return nil, err
+	}
 	return view(ctx, s.Server, nil, func(tx *store.Tx) (*ebbflowv1.PlanRolloutResponse, error) {
 		p, err := tx.Profile(spec.GetProfile(), spec.GetProfileRevision())
 		if err != nil {
@@ -239,6 +247,24 @@ func (s *rolloutService) PlanRollout(ctx context.Context, req *connect.Request[e
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, err)
 		}
-		return plan, nil
+		return planResponse(plan), nil
 	})
+}
+
+// checkRolloutSpec validates a rollout spec where it enters, once.
+func checkRolloutSpec(spec *ebbflowv1.RolloutSpec) (rollout.Spec, error) {
+	out, err := rollout.CheckSpec(spec)
+	if ve := (*profile.ValidationError)(nil); errors.As(err, &ve) {
+		return out, invalid(ve.Issues)
+	}
+	return out, err
+}
+
+// planResponse is the API's form of a plan.
+func planResponse(p *rollout.RolloutPlan) *ebbflowv1.PlanRolloutResponse {
+	out := &ebbflowv1.PlanRolloutResponse{ProfileRevision: p.ProfileRevision, Skipped: p.Skipped, Warnings: p.Warnings}
+	for _, w := range p.Waves {
+		out.Waves = append(out.Waves, &ebbflowv1.WavePlan{Index: int32(w.Index), Name: w.Name, Clusters: w.Clusters})
+	}
+	return out
 }

@@ -105,7 +105,7 @@ func HeldClusters(r *ebbflowv1.Rollout) []string {
 // (Plan) snapshotted into phases, held_phases and held_reason. A cluster whose every phase is
 // held is in its wave as SKIPPED; clusters cordoned or matching no wave are in Rollout.skipped.
 // The rollout starts PENDING with one "create" event.
-func New(id string, spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
+func New(id string, spec Spec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 	if id == "" {
 		return nil, nil, fmt.Errorf("%w: rollout id is empty", ErrInvalidAction)
 	}
@@ -113,28 +113,24 @@ func New(id string, spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, cluste
 	if err != nil {
 		return nil, nil, err
 	}
-	planned, _, err := PlanWaves(spec, clusters)
-	if err != nil {
-		return nil, nil, err
-	}
 	r := &ebbflowv1.Rollout{
 		Id:              id,
-		Spec:            proto.Clone(spec).(*ebbflowv1.RolloutSpec),
+		Spec:            proto.Clone(spec.RolloutSpec).(*ebbflowv1.RolloutSpec),
 		ProfileRevision: prof.GetRevision(),
 		State:           rPending,
-		Skipped:         plan.GetSkipped(),
+		Skipped:         plan.Skipped,
 		CreateTime:      timestamppb.New(now),
 		UpdateTime:      timestamppb.New(now),
 		CreatedBy:       actor,
 		Message:         "created",
 	}
 	total := 0
-	for i, wp := range plan.GetWaves() {
-		w := &ebbflowv1.Wave{Index: wp.GetIndex(), Name: wp.GetName(), State: wPending}
-		if i < len(planned) && planned[i].Gates != nil {
-			w.Gates = proto.Clone(planned[i].Gates).(*ebbflowv1.WaveGates)
+	for _, wp := range plan.Waves {
+		w := &ebbflowv1.Wave{Index: int32(wp.Index), Name: wp.Name, State: wPending}
+		if wp.Gates != nil {
+			w.Gates = proto.Clone(wp.Gates).(*ebbflowv1.WaveGates)
 		}
-		for _, cp := range wp.GetClusters() {
+		for _, cp := range wp.Clusters {
 			rc := &ebbflowv1.RolloutCluster{
 				Cluster:    cp.GetCluster(),
 				State:      cPending,

@@ -37,6 +37,10 @@ var bigRollout = sync.OnceValues(func() (*big, error) {
 	spec := explicitSpec(&ebbflowv1.WaveSpec{Selector: "env=prod"})
 	spec.Profile = prof.GetName()
 	spec.Phases = []ebbflowv1.Phase{baseline, kpr}
+	checked, err := CheckSpec(spec)
+	if err != nil {
+		return nil, err
+	}
 	x := &big{world: make(map[string]*ebbflowv1.Cluster, bigN), now: t0}
 	fleet := make([]*ebbflowv1.Cluster, 0, bigN)
 	for i := range bigN {
@@ -44,7 +48,7 @@ var bigRollout = sync.OnceValues(func() (*big, error) {
 		fleet = append(fleet, c)
 		x.world[c.GetName()] = c
 	}
-	if x.pending, _, err = New("r1", spec, prof, fleet, "alice", t0); err != nil {
+	if x.pending, _, err = New("r1", checked, prof, fleet, "alice", t0); err != nil {
 		return nil, err
 	}
 	running, _, changed := Step(x.pending, World{Now: t0, Clusters: x.world})

@@ -78,7 +78,7 @@ func start(t *testing.T, edit func(s *ebbflowv1.RolloutSpec), waves ...*ebbflowv
 			x.world[c] = fc
 		}
 	}
-	r, ev, err := New("r1", spec, prof, fleet, "alice", t0)
+	r, ev, err := New("r1", mustSpec(t, spec), prof, fleet, "alice", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestNew(t *testing.T) {
 	}
 	spec := automaticSpec(1, waveSize(10))
 	spec.Profile = prof.GetName()
-	r, ev, err := New("r1", spec, prof, fleet, "alice", t0)
+	r, ev, err := New("r1", mustSpec(t, spec), prof, fleet, "alice", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestNew(t *testing.T) {
 			t.Errorf("%s terminal", s)
 		}
 	}
-	if _, _, err := New("r1", spec, &ebbflowv1.Profile{Name: "other", Revision: 1, Spec: prof.GetSpec()}, fleet, "alice", t0); err == nil {
+	if _, _, err := New("r1", mustSpec(t, spec), &ebbflowv1.Profile{Name: "other", Revision: 1, Spec: prof.GetSpec()}, fleet, "alice", t0); err == nil {
 		t.Fatal("New accepted another profile")
 	}
 }

@@ -51,6 +51,19 @@ func (v *issues) add(field, rule, format string, args ...any) {
 
 func idx(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]" }
 
+// Spec is a rollout spec that passed ValidateSpec. CheckSpec is the only way to make one, so a
+// spec is validated once, where it enters (the API's handler), and planning never sees an
+// invalid one.
+type Spec struct{ *ebbflowv1.RolloutSpec }
+
+// CheckSpec validates spec: a Spec, or a *profile.ValidationError naming every problem.
+func CheckSpec(spec *ebbflowv1.RolloutSpec) (Spec, error) {
+	if is := ValidateSpec(spec); len(is) > 0 {
+		return Spec{}, &profile.ValidationError{What: "rollout spec", Issues: is}
+	}
+	return Spec{spec}, nil
+}
+
 // ValidateSpec checks a rollout spec and returns every problem, each naming its field (JSON
 // names, e.g. spec.automatic.canaryCount) and a stable rule id. Nil means valid.
 func ValidateSpec(spec *ebbflowv1.RolloutSpec) []*ebbflowv1.ValidationIssue {
@@ -324,10 +337,7 @@ type PlannedWave struct {
 // Order, in every wave and before cutting automatic waves: by the value of spec.sortLabel
 // (numerically when both values are integers, clusters without the label last), then by name.
 // The input order never matters.
-func PlanWaves(spec *ebbflowv1.RolloutSpec, clusters []*ebbflowv1.Cluster) ([]PlannedWave, []*ebbflowv1.SkippedCluster, error) {
-	if is := ValidateSpec(spec); len(is) > 0 {
-		return nil, nil, &profile.ValidationError{What: "rollout spec", Issues: is}
-	}
+func PlanWaves(spec Spec, clusters []*ebbflowv1.Cluster) ([]PlannedWave, []*ebbflowv1.SkippedCluster, error) {
 	scope, err := ParseSelector(spec.GetClusterSelector())
 	if err != nil {
 		return nil, nil, err
@@ -493,6 +503,23 @@ func compareLabel(a, b map[string]string, label string) int {
 	return cmp.Compare(va, vb)
 }
 
+// RolloutPlan is a dry run of a rollout: its waves with each cluster's preflight, the clusters
+// it skips, and warnings.
+type RolloutPlan struct {
+	ProfileRevision uint64
+	Waves           []WavePlan
+	Skipped         []*ebbflowv1.SkippedCluster
+	Warnings        []*ebbflowv1.ValidationIssue
+}
+
+// WavePlan is one wave of a plan: PlanWaves' wave with each cluster's preflight.
+type WavePlan struct {
+	Index    int
+	Name     string
+	Gates    *ebbflowv1.WaveGates
+	Clusters []*ebbflowv1.ClusterPlan
+}
+
 // Plan is a dry run of a rollout: which clusters, in which wave, and for each cluster which
 // phases pass preflight (ClusterPlan.phases, in order) and which are held (held_phases): a phase
 // is held when a check fails or is unknown, and every phase after a held phase is held too, with
@@ -501,8 +528,8 @@ func compareLabel(a, b map[string]string, label string) int {
 // warnings are the profile's plus each planned cluster's inventory warnings.
 //
 // The profile must be the one the spec names (and the pinned revision when set) and must
-// validate; the spec must validate too.
-func Plan(spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster) (*ebbflowv1.PlanRolloutResponse, error) {
+// validate.
+func Plan(spec Spec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster) (*RolloutPlan, error) {
 	if prof == nil || prof.GetSpec() == nil {
 		return nil, fmt.Errorf("%w: no profile", ErrProfileMismatch)
 	}
@@ -520,14 +547,14 @@ func Plan(spec *ebbflowv1.RolloutSpec, prof *ebbflowv1.Profile, clusters []*ebbf
 	if err != nil {
 		return nil, err
 	}
-	phases := Phases(spec)
-	out := &ebbflowv1.PlanRolloutResponse{
+	phases := Phases(spec.RolloutSpec)
+	out := &RolloutPlan{
 		ProfileRevision: prof.GetRevision(),
 		Skipped:         skipped,
 		Warnings:        slices.Clone(res.Warnings),
 	}
 	for _, w := range waves {
-		wp := &ebbflowv1.WavePlan{Index: int32(w.Index), Name: w.Name}
+		wp := WavePlan{Index: w.Index, Name: w.Name, Gates: w.Gates}
 		for _, c := range w.Clusters {
 			wp.Clusters = append(wp.Clusters, planCluster(prof.GetSpec(), phases, c, w.Index))
 			out.Warnings = append(out.Warnings, profile.PreflightWarnings(c.GetName(), prof.GetSpec(), c.GetInventory())...)

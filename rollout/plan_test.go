@@ -271,7 +271,7 @@ func TestPlanWavesExplicit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			waves, skipped, err := PlanWaves(tt.spec, fleet)
+			waves, skipped, err := PlanWaves(mustSpec(t, tt.spec), fleet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,7 +282,7 @@ func TestPlanWavesExplicit(t *testing.T) {
 			// Input order never matters.
 			rev := slices.Clone(fleet)
 			slices.Reverse(rev)
-			waves2, skipped2, _ := PlanWaves(tt.spec, rev)
+			waves2, skipped2, _ := PlanWaves(mustSpec(t, tt.spec), rev)
 			if w2, s2 := render(waves2, skipped2); w2 != w || s2 != s {
 				t.Fatalf("order-dependent plan: %s / %s", w2, s2)
 			}
@@ -332,7 +332,7 @@ func TestPlanWavesAutomatic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			waves, skipped, err := PlanWaves(tt.spec, tt.fleet)
+			waves, skipped, err := PlanWaves(mustSpec(t, tt.spec), tt.fleet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,12 +374,22 @@ func TestPlanWavesAutomatic(t *testing.T) {
 	}
 }
 
-func TestPlanWavesInvalidSpec(t *testing.T) {
-	_, _, err := PlanWaves(automaticSpec(-1, waveSize(1)), nil)
+func TestCheckSpecRefusesAnInvalidSpec(t *testing.T) {
+	_, err := CheckSpec(automaticSpec(-1, waveSize(1)))
 	var ve *profile.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "spec.automatic.canaryCount") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// mustSpec is spec checked, as the API's handler checks it before planning.
+func mustSpec(t testing.TB, spec *ebbflowv1.RolloutSpec) Spec {
+	t.Helper()
+	s, err := CheckSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestPhases(t *testing.T) {
@@ -447,12 +457,12 @@ func TestPlan(t *testing.T) {
 	}
 	spec := automaticSpec(1, waveSize(10))
 	spec.Profile = prof.GetName()
-	resp, err := Plan(spec, prof, fleet)
+	resp, err := Plan(mustSpec(t, spec), prof, fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetProfileRevision() != 3 {
-		t.Fatalf("profile revision %d", resp.GetProfileRevision())
+	if resp.ProfileRevision != 3 {
+		t.Fatalf("profile revision %d", resp.ProfileRevision)
 	}
 	type want struct {
 		wave         int32
@@ -468,10 +478,10 @@ func TestPlan(t *testing.T) {
 	}
 	got := map[string]*ebbflowv1.ClusterPlan{}
 	var order []string
-	for _, w := range resp.GetWaves() {
-		for _, c := range w.GetClusters() {
-			if c.GetWave() != w.GetIndex() {
-				t.Fatalf("%s: wave %d in wave plan %d", c.GetCluster(), c.GetWave(), w.GetIndex())
+	for _, w := range resp.Waves {
+		for _, c := range w.Clusters {
+			if int(c.GetWave()) != w.Index {
+				t.Fatalf("%s: wave %d in wave plan %d", c.GetCluster(), c.GetWave(), w.Index)
 			}
 			got[c.GetCluster()] = c
 			order = append(order, c.GetCluster())
@@ -515,11 +525,11 @@ func TestPlan(t *testing.T) {
 			t.Errorf("new: unfolded passing check %v", ch)
 		}
 	}
-	if s := resp.GetSkipped(); len(s) != 1 || s[0].GetCluster() != "cordoned" || s[0].GetReason() != "cordoned: maintenance" {
+	if s := resp.Skipped; len(s) != 1 || s[0].GetCluster() != "cordoned" || s[0].GetReason() != "cordoned: maintenance" {
 		t.Fatalf("skipped %v", s)
 	}
 	rules := map[string]int{}
-	for _, w := range resp.GetWarnings() {
+	for _, w := range resp.Warnings {
 		rules[w.GetRule()]++
 	}
 	// The profile's own warnings once, plus BIG TCP on ena for each of the four inventoried clusters.
@@ -533,11 +543,11 @@ func TestPlanPhasesSubset(t *testing.T) {
 	spec := automaticSpec(0, waveSize(10))
 	spec.Profile = prof.GetName()
 	spec.Phases = []ebbflowv1.Phase{baseline, kpr}
-	resp, err := Plan(spec, prof, []*ebbflowv1.Cluster{withInventory(cluster("c"), true, nodes(1, "5.15.0-1051-aws", "ena")...)})
+	resp, err := Plan(mustSpec(t, spec), prof, []*ebbflowv1.Cluster{withInventory(cluster("c"), true, nodes(1, "5.15.0-1051-aws", "ena")...)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := resp.GetWaves()[0].GetClusters()[0]
+	c := resp.Waves[0].Clusters[0]
 	if !slices.Equal(c.GetPhases(), []ebbflowv1.Phase{baseline}) || !slices.Equal(c.GetHeldPhases(), []ebbflowv1.Phase{kpr}) {
 		t.Fatalf("phases %v held %v", c.GetPhases(), c.GetHeldPhases())
 	}
@@ -576,7 +586,10 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Plan(tt.spec, tt.prof, nil)
+			spec, err := CheckSpec(tt.spec)
+			if err == nil {
+				_, err = Plan(spec, tt.prof, nil)
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
