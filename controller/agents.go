@@ -146,19 +146,19 @@ func (s *Server) assignment(ctx context.Context, cluster string) (*ebbflowv1.Ass
 // checkRef validates what a report refers to.
 func checkRef(v *issues, ref *ebbflowv1.ReportRef) {
 	if ref == nil {
-		v.add("ref", "required", "must be set: reports name the assignment, profile revision and phase")
+		v.Add("ref", "required", "must be set: reports name the assignment, profile revision and phase")
 		return
 	}
 	v.name("ref.cluster", ref.GetCluster())
 	if ref.GetAssignmentId() == "" {
-		v.add("ref.assignment_id", "required", "must be set")
+		v.Add("ref.assignment_id", "required", "must be set")
 	}
 	v.maxLen("ref.assignment_id", ref.GetAssignmentId(), maxAssignmentID)
 	if ref.GetProfileRevision() == 0 {
-		v.add("ref.profile_revision", "required", "must be set")
+		v.Add("ref.profile_revision", "required", "must be set")
 	}
 	if _, ok := ebbflowv1.Phase_name[int32(ref.GetPhase())]; !ok || ref.GetPhase() == ebbflowv1.Phase_PHASE_UNSPECIFIED {
-		v.add("ref.phase", "enum", "must be one of baseline, l7, kpr, xdp")
+		v.Add("ref.phase", "enum", "must be one of baseline, l7, kpr, xdp")
 	}
 }
 

@@ -226,14 +226,14 @@ func auditQuery(m *ebbflowv1.ListAuditRecordsRequest) (store.AuditFilter, uint64
 	if tok := v.pageToken("page_token", m.GetPageToken()); tok != "" {
 		n, err := strconv.ParseUint(tok, 10, 64)
 		if err != nil || n == 0 {
-			v.add("page_token", "page-token", "not a page token returned by this API")
+			v.Add("page_token", "page-token", "not a page token returned by this API")
 		}
 		before = n
 	}
 	v.maxLen("actor", m.GetActor(), 128)
 	v.maxLen("prefix", m.GetPrefix(), maxAuditResource)
 	if _, ok := ebbflowv1.AuditResultFilter_name[int32(m.GetResult())]; !ok {
-		v.add("result", "enum", "must be one of ok, failed or unspecified")
+		v.Add("result", "enum", "must be one of ok, failed or unspecified")
 	}
 	f := store.AuditFilter{
 		Actor: m.GetActor(), Prefix: m.GetPrefix(),
@@ -242,18 +242,18 @@ func auditQuery(m *ebbflowv1.ListAuditRecordsRequest) (store.AuditFilter, uint64
 	}
 	if t := m.GetStartTime(); t != nil {
 		if err := t.CheckValid(); err != nil {
-			v.add("start_time", "timestamp", "%v", err)
+			v.Add("start_time", "timestamp", "%v", err)
 		}
 		f.Start = t.AsTime()
 	}
 	if t := m.GetEndTime(); t != nil {
 		if err := t.CheckValid(); err != nil {
-			v.add("end_time", "timestamp", "%v", err)
+			v.Add("end_time", "timestamp", "%v", err)
 		}
 		f.End = t.AsTime()
 	}
 	if !f.Start.IsZero() && !f.End.IsZero() && !f.Start.Before(f.End) {
-		v.add("end_time", "range", "must be after start_time")
+		v.Add("end_time", "range", "must be after start_time")
 	}
 	return f, before, v.err()
 }

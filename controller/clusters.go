@@ -137,12 +137,12 @@ func (s *clusterService) ListClusters(ctx context.Context, req *connect.Request[
 // selector parses a Kubernetes label selector.
 func (v *issues) selector(field, s string) labels.Selector {
 	if len(s) > 4096 {
-		v.add(field, "max-length", "at most 4096 bytes")
+		v.Add(field, "max-length", "at most 4096 bytes")
 		return labels.Nothing()
 	}
 	sel, err := labels.Parse(s)
 	if err != nil {
-		v.add(field, "label-selector", "invalid label selector %q: %s", s, strings.TrimSpace(err.Error()))
+		v.Add(field, "label-selector", "invalid label selector %q: %s", s, strings.TrimSpace(err.Error()))
 		return labels.Nothing()
 	}
 	return sel

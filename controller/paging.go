@@ -48,7 +48,7 @@ func (v *issues) pageToken(field, tok string) string {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) > 256 {
-		v.add(field, "page-token", "not a page token returned by this API")
+		v.Add(field, "page-token", "not a page token returned by this API")
 		return ""
 	}
 	return string(b)

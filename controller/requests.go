@@ -41,7 +41,7 @@ func validateRequest(msg any) error {
 		// the response.
 	case *ebbflowv1.ValidateProfileRequest:
 		if m.GetSpec() == nil {
-			v.add("spec", "required", "must be set")
+			v.Add("spec", "required", "must be set")
 		}
 		// The spec's own rules come back as the response's errors, not as a refusal.
 	case *ebbflowv1.DeleteProfileRequest:
@@ -89,7 +89,7 @@ func validateRequest(msg any) error {
 		v.control(m.GetId(), "")
 	case *ebbflowv1.ApproveRolloutRequest:
 		if (m.GetWave() < 0) == (m.GetCluster() == "") {
-			v.add("wave", "one-of", "give exactly one of wave (>= 0) or cluster (with wave -1)")
+			v.Add("wave", "one-of", "give exactly one of wave (>= 0) or cluster (with wave -1)")
 		} else if m.GetCluster() != "" {
 			v.name("cluster", m.GetCluster())
 		}
@@ -105,11 +105,11 @@ func validateRequest(msg any) error {
 			v.name("cluster", x.Cluster)
 		case *ebbflowv1.RollbackRolloutRequest_Wave:
 			if x.Wave < 0 {
-				v.add("wave", "range", "must not be negative")
+				v.Add("wave", "range", "must not be negative")
 			}
 		case *ebbflowv1.RollbackRolloutRequest_All:
 		default:
-			v.add("target", "required", "give one of cluster, wave or all")
+			v.Add("target", "required", "give one of cluster, wave or all")
 		}
 		v.control(m.GetId(), m.GetReason())
 	case *ebbflowv1.GetRolloutRequest:
@@ -133,7 +133,7 @@ func validateRequest(msg any) error {
 	case *ebbflowv1.ReportAgentStreamsRequest:
 		v.nodeID("node_id", m.GetNodeId())
 		if n := len(m.GetClusters()); n > maxStreamsReport {
-			v.add("clusters", "max-items", "at most %d, got %d", maxStreamsReport, n)
+			v.Add("clusters", "max-items", "at most %d, got %d", maxStreamsReport, n)
 		} else {
 			for i, c := range m.GetClusters() {
 				v.name(fmt.Sprintf("clusters[%d]", i), c)
@@ -145,11 +145,11 @@ func validateRequest(msg any) error {
 	case *ebbflowv1.ReportPhaseStatusRequest:
 		checkRef(&v, m.GetRef())
 		if m.GetStatus() == ebbflowv1.PhaseStatus_PHASE_STATUS_UNSPECIFIED {
-			v.add("status", "required", "must be set")
+			v.Add("status", "required", "must be set")
 		}
 		v.maxLen("message", m.GetMessage(), maxMessageText)
 		if n := len(m.GetPreflightReasons()); n > maxPreflightReasons {
-			v.add("preflight_reasons", "max-items", "at most %d, got %d", maxPreflightReasons, n)
+			v.Add("preflight_reasons", "max-items", "at most %d, got %d", maxPreflightReasons, n)
 		} else {
 			for i, r := range m.GetPreflightReasons() {
 				v.maxLen(fmt.Sprintf("preflight_reasons[%d]", i), r, maxReasonBytes)
@@ -158,7 +158,7 @@ func validateRequest(msg any) error {
 	case *ebbflowv1.ReportMeasurementRequest:
 		checkRef(&v, m.GetRef())
 		if n := len(m.GetMeasurements()); n == 0 || n > maxMeasurements {
-			v.add("measurements", "count", "between 1 and %d measurements, got %d", maxMeasurements, n)
+			v.Add("measurements", "count", "between 1 and %d measurements, got %d", maxMeasurements, n)
 		}
 		for i, ms := range m.GetMeasurements() {
 			if i >= maxMeasurements {
@@ -166,14 +166,14 @@ func validateRequest(msg any) error {
 			}
 			p := fmt.Sprintf("measurements[%d]", i)
 			if n := len(ms.GetSamplesMs()); n > maxSamples {
-				v.add(p+".samples_ms", "max-items", "at most %d samples, got %d", maxSamples, n)
+				v.Add(p+".samples_ms", "max-items", "at most %d samples, got %d", maxSamples, n)
 			}
 			if ms.GetKind() == ebbflowv1.ProbeKind_PROBE_KIND_UNSPECIFIED {
-				v.add(p+".kind", "required", "must be set")
+				v.Add(p+".kind", "required", "must be set")
 			}
 			v.maxLen(p+".target", ms.GetTarget(), maxTargetBytes)
 			if n := len(ms.GetHdrHistogram()); n > maxHistogramBytes {
-				v.add(p+".hdr_histogram", "max-length", "at most %d bytes, got %d", maxHistogramBytes, n)
+				v.Add(p+".hdr_histogram", "max-length", "at most %d bytes, got %d", maxHistogramBytes, n)
 			}
 		}
 
@@ -197,7 +197,7 @@ func validateRequest(msg any) error {
 		v.name("cluster", m.GetCluster())
 		if t := m.GetTtl(); t != nil {
 			if err := t.CheckValid(); err != nil || t.AsDuration() < minJoinTokenTTL || t.AsDuration() > maxJoinTokenTTL {
-				v.add("ttl", "range", "must be between %s and %s", minJoinTokenTTL, maxJoinTokenTTL)
+				v.Add("ttl", "range", "must be between %s and %s", minJoinTokenTTL, maxJoinTokenTTL)
 			}
 		}
 		v.maxLen("description", m.GetDescription(), maxShortText)
@@ -211,7 +211,7 @@ func validateRequest(msg any) error {
 		v.name("cluster", m.GetCluster())
 	case *ebbflowv1.JoinClusterRequest:
 		if _, _, err := pki.ParseJoinToken(m.GetToken()); err != nil {
-			v.add("token", "join-token", "%v", err)
+			v.Add("token", "join-token", "%v", err)
 		}
 		v.csr("csr_pem", m.GetCsrPem())
 	case *ebbflowv1.RenewCertificateRequest:
@@ -240,17 +240,17 @@ func (v *issues) inventory(field string, inv *ebbflowv1.Inventory) {
 	v.maxLen(field+".cloud_provider", inv.GetCloudProvider(), maxShortText)
 	if hv := inv.GetHelmValues(); hv != nil {
 		if n := proto.Size(hv); n > maxHelmValuesBytes {
-			v.add(field+".helm_values", "max-size", "at most %d bytes, got %d", maxHelmValuesBytes, n)
+			v.Add(field+".helm_values", "max-size", "at most %d bytes, got %d", maxHelmValuesBytes, n)
 		} else if d := structDepth(hv, 0); d > maxHelmValuesDepth {
-			v.add(field+".helm_values", "max-depth", "nested deeper than %d levels", maxHelmValuesDepth)
+			v.Add(field+".helm_values", "max-depth", "nested deeper than %d levels", maxHelmValuesDepth)
 		}
 	}
 	if n := len(inv.GetCiliumConfig()); n > maxConfigKeys {
-		v.add(field+".cilium_config", "max-items", "at most %d keys, got %d", maxConfigKeys, n)
+		v.Add(field+".cilium_config", "max-items", "at most %d keys, got %d", maxConfigKeys, n)
 	} else {
 		for k, val := range inv.GetCiliumConfig() {
 			if len(k) > maxShortText {
-				v.add(field+".cilium_config", "max-length", "a key is longer than %d bytes", maxShortText)
+				v.Add(field+".cilium_config", "max-length", "a key is longer than %d bytes", maxShortText)
 				break
 			}
 			v.maxLen(field+".cilium_config["+k+"]", val, maxConfigValueBytes)
@@ -258,7 +258,7 @@ func (v *issues) inventory(field string, inv *ebbflowv1.Inventory) {
 	}
 	nodes := inv.GetNodes()
 	if n := len(nodes); n > maxInventoryNodes {
-		v.add(field+".nodes", "max-items", "at most %d nodes, got %d", maxInventoryNodes, n)
+		v.Add(field+".nodes", "max-items", "at most %d nodes, got %d", maxInventoryNodes, n)
 		return
 	}
 	for i, n := range nodes {
@@ -268,7 +268,7 @@ func (v *issues) inventory(field string, inv *ebbflowv1.Inventory) {
 		v.maxLen(p+".os_image", n.GetOsImage(), maxShortText)
 		v.maxLen(p+".nic_driver", n.GetNicDriver(), maxShortText)
 		v.maxLen(p+".cloud_provider", n.GetCloudProvider(), maxShortText)
-		if len(*v) > 100 {
+		if len(v.Issues) > 100 {
 			return // enough to say what is wrong
 		}
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ebbflow/ebbflow/internal/pki"
-	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/profile"
 )
 
 // Limits on request fields, applied at the API boundary.
@@ -22,43 +21,39 @@ const (
 	defPageSize    = 100
 )
 
-// issues collects validation failures, each naming the field and the rule.
-type issues []*ebbflowv1.ValidationIssue
-
-func (v *issues) add(field, rule, format string, args ...any) {
-	*v = append(*v, &ebbflowv1.ValidationIssue{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
-}
+// issues collects a request's validation failures (profile.Issues) with the API's own checks.
+type issues struct{ profile.Issues }
 
 func (v issues) err() error {
-	if len(v) == 0 {
+	if len(v.Issues) == 0 {
 		return nil
 	}
-	return invalid(v)
+	return invalid(v.Issues)
 }
 
 // name checks a DNS-label name (profiles, clusters, rollouts, nodes).
 func (v *issues) name(field, s string) {
 	if s == "" {
-		v.add(field, "required", "must be set")
+		v.Add(field, "required", "must be set")
 		return
 	}
 	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
-		v.add(field, "dns-label", "%q is not a DNS label: %s", s, strings.Join(errs, "; "))
+		v.Add(field, "dns-label", "%q is not a DNS label: %s", s, strings.Join(errs, "; "))
 	}
 }
 
 // labels checks Kubernetes-style label keys and values.
 func (v *issues) labels(field string, m map[string]string) {
 	if len(m) > maxLabels {
-		v.add(field, "max-items", "at most %d labels, got %d", maxLabels, len(m))
+		v.Add(field, "max-items", "at most %d labels, got %d", maxLabels, len(m))
 		return
 	}
 	for k, val := range m {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			v.add(field+"["+k+"]", "label-key", "invalid label key: %s", strings.Join(errs, "; "))
+			v.Add(field+"["+k+"]", "label-key", "invalid label key: %s", strings.Join(errs, "; "))
 		}
 		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
-			v.add(field+"["+k+"]", "label-value", "invalid label value %q: %s", val, strings.Join(errs, "; "))
+			v.Add(field+"["+k+"]", "label-value", "invalid label value %q: %s", val, strings.Join(errs, "; "))
 		}
 	}
 }
@@ -66,7 +61,7 @@ func (v *issues) labels(field string, m map[string]string) {
 // maxLen checks a free-text field's size.
 func (v *issues) maxLen(field, s string, n int) {
 	if len(s) > n {
-		v.add(field, "max-length", "at most %d bytes, got %d", n, len(s))
+		v.Add(field, "max-length", "at most %d bytes, got %d", n, len(s))
 	}
 }
 
@@ -74,11 +69,11 @@ func (v *issues) maxLen(field, s string, n int) {
 func (v *issues) pageSize(field string, n int32) int {
 	switch {
 	case n < 0:
-		v.add(field, "range", "must not be negative")
+		v.Add(field, "range", "must not be negative")
 	case n == 0:
 		return defPageSize
 	case n > maxPageSize:
-		v.add(field, "range", "at most %d", maxPageSize)
+		v.Add(field, "range", "at most %d", maxPageSize)
 	}
 	return int(n)
 }
@@ -86,16 +81,16 @@ func (v *issues) pageSize(field string, n int32) int {
 // nodeID checks a controller node id: letters, digits, '-', '_' and '.', at most 64.
 func (v *issues) nodeID(field, s string) {
 	if s == "" {
-		v.add(field, "required", "must be set")
+		v.Add(field, "required", "must be set")
 		return
 	}
 	if len(s) > 64 {
-		v.add(field, "max-length", "at most 64 bytes")
+		v.Add(field, "max-length", "at most 64 bytes")
 		return
 	}
 	for _, r := range s {
 		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			v.add(field, "node-id", "%q may only hold letters, digits, '-', '_' and '.'", s)
+			v.Add(field, "node-id", "%q may only hold letters, digits, '-', '_' and '.'", s)
 			return
 		}
 	}
@@ -104,23 +99,23 @@ func (v *issues) nodeID(field, s string) {
 // hostPort checks a host:port address.
 func (v *issues) hostPort(field, s string) {
 	if s == "" {
-		v.add(field, "required", "must be set")
+		v.Add(field, "required", "must be set")
 		return
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" || port == "" {
-		v.add(field, "host-port", "%q is not host:port", s)
+		v.Add(field, "host-port", "%q is not host:port", s)
 		return
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		v.add(field, "host-port", "port of %q must be 1..65535", s)
+		v.Add(field, "host-port", "port of %q must be 1..65535", s)
 	}
 }
 
 // joinTokenID checks the public half of a join token.
 func (v *issues) joinTokenID(field, s string) {
 	if _, _, err := pki.ParseJoinToken(s + ".0000000000000000"); err != nil {
-		v.add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", s)
+		v.Add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", s)
 	}
 }
 
@@ -129,15 +124,15 @@ func (v *issues) joinTokenID(field, s string) {
 func (v *issues) csr(field, s string) {
 	switch {
 	case s == "":
-		v.add(field, "required", "must be set")
+		v.Add(field, "required", "must be set")
 		return
 	case len(s) > maxCSRBytes:
-		v.add(field, "max-length", "at most %d bytes, got %d", maxCSRBytes, len(s))
+		v.Add(field, "max-length", "at most %d bytes, got %d", maxCSRBytes, len(s))
 		return
 	}
 	b, _ := pem.Decode([]byte(s))
 	if b == nil || b.Type != "CERTIFICATE REQUEST" {
-		v.add(field, "pem-csr", "not a PEM \"CERTIFICATE REQUEST\"")
+		v.Add(field, "pem-csr", "not a PEM \"CERTIFICATE REQUEST\"")
 		return
 	}
 	csr, err := x509.ParseCertificateRequest(b.Bytes)
@@ -145,6 +140,6 @@ func (v *issues) csr(field, s string) {
 		err = csr.CheckSignature()
 	}
 	if err != nil {
-		v.add(field, "pem-csr", "%v", err)
+		v.Add(field, "pem-csr", "%v", err)
 	}
 }

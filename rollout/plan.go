@@ -43,11 +43,7 @@ func Phases(spec *ebbflowv1.RolloutSpec) []ebbflowv1.Phase {
 	return slices.Clone(spec.GetPhases())
 }
 
-type issues []*ebbflowv1.ValidationIssue
-
-func (v *issues) add(field, rule, format string, args ...any) {
-	*v = append(*v, &ebbflowv1.ValidationIssue{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
-}
+type issues = profile.Issues
 
 func idx(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]" }
 
@@ -69,15 +65,15 @@ func CheckSpec(spec *ebbflowv1.RolloutSpec) (Spec, error) {
 func ValidateSpec(spec *ebbflowv1.RolloutSpec) []*ebbflowv1.ValidationIssue {
 	var v issues
 	if spec == nil {
-		v.add("spec", "required", "must be set")
+		v.Add("spec", "required", "must be set")
 		return v
 	}
 	switch {
 	case spec.GetProfile() == "":
-		v.add("spec.profile", "required", "must name a profile")
+		v.Add("spec.profile", "required", "must name a profile")
 	default:
 		if errs := validation.IsDNS1123Label(spec.GetProfile()); len(errs) > 0 {
-			v.add("spec.profile", "dns-label", "%q is not a profile name: %s", clip(spec.GetProfile()), strings.Join(errs, "; "))
+			v.Add("spec.profile", "dns-label", "%q is not a profile name: %s", clip(spec.GetProfile()), strings.Join(errs, "; "))
 		}
 	}
 	selector(&v, "spec.clusterSelector", spec.GetClusterSelector())
@@ -87,22 +83,22 @@ func ValidateSpec(spec *ebbflowv1.RolloutSpec) []*ebbflowv1.ValidationIssue {
 	case *ebbflowv1.RolloutSpec_Automatic:
 		automatic(&v, w.Automatic)
 	default:
-		v.add("spec.waves", "waves-required", "set explicit waves or automatic waves")
+		v.Add("spec.waves", "waves-required", "set explicit waves or automatic waves")
 	}
 	phases(&v, spec.GetPhases())
 	budgets(&v, spec.GetBudgets())
 	if !knownEnum(spec.GetFailurePolicy()) {
-		v.add("spec.failurePolicy", "enum", "unknown value %d", spec.GetFailurePolicy())
+		v.Add("spec.failurePolicy", "enum", "unknown value %d", spec.GetFailurePolicy())
 	}
 	duration(&v, "spec.progressDeadline", spec.GetProgressDeadline())
 	if l := spec.GetSortLabel(); l != "" {
 		if errs := validation.IsQualifiedName(l); len(errs) > 0 {
-			v.add("spec.sortLabel", "label-key", "%q is not a label key: %s", clip(l), strings.Join(errs, "; "))
+			v.Add("spec.sortLabel", "label-key", "%q is not a label key: %s", clip(l), strings.Join(errs, "; "))
 		}
 	}
 	probes(&v, spec.GetProbes())
 	if n := len(spec.GetDescription()); n > maxTextBytes {
-		v.add("spec.description", "max-length", "at most %d bytes, got %d", maxTextBytes, n)
+		v.Add("spec.description", "max-length", "at most %d bytes, got %d", maxTextBytes, n)
 	}
 	return v
 }
@@ -116,11 +112,11 @@ func clip(s string) string {
 
 func selector(v *issues, field, s string) {
 	if len(s) > maxTextBytes {
-		v.add(field, "max-length", "at most %d bytes, got %d", maxTextBytes, len(s))
+		v.Add(field, "max-length", "at most %d bytes, got %d", maxTextBytes, len(s))
 		return
 	}
 	if _, err := ParseSelector(s); err != nil {
-		v.add(field, "selector", "%v", err)
+		v.Add(field, "selector", "%v", err)
 	}
 }
 
@@ -128,40 +124,40 @@ func explicit(v *issues, e *ebbflowv1.ExplicitWaves) {
 	waves := e.GetWaves()
 	switch {
 	case len(waves) == 0:
-		v.add("spec.explicit.waves", "waves-required", "list at least one wave")
+		v.Add("spec.explicit.waves", "waves-required", "list at least one wave")
 		return
 	case len(waves) > MaxWaves:
-		v.add("spec.explicit.waves", "max-items", "at most %d waves, got %d", MaxWaves, len(waves))
+		v.Add("spec.explicit.waves", "max-items", "at most %d waves, got %d", MaxWaves, len(waves))
 	}
 	names := map[string]bool{}
 	for i, w := range waves {
 		path := idx("spec.explicit.waves", i)
 		if n := w.GetName(); n != "" {
 			if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
-				v.add(path+".name", "dns-label", "%q is not a wave name: %s", clip(n), strings.Join(errs, "; "))
+				v.Add(path+".name", "dns-label", "%q is not a wave name: %s", clip(n), strings.Join(errs, "; "))
 			}
 			if names[n] {
-				v.add(path+".name", "duplicate", "wave %q is named twice", clip(n))
+				v.Add(path+".name", "duplicate", "wave %q is named twice", clip(n))
 			}
 			names[n] = true
 		}
 		if w.GetSelector() == "" && len(w.GetClusters()) == 0 {
-			v.add(path, "wave-target", "set selector or clusters")
+			v.Add(path, "wave-target", "set selector or clusters")
 		}
 		if w.GetSelector() != "" {
 			selector(v, path+".selector", w.GetSelector())
 		}
 		if len(w.GetClusters()) > MaxClustersPerWave {
-			v.add(path+".clusters", "max-items", "at most %d clusters, got %d", MaxClustersPerWave, len(w.GetClusters()))
+			v.Add(path+".clusters", "max-items", "at most %d clusters, got %d", MaxClustersPerWave, len(w.GetClusters()))
 		}
 		seen := map[string]bool{}
 		for j, c := range w.GetClusters() {
 			cpath := idx(path+".clusters", j)
 			if errs := validation.IsDNS1123Label(c); len(errs) > 0 {
-				v.add(cpath, "dns-label", "%q is not a cluster name: %s", clip(c), strings.Join(errs, "; "))
+				v.Add(cpath, "dns-label", "%q is not a cluster name: %s", clip(c), strings.Join(errs, "; "))
 			}
 			if seen[c] {
-				v.add(cpath, "duplicate", "cluster %q is listed twice", clip(c))
+				v.Add(cpath, "duplicate", "cluster %q is listed twice", clip(c))
 			}
 			seen[c] = true
 		}
@@ -171,19 +167,19 @@ func explicit(v *issues, e *ebbflowv1.ExplicitWaves) {
 
 func automatic(v *issues, a *ebbflowv1.AutomaticWaves) {
 	if a.GetCanaryCount() < 0 {
-		v.add("spec.automatic.canaryCount", "range", "must not be negative, got %d", a.GetCanaryCount())
+		v.Add("spec.automatic.canaryCount", "range", "must not be negative, got %d", a.GetCanaryCount())
 	}
 	switch s := a.GetSize().(type) {
 	case *ebbflowv1.AutomaticWaves_WaveSize:
 		if s.WaveSize < 1 {
-			v.add("spec.automatic.waveSize", "range", "must be at least 1, got %d", s.WaveSize)
+			v.Add("spec.automatic.waveSize", "range", "must be at least 1, got %d", s.WaveSize)
 		}
 	case *ebbflowv1.AutomaticWaves_WavePercent:
 		if s.WavePercent < 1 || s.WavePercent > 100 {
-			v.add("spec.automatic.wavePercent", "range", "must be 1..100, got %d", s.WavePercent)
+			v.Add("spec.automatic.wavePercent", "range", "must be 1..100, got %d", s.WavePercent)
 		}
 	default:
-		v.add("spec.automatic.waveSize", "wave-size-required", "set waveSize or wavePercent")
+		v.Add("spec.automatic.waveSize", "wave-size-required", "set waveSize or wavePercent")
 	}
 	gates(v, "spec.automatic.canaryGates", a.GetCanaryGates())
 	gates(v, "spec.automatic.gates", a.GetGates())
@@ -194,16 +190,16 @@ func gates(v *issues, path string, g *ebbflowv1.WaveGates) {
 		return
 	}
 	if g.GetMaxConcurrency() < 0 {
-		v.add(path+".maxConcurrency", "range", "must not be negative, got %d", g.GetMaxConcurrency())
+		v.Add(path+".maxConcurrency", "range", "must not be negative, got %d", g.GetMaxConcurrency())
 	}
 	switch m := g.GetMaxFailures().(type) {
 	case *ebbflowv1.WaveGates_MaxFailuresCount:
 		if m.MaxFailuresCount < 0 {
-			v.add(path+".maxFailuresCount", "range", "must not be negative, got %d", m.MaxFailuresCount)
+			v.Add(path+".maxFailuresCount", "range", "must not be negative, got %d", m.MaxFailuresCount)
 		}
 	case *ebbflowv1.WaveGates_MaxFailuresPercent:
 		if m.MaxFailuresPercent < 0 || m.MaxFailuresPercent > 100 {
-			v.add(path+".maxFailuresPercent", "range", "must be 0..100, got %d", m.MaxFailuresPercent)
+			v.Add(path+".maxFailuresPercent", "range", "must be 0..100, got %d", m.MaxFailuresPercent)
 		}
 	}
 	duration(v, path+".soakTime", g.GetSoakTime())
@@ -215,11 +211,11 @@ func duration(v *issues, field string, d *durationpb.Duration) {
 		return
 	}
 	if err := d.CheckValid(); err != nil {
-		v.add(field, "duration", "not a valid duration: %v", err)
+		v.Add(field, "duration", "not a valid duration: %v", err)
 		return
 	}
 	if d.AsDuration() < 0 {
-		v.add(field, "duration", "must not be negative, got %s", d.AsDuration())
+		v.Add(field, "duration", "must not be negative, got %s", d.AsDuration())
 	}
 }
 
@@ -229,12 +225,12 @@ func phases(v *issues, ps []ebbflowv1.Phase) {
 		field := idx("spec.phases", i)
 		switch {
 		case p <= ebbflowv1.Phase_PHASE_UNSPECIFIED || p > ebbflowv1.Phase_PHASE_XDP:
-			v.add(field, "enum", "unknown phase %d; want baseline, l7, kpr or xdp", p)
+			v.Add(field, "enum", "unknown phase %d; want baseline, l7, kpr or xdp", p)
 			continue
 		case p == last:
-			v.add(field, "duplicate", "phase %s is listed twice", profile.PhaseName(p))
+			v.Add(field, "duplicate", "phase %s is listed twice", profile.PhaseName(p))
 		case p < last:
-			v.add(field, "phase-order", "phase %s comes after %s; phases run in the order baseline, l7, kpr, xdp", profile.PhaseName(p), profile.PhaseName(last))
+			v.Add(field, "phase-order", "phase %s comes after %s; phases run in the order baseline, l7, kpr, xdp", profile.PhaseName(p), profile.PhaseName(last))
 		}
 		last = max(last, p)
 	}
@@ -242,29 +238,29 @@ func phases(v *issues, ps []ebbflowv1.Phase) {
 
 func budgets(v *issues, bs []*ebbflowv1.RegressionBudget) {
 	if len(bs) > MaxBudgets {
-		v.add("spec.budgets", "max-items", "at most %d budgets, got %d", MaxBudgets, len(bs))
+		v.Add("spec.budgets", "max-items", "at most %d budgets, got %d", MaxBudgets, len(bs))
 	}
 	seen := map[ebbflowv1.Phase]bool{}
 	for i, b := range bs {
 		path := idx("spec.budgets", i)
 		// An unspecified phase is the budget for every phase without its own.
 		if p := b.GetPhase(); p < ebbflowv1.Phase_PHASE_UNSPECIFIED || p > ebbflowv1.Phase_PHASE_XDP {
-			v.add(path+".phase", "enum", "unknown phase %d", p)
+			v.Add(path+".phase", "enum", "unknown phase %d", p)
 		} else if seen[p] {
-			v.add(path+".phase", "duplicate", "a second budget for phase %s", profile.PhaseName(p))
+			v.Add(path+".phase", "duplicate", "a second budget for phase %s", profile.PhaseName(p))
 		}
 		seen[b.GetPhase()] = true
 		nonNegative(v, path+".maxP50IncreasePercent", b.GetMaxP50IncreasePercent(), math.Inf(1))
 		nonNegative(v, path+".maxP99IncreasePercent", b.GetMaxP99IncreasePercent(), math.Inf(1))
 		nonNegative(v, path+".maxThroughputDecreasePercent", b.GetMaxThroughputDecreasePercent(), 100)
 		if a := b.GetAlpha(); !(a > 0 && a < 1) {
-			v.add(path+".alpha", "range", "must be between 0 and 1 (exclusive), e.g. 0.05; got %v", a)
+			v.Add(path+".alpha", "range", "must be between 0 and 1 (exclusive), e.g. 0.05; got %v", a)
 		}
 		if b.GetMinSamples() < 0 {
-			v.add(path+".minSamples", "range", "must not be negative, got %d", b.GetMinSamples())
+			v.Add(path+".minSamples", "range", "must not be negative, got %d", b.GetMinSamples())
 		}
 		if !knownEnum(b.GetOnInconclusive()) {
-			v.add(path+".onInconclusive", "enum", "unknown value %d", b.GetOnInconclusive())
+			v.Add(path+".onInconclusive", "enum", "unknown value %d", b.GetOnInconclusive())
 		}
 	}
 }
@@ -272,9 +268,9 @@ func budgets(v *issues, bs []*ebbflowv1.RegressionBudget) {
 func nonNegative(v *issues, field string, x, maxV float64) {
 	if math.IsNaN(x) || x < 0 || x > maxV || math.IsInf(x, 0) {
 		if math.IsInf(maxV, 1) {
-			v.add(field, "range", "must be a finite number >= 0, got %v", x)
+			v.Add(field, "range", "must be a finite number >= 0, got %v", x)
 		} else {
-			v.add(field, "range", "must be 0..%v, got %v", maxV, x)
+			v.Add(field, "range", "must be 0..%v, got %v", maxV, x)
 		}
 	}
 }
@@ -284,24 +280,24 @@ func probes(v *issues, p *ebbflowv1.ProbeSettings) {
 		return
 	}
 	if p.GetWindows() < 0 {
-		v.add("spec.probes.windows", "range", "must not be negative, got %d", p.GetWindows())
+		v.Add("spec.probes.windows", "range", "must not be negative, got %d", p.GetWindows())
 	}
 	duration(v, "spec.probes.warmup", p.GetWarmup())
 	if len(p.GetProbes()) > MaxProbes {
-		v.add("spec.probes.probes", "max-items", "at most %d probes, got %d", MaxProbes, len(p.GetProbes()))
+		v.Add("spec.probes.probes", "max-items", "at most %d probes, got %d", MaxProbes, len(p.GetProbes()))
 	}
 	for i, pr := range p.GetProbes() {
 		path := idx("spec.probes.probes", i)
 		if !knownEnum(pr.GetKind()) {
-			v.add(path+".kind", "enum", "unknown value %d", pr.GetKind())
+			v.Add(path+".kind", "enum", "unknown value %d", pr.GetKind())
 		}
 		if r := pr.GetRate(); math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
-			v.add(path+".rate", "range", "must be a finite number >= 0, got %v", r)
+			v.Add(path+".rate", "range", "must be a finite number >= 0, got %v", r)
 		}
 		duration(v, path+".duration", pr.GetDuration())
 		duration(v, path+".timeout", pr.GetTimeout())
 		if len(pr.GetTarget()) > maxTextBytes || len(pr.GetQuery()) > maxTextBytes {
-			v.add(path, "max-length", "target and query are at most %d bytes", maxTextBytes)
+			v.Add(path, "max-length", "target and query are at most %d bytes", maxTextBytes)
 		}
 	}
 }

@@ -240,7 +240,7 @@ func PhasePasses(checks []*ebbflowv1.PreflightCheck) (bool, []string) {
 // phase: BIG TCP on nodes whose NIC is not mlx4/mlx5/ice, and no-conntrack rules on a cloud.
 // Fields are named clusters["<cluster>"].inventory....
 func PreflightWarnings(cluster string, spec *ebbflowv1.ProfileSpec, inv *ebbflowv1.Inventory) []*ebbflowv1.ValidationIssue {
-	var w collector
+	var w Issues
 	base := pathKey("clusters", cluster) + ".inventory"
 	var bigTCPOn, noCTOn bool
 	for _, p := range phaseOrder {
@@ -259,10 +259,10 @@ func PreflightWarnings(cluster string, spec *ebbflowv1.ProfileSpec, inv *ebbflow
 			}
 		}
 		if len(other) > 0 {
-			w.add(base+".nodes", "big-tcp-nic", "BIG TCP takes effect only on mlx4/mlx5/ice NICs; %d of %d nodes have other drivers: %s", len(other), len(inv.GetNodes()), listSome(other))
+			w.Add(base+".nodes", "big-tcp-nic", "BIG TCP takes effect only on mlx4/mlx5/ice NICs; %d of %d nodes have other drivers: %s", len(other), len(inv.GetNodes()), listSome(other))
 		}
 		if len(unknownDrv) > 0 {
-			w.add(base+".nodes", "big-tcp-nic", "BIG TCP takes effect only on mlx4/mlx5/ice NICs; %d of %d nodes have no known driver: %s", len(unknownDrv), len(inv.GetNodes()), listSome(unknownDrv))
+			w.Add(base+".nodes", "big-tcp-nic", "BIG TCP takes effect only on mlx4/mlx5/ice NICs; %d of %d nodes have no known driver: %s", len(unknownDrv), len(inv.GetNodes()), listSome(unknownDrv))
 		}
 	}
 	if noCTOn {
@@ -271,10 +271,10 @@ func PreflightWarnings(cluster string, spec *ebbflowv1.ProfileSpec, inv *ebbflow
 			cloud = cmp.Or(cloud, n.GetCloudProvider())
 		}
 		if cloud != "" {
-			w.add(base+".cloudProvider", "no-conntrack-managed-cloud", "installNoConntrackIptablesRules is not supported on managed clouds; this cluster runs on %s", clip(cloud))
+			w.Add(base+".cloudProvider", "no-conntrack-managed-cloud", "installNoConntrackIptablesRules is not supported on managed clouds; this cluster runs on %s", clip(cloud))
 		}
 	}
-	return w.list
+	return w
 }
 
 // listSome joins up to five names and counts the rest.

@@ -324,7 +324,7 @@ var crossRules = []crossRule{
 // checkRules evaluates every cross-field rule on the cumulative values at each phase. A broken
 // rule is reported at the phase where it first breaks, and again at any later phase that itself
 // sets one of the rule's fields while it is still broken.
-func checkRules(errs *collector, spec *ebbflowv1.ProfileSpec) {
+func checkRules(errs *Issues, spec *ebbflowv1.ProfileSpec) {
 	broken := map[string]bool{}
 	for _, p := range phaseOrder {
 		cum := CumulativeValues(spec, p)
@@ -332,7 +332,7 @@ func checkRules(errs *collector, spec *ebbflowv1.ProfileSpec) {
 		for _, r := range crossRules {
 			msg := r.check(ruleCtx{spec: spec, phase: p, v: cum})
 			if msg != "" && (!broken[r.id] || touches(own, r.fields)) {
-				errs.add(fieldFor(p, own, r.fields), r.id, "%s", msg)
+				errs.Add(fieldFor(p, own, r.fields), r.id, "%s", msg)
 			}
 			broken[r.id] = msg != ""
 		}
@@ -342,7 +342,7 @@ func checkRules(errs *collector, spec *ebbflowv1.ProfileSpec) {
 
 // checkTurnOff reports a phase that turns off a bool (true -> false) or changes an enum that an
 // earlier phase set, unless the phase lists the Helm key in allowTurnOff. Extra bools count too.
-func checkTurnOff(errs *collector, spec *ebbflowv1.ProfileSpec) {
+func checkTurnOff(errs *Issues, spec *ebbflowv1.ProfileSpec) {
 	for i := 1; i < len(phaseOrder); i++ {
 		p := phaseOrder[i]
 		own := PhaseValues(spec, p)
@@ -368,7 +368,7 @@ func checkTurnOff(errs *collector, spec *ebbflowv1.ProfileSpec) {
 				off = was.Enum() != now.Enum()
 			}
 			if off {
-				errs.add(valuesPath(p)+"."+f.json, ruleTurnOff,
+				errs.Add(valuesPath(p)+"."+f.json, ruleTurnOff,
 					"phase %s turns off %s (%s -> %s) that phase %s set; list %q in allowTurnOff to allow it",
 					PhaseName(p), f.helm, show(prev, f.json), show(own, f.json), PhaseName(lastSetter(spec, i, "", f.json)), f.helm)
 			}
@@ -377,7 +377,7 @@ func checkTurnOff(errs *collector, spec *ebbflowv1.ProfileSpec) {
 			now, ok1 := extraBool(own, k)
 			was, ok2 := extraBool(prev, k)
 			if ok1 && ok2 && was && !now && !allowed[k] {
-				errs.add(pathKey(valuesPath(p)+".extra", k), ruleTurnOff,
+				errs.Add(pathKey(valuesPath(p)+".extra", k), ruleTurnOff,
 					"phase %s turns off %s (true -> false) that phase %s set; list %q in allowTurnOff to allow it",
 					PhaseName(p), k, PhaseName(lastSetter(spec, i, k, "")), k)
 			}
@@ -531,7 +531,7 @@ var warningRules = []warningRule{
 
 // checkWarnings adds each warning once, at the first phase where it applies, and one
 // extra-unvalidated warning per extra key per phase.
-func checkWarnings(warns *collector, spec *ebbflowv1.ProfileSpec) {
+func checkWarnings(warns *Issues, spec *ebbflowv1.ProfileSpec) {
 	done := map[string]bool{}
 	for _, p := range phaseOrder {
 		cum := CumulativeValues(spec, p)
@@ -541,12 +541,12 @@ func checkWarnings(warns *collector, spec *ebbflowv1.ProfileSpec) {
 				continue
 			}
 			if msg := w.check(ruleCtx{spec: spec, phase: p, v: cum}); msg != "" {
-				warns.add(fieldFor(p, own, w.fields), w.id, "%s", msg)
+				warns.Add(fieldFor(p, own, w.fields), w.id, "%s", msg)
 				done[w.id] = true
 			}
 		}
 		for _, k := range sortedKeys(own.GetExtra()) {
-			warns.add(pathKey(valuesPath(p)+".extra", k), "extra-unvalidated", "%s is passed to Helm as is, without validation", clip(k))
+			warns.Add(pathKey(valuesPath(p)+".extra", k), "extra-unvalidated", "%s is passed to Helm as is, without validation", clip(k))
 		}
 	}
 }

@@ -80,21 +80,24 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// collector gathers issues in the order they are found.
-type collector struct{ list []*ebbflowv1.ValidationIssue }
+// Issues gathers validation issues in the order they are found, each naming its field (JSON
+// names, e.g. spec.values.l7) and a stable rule id. Profiles, rollout specs and the API's
+// requests all collect their issues with it.
+type Issues []*ebbflowv1.ValidationIssue
 
-func (c *collector) add(field, rule, format string, args ...any) {
-	c.list = append(c.list, &ebbflowv1.ValidationIssue{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+// Add records one issue; format and args make its message.
+func (v *Issues) Add(field, rule, format string, args ...any) {
+	*v = append(*v, &ebbflowv1.ValidationIssue{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
 }
 
 // Validate checks a profile's name and spec: types and enums, sizes, Cilium's value formats, and
 // the cross-field rules on the cumulative values at each phase (see rules.go).
 func Validate(name string, spec *ebbflowv1.ProfileSpec) Result {
-	var errs, warns collector
+	var errs, warns Issues
 	dnsLabel(&errs, "name", name, true)
 	if spec == nil {
-		errs.add("spec", "required", "must be set")
-		return Result{Errors: errs.list}
+		errs.Add("spec", "required", "must be set")
+		return Result{Errors: errs}
 	}
 	walkMessage(&errs, spec.ProtoReflect(), "spec", 0)
 	if spec.GetPlatform() != "" {
@@ -108,30 +111,30 @@ func Validate(name string, spec *ebbflowv1.ProfileSpec) Result {
 	checkKpr(&errs, spec)
 	checkRules(&errs, spec)
 	checkWarnings(&warns, spec)
-	return Result{Errors: errs.list, Warnings: warns.list, Unvalidated: unvalidatedKeys(spec)}
+	return Result{Errors: errs, Warnings: warns, Unvalidated: unvalidatedKeys(spec)}
 }
 
 // dnsLabel checks a DNS-1123 label (lower case, <= 63).
-func dnsLabel(c *collector, field, s string, required bool) {
+func dnsLabel(c *Issues, field, s string, required bool) {
 	if s == "" {
 		if required {
-			c.add(field, "required", "must be set")
+			c.Add(field, "required", "must be set")
 		}
 		return
 	}
 	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
-		c.add(field, "dns-label", "%q is not a DNS label: %s", clip(s), strings.Join(errs, "; "))
+		c.Add(field, "dns-label", "%q is not a DNS label: %s", clip(s), strings.Join(errs, "; "))
 	}
 }
 
 // dnsSubdomain checks a DNS-1123 subdomain (object names).
-func dnsSubdomain(c *collector, field, s string) {
+func dnsSubdomain(c *Issues, field, s string) {
 	if s == "" {
-		c.add(field, "required", "must be set")
+		c.Add(field, "required", "must be set")
 		return
 	}
 	if errs := validation.IsDNS1123Subdomain(s); len(errs) > 0 {
-		c.add(field, "dns-subdomain", "%q is not a valid object name: %s", clip(s), strings.Join(errs, "; "))
+		c.Add(field, "dns-subdomain", "%q is not a valid object name: %s", clip(s), strings.Join(errs, "; "))
 	}
 }
 
@@ -160,16 +163,16 @@ func index(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]
 
 // walkMessage checks every set field of m, in field order: strings at most MaxStringBytes, enum
 // numbers defined, free-form structures not nested too deep.
-func walkMessage(c *collector, m protoreflect.Message, path string, depth int) {
+func walkMessage(c *Issues, m protoreflect.Message, path string, depth int) {
 	if depth > maxStructDepth {
-		c.add(path, "max-depth", "nested deeper than %d levels", maxStructDepth)
+		c.Add(path, "max-depth", "nested deeper than %d levels", maxStructDepth)
 		return
 	}
 	switch x := m.Interface().(type) {
 	case *structpb.Struct:
 		for _, k := range sortedKeys(x.GetFields()) {
 			if len(k) > MaxStringBytes {
-				c.add(path, "max-length", "a key is longer than %d bytes", MaxStringBytes)
+				c.Add(path, "max-length", "a key is longer than %d bytes", MaxStringBytes)
 				continue
 			}
 			walkValue(c, x.GetFields()[k], pathKey(path, k), depth+1)
@@ -206,7 +209,7 @@ func walkMessage(c *collector, m protoreflect.Message, path string, depth int) {
 			slices.Sort(keys)
 			for _, k := range keys {
 				if len(k) > MaxStringBytes {
-					c.add(p, "max-length", "a key is longer than %d bytes", MaxStringBytes)
+					c.Add(p, "max-length", "a key is longer than %d bytes", MaxStringBytes)
 					continue
 				}
 				walkScalar(c, fd.MapValue(), v.Map().Get(protoreflect.ValueOfString(k).MapKey()), pathKey(p, k), depth)
@@ -217,34 +220,34 @@ func walkMessage(c *collector, m protoreflect.Message, path string, depth int) {
 	}
 }
 
-func walkScalar(c *collector, fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, depth int) {
+func walkScalar(c *Issues, fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, depth int) {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		if len(v.String()) > MaxStringBytes {
-			c.add(path, "max-length", "at most %d bytes, got %d", MaxStringBytes, len(v.String()))
+			c.Add(path, "max-length", "at most %d bytes, got %d", MaxStringBytes, len(v.String()))
 		}
 	case protoreflect.EnumKind:
 		if fd.Enum().Values().ByNumber(v.Enum()) == nil {
-			c.add(path, "enum", "unknown value %d; want one of %s", v.Enum(), enumChoices(fd.Enum()))
+			c.Add(path, "enum", "unknown value %d; want one of %s", v.Enum(), enumChoices(fd.Enum()))
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		walkMessage(c, v.Message(), path, depth+1)
 	}
 }
 
-func walkValue(c *collector, v *structpb.Value, path string, depth int) {
+func walkValue(c *Issues, v *structpb.Value, path string, depth int) {
 	if depth > maxStructDepth {
-		c.add(path, "max-depth", "nested deeper than %d levels", maxStructDepth)
+		c.Add(path, "max-depth", "nested deeper than %d levels", maxStructDepth)
 		return
 	}
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
 		if len(k.StringValue) > MaxStringBytes {
-			c.add(path, "max-length", "at most %d bytes, got %d", MaxStringBytes, len(k.StringValue))
+			c.Add(path, "max-length", "at most %d bytes, got %d", MaxStringBytes, len(k.StringValue))
 		}
 	case *structpb.Value_NumberValue:
 		if math.IsNaN(k.NumberValue) || math.IsInf(k.NumberValue, 0) {
-			c.add(path, "range", "must be a finite number")
+			c.Add(path, "range", "must be a finite number")
 		}
 	case *structpb.Value_StructValue:
 		walkMessage(c, k.StructValue.ProtoReflect(), path, depth+1)
@@ -256,25 +259,25 @@ func walkValue(c *collector, v *structpb.Value, path string, depth int) {
 }
 
 // checkChart checks the chart reference.
-func checkChart(errs, warns *collector, ch *ebbflowv1.ChartRef) {
+func checkChart(errs, warns *Issues, ch *ebbflowv1.ChartRef) {
 	repo := ch.GetRepository()
 	switch {
 	case repo == "":
-		errs.add("spec.chart.repository", "required", "must be set: an https:// repository, an oci:// reference or a local path starting with / or ./")
+		errs.Add("spec.chart.repository", "required", "must be set: an https:// repository, an oci:// reference or a local path starting with / or ./")
 	case !validRepository(repo):
-		errs.add("spec.chart.repository", "chart-repository", "%q must be an https:// URL with a host, an oci:// reference or a local path starting with / or ./", clip(repo))
+		errs.Add("spec.chart.repository", "chart-repository", "%q must be an https:// URL with a host, an oci:// reference or a local path starting with / or ./", clip(repo))
 	}
 	if v := ch.GetVersion(); v == "" {
-		warns.add("spec.chart.version", "chart-version-unpinned", "no version constraint: every cluster gets whatever chart version is newest when its phase runs")
+		warns.Add("spec.chart.version", "chart-version-unpinned", "no version constraint: every cluster gets whatever chart version is newest when its phase runs")
 	} else if _, err := semver.NewConstraint(v); err != nil {
-		errs.add("spec.chart.version", "semver-constraint", "%q is not a semver constraint: %v", clip(v), err)
+		errs.Add("spec.chart.version", "semver-constraint", "%q is not a semver constraint: %v", clip(v), err)
 	}
 	if ch.GetName() != "" {
 		dnsLabel(errs, "spec.chart.name", ch.GetName(), false)
 	}
 	if r := ch.GetReleaseName(); r != "" {
 		if len(r) > maxReleaseNameLen || len(validation.IsDNS1123Subdomain(r)) > 0 {
-			errs.add("spec.chart.releaseName", "release-name", "%q is not a Helm release name (lower-case DNS name, at most %d characters)", clip(r), maxReleaseNameLen)
+			errs.Add("spec.chart.releaseName", "release-name", "%q is not a Helm release name (lower-case DNS name, at most %d characters)", clip(r), maxReleaseNameLen)
 		}
 	}
 	if ch.GetNamespace() != "" {
@@ -303,43 +306,43 @@ func validRepository(repo string) bool {
 }
 
 // checkValues checks one phase's values on their own: ranges and formats.
-func checkValues(c *collector, path string, v *ebbflowv1.CiliumValues) {
+func checkValues(c *Issues, path string, v *ebbflowv1.CiliumValues) {
 	if v == nil {
 		return
 	}
 	if v.K8SServicePort != nil && (v.GetK8SServicePort() < 1 || v.GetK8SServicePort() > 65535) {
-		c.add(path+".k8sServicePort", "range", "must be a TCP port 1..65535, got %d", v.GetK8SServicePort())
+		c.Add(path+".k8sServicePort", "range", "must be a TCP port 1..65535, got %d", v.GetK8SServicePort())
 	}
 	if h := v.GetK8SServiceHost(); h != "" {
 		switch {
 		case strings.Contains(h, "://"):
-			c.add(path+".k8sServiceHost", "host", "%q must be a host name or IP address without a scheme", clip(h))
+			c.Add(path+".k8sServiceHost", "host", "%q must be a host name or IP address without a scheme", clip(h))
 		case net.ParseIP(h) == nil && len(validation.IsDNS1123Subdomain(strings.ToLower(h))) > 0:
-			c.add(path+".k8sServiceHost", "host", "%q is not a host name or IP address", clip(h))
+			c.Add(path+".k8sServiceHost", "host", "%q is not a host name or IP address", clip(h))
 		}
 	}
 	if s := v.GetIpv4NativeRoutingCidr(); s != "" {
 		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() {
-			c.add(path+".ipv4NativeRoutingCidr", "cidr", "%q is not an IPv4 CIDR", clip(s))
+			c.Add(path+".ipv4NativeRoutingCidr", "cidr", "%q is not an IPv4 CIDR", clip(s))
 		}
 	}
 	if v.BpfMapDynamicSizeRatio != nil {
 		if r := v.GetBpfMapDynamicSizeRatio(); !(r >= 0 && r <= 1) {
-			c.add(path+".bpfMapDynamicSizeRatio", "range", "must be between 0 and 1, got %v", r)
+			c.Add(path+".bpfMapDynamicSizeRatio", "range", "must be between 0 and 1, got %v", r)
 		}
 	}
 	if v.MaglevTableSize != nil && !slices.Contains(MaglevTableSizes, v.GetMaglevTableSize()) {
-		c.add(path+".maglevTableSize", "maglev-table-size", "%d is not a Maglev table size; want one of %s", v.GetMaglevTableSize(), joinInts(MaglevTableSizes))
+		c.Add(path+".maglevTableSize", "maglev-table-size", "%d is not a Maglev table size; want one of %s", v.GetMaglevTableSize(), joinInts(MaglevTableSizes))
 	}
 	if s := v.GetMaglevHashSeed(); s != "" {
 		if d, err := base64.StdEncoding.DecodeString(s); err != nil {
-			c.add(path+".maglevHashSeed", "maglev-hash-seed", "not standard base64: %v", err)
+			c.Add(path+".maglevHashSeed", "maglev-hash-seed", "not standard base64: %v", err)
 		} else if len(d) != maglevSeedBytes {
-			c.add(path+".maglevHashSeed", "maglev-hash-seed", "decodes to %d bytes; Cilium wants %d (head -c12 /dev/urandom | base64)", len(d), maglevSeedBytes)
+			c.Add(path+".maglevHashSeed", "maglev-hash-seed", "decodes to %d bytes; Cilium wants %d (head -c12 /dev/urandom | base64)", len(d), maglevSeedBytes)
 		}
 	}
 	if v.Mtu != nil && v.GetMtu() != 0 && (v.GetMtu() < 576 || v.GetMtu() > 65535) {
-		c.add(path+".mtu", "range", "must be 0 (auto) or 576..65535, got %d", v.GetMtu())
+		c.Add(path+".mtu", "range", "must be 0 (auto) or 576..65535, got %d", v.GetMtu())
 	}
 	checkExtra(c, path, v)
 	checkAllowTurnOff(c, path, v)
@@ -385,39 +388,39 @@ func typedConflict(parts []string) (string, bool) {
 	return "", false
 }
 
-func checkExtra(c *collector, path string, v *ebbflowv1.CiliumValues) {
+func checkExtra(c *Issues, path string, v *ebbflowv1.CiliumValues) {
 	extra := v.GetExtra()
 	if len(extra) > MaxExtraKeys {
-		c.add(path+".extra", "max-items", "at most %d keys, got %d", MaxExtraKeys, len(extra))
+		c.Add(path+".extra", "max-items", "at most %d keys, got %d", MaxExtraKeys, len(extra))
 	}
 	for _, k := range sortedKeys(extra) {
 		field := pathKey(path+".extra", k)
 		parts, ok := validHelmKey(k)
 		if !ok {
-			c.add(field, "extra-key", "%q is not a dotted Helm key (letters, digits, _ - / and dots; at most %d bytes)", clip(k), maxHelmKeyBytes)
+			c.Add(field, "extra-key", "%q is not a dotted Helm key (letters, digits, _ - / and dots; at most %d bytes)", clip(k), maxHelmKeyBytes)
 			continue
 		}
 		if typed, ok := typedConflict(parts); ok {
-			c.add(field, "extra-typed-key", "%q overlaps the typed value %s; set it with the typed field so it is validated", clip(k), typed)
+			c.Add(field, "extra-typed-key", "%q overlaps the typed value %s; set it with the typed field so it is validated", clip(k), typed)
 		}
 	}
 }
 
-func checkAllowTurnOff(c *collector, path string, v *ebbflowv1.CiliumValues) {
+func checkAllowTurnOff(c *Issues, path string, v *ebbflowv1.CiliumValues) {
 	list := v.GetAllowTurnOff()
 	if len(list) > MaxAllowTurnOff {
-		c.add(path+".allowTurnOff", "max-items", "at most %d keys, got %d", MaxAllowTurnOff, len(list))
+		c.Add(path+".allowTurnOff", "max-items", "at most %d keys, got %d", MaxAllowTurnOff, len(list))
 	}
 	seen := map[string]bool{}
 	for i, k := range list {
 		field := index(path+".allowTurnOff", i)
 		key := normalizeTurnOffKey(k)
 		if _, ok := validHelmKey(key); !ok {
-			c.add(field, "allow-turn-off-key", "%q is not a Helm key such as bpf.masquerade", clip(k))
+			c.Add(field, "allow-turn-off-key", "%q is not a Helm key such as bpf.masquerade", clip(k))
 			continue
 		}
 		if seen[key] {
-			c.add(field, "duplicate", "%q is listed twice", clip(k))
+			c.Add(field, "duplicate", "%q is listed twice", clip(k))
 		}
 		seen[key] = true
 	}
@@ -432,23 +435,23 @@ func normalizeTurnOffKey(k string) string {
 }
 
 // checkL7 checks the l7 phase's policies and namespaces.
-func checkL7(c *collector, spec *ebbflowv1.ProfileSpec) {
+func checkL7(c *Issues, spec *ebbflowv1.ProfileSpec) {
 	l7 := spec.GetL7()
 	if l7 == nil {
 		return
 	}
 	if n := len(l7.GetPolicies()); n > MaxPolicies {
-		c.add("spec.l7.policies", "max-items", "at most %d policies, got %d", MaxPolicies, n)
+		c.Add("spec.l7.policies", "max-items", "at most %d policies, got %d", MaxPolicies, n)
 	}
 	if n := len(l7.GetNamespaces()); n > MaxNamespaces {
-		c.add("spec.l7.namespaces", "max-items", "at most %d namespaces, got %d", MaxNamespaces, n)
+		c.Add("spec.l7.namespaces", "max-items", "at most %d namespaces, got %d", MaxNamespaces, n)
 	}
 	nsSet := map[string]bool{}
 	for i, ns := range l7.GetNamespaces() {
 		field := index("spec.l7.namespaces", i)
 		dnsLabel(c, field, ns, true)
 		if nsSet[ns] {
-			c.add(field, "duplicate", "namespace %q is listed twice", clip(ns))
+			c.Add(field, "duplicate", "namespace %q is listed twice", clip(ns))
 		}
 		nsSet[ns] = true
 	}
@@ -463,15 +466,15 @@ const (
 	kindCCNP = "CiliumClusterwideNetworkPolicy"
 )
 
-func checkPolicy(c *collector, path string, pol *structpb.Struct, namespaces []string, nsSet, seen map[string]bool) {
+func checkPolicy(c *Issues, path string, pol *structpb.Struct, namespaces []string, nsSet, seen map[string]bool) {
 	f := pol.GetFields()
 	apiVersion := f["apiVersion"].GetStringValue()
 	kind := f["kind"].GetStringValue()
 	if apiVersion != "cilium.io/v2" {
-		c.add(path+".apiVersion", "l7-policy-kind", "must be cilium.io/v2, got %q", clip(apiVersion))
+		c.Add(path+".apiVersion", "l7-policy-kind", "must be cilium.io/v2, got %q", clip(apiVersion))
 	}
 	if kind != kindCNP && kind != kindCCNP {
-		c.add(path+".kind", "l7-policy-kind", "must be %s or %s, got %q", kindCNP, kindCCNP, clip(kind))
+		c.Add(path+".kind", "l7-policy-kind", "must be %s or %s, got %q", kindCNP, kindCCNP, clip(kind))
 	}
 	md := f["metadata"].GetStructValue().GetFields()
 	name := md["name"].GetStringValue()
@@ -479,30 +482,30 @@ func checkPolicy(c *collector, path string, pol *structpb.Struct, namespaces []s
 	ns := md["namespace"].GetStringValue()
 	switch {
 	case kind == kindCCNP && ns != "":
-		c.add(path+".metadata.namespace", "l7-policy-namespace", "a %s is cluster-wide and takes no namespace", kindCCNP)
+		c.Add(path+".metadata.namespace", "l7-policy-namespace", "a %s is cluster-wide and takes no namespace", kindCCNP)
 	case kind == kindCNP && ns == "" && len(namespaces) == 0:
-		c.add(path+".metadata.namespace", "l7-policy-namespace", "a %s needs metadata.namespace or the phase's namespaces to be applied in", kindCNP)
+		c.Add(path+".metadata.namespace", "l7-policy-namespace", "a %s needs metadata.namespace or the phase's namespaces to be applied in", kindCNP)
 	case kind == kindCNP && ns != "" && len(namespaces) > 0 && !nsSet[ns]:
-		c.add(path+".metadata.namespace", "l7-policy-namespace", "namespace %q is not among spec.l7.namespaces", clip(ns))
+		c.Add(path+".metadata.namespace", "l7-policy-namespace", "namespace %q is not among spec.l7.namespaces", clip(ns))
 	}
 	if f["spec"].GetStructValue() == nil && f["specs"].GetListValue() == nil {
-		c.add(path+".spec", "required", "a policy needs spec (or specs)")
+		c.Add(path+".spec", "required", "a policy needs spec (or specs)")
 	}
 	key := kind + "/" + ns + "/" + name
 	if name != "" && seen[key] {
-		c.add(path+".metadata.name", "duplicate", "%s %q is listed twice", kind, clip(name))
+		c.Add(path+".metadata.name", "duplicate", "%s %q is listed twice", kind, clip(name))
 	}
 	seen[key] = true
 }
 
 // checkKpr checks the DaemonSets the kpr phase parks.
-func checkKpr(c *collector, spec *ebbflowv1.ProfileSpec) {
+func checkKpr(c *Issues, spec *ebbflowv1.ProfileSpec) {
 	kpr := spec.GetKpr()
 	if kpr == nil {
 		return
 	}
 	if n := len(kpr.GetParkDaemonSets()); n > MaxParked {
-		c.add("spec.kpr.parkDaemonSets", "max-items", "at most %d DaemonSets, got %d", MaxParked, n)
+		c.Add("spec.kpr.parkDaemonSets", "max-items", "at most %d DaemonSets, got %d", MaxParked, n)
 	}
 	chartNS := cmp.Or(spec.GetChart().GetNamespace(), DefaultNamespace)
 	release := cmp.Or(spec.GetChart().GetReleaseName(), DefaultReleaseName)
@@ -513,11 +516,11 @@ func checkKpr(c *collector, spec *ebbflowv1.ProfileSpec) {
 		dnsSubdomain(c, path+".name", d.GetName())
 		ns := cmp.Or(d.GetNamespace(), DefaultNamespace)
 		if ns == chartNS && (d.GetName() == release || d.GetName() == "cilium") {
-			c.add(path+".name", "park-cilium", "parking %s/%s would stop Cilium itself", ns, d.GetName())
+			c.Add(path+".name", "park-cilium", "parking %s/%s would stop Cilium itself", ns, d.GetName())
 		}
 		key := ns + "/" + d.GetName()
 		if seen[key] {
-			c.add(path, "duplicate", "%s is listed twice", key)
+			c.Add(path, "duplicate", "%s is listed twice", key)
 		}
 		seen[key] = true
 	}
