@@ -162,7 +162,7 @@ func run() error {
 				return fmt.Errorf("--pod-name: %w", err)
 			}
 		}
-		plan, err := statefulSetPlan(pod, f.statefulSetService, f.listen, f.raftListen, scheme)
+		plan, err := controller.StatefulSetPlan(pod, f.statefulSetService, f.listen, f.raftListen, scheme)
 		if err != nil {
 			return fmt.Errorf("--statefulset-service: %w", err)
 		}
@@ -208,73 +208,56 @@ func run() error {
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 
 	peerClient := controller.PeerClient(nil)
-	var sec *security
+	var sec *controller.NodeSecurity
 	if !f.insecure {
-		if sec, err = setupSecurity(f, log, nodeID, bootstrap, hostsOf(apiAddr, f.raftAdvertise, f.listen, f.raftListen)); err != nil {
+		sec, err = controller.SetupSecurity(controller.SecurityOptions{
+			NodeID: nodeID, Bootstrap: bootstrap, Hosts: controller.HostsOf(apiAddr, f.raftAdvertise, f.listen, f.raftListen),
+			PKIDir: f.pkiDir, DataDir: f.dataDir, TokensFile: f.tokensFile,
+			JWTIssuer: f.jwtIssuer, JWTAudience: f.jwtAudience, JWTKey: f.jwtKey, JWTRoleClaim: f.jwtRoleClaim,
+			TLSCert: f.tlsCert, TLSKey: f.tlsKey, TLSCA: f.tlsCA, TLSSANs: f.tlsSANs, Log: log,
+		})
+		if err != nil {
 			return err
 		}
-		peerClient = sec.peer
+		peerClient = sec.Peer
 	}
 	scfg := store.Config{
 		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
 		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
 		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
 	}
-	if sec != nil {
-		scfg.RaftTLS = sec.raft
-	}
-	st, err := store.Open(scfg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing the store", "err", err)
-		}
-	}()
-
 	ccfg := controller.Config{
-		Store: st, NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
+		NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
 		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: scheme, Version: buildinfo.Version(),
 		AuditMaxRecords: orOff(f.auditMaxRecords), AuditMaxAge: time.Duration(orOff(int64(f.auditMaxAge))),
 		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
 		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
 		AgentCertTTL:    f.agentCertTTL,
 	}
+	nopts := controller.NodeOptions{Store: scfg, Config: ccfg, Listener: apiLn}
 	if sec != nil {
-		v, err := controller.NewVerifier(controller.AuthConfig{Identities: st, Tokens: sec.tokens, JWT: sec.jwt})
-		if err != nil {
-			return err
+		nopts.Store.RaftTLS, nopts.TLS = sec.Raft, sec.API
+		nopts.Configure = func(st *store.Store, cfg *controller.Config) error {
+			v, err := controller.NewVerifier(controller.AuthConfig{Identities: st, Tokens: sec.Tokens, JWT: sec.JWT})
+			if err != nil {
+				return err
+			}
+			cfg.Authenticator, cfg.CA = v, sec.CA
+			return nil
 		}
-		ccfg.Authenticator, ccfg.CA = v, sec.ca
 	}
-	srv, err := controller.New(ccfg)
+	node, err := controller.StartNode(nopts)
 	if err != nil {
 		return err
 	}
-	go srv.Run(ctx)
-
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	protocols.SetUnencryptedHTTP2(sec == nil)
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		HTTP2:             controller.HTTP2Config(),
-	}
-	serveErr := make(chan error, 1)
-	go func() {
-		if sec != nil {
-			hs.TLSConfig = sec.api
-			serveErr <- hs.ServeTLS(apiLn, "", "")
-			return
+	st := node.Store
+	stopped := false
+	defer func() {
+		if !stopped {
+			if err := node.Close(); err != nil {
+				log.Error("closing the node", "err", err)
+			}
 		}
-		serveErr <- hs.Serve(apiLn)
 	}()
 	log.Info("fleet-controller serving", "node", nodeID, "api", scheme+"://"+apiLn.Addr().String(), "raft", st.RaftAddress(),
 		"data_dir", f.dataDir, "tls", sec != nil, "version", buildinfo.Version())
@@ -300,7 +283,7 @@ func run() error {
 
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
+	case err := <-node.Served():
 		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -308,7 +291,8 @@ func run() error {
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return hs.Shutdown(shutCtx)
+	stopped = true
+	return node.Shutdown(shutCtx)
 }
 
 // join asks an existing controller (forwarded to its leader) to add this node as a voter,

@@ -1,14 +1,13 @@
-// Package controllertest starts real controller nodes in a test process: a real Raft store on
-// bbolt in a temporary directory and the real API handler on a loopback listener (h2c).
+// Package controllertest starts real controller nodes in a test process, assembled as
+// fleet-controller assembles them (controller.StartNode): a real Raft store on bbolt in a
+// temporary directory and the real API server on a loopback listener (h2c, or TLS).
 package controllertest
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -33,9 +32,7 @@ type Node struct {
 	URL      string // http://host:port
 	Store    *store.Store
 	Server   *controller.Server
-	http     *httptest.Server
-	tls      *http.Server
-	cancel   context.CancelFunc
+	node     *controller.Node
 	closed   bool
 	security *Security
 }
@@ -98,51 +95,34 @@ func Start(t testing.TB, o Options) *Node {
 		NodeID: id, DataDir: dir, RaftBind: raftAddr, APIAddress: ln.Addr().String(),
 		Bootstrap: o.Join == nil, Logger: log, Fast: true,
 	}
-	if o.Security != nil {
-		src, err := pki.NewNodeCertSource(o.Security.CA, id, []string{"127.0.0.1", "localhost"}, time.Hour, time.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		scfg.RaftTLS = pki.PeerTLS(src, o.Security.CA.Pool())
-	}
-	st, err := store.Open(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := controller.Config{Store: st, NodeID: id, Logger: log}
-	var serverTLS *tls.Config
-	if o.Security != nil {
-		serverTLS = o.Security.configure(t, id, &cfg, st)
-	}
-	if o.Config != nil {
-		o.Config(&cfg)
-	}
-	srv, err := controller.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go srv.Run(ctx)
+	cfg := controller.Config{NodeID: id, Logger: log}
+	nopts := controller.NodeOptions{Store: scfg, Config: cfg, Listener: ln}
+	var src *pki.NodeCertSource
 	scheme := "http"
-	var hs *httptest.Server
-	var tlsServer *http.Server
-	if serverTLS != nil {
-		// TLS with the node's own certificate (httptest would put its test certificate first).
+	if o.Security != nil {
+		// One certificate for the API, Raft and calls to other nodes, as fleet-controller has.
+		src, nopts.TLS = o.Security.nodeTLS(t, id)
+		nopts.Store.RaftTLS = pki.PeerTLS(src, o.Security.CA.Pool())
 		scheme = "https"
-		tlsServer = &http.Server{Handler: srv.Handler(), TLSConfig: serverTLS, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = tlsServer.ServeTLS(ln, "", "") }()
-	} else {
-		hs = httptest.NewUnstartedServer(srv.Handler())
-		hs.Listener.Close()
-		hs.Listener = ln
-		var p http.Protocols
-		p.SetHTTP1(true)
-		p.SetUnencryptedHTTP2(true)
-		hs.Config.Protocols = &p
-		hs.Start()
 	}
+	nopts.Configure = func(st *store.Store, cfg *controller.Config) error {
+		if o.Security != nil {
+			if err := o.Security.configure(src, cfg, st); err != nil {
+				return err
+			}
+		}
+		if o.Config != nil {
+			o.Config(cfg)
+		}
+		return nil
+	}
+	node, err := controller.StartNode(nopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := node.Store
 	n := &Node{ID: id, RaftAddr: st.RaftAddress(), Dir: dir, Addr: ln.Addr().String(), URL: scheme + "://" + ln.Addr().String(),
-		Store: st, Server: srv, http: hs, tls: tlsServer, cancel: cancel, security: o.Security}
+		Store: st, Server: node.Server, node: node, security: o.Security}
 	t.Cleanup(n.Stop)
 	if o.Join != nil {
 		c := n.ControllerClient(o.Join.URL)
@@ -207,14 +187,7 @@ func (n *Node) Stop() {
 		return
 	}
 	n.closed = true
-	n.cancel()
-	if n.tls != nil {
-		_ = n.tls.Close()
-	} else {
-		n.http.CloseClientConnections()
-		n.http.Close()
-	}
-	_ = n.Store.Close()
+	_ = n.node.Close()
 }
 
 // HTTPClient speaks HTTP/1.1 and h2c, as Connect, gRPC-Web and gRPC clients need.

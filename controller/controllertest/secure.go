@@ -55,19 +55,25 @@ func (s *Security) staticTokens() []pki.StaticToken {
 }
 
 // configure wires a node: its certificate, Raft's and the API's TLS, and the Verifier.
-func (s *Security) configure(t testing.TB, id string, cfg *controller.Config, reader controller.Reader) *tls.Config {
+// nodeTLS issues node id's certificate and returns the TLS configuration its API serves with.
+func (s *Security) nodeTLS(t testing.TB, id string) (*pki.NodeCertSource, *tls.Config) {
 	t.Helper()
 	src, err := pki.NewNodeCertSource(s.CA, id, []string{"127.0.0.1", "localhost"}, time.Hour, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src, pki.ServerTLS(src, s.CA.Pool())
+}
+
+// configure turns authentication on in cfg and makes calls to other nodes present src.
+func (s *Security) configure(src *pki.NodeCertSource, cfg *controller.Config, reader controller.Reader) error {
 	v, err := controller.NewVerifier(controller.AuthConfig{Identities: reader, Tokens: s.staticTokens(), JWT: s.JWT})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cfg.Authenticator, cfg.CA = v, s.CA
 	cfg.ForwardClient, cfg.ForwardScheme = controller.PeerClient(pki.ClientTLS(src, s.CA.Pool())), "https"
-	return pki.ServerTLS(src, s.CA.Pool())
+	return nil
 }
 
 func (s *Security) client(cfg *tls.Config) *http.Client {

@@ -1,4 +1,4 @@
-package main
+package controller
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// podPlan is how one pod of a StatefulSet takes part in the Raft group.
-type podPlan struct {
+// PodPlan is how one pod of a StatefulSet takes part in the Raft group.
+type PodPlan struct {
 	// NodeID is the pod's name, <statefulset>-<ordinal>: stable across restarts.
 	NodeID string
 	// Bootstrap is set on ordinal 0, which starts the group when it has no Raft state yet.
@@ -20,7 +20,7 @@ type podPlan struct {
 	Advertise, RaftAdvertise string
 }
 
-// statefulSetPlan derives a pod's Raft identity from its name and the DNS name of the
+// StatefulSetPlan derives a pod's Raft identity from its name and the DNS name of the
 // StatefulSet's headless Service, so a StatefulSet needs no script to bootstrap and join:
 //
 //	pod ctl-0, service ctl-peers.ebbflow.svc.cluster.local, --listen :7070, --raft-listen :7071
@@ -31,32 +31,32 @@ type podPlan struct {
 // Bootstrap is harmless on a restart: the store ignores it once Raft state exists. A
 // joining pod asks again on every start; adding a voter already there at that address is a
 // no-op.
-func statefulSetPlan(podName, service, listen, raftListen, scheme string) (podPlan, error) {
+func StatefulSetPlan(podName, service, listen, raftListen, scheme string) (PodPlan, error) {
 	i := strings.LastIndexByte(podName, '-')
 	if i <= 0 || i == len(podName)-1 {
-		return podPlan{}, fmt.Errorf("pod name %q is not <statefulset>-<ordinal>", podName)
+		return PodPlan{}, fmt.Errorf("pod name %q is not <statefulset>-<ordinal>", podName)
 	}
 	ordinal, err := strconv.ParseUint(podName[i+1:], 10, 31)
 	if err != nil || strconv.FormatUint(ordinal, 10) != podName[i+1:] {
-		return podPlan{}, fmt.Errorf("pod name %q does not end in an ordinal", podName)
+		return PodPlan{}, fmt.Errorf("pod name %q does not end in an ordinal", podName)
 	}
 	service = strings.TrimSuffix(service, ".")
 	if service == "" || strings.ContainsAny(service, ":/ ") {
-		return podPlan{}, fmt.Errorf("headless service %q is not a DNS name", service)
+		return PodPlan{}, fmt.Errorf("headless service %q is not a DNS name", service)
 	}
 	if scheme != "http" && scheme != "https" {
-		return podPlan{}, fmt.Errorf("scheme %q is not http or https", scheme)
+		return PodPlan{}, fmt.Errorf("scheme %q is not http or https", scheme)
 	}
 	apiPort, err := portOf(listen)
 	if err != nil {
-		return podPlan{}, fmt.Errorf("--listen: %w", err)
+		return PodPlan{}, fmt.Errorf("--listen: %w", err)
 	}
 	raftPort, err := portOf(raftListen)
 	if err != nil {
-		return podPlan{}, fmt.Errorf("--raft-listen: %w", err)
+		return PodPlan{}, fmt.Errorf("--raft-listen: %w", err)
 	}
 	host := podName + "." + service
-	p := podPlan{
+	p := PodPlan{
 		NodeID:        podName,
 		Bootstrap:     ordinal == 0,
 		Advertise:     net.JoinHostPort(host, apiPort),

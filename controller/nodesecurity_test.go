@@ -1,4 +1,4 @@
-package main
+package controller
 
 import (
 	"bytes"
@@ -19,8 +19,8 @@ func TestFirstStartCreatesCAAndAdminCredential(t *testing.T) {
 	data := t.TempDir()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	f := flags{dataDir: data}
-	sec, err := setupSecurity(f, log, "n1", true, []string{"127.0.0.1"})
+	o := SecurityOptions{DataDir: data, NodeID: "n1", Bootstrap: true, Hosts: []string{"127.0.0.1"}, Log: log}
+	sec, err := SetupSecurity(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,53 +43,54 @@ func TestFirstStartCreatesCAAndAdminCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sec.tokens) != 1 || sec.tokens[0].Role != "admin" || sec.tokens[0].Hash != sha256.Sum256(bytes.TrimSpace(tok)) {
-		t.Errorf("the admin token file's token is not accepted as admin: %+v", sec.tokens)
+	if len(sec.Tokens) != 1 || sec.Tokens[0].Role != "admin" || sec.Tokens[0].Hash != sha256.Sum256(bytes.TrimSpace(tok)) {
+		t.Errorf("the admin token file's token is not accepted as admin: %+v", sec.Tokens)
 	}
 
 	logs.Reset()
-	again, err := setupSecurity(f, log, "n1", true, nil)
+	o.Hosts = nil
+	again, err := SetupSecurity(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.ca.Cert.Equal(sec.ca.Cert) || strings.Contains(logs.String(), "created") {
+	if !again.CA.Cert.Equal(sec.CA.Cert) || strings.Contains(logs.String(), "created") {
 		t.Errorf("a restart made a new CA or credential; log:\n%s", logs.String())
 	}
 
-	_, err = setupSecurity(flags{dataDir: t.TempDir()}, log, "n2", false, nil)
+	_, err = SetupSecurity(SecurityOptions{DataDir: t.TempDir(), NodeID: "n2", Log: log})
 	if err == nil || !strings.Contains(err.Error(), "--pki-dir") || !strings.Contains(err.Error(), pki.CAKeyFile) {
 		t.Errorf("a joining node without the CA: %v", err)
 	}
-	joined, err := setupSecurity(flags{dataDir: t.TempDir(), pkiDir: dir}, log, "n2", false, nil)
+	joined, err := SetupSecurity(SecurityOptions{DataDir: t.TempDir(), PKIDir: dir, NodeID: "n2", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !joined.ca.Cert.Equal(sec.ca.Cert) {
+	if !joined.CA.Cert.Equal(sec.CA.Cert) {
 		t.Error("a node joining with the shared --pki-dir has another CA")
 	}
 }
 
-func TestTokensFileAndJWTFlags(t *testing.T) {
+func TestSecurityTokensFileAndJWT(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte("# people\nsecret-one,alice,operator\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	sec, err := setupSecurity(flags{dataDir: dir, tokensFile: tokens}, log, "n1", true, nil)
+	sec, err := SetupSecurity(SecurityOptions{DataDir: dir, TokensFile: tokens, NodeID: "n1", Bootstrap: true, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sec.tokens) != 2 || sec.tokens[1].Name != "alice" {
-		t.Errorf("tokens: %+v", sec.tokens)
+	if len(sec.Tokens) != 2 || sec.Tokens[1].Name != "alice" {
+		t.Errorf("tokens: %+v", sec.Tokens)
 	}
 	if err := os.WriteFile(tokens, []byte("secret-one,alice,root\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := setupSecurity(flags{dataDir: dir, tokensFile: tokens}, log, "n1", true, nil); err == nil || !strings.Contains(err.Error(), "--tokens-file") {
+	if _, err := SetupSecurity(SecurityOptions{DataDir: dir, TokensFile: tokens, NodeID: "n1", Bootstrap: true, Log: log}); err == nil || !strings.Contains(err.Error(), "--tokens-file") {
 		t.Errorf("a bad role in the tokens file: %v", err)
 	}
-	if _, err := setupSecurity(flags{dataDir: dir, jwtIssuer: "https://issuer"}, log, "n1", true, nil); err == nil || !strings.Contains(err.Error(), "--jwt-key") {
+	if _, err := SetupSecurity(SecurityOptions{DataDir: dir, JWTIssuer: "https://issuer", NodeID: "n1", Bootstrap: true, Log: log}); err == nil || !strings.Contains(err.Error(), "--jwt-key") {
 		t.Errorf("--jwt-issuer alone: %v", err)
 	}
 }

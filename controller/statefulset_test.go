@@ -1,4 +1,4 @@
-package main
+package controller
 
 import (
 	"strings"
@@ -9,20 +9,20 @@ func TestStatefulSetPlan(t *testing.T) {
 	const svc = "ctl-peers.ebbflow.svc.cluster.local"
 	tests := []struct {
 		name, pod, service, listen, raft, scheme string
-		want                                     podPlan
+		want                                     PodPlan
 		err                                      string
 	}{
 		{name: "ordinal 0 bootstraps", pod: "ctl-0", service: svc, listen: "0.0.0.0:7070", raft: "0.0.0.0:7071", scheme: "http",
-			want: podPlan{NodeID: "ctl-0", Bootstrap: true,
+			want: PodPlan{NodeID: "ctl-0", Bootstrap: true,
 				Advertise: "ctl-0." + svc + ":7070", RaftAdvertise: "ctl-0." + svc + ":7071"}},
 		{name: "ordinal 2 joins ordinal 0", pod: "ctl-2", service: svc, listen: ":7070", raft: ":7071", scheme: "http",
-			want: podPlan{NodeID: "ctl-2", Join: "http://ctl-0." + svc + ":7070",
+			want: PodPlan{NodeID: "ctl-2", Join: "http://ctl-0." + svc + ":7070",
 				Advertise: "ctl-2." + svc + ":7070", RaftAdvertise: "ctl-2." + svc + ":7071"}},
 		{name: "TLS joins over https", pod: "ebbflow-controller-1", service: "peers.", listen: "0.0.0.0:8443", raft: "0.0.0.0:8444", scheme: "https",
-			want: podPlan{NodeID: "ebbflow-controller-1", Join: "https://ebbflow-controller-0.peers:8443",
+			want: PodPlan{NodeID: "ebbflow-controller-1", Join: "https://ebbflow-controller-0.peers:8443",
 				Advertise: "ebbflow-controller-1.peers:8443", RaftAdvertise: "ebbflow-controller-1.peers:8444"}},
 		{name: "ordinal 10", pod: "a-b-10", service: svc, listen: ":1", raft: ":2", scheme: "http",
-			want: podPlan{NodeID: "a-b-10", Join: "http://a-b-0." + svc + ":1", Advertise: "a-b-10." + svc + ":1", RaftAdvertise: "a-b-10." + svc + ":2"}},
+			want: PodPlan{NodeID: "a-b-10", Join: "http://a-b-0." + svc + ":1", Advertise: "a-b-10." + svc + ":1", RaftAdvertise: "a-b-10." + svc + ":2"}},
 		{name: "no ordinal", pod: "ctl", service: svc, listen: ":1", raft: ":2", scheme: "http", err: "not <statefulset>-<ordinal>"},
 		{name: "empty ordinal", pod: "ctl-", service: svc, listen: ":1", raft: ":2", scheme: "http", err: "not <statefulset>-<ordinal>"},
 		{name: "no name", pod: "-0", service: svc, listen: ":1", raft: ":2", scheme: "http", err: "not <statefulset>-<ordinal>"},
@@ -36,7 +36,7 @@ func TestStatefulSetPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := statefulSetPlan(tt.pod, tt.service, tt.listen, tt.raft, tt.scheme)
+			got, err := StatefulSetPlan(tt.pod, tt.service, tt.listen, tt.raft, tt.scheme)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want one containing %q", err, tt.err)
