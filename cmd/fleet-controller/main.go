@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -296,27 +298,26 @@ func run() error {
 }
 
 // join asks an existing controller (forwarded to its leader) to add this node as a voter,
-// retrying with backoff until it succeeds or ctx ends.
+// retrying with backoff (200 ms doubling to 5 s, jittered) until it succeeds, the request is
+// refused as invalid, or ctx ends.
 func join(ctx context.Context, log *slog.Logger, hc *http.Client, url, id, raftAddr, apiAddr string) error {
 	client := ebbflowv1connect.NewControllerServiceClient(hc, strings.TrimRight(url, "/"))
-	backoff := 200 * time.Millisecond
-	for {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier = 200*time.Millisecond, 5*time.Second, 2
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		_, err := client.AddVoter(ctx, connect.NewRequest(&ebbflowv1.AddVoterRequest{NodeId: id, RaftAddress: raftAddr, ApiAddress: apiAddr}))
-		if err == nil {
-			log.Info("joined the cluster", "via", url)
-			return nil
-		}
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
-			return fmt.Errorf("--join %s: %w", url, err)
+			return struct{}{}, backoff.Permanent(fmt.Errorf("--join %s: %w", url, err))
 		}
-		log.Warn("join failed; retrying", "via", url, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		return struct{}{}, err
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, in time.Duration) {
+		log.Warn("join failed; retrying", "via", url, "err", err, "in", in)
+	}))
+	if err != nil {
+		return err
 	}
+	log.Info("joined the cluster", "via", url)
+	return nil
 }
 
 func loopback(a net.Addr) bool {

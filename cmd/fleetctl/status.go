@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
@@ -50,8 +52,8 @@ const watchGiveUp = time.Minute
 // through the --server list, for as long as a controller answers within watchGiveUp.
 func (a *app) watchRollout(ctx context.Context, id string) error {
 	var last *ebbflowv1.Rollout
-	next, backoff := 0, 100*time.Millisecond
-	lastHeard := time.Now()
+	next, lastHeard := 0, time.Now()
+	delay := reconnectBackoff(100*time.Millisecond, 2*time.Second)
 	for {
 		client := ebbflowv1connect.NewRolloutServiceClient(a.httpClient, a.servers[next%len(a.servers)], a.clientOpts...)
 		got, err := a.watchOnce(ctx, client, id, &last)
@@ -69,7 +71,8 @@ func (a *app) watchRollout(ctx context.Context, id string) error {
 			}
 		}
 		if got > 0 {
-			lastHeard, backoff = time.Now(), 100*time.Millisecond
+			lastHeard = time.Now()
+			delay.Reset()
 		}
 		if time.Since(lastHeard) > watchGiveUp {
 			if err == nil {
@@ -83,10 +86,17 @@ func (a *app) watchRollout(ctx context.Context, id string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(delay.NextBackOff()):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// reconnectBackoff doubles from initial to max with 20% jitter, and never stops by itself.
+func reconnectBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = initial, max, 2, 0.2
+	b.Reset()
+	return b
 }
 
 // watchOnce follows one stream until it ends, printing every message; it returns how many
