@@ -11,6 +11,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+GOLANGCI_LINT_VERSION := v2.15.0
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
@@ -38,12 +39,17 @@ $(BIN)/protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 	GOBIN=$(BIN) go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
 	@touch $@
 
-TOOLS := $(BIN)/buf-$(BUF_VERSION) $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
+$(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@touch $@
+
+TOOLS := $(BIN)/buf-$(BUF_VERSION) $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION) $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
 	$(BIN)/protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION)
 
 .PHONY: tools
-tools: $(TOOLS) ## Install the pinned code generators into ./bin.
+tools: $(TOOLS) ## Install the pinned code generators and linter into ./bin.
 
 .PHONY: generate
 generate: tools ## Wipe and regenerate the code generated from proto/.
@@ -62,8 +68,9 @@ build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.
 	go build -o $(BIN)/ ./cmd/... ./e2e/kubebox/cmd/kubebox ./e2e/cmd/latency-target
 
 .PHONY: lint
-lint: tools ## go vet, gofmt, buf lint and buf breaking against main.
+lint: tools ## go vet, gofmt, golangci-lint (.golangci.yml), buf lint and buf breaking against main.
 	go vet ./...
+	golangci-lint run ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	buf lint
 	@if git rev-parse --verify -q main >/dev/null; then buf breaking --against '.git#branch=main'; fi

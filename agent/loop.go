@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -86,7 +87,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		l.log.Warn("assignment stream broke; reconnecting", "err", err, "in", d)
 		if !sleep(ctx, d) {
 			return nil
@@ -119,7 +120,7 @@ func (l *Loop) register(ctx context.Context) error {
 		if status.Code(err) == codes.InvalidArgument {
 			return fmt.Errorf("register: %w", err)
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		l.log.Warn("register failed; retrying", "err", err, "in", d)
 		if !sleep(ctx, d) {
 			return ctx.Err()
@@ -127,7 +128,7 @@ func (l *Loop) register(ctx context.Context) error {
 	}
 }
 
-func (l *Loop) watch(ctx context.Context, b *backoff) error {
+func (l *Loop) watch(ctx context.Context, b *backoff.ExponentialBackOff) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := l.cfg.Client.WatchAssignment(ctx, &ebbflowv1.WatchAssignmentRequest{Cluster: l.cfg.Cluster})
@@ -143,7 +144,7 @@ func (l *Loop) watch(ctx context.Context, b *backoff) error {
 			}
 			return err
 		}
-		b.reset()
+		b.Reset()
 		l.setStreaming(true)
 		a := res.GetAssignment()
 		if a == nil {
@@ -197,22 +198,19 @@ func (l *Loop) heartbeat(ctx context.Context) {
 	}
 }
 
-// backoff is jittered exponential backoff.
-type backoff struct {
-	cur, max time.Duration
+// newBackoff is the reconnect backoff: 200 ms doubling up to max, each wait jittered by
+// ±50% so a fleet that lost its controller at once does not come back at once; it never gives
+// up by itself.
+func newBackoff(max time.Duration) *backoff.ExponentialBackOff {
+	return exponential(200*time.Millisecond, max, 0.5)
 }
 
-func newBackoff(max time.Duration) *backoff { return &backoff{max: max} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = 200 * time.Millisecond
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
+// exponential is backoff from initial doubling to max, jittered by ±jitter, without end.
+func exponential(initial, max time.Duration, jitter float64) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = initial, max, 2, jitter
+	b.Reset()
+	return b
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

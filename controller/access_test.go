@@ -153,32 +153,30 @@ func call(t *testing.T, sec *controllertest.Security, url, procedure string, who
 	defer res.Body.Close()
 	var out []byte
 	if streaming[procedure] {
-		// Read envelopes until the end-of-stream one (or the first message, which means the
-		// stream was allowed).
-		for {
-			hdr := make([]byte, 5)
-			if _, err := io.ReadFull(res.Body, hdr); err != nil {
-				return "ok" // the stream stayed open until the timeout: allowed
-			}
-			n := int(hdr[1])<<24 | int(hdr[2])<<16 | int(hdr[3])<<8 | int(hdr[4])
-			msg := make([]byte, n)
-			if _, err := io.ReadFull(res.Body, msg); err != nil {
-				t.Fatal(err)
-			}
-			if hdr[0]&2 == 0 {
-				return "ok"
-			}
-			var end struct {
-				Error *struct{ Code string } `json:"error"`
-			}
-			if err := json.Unmarshal(msg, &end); err != nil {
-				t.Fatal(err)
-			}
-			if end.Error == nil {
-				return "ok"
-			}
-			return end.Error.Code
+		// Read the first envelope: a message means the stream was allowed; the end-of-stream
+		// one carries the refusal.
+		hdr := make([]byte, 5)
+		if _, err := io.ReadFull(res.Body, hdr); err != nil {
+			return "ok" // the stream stayed open until the timeout: allowed
 		}
+		n := int(hdr[1])<<24 | int(hdr[2])<<16 | int(hdr[3])<<8 | int(hdr[4])
+		msg := make([]byte, n)
+		if _, err := io.ReadFull(res.Body, msg); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0]&2 == 0 {
+			return "ok"
+		}
+		var end struct {
+			Error *struct{ Code string } `json:"error"`
+		}
+		if err := json.Unmarshal(msg, &end); err != nil {
+			t.Fatal(err)
+		}
+		if end.Error == nil {
+			return "ok"
+		}
+		return end.Error.Code
 	}
 	out, _ = io.ReadAll(res.Body)
 	if res.StatusCode == http.StatusOK {

@@ -138,7 +138,7 @@ func (a auditingStore) Apply(ctx context.Context, cmd *storev1.Command) (proto.M
 	switch {
 	case err == nil || decidedByFSM(err):
 		c.written = true
-	case err == store.ErrNotLeader: // the bare sentinel: refused before proposing, so not written
+	case err == store.ErrNotLeader: //nolint:errorlint // the bare sentinel: refused before proposing, so not written (a wrapped one may have been)
 	default:
 		c.uncertain = true
 	}

@@ -214,7 +214,7 @@ func (s *Server) decideReports(batch []*pendingReport) {
 			p.audit.mu.Lock()
 			if err == nil {
 				p.audit.written = true
-			} else if err != store.ErrNotLeader {
+			} else if err != store.ErrNotLeader { //nolint:errorlint // only the bare sentinel means "not proposed"
 				p.audit.uncertain = true
 			}
 			p.audit.mu.Unlock()

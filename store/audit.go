@@ -160,7 +160,7 @@ func (tx *Tx) AuditRecords(f AuditFilter, before uint64, limit int) (out []*ebbf
 	if before == 0 {
 		k, v = c.Last()
 	} else {
-		k, v = c.Seek(binary.BigEndian.AppendUint64(nil, before))
+		k, _ = c.Seek(binary.BigEndian.AppendUint64(nil, before))
 		if k == nil {
 			k, v = c.Last()
 		} else {

@@ -34,7 +34,7 @@ func (w *writer) createJoinToken(c *storev1.CreateJoinToken, actor string, now *
 		return nil, fmt.Errorf("join token %q: secret hash is %d bytes, want %d: %w", t.GetId(), len(c.GetSecretHash()), sha256.Size, ErrInvalid)
 	}
 	if err := t.GetExpireTime().CheckValid(); err != nil {
-		return nil, fmt.Errorf("join token %q: expire time: %v: %w", t.GetId(), err, ErrInvalid)
+		return nil, fmt.Errorf("join token %q: expire time: %w: %w", t.GetId(), err, ErrInvalid)
 	}
 	if !t.GetExpireTime().AsTime().After(now.AsTime()) {
 		return nil, fmt.Errorf("join token %q: expire time %s is not after %s: %w", t.GetId(),

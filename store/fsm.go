@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ebbflow/ebbflow/internal/durable"
 )
@@ -230,7 +231,7 @@ func (f *fsm) begin() (*bbolt.Tx, error) {
 		return nil, ErrClosed
 	}
 	tx, err := f.db.Begin(false)
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return nil, ErrClosed
 	}
 	return tx, err

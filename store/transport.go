@@ -29,7 +29,7 @@ func newTransport(bind, advertise string, tlsConfig *tls.Config, logger hclog.Lo
 	if err != nil {
 		return nil, err
 	}
-	var addr net.Addr = ln.Addr()
+	addr := ln.Addr()
 	switch {
 	case named:
 		addr = namedAddr(advertise)

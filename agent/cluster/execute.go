@@ -89,23 +89,42 @@ func (x *execution) description() string {
 }
 
 // apply runs (or resumes) an APPLY: preflight, upgrade, restart and wait, policies (l7),
-// parking (kpr), verify, measure.
+// parking (kpr), verify, measure. It takes the steps of applyOrder in turn, running each one
+// the progress has not reached, and ends with StepDone (finish).
 func (x *execution) apply(ctx context.Context) error {
 	spec := x.a.GetProfile()
 	phase := x.a.GetPhase()
-	if !x.reached(StepStarted) {
-		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, "")
-		if err := x.record(ctx, StepStarted); err != nil {
-			return err
+	for _, step := range applyOrder {
+		if step == StepDone {
+			break
+		}
+		if !x.reached(step) {
+			if end, err := x.applyStep(ctx, step); end || err != nil {
+				return err
+			}
+		}
+		if step == StepStarted && (spec == nil || !slices.Contains(profile.AllPhases(), phase)) {
+			return x.fail(ctx, errors.New("the assignment carries no profile or no known phase"))
 		}
 	}
-	if spec == nil || !slices.Contains(profile.AllPhases(), phase) {
-		return x.fail(ctx, errors.New("the assignment carries no profile or no known phase"))
-	}
-	if !x.reached(StepPreflight) {
+	msg := fmt.Sprintf("verified and measured with %d probes", len(x.a.GetProbes().GetProbes()))
+	return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED, msg)
+}
+
+// applyStep runs one step of an APPLY that the progress has not reached. It reports true when
+// the flow ended there (the step failed, or the preflight did): apply then returns the error,
+// nil included.
+func (x *execution) applyStep(ctx context.Context, step string) (bool, error) {
+	spec := x.a.GetProfile()
+	phase := x.a.GetPhase()
+	switch step {
+	case StepStarted:
+		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, "")
+		return false, x.record(ctx, StepStarted)
+	case StepPreflight:
 		inv, err := x.d.inventory(ctx, x.rel)
 		if err != nil {
-			return x.fail(ctx, fmt.Errorf("inventory: %w", err))
+			return true, x.fail(ctx, fmt.Errorf("inventory: %w", err))
 		}
 		if x.p.RolloutID != "" && inv.GetHelmRevision() > 0 {
 			if x.p.PreRollout == nil {
@@ -119,65 +138,50 @@ func (x *execution) apply(ctx context.Context) error {
 		checks := profile.Preflight(spec, phase, inv)
 		if ok, reasons := profile.PhasePasses(checks); !ok {
 			x.p.Preflight = reasons
-			return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED,
+			return true, x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED,
 				fmt.Sprintf("preflight of %s failed: %s", profile.PhaseName(phase), strings.Join(reasons, "; ")))
 		}
-		if err := x.record(ctx, StepPreflight); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepUpgraded) {
+		return false, x.record(ctx, StepPreflight)
+	case StepUpgrading:
+		// Nothing to run: upgrade records StepUpgrading (write-ahead) on its way to StepUpgraded.
+		return false, nil
+	case StepUpgraded:
 		if err := x.upgrade(ctx); err != nil {
-			return x.fail(ctx, err)
+			return true, x.fail(ctx, err)
 		}
-	}
-	if !x.reached(StepRestarted) {
+		return false, nil
+	case StepRestarted:
 		if err := x.d.settle(ctx, x.p, x.a.GetId()); err != nil {
-			return x.fail(ctx, err)
+			return true, x.fail(ctx, err)
 		}
-		if err := x.record(ctx, StepRestarted); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepPolicies) {
+		return false, x.record(ctx, StepRestarted)
+	case StepPolicies:
 		if phase == ebbflowv1.Phase_PHASE_L7 {
 			if err := x.applyPolicies(ctx); err != nil {
-				return x.fail(ctx, err)
+				return true, x.fail(ctx, err)
 			}
 		}
-		if err := x.record(ctx, StepPolicies); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepParked) {
+		return false, x.record(ctx, StepPolicies)
+	case StepParked:
 		if phase == ebbflowv1.Phase_PHASE_KPR {
 			if err := x.parkAll(ctx); err != nil {
-				return x.fail(ctx, err)
+				return true, x.fail(ctx, err)
 			}
 		}
-		if err := x.record(ctx, StepParked); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepApplied) {
+		return false, x.record(ctx, StepParked)
+	case StepApplied:
 		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, fmt.Sprintf("Helm revision %d -> %d", x.p.HelmBefore, x.p.HelmAfter))
-		if err := x.record(ctx, StepApplied); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepVerified) {
+		return false, x.record(ctx, StepApplied)
+	case StepVerified:
 		if err := x.verifyApply(ctx); err != nil {
-			return x.fail(ctx, err)
+			return true, x.fail(ctx, err)
 		}
 		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_VERIFIED, "cilium-config verified and the cilium DaemonSet rolled out")
-		if err := x.record(ctx, StepVerified); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepMeasured) {
+		return false, x.record(ctx, StepVerified)
+	case StepMeasured:
 		ms, err := x.d.measure(ctx, x.a.GetProbes())
 		if err != nil {
-			return x.fail(ctx, fmt.Errorf("measure: %w", err))
+			return true, x.fail(ctx, fmt.Errorf("measure: %w", err))
 		}
 		if err := x.d.saveMeasurements(ctx, x.a.GetId(), ms); err != nil {
 			x.log.Warn("keeping the measurements for re-reporting failed", "err", err)
@@ -188,12 +192,9 @@ func (x *execution) apply(ctx context.Context) error {
 				x.reportErr = errors.Join(x.reportErr, err)
 			}
 		}
-		if err := x.record(ctx, StepMeasured); err != nil {
-			return err
-		}
+		return false, x.record(ctx, StepMeasured)
 	}
-	msg := fmt.Sprintf("verified and measured with %d probes", len(x.a.GetProbes().GetProbes()))
-	return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED, msg)
+	return true, fmt.Errorf("cluster: apply: step %q has no action", step)
 }
 
 // upgrade runs the Helm upgrade of the phase once: the revision before it is recorded first

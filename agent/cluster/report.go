@@ -108,7 +108,7 @@ func (g *GRPCReporter) retry(ctx context.Context, what string, call func(context
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("report %s: %w (last error: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("report %s: %w (last error: %w)", what, ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)

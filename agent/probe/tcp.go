@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // rrProber is the netperf-style TCP_RR probe (one connection kept for the whole
@@ -114,7 +116,12 @@ func (p *rrProber) roundTrip() error {
 func (p *rrProber) window(ctx context.Context, d time.Duration, rec *recorder) (time.Duration, error) {
 	t0 := time.Now()
 	end := t0.Add(d)
-	backoff := time.Duration(0)
+	// Back to back against a failing target: back off (10 ms doubling to 500 ms) instead of
+	// spinning.
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval, retry.Multiplier, retry.RandomizationFactor = 10*time.Millisecond, 500*time.Millisecond, 2, 0
+	retry.Reset()
+	failing := false
 	for i := int64(0); ; i++ {
 		var start time.Time
 		if p.rate > 0 {
@@ -141,17 +148,21 @@ func (p *rrProber) window(ctx context.Context, d time.Duration, rec *recorder) (
 			}
 			rec.fail(err)
 			if p.rate == 0 {
-				// Back to back against a failing target: back off instead of spinning.
-				backoff = min(max(2*backoff, 10*time.Millisecond), 500*time.Millisecond)
-				wake := time.Now().Add(backoff)
+				failing = true
+				wake := time.Now().Add(retry.NextBackOff())
 				if wake.After(end) {
 					wake = end
 				}
-				sleepUntil(ctx, wake)
+				if sleepUntil(ctx, wake) != nil {
+					break
+				}
 			}
 			continue
 		}
-		backoff = 0
+		if failing {
+			failing = false
+			retry.Reset()
+		}
 		rec.observe(time.Since(start))
 	}
 	return max(time.Since(t0), d), ctx.Err()

@@ -106,7 +106,7 @@ func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServ
 	if err != nil {
 		return 0, err
 	}
-	defer stream.Close()
+	defer func() { _ = stream.Close() }() // the stream's own error is the one returned
 	n := 0
 	for stream.Receive() {
 		n++

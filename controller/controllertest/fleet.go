@@ -73,7 +73,7 @@ func (a *Agent) watch(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	for stream.Receive() {
 		as := stream.Msg().GetAssignment()
 		if as.GetId() == "" {

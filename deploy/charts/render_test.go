@@ -102,19 +102,6 @@ func find(t testing.TB, objs []*unstructured.Unstructured, kind, name string) *u
 	return nil
 }
 
-// ofKind returns the objects of the kinds, in manifest order.
-func ofKind(objs []*unstructured.Unstructured, kinds ...string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, o := range objs {
-		for _, k := range kinds {
-			if o.GetKind() == k {
-				out = append(out, o)
-			}
-		}
-	}
-	return out
-}
-
 // merge lays over on base, key by key; neither is modified.
 func merge(base, over map[string]any) map[string]any {
 	out := map[string]any{}
