@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +14,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ebbflow/ebbflow/internal/cli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cenkalti/backoff/v5"
 
@@ -31,10 +34,15 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "fleet-controller:", err)
-		os.Exit(1)
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "fleet-controller",
+		Short: "A node of Ebbflow's controller group: the API, Raft and the rollout engine",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return run(f) },
 	}
+	bindFlags(cmd.Flags(), &f)
+	os.Exit(cli.Execute(cmd))
 }
 
 type flags struct {
@@ -56,52 +64,45 @@ type flags struct {
 	agentCertTTL                                                        time.Duration
 }
 
-func parseFlags() flags {
-	var f flags
-	flag.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots and the state database (required)")
-	flag.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API address: Connect, gRPC, gRPC-Web, health, reflection and /metrics")
-	flag.StringVar(&f.advertise, "advertise", "", "API address other nodes use to reach this one (default: the bound --listen address)")
-	flag.StringVar(&f.raftListen, "raft-listen", "127.0.0.1:7071", "Raft transport address")
-	flag.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the bound --raft-listen address)")
-	flag.StringVar(&f.nodeID, "node-id", "", "this node's Raft id (default: derived from --raft-listen)")
-	flag.StringVar(&f.join, "join", "", "URL of any existing controller to join as a voter (e.g. http://127.0.0.1:7070); without it a new node bootstraps a single-node cluster")
-	flag.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
-	flag.StringVar(&f.pkiInit, "pki-init", "", "create a new group CA (ca.crt, ca.key) and admin token (admin.token) in this directory, print where, and exit (e.g. to make the chart's pki Secret)")
-	flag.StringVar(&f.pkiDir, "pki-dir", "", "directory of the group's CA (ca.crt, ca.key) and admin credential (admin.token); a bootstrapping node creates them on first start, a joining node needs the CA (default: <data-dir>/pki)")
-	flag.StringVar(&f.tlsSANs, "tls-san", "", "extra DNS names or IPs for this node's certificate, comma-separated (e.g. the client Service's name)")
-	flag.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens of people and programs, one \"<token or sha256:hex>,<name>,<role>\" per line (role: viewer, operator or admin)")
-	flag.StringVar(&f.jwtIssuer, "jwt-issuer", "", "accept JWT bearer tokens from this issuer (the iss claim), signed with --jwt-key")
-	flag.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim of JWTs")
-	flag.StringVar(&f.jwtKey, "jwt-key", "", "the JWT issuer's public key or certificate (PEM)")
-	flag.StringVar(&f.jwtRoleClaim, "jwt-role-claim", "ebbflow_role", "JWT claim holding the role (viewer, operator or admin); the name is the sub claim")
-	flag.DurationVar(&f.agentCertTTL, "agent-cert-ttl", controller.DefaultAgentCertTTL, "lifetime of the client certificates issued to agents (they renew at two thirds of it)")
-	flag.StringVar(&f.tlsCert, "tls-cert", "", "serve the API with this certificate (PEM) instead of one issued by the group's CA")
-	flag.StringVar(&f.tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
-	flag.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	flag.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	flag.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
-	flag.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", store.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (randomised up to twice it) starts an election; lower fails over faster, higher rides out a loaded machine")
-	flag.DurationVar(&f.raftElection, "raft-election-timeout", store.DefaultElectionTimeout, "how long a candidate waits for votes (at least --raft-heartbeat-timeout)")
-	flag.DurationVar(&f.raftLease, "raft-leader-lease-timeout", store.DefaultLeaderLeaseTimeout, "a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
-	flag.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
-	flag.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
-	flag.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
-	flag.StringVar(&f.tlsCA, "tls-ca", "", "extra CA bundle (PEM) trusted when calling other nodes (joining, forwarding), for nodes serving a --tls-cert of another CA")
-	flag.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default; no authentication, so loopback only)")
-	flag.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
-	flag.Int64Var(&f.auditMaxRecords, "audit-max-records", controller.DefaultAuditMaxRecords, "keep at most this many audit records (the oldest go first); 0 keeps any number")
-	flag.DurationVar(&f.auditMaxAge, "audit-max-age", controller.DefaultAuditMaxAge, "drop audit records older than this; 0 keeps them regardless of age")
-	flag.Float64Var(&f.agentRate, "agent-rate-limit", controller.DefaultAgentRateLimit.Rate, "agent registrations and reports per second allowed per cluster, per node (heartbeats are not counted); 0 turns the limit off")
-	flag.IntVar(&f.agentBurst, "agent-rate-burst", controller.DefaultAgentRateLimit.Burst, "burst of --agent-rate-limit")
-	flag.Float64Var(&f.peopleRate, "people-rate-limit", controller.DefaultPeopleRateLimit.Rate, "calls per second allowed per actor (fleetctl, the portal, scripts), per node; 0 turns the limit off")
-	flag.IntVar(&f.peopleBurst, "people-rate-burst", controller.DefaultPeopleRateLimit.Burst, "burst of --people-rate-limit")
-	version := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
-	if *version {
-		fmt.Println(buildinfo.Version())
-		os.Exit(0)
-	}
-	return f
+// bindFlags declares fleet-controller's flags on fs, into f.
+func bindFlags(fs *pflag.FlagSet, f *flags) {
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots and the state database (required)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API address: Connect, gRPC, gRPC-Web, health, reflection and /metrics")
+	fs.StringVar(&f.advertise, "advertise", "", "API address other nodes use to reach this one (default: the bound --listen address)")
+	fs.StringVar(&f.raftListen, "raft-listen", "127.0.0.1:7071", "Raft transport address")
+	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the bound --raft-listen address)")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's Raft id (default: derived from --raft-listen)")
+	fs.StringVar(&f.join, "join", "", "URL of any existing controller to join as a voter (e.g. http://127.0.0.1:7070); without it a new node bootstraps a single-node cluster")
+	fs.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
+	fs.StringVar(&f.pkiInit, "pki-init", "", "create a new group CA (ca.crt, ca.key) and admin token (admin.token) in this directory, print where, and exit (e.g. to make the chart's pki Secret)")
+	fs.StringVar(&f.pkiDir, "pki-dir", "", "directory of the group's CA (ca.crt, ca.key) and admin credential (admin.token); a bootstrapping node creates them on first start, a joining node needs the CA (default: <data-dir>/pki)")
+	fs.StringVar(&f.tlsSANs, "tls-san", "", "extra DNS names or IPs for this node's certificate, comma-separated (e.g. the client Service's name)")
+	fs.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens of people and programs, one \"<token or sha256:hex>,<name>,<role>\" per line (role: viewer, operator or admin)")
+	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "accept JWT bearer tokens from this issuer (the iss claim), signed with --jwt-key")
+	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "required aud claim of JWTs")
+	fs.StringVar(&f.jwtKey, "jwt-key", "", "the JWT issuer's public key or certificate (PEM)")
+	fs.StringVar(&f.jwtRoleClaim, "jwt-role-claim", "ebbflow_role", "JWT claim holding the role (viewer, operator or admin); the name is the sub claim")
+	fs.DurationVar(&f.agentCertTTL, "agent-cert-ttl", controller.DefaultAgentCertTTL, "lifetime of the client certificates issued to agents (they renew at two thirds of it)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve the API with this certificate (PEM) instead of one issued by the group's CA")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
+	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", store.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (randomised up to twice it) starts an election; lower fails over faster, higher rides out a loaded machine")
+	fs.DurationVar(&f.raftElection, "raft-election-timeout", store.DefaultElectionTimeout, "how long a candidate waits for votes (at least --raft-heartbeat-timeout)")
+	fs.DurationVar(&f.raftLease, "raft-leader-lease-timeout", store.DefaultLeaderLeaseTimeout, "a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
+	fs.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
+	fs.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
+	fs.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "extra CA bundle (PEM) trusted when calling other nodes (joining, forwarding), for nodes serving a --tls-cert of another CA")
+	fs.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default; no authentication, so loopback only)")
+	fs.StringVar(&f.readyFile, "ready-file", "", "once serving, write the API address (host:port) to this file (for scripts and tests)")
+	fs.Int64Var(&f.auditMaxRecords, "audit-max-records", controller.DefaultAuditMaxRecords, "keep at most this many audit records (the oldest go first); 0 keeps any number")
+	fs.DurationVar(&f.auditMaxAge, "audit-max-age", controller.DefaultAuditMaxAge, "drop audit records older than this; 0 keeps them regardless of age")
+	fs.Float64Var(&f.agentRate, "agent-rate-limit", controller.DefaultAgentRateLimit.Rate, "agent registrations and reports per second allowed per cluster, per node (heartbeats are not counted); 0 turns the limit off")
+	fs.IntVar(&f.agentBurst, "agent-rate-burst", controller.DefaultAgentRateLimit.Burst, "burst of --agent-rate-limit")
+	fs.Float64Var(&f.peopleRate, "people-rate-limit", controller.DefaultPeopleRateLimit.Rate, "calls per second allowed per actor (fleetctl, the portal, scripts), per node; 0 turns the limit off")
+	fs.IntVar(&f.peopleBurst, "people-rate-burst", controller.DefaultPeopleRateLimit.Burst, "burst of --people-rate-limit")
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -119,8 +120,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
 }
 
-func run() error {
-	f := parseFlags()
+func run(f flags) error {
 	if f.pkiInit != "" {
 		return pkiInit(f.pkiInit)
 	}
