@@ -1,5 +1,9 @@
 package rollout
 
+// This file is over 500 lines on purpose: Step's state machine (waves, gates, clusters,
+// timeouts, whole-wave rollback) reads in one place, in the order Step runs it; reports are
+// decided in engine_report.go.
+
 import (
 	"cmp"
 	"errors"

@@ -17,6 +17,9 @@
 //	fsm.db      the state the FSM applied, with the last applied index
 package store
 
+// This file is just over 500 lines: the Store's life (open, bootstrap, recovery, Raft timing,
+// proposals, close); the FSM, reads, membership and snapshots each have a file of their own.
+
 import (
 	"context"
 	"crypto/tls"

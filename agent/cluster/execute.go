@@ -1,5 +1,8 @@
 package cluster
 
+// This file is over 500 lines on purpose: the apply and rollback step machines, one step per
+// case in applyOrder and rollbackOrder, read top to bottom like the crash-resume test drives them.
+
 import (
 	"context"
 	"encoding/json"

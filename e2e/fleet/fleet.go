@@ -1,5 +1,8 @@
 package fleet
 
+// This file is over 500 lines on purpose: the one harness every end-to-end scenario uses (the
+// controller group and agents as processes, kubebox clusters, clients and polls).
+
 import (
 	"bytes"
 	"context"

@@ -21,6 +21,9 @@
 // command; `make bench-fleet` runs it.
 package fleetsim
 
+// This file is over 500 lines on purpose: one simulator run (group, agents, the idle, wave and
+// rollback modes and what each measures); the agents and the table have files of their own.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,9 @@
 package profile
 
+// This file is one table, read top to bottom: every cross-field rule of a profile (its id,
+// severity and summary) beside the check that enforces it; splitting it would part rules from
+// their checks.
+
 import (
 	"fmt"
 	"strings"

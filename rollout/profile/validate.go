@@ -1,5 +1,8 @@
 package profile
 
+// This file is over 500 lines on purpose: Validate's walk over every field of a profile and
+// Cilium's value formats, in the order Validate runs them (the cross-field rules are in rules.go).
+
 import (
 	"cmp"
 	"encoding/base64"

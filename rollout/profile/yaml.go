@@ -1,5 +1,8 @@
 package profile
 
+// This file is over 500 lines on purpose: the profile file format's strict decoder and its
+// encoder side by side, so the two stay symmetric (EncodeYAML writes what DecodeYAML reads).
+
 import (
 	"bytes"
 	"encoding/json"
