@@ -1,13 +1,9 @@
 package controller_test
 
 import (
-	"context"
 	"testing"
 
-	"connectrpc.com/connect"
-
 	"github.com/ebbflow/ebbflow/controller/controllertest"
-	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
 // BenchmarkForwardedProfileWrites is BenchmarkProfileWrites sent to a follower of a 3-node
@@ -23,19 +19,5 @@ func BenchmarkForwardedProfileWrites(b *testing.B) {
 			break
 		}
 	}
-	c := newClients(f.URL)
-	ctx := context.Background()
-	if _, err := c.profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: "bench", Spec: minimalSpec()})); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.profiles.UpdateProfile(ctx, connect.NewRequest(&ebbflowv1.UpdateProfileRequest{Name: "bench", Spec: minimalSpec()})); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	benchProfileWrites(b, f.URL)
 }
