@@ -29,7 +29,7 @@ type fsmHarness struct {
 func newFSMHarness(t testing.TB) *fsmHarness {
 	t.Helper()
 	h := &fsmHarness{t: t}
-	f, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), testLogger(), func(c []Change) { h.changes = append(h.changes, c...) }, func([]string, bool) {})
+	f, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), testLogger(), false, func(c []Change) { h.changes = append(h.changes, c...) }, func([]string, bool) {})
 	if err != nil {
 		t.Fatal(err)
 	}

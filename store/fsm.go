@@ -24,9 +24,18 @@ import (
 // The state is persistent: each transaction records the index it applied up to, entries at
 // or below it are skipped, and Raft is told not to restore a snapshot on start
 // (Config.NoSnapshotRestoreOnStart), so a restart neither re-applies nor wipes anything.
+//
+// The state is also derived: everything in it comes from Raft's log and snapshots, which are
+// durable before an entry is acknowledged. So a commit does not fsync fsm.db (bbolt NoSync);
+// a background loop (Store.syncState) does, about once a second. A process crash loses
+// nothing (the pages are in the kernel's cache); after a power cut fsm.db may be behind, and
+// the next start replays the log from its applied index, restoring the newest snapshot
+// first when the entries it needs have been compacted (needsRestore). Raft compacts only
+// what a durable snapshot holds, so the log never loses what fsm.db has not synced.
 type fsm struct {
 	path    string
 	log     *slog.Logger
+	sync    bool // fsync every commit (see Config.fsmSync); otherwise syncEvery does
 	publish func([]Change)
 	wake    func(keys []string, all bool)
 
@@ -48,12 +57,13 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-func openFSM(path string, log *slog.Logger, publish func([]Change), wake func([]string, bool)) (*fsm, error) {
+func openFSM(path string, log *slog.Logger, sync bool, publish func([]Change), wake func([]string, bool)) (*fsm, error) {
 	db, err := openStateDB(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{path: path, log: log, publish: publish, wake: wake, db: db, appliedCh: make(chan struct{})}
+	db.NoSync = !sync
+	f := &fsm{path: path, log: log, sync: sync, publish: publish, wake: wake, db: db, appliedCh: make(chan struct{})}
 	err = db.View(func(tx *bbolt.Tx) error {
 		f.applied = appliedIndex(tx)
 		ix, err := loadIndex(tx)
@@ -184,6 +194,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.log.Warn("syncing the data directory after restore", "err", err)
 	}
 	db, err = openStateDB(f.path)
+	if err == nil {
+		db.NoSync = !f.sync
+	}
 	if err != nil {
 		f.mu.Unlock()
 		// The old handle still reads its (now unlinked) file; keep serving from it and let
@@ -264,7 +277,27 @@ func (f *fsm) setApplied(index uint64) {
 	}
 }
 
-// close closes the database, waiting for open readers.
+// syncTo makes fsm.db durable up to the index applied when it starts, if that is past
+// synced, and returns the index it made durable.
+func (f *fsm) syncTo(synced uint64) (uint64, error) {
+	applied, _ := f.appliedState()
+	if applied <= synced || f.sync {
+		return max(applied, synced), nil
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return synced, ErrClosed
+	}
+	// Sync flushes every page written so far; entries applied while it runs may or may not
+	// be part of it, so only the index read before it counts as durable.
+	if err := f.db.Sync(); err != nil {
+		return synced, fmt.Errorf("sync %s: %w", f.path, err)
+	}
+	return applied, nil
+}
+
+// close syncs and closes the database, waiting for open readers.
 func (f *fsm) close() error {
 	f.mu.Lock()
 	db := f.db
@@ -274,7 +307,7 @@ func (f *fsm) close() error {
 	if db == nil {
 		return nil
 	}
-	return db.Close()
+	return errors.Join(db.Sync(), db.Close())
 }
 
 // fsmSnapshot streams a consistent copy of the state database.

@@ -246,7 +246,7 @@ func TestWholeRolloutsOfEarlierVersionsAreMigrated(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := openFSM(path, testLogger(), func([]Change) {}, func([]string, bool) {})
+	f, err := openFSM(path, testLogger(), false, func([]Change) {}, func([]string, bool) {})
 	if err != nil {
 		t.Fatal(err)
 	}

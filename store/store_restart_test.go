@@ -96,7 +96,7 @@ func TestOpenRefusesStateWithoutRaft(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(s.cfg.DataDir, "raft.db")); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.cfg.DataDir, "wal")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := s.cfg

@@ -131,7 +131,7 @@ func TestSnapshotInstallOnNewNode(t *testing.T) {
 	if err := leader.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	if first, _ := leader.bolt.FirstIndex(); first <= 1 {
+	if first, _ := leader.logStore.logs.FirstIndex(); first <= 1 {
 		t.Fatalf("log not compacted: first index %d", first)
 	}
 
