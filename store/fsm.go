@@ -297,7 +297,8 @@ func (f *fsm) syncTo(synced uint64) (uint64, error) {
 	return applied, nil
 }
 
-// close syncs and closes the database, waiting for open readers.
+// close syncs and closes the database, waiting for open readers, and records its digest
+// beside it (check.go); without that record the next start rebuilds the state.
 func (f *fsm) close() error {
 	f.mu.Lock()
 	db := f.db
@@ -307,7 +308,10 @@ func (f *fsm) close() error {
 	if db == nil {
 		return nil
 	}
-	return errors.Join(db.Sync(), db.Close())
+	if err := db.Sync(); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	return errors.Join(writeStateMarker(f.path, db), db.Close())
 }
 
 // fsmSnapshot streams a consistent copy of the state database.

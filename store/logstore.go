@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,9 +64,9 @@ func openLogStore(kind, dir string, log hclog.Logger) (*logStore, error) {
 		}
 		w, closeWAL, err := openWAL(path, log)
 		if err != nil {
-			return nil, err
+			return nil, &DamagedLogError{Path: path, Err: err}
 		}
-		return &logStore{logs: compactedLogs{w}, stable: w, path: path, close: closeWAL}, nil
+		return &logStore{logs: checkedLogs{w}, stable: w, path: path, close: closeWAL}, nil
 	default:
 		return nil, fmt.Errorf("unknown log store %q (want %q or %q)", kind, LogStoreBolt, LogStoreWAL)
 	}
@@ -138,15 +141,54 @@ func migrateBoltToWAL(dir string, log hclog.Logger) error {
 	return durable.SyncDir(dir)
 }
 
-// compactedLogs makes a log store refuse entries below its first index. raft-wal keeps
-// serving compacted entries that are still in its segment files, so a leader would send a
-// new follower the old log instead of the snapshot that replaced it (and a restart would
-// replay them rather than restore); Raft expects compacted entries to be gone.
-type compactedLogs struct {
+// checkedLogs wraps the WAL so that what it hands back is what was stored and still
+// belongs to the log:
+//
+//   - each entry is stored with a CRC-32C of its index, term, type and data (in the entry's
+//     Extensions, which Ebbflow does not otherwise use), checked when it is read back: raft-wal
+//     checks its frames only where a write may have been torn, at the tail, so a byte changed
+//     in a sealed segment would otherwise be replayed or sent to a follower;
+//   - entries below the first index are refused: raft-wal keeps serving compacted entries
+//     still in its segment files, so a leader would send a new follower the old log instead
+//     of the snapshot that replaced it, and Raft expects compacted entries to be gone.
+type checkedLogs struct {
 	raft.LogStore
 }
 
-func (c compactedLogs) GetLog(index uint64, l *raft.Log) error {
+// entrySumTag starts Extensions holding an entry's checksum.
+const entrySumTag = "ebbflow-crc32c:"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func entrySum(l *raft.Log) uint32 {
+	var hdr [17]byte
+	binary.BigEndian.PutUint64(hdr[0:], l.Index)
+	binary.BigEndian.PutUint64(hdr[8:], l.Term)
+	hdr[16] = byte(l.Type)
+	return crc32.Update(crc32.Update(0, castagnoli, hdr[:]), castagnoli, l.Data)
+}
+
+// sealed is a copy of l carrying its checksum.
+func sealed(l *raft.Log) *raft.Log {
+	if len(l.Extensions) != 0 {
+		return l // not ours to replace; stored unchecked
+	}
+	c := *l
+	c.Extensions = binary.BigEndian.AppendUint32([]byte(entrySumTag), entrySum(l))
+	return &c
+}
+
+func (c checkedLogs) StoreLog(l *raft.Log) error { return c.LogStore.StoreLog(sealed(l)) }
+
+func (c checkedLogs) StoreLogs(logs []*raft.Log) error {
+	out := make([]*raft.Log, len(logs))
+	for i, l := range logs {
+		out[i] = sealed(l)
+	}
+	return c.LogStore.StoreLogs(out)
+}
+
+func (c checkedLogs) GetLog(index uint64, l *raft.Log) error {
 	first, err := c.FirstIndex()
 	if err != nil {
 		return err
@@ -154,11 +196,25 @@ func (c compactedLogs) GetLog(index uint64, l *raft.Log) error {
 	if index < first {
 		return raft.ErrLogNotFound
 	}
-	return c.LogStore.GetLog(index, l)
+	if err := c.LogStore.GetLog(index, l); err != nil {
+		return err
+	}
+	if l.Index != index {
+		return fmt.Errorf("entry %d reads back as index %d", index, l.Index)
+	}
+	ext, ok := bytes.CutPrefix(l.Extensions, []byte(entrySumTag))
+	if !ok {
+		return nil // stored before checksums (a migrated log)
+	}
+	if len(ext) != 4 || binary.BigEndian.Uint32(ext) != entrySum(l) {
+		return fmt.Errorf("entry %d fails its checksum", index)
+	}
+	l.Extensions = nil
+	return nil
 }
 
 // IsMonotonic passes the store's raft.MonotonicLogStore answer on.
-func (c compactedLogs) IsMonotonic() bool {
+func (c checkedLogs) IsMonotonic() bool {
 	m, ok := c.LogStore.(raft.MonotonicLogStore)
 	return ok && m.IsMonotonic()
 }

@@ -200,6 +200,9 @@ func Open(cfg Config) (_ *Store, err error) {
 
 	s := &Store{cfg: cfg, log: log, hub: newHub(), now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
 	s.lead.changed = make(chan struct{})
+	if err := prepareState(filepath.Join(cfg.DataDir, "fsm.db"), log, time.Now()); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	s.fsm, err = openFSM(filepath.Join(cfg.DataDir, "fsm.db"), log, cfg.fsmSync, s.hub.publish, s.hub.wake)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -207,10 +210,18 @@ func Open(cfg Config) (_ *Store, err error) {
 	closers = append(closers, s.fsm.close)
 
 	s.logStore, err = openLogStore(cfg.logStore, cfg.DataDir, hlog)
-	if err != nil {
+	if dl := (*DamagedLogError)(nil); errors.As(err, &dl) {
+		return nil, err
+	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	closers = append(closers, s.logStore.close)
+	if err := checkLog(s.logStore); err != nil {
+		return nil, &DamagedLogError{Path: s.logStore.path, Err: err}
+	}
+	if err := s.logStore.checkClose(); err != nil {
+		return nil, &DamagedLogError{Path: s.logStore.path, Err: err}
+	}
 	if s.logs, err = raft.NewLogCache(512, s.logStore.logs); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -333,6 +344,9 @@ func (s *Store) Close() error {
 		s.bg.Wait()
 		s.setLeadership(false)
 		s.hub.close()
+		if err := s.logStore.recordClose(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.logStore.path, err))
+		}
 		if err := s.logStore.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", s.logStore.path, err))
 		}

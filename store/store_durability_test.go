@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"go.etcd.io/bbolt"
 )
 
 // copyFile copies src to dst (a test's stand-in for what a disk held at one moment).
@@ -104,6 +107,7 @@ func TestStateBehindTheLogCatchesUp(t *testing.T) {
 			}
 			old := filepath.Join(t.TempDir(), "fsm.db.old")
 			copyFile(t, s.fsm.path, old)
+			copyFile(t, s.fsm.path+stateMarkerSuffix, old+stateMarkerSuffix)
 			db, err := openStateDB(s.fsm.path)
 			if err != nil {
 				t.Fatal(err)
@@ -125,6 +129,7 @@ func TestStateBehindTheLogCatchesUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			copyFile(t, old, s.fsm.path)
+			copyFile(t, old+stateMarkerSuffix, s.fsm.path+stateMarkerSuffix)
 
 			cfg.RaftBind = s.RaftAddress()
 			s = mustOpen(t, cfg)
@@ -136,6 +141,184 @@ func TestStateBehindTheLogCatchesUp(t *testing.T) {
 			if err != nil || len(revs) != 5 {
 				t.Fatalf("p1 has %d revisions after replay (%v), want 5", len(revs), err)
 			}
+		})
+	}
+}
+
+// reopenAfter closes s, lets damage change its data directory, and opens it again.
+func reopenAfter(t *testing.T, s *Store, damage func(dir string)) (*Store, error) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damage(s.cfg.DataDir)
+	cfg := s.cfg
+	cfg.RaftBind = s.RaftAddress()
+	return Open(cfg)
+}
+
+// flipIn changes one byte of the first occurrence of what in path, keeping its length.
+func flipIn(t *testing.T, path, what string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(what))
+	if i < 0 {
+		t.Fatalf("%q not in %s", what, path)
+	}
+	b[i] ^= 0x20
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipLive changes one byte of what inside the value of key in bucket of the bbolt file at
+// path, keeping its length: in every copy of the whole value in the file, so the live one is
+// changed whatever stale copies freed pages hold.
+func flipLive(t *testing.T, path string, bucket []byte, key, what string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v []byte
+	err = db.View(func(tx *bbolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(bucket).Get([]byte(key)))
+		return nil
+	})
+	if cerr := db.Close(); err != nil || cerr != nil || !bytes.Contains(v, []byte(what)) {
+		t.Fatalf("finding %q in %s/%s: %v, %v, value %q", what, bucket, key, err, cerr, v)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Clone(v)
+	changed[bytes.Index(v, []byte(what))] ^= 0x20
+	if n := bytes.Count(b, v); n == 0 {
+		t.Fatalf("the value of %s/%s is not in %s as one run", bucket, key, path)
+	}
+	if err := os.WriteFile(path, bytes.ReplaceAll(b, v, changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedStateIsRebuilt: fsm.db after a crash (no clean-close record), with a value
+// changed in place (same length), cut short, or overwritten with garbage: the node moves it
+// aside (or, after a crash, drops it), rebuilds the state from the snapshot and the log, and
+// serves exactly what was acknowledged, never the changed value.
+func TestDamagedStateIsRebuilt(t *testing.T) {
+	cases := []struct {
+		name    string
+		damage  func(t *testing.T, path string)
+		asideOK bool // the file is kept aside as damaged
+	}{
+		{"crash", func(t *testing.T, path string) {
+			if err := os.Remove(path + stateMarkerSuffix); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"value changed in place", func(t *testing.T, path string) { flipLive(t, path, bucketProfiles, "p2", "after") }, true},
+		{"cut short", func(t *testing.T, path string) {
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, min(st.Size()/2, 4*int64(os.Getpagesize()))); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"garbage", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte{0xa5}, 64<<10), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+	}
+	for _, snapshot := range []bool{false, true} {
+		for _, c := range cases {
+			name := c.name
+			if snapshot {
+				name += " after a snapshot"
+			}
+			t.Run(name, func(t *testing.T) {
+				s := mustNewStore(t)
+				seed(t, s)
+				if snapshot {
+					if err := s.Snapshot(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				mustApply(t, s, updateProfile("p2", "after", 0))
+				want := dump(t, s)
+				s, err := reopenAfter(t, s, func(dir string) { c.damage(t, filepath.Join(dir, "fsm.db")) })
+				if err != nil {
+					t.Fatalf("Open after damage: %v", err)
+				}
+				t.Cleanup(func() { _ = s.Close() })
+				waitEstablished(t, s)
+				waitFor(t, 10*time.Second, "the state to be rebuilt", func() bool { return sameDump(dump(t, s), want) == nil })
+				aside, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, "fsm.db.damaged-*"))
+				if c.asideOK != (len(aside) == 1) {
+					t.Fatalf("damaged copies kept: %v, want one: %v", aside, c.asideOK)
+				}
+				mustApply(t, s, updateProfile("p2", "and after", 0))
+			})
+		}
+	}
+}
+
+// TestDamagedLogRefusesToStart: a Raft log whose entry no longer reads back, or whose meta
+// database is garbage, stops the node with a DamagedLogError naming wal/.
+func TestDamagedLogRefusesToStart(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, wal string)
+	}{
+		{"entry changed", func(t *testing.T, wal string) {
+			segs, _ := filepath.Glob(filepath.Join(wal, "*.wal"))
+			if len(segs) == 0 {
+				t.Fatal("no segment files")
+			}
+			flipIn(t, segs[0], "one, again")
+		}},
+		{"last entry changed", func(t *testing.T, wal string) {
+			segs, _ := filepath.Glob(filepath.Join(wal, "*.wal"))
+			b, err := os.ReadFile(segs[len(segs)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.LastIndex(b, []byte("after"))
+			if i < 0 {
+				t.Fatal("the last write is not in the last segment")
+			}
+			b[i] ^= 0x20
+			if err := os.WriteFile(segs[len(segs)-1], b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"meta database garbage", func(t *testing.T, wal string) {
+			if err := os.WriteFile(filepath.Join(wal, "wal-meta.db"), bytes.Repeat([]byte{0xa5}, 64<<10), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustNewStore(t)
+			seed(t, s)
+			mustApply(t, s, updateProfile("p2", "after", 0))
+			s2, err := reopenAfter(t, s, func(dir string) { c.damage(t, filepath.Join(dir, "wal")) })
+			if err == nil {
+				_ = s2.Close()
+				t.Fatal("Open succeeded on a damaged log")
+			}
+			var dl *DamagedLogError
+			if !errors.As(err, &dl) || dl.Path != filepath.Join(s.cfg.DataDir, "wal") {
+				t.Fatalf("Open: %v, want a DamagedLogError for %s", err, filepath.Join(s.cfg.DataDir, "wal"))
+			}
+			t.Log(err)
 		})
 	}
 }

@@ -58,6 +58,7 @@ type flags struct {
 	agentRate, peopleRate                                               float64
 	agentBurst, peopleBurst                                             int
 	insecure                                                            bool
+	rejoin                                                              bool
 	pkiInit                                                             string
 	pkiDir, tlsSANs, tokensFile                                         string
 	jwtIssuer, jwtAudience, jwtKey, jwtRoleClaim                        string
@@ -72,6 +73,7 @@ func bindFlags(fs *pflag.FlagSet, f *flags) {
 	fs.StringVar(&f.raftListen, "raft-listen", "127.0.0.1:7071", "Raft transport address")
 	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the bound --raft-listen address)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's Raft id (default: derived from --raft-listen)")
+	fs.BoolVar(&f.rejoin, "rejoin", false, "start this node empty and join the group again as a new member: its Raft log, snapshots and state move to <data-dir>/before-rejoin-<time>/ and the group (reached through --join) removes its old membership first; for a node whose log is damaged (it refuses to start and says so)")
 	fs.StringVar(&f.join, "join", "", "URL of any existing controller to join as a voter (e.g. http://127.0.0.1:7070); without it a new node bootstraps a single-node cluster")
 	fs.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
 	fs.StringVar(&f.pkiInit, "pki-init", "", "create a new group CA (ca.crt, ca.key) and admin token (admin.token) in this directory, print where, and exit (e.g. to make the chart's pki Secret)")
@@ -170,6 +172,9 @@ func run(f flags) error {
 		}
 		f.nodeID, f.join, f.advertise, f.raftAdvertise, bootstrap = plan.NodeID, plan.Join, plan.Advertise, plan.RaftAdvertise, plan.Bootstrap
 	}
+	if f.rejoin && f.join == "" {
+		return errors.New("--rejoin needs --join: the URL of a healthy node of the group")
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -248,7 +253,17 @@ func run(f flags) error {
 			return nil
 		}
 	}
+	if f.rejoin {
+		if err := rejoin(ctx, log, peerClient, f.join, nodeID, f.dataDir); err != nil {
+			return err
+		}
+	}
 	node, err := controller.StartNode(nopts)
+	var damaged *store.DamagedLogError
+	if errors.As(err, &damaged) {
+		return fmt.Errorf("%w\nto rejoin it empty, run it again with --rejoin and --join <URL of a healthy node>: %s",
+			err, rejoinCommand(os.Args))
+	}
 	if err != nil {
 		return err
 	}
@@ -297,20 +312,66 @@ func run(f flags) error {
 	return node.Shutdown(shutCtx)
 }
 
+// rejoin moves this node's Raft and state files aside and asks the group (through url) to
+// remove its old membership, so that the join that follows adds it as a new, empty member
+// rather than one that forgot what it voted and acknowledged.
+func rejoin(ctx context.Context, log *slog.Logger, hc *http.Client, url, id, dataDir string) error {
+	aside, err := store.MoveAside(dataDir, time.Now())
+	if err != nil {
+		return fmt.Errorf("--rejoin: moving the old state aside: %w", err)
+	}
+	if aside != "" {
+		log.Warn("--rejoin: moved this node's Raft log, snapshots and state aside", "to", aside)
+	}
+	client := ebbflowv1connect.NewControllerServiceClient(hc, strings.TrimRight(url, "/"))
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		_, err := client.RemoveServer(ctx, connect.NewRequest(&ebbflowv1.RemoveServerRequest{NodeId: id}))
+		switch connect.CodeOf(err) {
+		case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeUnauthenticated:
+			return struct{}{}, backoff.Permanent(fmt.Errorf("--rejoin: removing %s through %s: %w", id, url, err))
+		case connect.CodeNotFound:
+			return struct{}{}, nil
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(joinBackoff()), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, in time.Duration) {
+		log.Warn("--rejoin: removing the old membership failed; retrying", "via", url, "err", err, "in", in)
+	}))
+	if err != nil {
+		return err
+	}
+	log.Info("--rejoin: the group removed this node's old membership; joining as a new member", "node", id)
+	return nil
+}
+
+// rejoinCommand is args with --rejoin added.
+func rejoinCommand(args []string) string {
+	out := append([]string{args[0], "--rejoin"}, args[1:]...)
+	for i, a := range out {
+		if strings.ContainsAny(a, " '\"$") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func joinBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier = 200*time.Millisecond, 5*time.Second, 2
+	return b
+}
+
 // join asks an existing controller (forwarded to its leader) to add this node as a voter,
 // retrying with backoff (200 ms doubling to 5 s, jittered) until it succeeds, the request is
 // refused as invalid, or ctx ends.
 func join(ctx context.Context, log *slog.Logger, hc *http.Client, url, id, raftAddr, apiAddr string) error {
 	client := ebbflowv1connect.NewControllerServiceClient(hc, strings.TrimRight(url, "/"))
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.Multiplier = 200*time.Millisecond, 5*time.Second, 2
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		_, err := client.AddVoter(ctx, connect.NewRequest(&ebbflowv1.AddVoterRequest{NodeId: id, RaftAddress: raftAddr, ApiAddress: apiAddr}))
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
 			return struct{}{}, backoff.Permanent(fmt.Errorf("--join %s: %w", url, err))
 		}
 		return struct{}{}, err
-	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, in time.Duration) {
+	}, backoff.WithBackOff(joinBackoff()), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, in time.Duration) {
 		log.Warn("join failed; retrying", "via", url, "err", err, "in", in)
 	}))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,6 +95,8 @@ type Fleet struct {
 type Controller struct {
 	ID, Addr, URL, DataDir string
 	Proc                   *process.Process
+
+	args []string // what it was started with, for RestartController
 }
 
 // Cluster is one member cluster: a kubebox cluster, its latency target and its agent.
@@ -201,18 +204,37 @@ func (f *Fleet) startController(ctx context.Context, n int, heartbeat time.Durat
 	if n > 1 {
 		args = append(args, "--join", f.Controllers[0].URL)
 	}
-	p, err := process.Start(f.Logs, f.Root, id, f.Bins.Controller, nil, args...)
+	c.args = args
+	f.Controllers = append(f.Controllers, c)
+	return f.run(ctx, c, args)
+}
+
+// run starts c's process with args and waits until it is ready.
+func (f *Fleet) run(ctx context.Context, c *Controller, args []string) error {
+	ready := filepath.Join(f.Dir, "controllers", c.ID+".addr")
+	if err := os.Remove(ready); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	p, err := process.Start(f.Logs, f.Root, c.ID, f.Bins.Controller, nil, args...)
 	if err != nil {
 		return err
 	}
 	c.Proc = p
-	f.Controllers = append(f.Controllers, c)
 	addr, err := waitFile(ctx, ready, p, time.Minute)
 	if err != nil {
-		return fmt.Errorf("fleet: controller %s: %w", id, err)
+		return fmt.Errorf("fleet: controller %s: %w", c.ID, err)
 	}
 	c.Addr, c.URL = addr, "https://"+addr
 	return nil
+}
+
+// RestartController starts a stopped controller again on its data directory, with extra
+// arguments added to those it first had, and waits until it is ready (or has exited).
+func (f *Fleet) RestartController(ctx context.Context, c *Controller, extra ...string) error {
+	if done, _ := c.Proc.Exited(); !done {
+		return fmt.Errorf("fleet: controller %s is still running", c.ID)
+	}
+	return f.run(ctx, c, append(slices.Clone(c.args), extra...))
 }
 
 // initPKI creates the group's CA and admin credential once, before any controller starts, so
