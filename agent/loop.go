@@ -40,6 +40,11 @@ type Loop struct {
 	cfg Config
 	log *slog.Logger
 
+	// kick asks the heartbeat loop to beat now: the assignment stream broke or reopened,
+	// maybe on another node or under a new leader, which should count this agent as alive
+	// at once rather than an interval later.
+	kick chan struct{}
+
 	mu             sync.Mutex
 	current        *ebbflowv1.Assignment
 	interval       time.Duration
@@ -55,7 +60,7 @@ func New(cfg Config) *Loop {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 15 * time.Second
 	}
-	return &Loop{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Cluster), interval: 10 * time.Second}
+	return &Loop{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Cluster), interval: 10 * time.Second, kick: make(chan struct{}, 1)}
 }
 
 // Current is the last assignment received (nil before the first).
@@ -87,6 +92,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				return err
 			}
 		}
+		l.beatNow()
 		d := b.NextBackOff()
 		l.log.Warn("assignment stream broke; reconnecting", "err", err, "in", d)
 		if !sleep(ctx, d) {
@@ -162,8 +168,20 @@ func (l *Loop) watch(ctx context.Context, b *backoff.ExponentialBackOff) error {
 
 func (l *Loop) setStreaming(on bool) {
 	l.mu.Lock()
+	opened := on && !l.streaming
 	l.streaming = on
 	l.mu.Unlock()
+	if opened {
+		l.beatNow()
+	}
+}
+
+// beatNow asks for a heartbeat now (see kick).
+func (l *Loop) beatNow() {
+	select {
+	case l.kick <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // Streaming reports whether the assignment stream is open.
@@ -173,26 +191,47 @@ func (l *Loop) Streaming() bool {
 	return l.streaming
 }
 
+// heartbeat beats every interval while the stream is down (or always, for a controller that
+// does not count streams), and at once when kicked, whatever the stream: a kicked beat that
+// fails is retried with backoff until one gets through, so an agent whose node or leader
+// changed is counted alive as soon as a leader answers.
 func (l *Loop) heartbeat(ctx context.Context) {
+	var retry *backoff.ExponentialBackOff // set while a kicked beat has not got through
 	for {
 		l.mu.Lock()
-		d := l.interval
+		interval := l.interval
 		l.mu.Unlock()
-		if !sleep(ctx, d) {
+		d := interval
+		if retry != nil {
+			d = min(d, retry.NextBackOff())
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
+		case <-l.kick:
+			t.Stop()
+			if retry == nil {
+				retry = newBackoff(l.cfg.MaxBackoff)
+			}
 		}
 		l.mu.Lock()
-		cur, skip := l.current, l.streamLiveness && l.streaming
+		cur, skip := l.current, l.streamLiveness && l.streaming && retry == nil
 		l.mu.Unlock()
 		if skip {
 			continue // the open stream is the liveness
 		}
-		hctx, cancel := context.WithTimeout(ctx, d)
+		hctx, cancel := context.WithTimeout(ctx, interval)
 		_, err := l.cfg.Client.Heartbeat(hctx, &ebbflowv1.HeartbeatRequest{
 			Cluster: l.cfg.Cluster, AssignmentId: cur.GetId(), Phase: cur.GetPhase(),
 		})
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil:
+			retry = nil
+		case ctx.Err() == nil:
 			l.log.Debug("heartbeat failed", "err", err)
 		}
 	}

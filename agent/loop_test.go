@@ -118,6 +118,39 @@ func (c *countingClient) WatchAssignment(ctx context.Context, in *ebbflowv1.Watc
 	return c.AgentServiceClient.WatchAssignment(ctx, in, opts...)
 }
 
+// When its assignment stream breaks or reopens (a node died, a new leader), the agent beats
+// at once rather than an interval later, retrying until a controller answers: so a new leader
+// counts it alive as soon as it can.
+func TestAgentHeartbeatsAtOnceWhenItsStreamChanges(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{Config: func(c *controller.Config) { c.HeartbeatInterval = time.Minute }})
+	conn, raw, err := agent.Dial([]string{n.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := &countingClient{AgentServiceClient: raw}
+	loop := agent.New(agent.Config{Cluster: "edge-1", Version: "test", Client: client, Logger: controllertest.Logger(t), MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	controllertest.Eventually(t, 10*time.Second, "the stream open and its beat", func() bool {
+		return loop.Streaming() && client.beats.Load() >= 1
+	})
+	before := client.beats.Load()
+	n.Stop()
+	n.Restart(t)
+	// The interval is a minute: only the kick can make these within the wait.
+	controllertest.Eventually(t, 20*time.Second, "beats after the stream broke and reopened", func() bool {
+		return loop.Streaming() && client.beats.Load() >= before+2
+	})
+}
+
 // While its assignment stream is open the agent makes no Heartbeat call and the controller
 // still counts it alive; an agent without a stream heartbeats every interval.
 func TestAgentHeartbeatsOnlyWithoutItsStream(t *testing.T) {
@@ -153,6 +186,8 @@ func TestAgentHeartbeatsOnlyWithoutItsStream(t *testing.T) {
 	streaming := &countingClient{AgentServiceClient: raw}
 	loop := run("edge-1", streaming)
 	controllertest.Eventually(t, 10*time.Second, "the stream open", loop.Streaming)
+	// One beat when the stream opens (TestAgentHeartbeatsAtOnceWhenItsStreamChanges), then none.
+	controllertest.Eventually(t, 10*time.Second, "the beat of the stream opening", func() bool { return streaming.beats.Load() == 1 })
 	start, before := time.Now(), streaming.beats.Load()
 	for time.Since(start) < 10*interval {
 		if st := liveness("edge-1"); st != ebbflowv1.Liveness_LIVENESS_ALIVE {

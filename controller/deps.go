@@ -40,6 +40,7 @@ type Reader interface {
 type Membership interface {
 	IsLeader() bool
 	LeaderAPIAddress() (string, error)
+	LeaderChanged() <-chan struct{}
 	WatchLeadership(ctx context.Context) <-chan bool
 	Status() store.Status
 	AddVoter(ctx context.Context, id, raftAddr, apiAddr string) error

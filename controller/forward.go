@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -86,13 +87,31 @@ func (c forwardCodec) Unmarshal(b []byte, v any) error {
 	return proto.Unmarshal(b, f.Message)
 }
 
-// leaderAddr is the leader's API address, or Unavailable.
-func (f *forwarder) leaderAddr() (string, error) {
-	addr, err := f.members.LeaderAPIAddress()
-	if err != nil {
-		return "", connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+// leaderWait is how long a call to be forwarded waits for a leader when there is none (an
+// election is under way): about what an election takes, so a caller's retry after a failover
+// usually finds the new leader instead of failing again at once.
+const leaderWait = 2 * time.Second
+
+// leaderAddr is the leader's API address, waiting up to leaderWait (or ctx) for one to be
+// known, or Unavailable; and a channel closed when this node next sees the leader change.
+func (f *forwarder) leaderAddr(ctx context.Context) (string, <-chan struct{}, error) {
+	wait := time.NewTimer(leaderWait)
+	defer wait.Stop()
+	for {
+		changed := f.members.LeaderChanged()
+		addr, err := f.members.LeaderAPIAddress()
+		if err == nil {
+			return addr, changed, nil
+		}
+		select {
+		case <-changed:
+		case <-time.After(20 * time.Millisecond): // the leader's address may arrive by a Raft entry
+		case <-wait.C:
+			return "", nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+		case <-ctx.Done():
+			return "", nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader to forward to: %w", err))
+		}
 	}
-	return addr, nil
 }
 
 // client is the generic client of spec's procedure on the leader at addr.
@@ -132,7 +151,7 @@ func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.
 	if !ok {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("forward: %T is not a protobuf message", req.Any()))
 	}
-	addr, err := f.leaderAddr()
+	addr, changed, err := f.leaderAddr(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -145,17 +164,34 @@ func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.
 		fwd.Header()[k] = v
 	}
 	markForwarded(ctx)
+	// A leader that died or was cut off may never answer: give up as soon as this node sees
+	// another leader (or none) instead of at the caller's deadline.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-changed:
+			cancel(errLeaderChanged)
+		case <-ctx.Done():
+		}
+	}()
 	res, err := cl.CallUnary(ctx, fwd)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w while the call was forwarded to %s; it may or may not have been applied: retry (a write with the generation it expects is safe to retry)", errLeaderChanged, addr))
+	}
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
+// errLeaderChanged ends a forwarded call whose leader this node no longer sees as leader.
+var errLeaderChanged = errors.New("the leader changed")
+
 // leaderController is a ControllerService client of the leader and the leader's address,
 // for this node's own calls to it (a consistent stream start, the agent streams it holds).
-func (f *forwarder) leaderController() (ebbflowv1connect.ControllerServiceClient, string, error) {
-	addr, err := f.leaderAddr()
+func (f *forwarder) leaderController(ctx context.Context) (ebbflowv1connect.ControllerServiceClient, string, error) {
+	addr, _, err := f.leaderAddr(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -182,7 +218,7 @@ func (s *Server) readYourWrites(ctx context.Context) {
 			return
 		}
 	}
-	status, _, err := s.fwd.leaderController()
+	status, _, err := s.fwd.leaderController(ctx)
 	if err != nil {
 		return
 	}

@@ -118,7 +118,7 @@ func (s *Server) pushStreams(ctx context.Context) {
 			sentTo = ""
 			continue
 		}
-		leader, addr, err := s.fwd.leaderController()
+		leader, addr, err := s.fwd.leaderController(ctx)
 		if err != nil {
 			continue
 		}

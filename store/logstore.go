@@ -62,6 +62,9 @@ func openLogStore(kind, dir string, log hclog.Logger) (*logStore, error) {
 		if err := os.MkdirAll(path, 0o700); err != nil {
 			return nil, err
 		}
+		if err := repairWAL(path, log); err != nil {
+			return nil, &DamagedLogError{Path: path, Err: err}
+		}
 		w, closeWAL, err := openWAL(path, log)
 		if err != nil {
 			return nil, &DamagedLogError{Path: path, Err: err}

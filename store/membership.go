@@ -199,6 +199,38 @@ func (s *Store) LeaderAPIAddress() (string, error) {
 	return addr, nil
 }
 
+// LeaderChanged returns a channel closed when this node next sees the leader change (a new
+// leader, or none): a call it forwarded to the old one can stop waiting for an answer that
+// may never come.
+func (s *Store) LeaderChanged() <-chan struct{} {
+	s.leaderSeen.mu.Lock()
+	defer s.leaderSeen.mu.Unlock()
+	return s.leaderSeen.changed
+}
+
+// observeLeader closes and replaces leaderSeen.changed whenever Raft reports a leader change,
+// until Close.
+func (s *Store) observeLeader() {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(obs)
+	defer s.raft.DeregisterObserver(obs)
+	for {
+		select {
+		case <-ch:
+			s.leaderSeen.mu.Lock()
+			close(s.leaderSeen.changed)
+			s.leaderSeen.changed = make(chan struct{})
+			s.leaderSeen.mu.Unlock()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
 // WaitForLeader waits until some node is known as leader.
 func (s *Store) WaitForLeader(ctx context.Context) error {
 	return s.pollUntil(ctx, 20*time.Millisecond, func() bool { return s.LeaderID() != "" })

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 )
 
@@ -320,5 +322,74 @@ func TestDamagedLogRefusesToStart(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestTailTruncatedLogReopens: Raft truncating the log's tail (a follower dropping entries a
+// new leader overwrote) leaves raft-wal with a segment sealed without its index, unreadable
+// after a restart; the log store rewrites it on open, keeping exactly the entries that
+// survived the truncation and those written after it, and Raft's term and vote.
+func TestTailTruncatedLogReopens(t *testing.T) {
+	dir := t.TempDir()
+	hlog := newHCLogger(testLogger())
+	entry := func(i uint64, data string) *raft.Log {
+		return &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte(data)}
+	}
+	ls, err := openLogStore(LogStoreWAL, dir, hlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		first = append(first, entry(i, fmt.Sprintf("first %d", i)))
+	}
+	// Two batches: the truncation cuts the second one, whose commit frame comes after it.
+	if err := ls.logs.StoreLogs(first[:5]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.logs.StoreLogs(first[5:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.logs.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(8); i <= 12; i++ {
+		if err := ls.logs.StoreLog(entry(i, fmt.Sprintf("second %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ls.stable.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ls, err = openLogStore(LogStoreWAL, dir, hlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.close()
+	if err := checkLog(ls); err != nil {
+		t.Fatalf("log after reopening: %v", err)
+	}
+	for i := uint64(1); i <= 12; i++ {
+		var l raft.Log
+		if err := ls.logs.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		want := fmt.Sprintf("first %d", i)
+		if i >= 8 {
+			want = fmt.Sprintf("second %d", i)
+		}
+		if string(l.Data) != want {
+			t.Fatalf("entry %d holds %q, want %q", i, l.Data, want)
+		}
+	}
+	if last, _ := ls.logs.LastIndex(); last != 12 {
+		t.Fatalf("last index %d, want 12", last)
+	}
+	if term, err := ls.stable.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
+		t.Fatalf("term %d (%v), want 7", term, err)
 	}
 }

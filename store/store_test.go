@@ -313,20 +313,22 @@ func TestOpenValidatesConfig(t *testing.T) {
 }
 
 func TestCheckRaftTimeouts(t *testing.T) {
-	if err := CheckRaftTimeouts(DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout); err != nil {
+	if err := CheckRaftTimeouts(DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout, DefaultCommitTimeout); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
 	for _, tc := range []struct {
-		hb, el, lease time.Duration
-		want          string
+		hb, el, lease, commit time.Duration
+		want                  string
 	}{
-		{time.Second, 500 * time.Millisecond, 500 * time.Millisecond, "--raft-election-timeout (500ms) must be at least --raft-heartbeat-timeout (1s)"},
-		{time.Second, time.Second, 2 * time.Second, "--raft-leader-lease-timeout (2s) must be at most --raft-heartbeat-timeout (1s)"},
-		{time.Millisecond, time.Second, time.Millisecond, "must each be at least 10ms"},
+		{time.Second, 500 * time.Millisecond, 500 * time.Millisecond, DefaultCommitTimeout, "--raft-election-timeout (500ms) must be at least --raft-heartbeat-timeout (1s)"},
+		{time.Second, time.Second, 2 * time.Second, DefaultCommitTimeout, "--raft-leader-lease-timeout (2s) must be at most --raft-heartbeat-timeout (1s)"},
+		{time.Millisecond, time.Second, time.Millisecond, DefaultCommitTimeout, "must each be at least 10ms"},
+		{time.Second, time.Second, time.Second, 0, "--raft-commit-timeout (0s) must be between 1ms and --raft-heartbeat-timeout (1s)"},
+		{time.Second, time.Second, time.Second, 2 * time.Second, "--raft-commit-timeout (2s) must be between"},
 	} {
-		err := CheckRaftTimeouts(tc.hb, tc.el, tc.lease)
+		err := CheckRaftTimeouts(tc.hb, tc.el, tc.lease, tc.commit)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("CheckRaftTimeouts(%s, %s, %s) = %v; want %q", tc.hb, tc.el, tc.lease, err, tc.want)
+			t.Errorf("CheckRaftTimeouts(%s, %s, %s, %s) = %v; want %q", tc.hb, tc.el, tc.lease, tc.commit, err, tc.want)
 		}
 	}
 }

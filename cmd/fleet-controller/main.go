@@ -49,7 +49,7 @@ type flags struct {
 	dataDir, listen, advertise, raftListen, raftAdvertise, nodeID, join string
 	tlsCert, tlsKey, logLevel, logFormat                                string
 	heartbeat                                                           time.Duration
-	raftHeartbeat, raftElection, raftLease                              time.Duration
+	raftHeartbeat, raftElection, raftLease, raftCommit                  time.Duration
 	allowInsecureRemote                                                 bool
 	readyFile, pprofListen                                              string
 	statefulSetService, podName, tlsCA                                  string
@@ -92,6 +92,7 @@ func bindFlags(fs *pflag.FlagSet, f *flags) {
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 10*time.Second, "how often agents heartbeat; liveness expires after three missed beats")
 	fs.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", store.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (randomised up to twice it) starts an election; lower fails over faster, higher rides out a loaded machine")
 	fs.DurationVar(&f.raftElection, "raft-election-timeout", store.DefaultElectionTimeout, "how long a candidate waits for votes (at least --raft-heartbeat-timeout)")
+	fs.DurationVar(&f.raftCommit, "raft-commit-timeout", store.DefaultCommitTimeout, "how long an idle leader waits before telling followers what is committed: how far a stale read on a follower may lag")
 	fs.DurationVar(&f.raftLease, "raft-leader-lease-timeout", store.DefaultLeaderLeaseTimeout, "a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
 	fs.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
 	fs.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
@@ -139,7 +140,7 @@ func run(f flags) error {
 	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
 		return errors.New("rate limits must not be negative and bursts must be at least 1")
 	}
-	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease); err != nil {
+	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease, f.raftCommit); err != nil {
 		return err
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
@@ -232,6 +233,7 @@ func run(f flags) error {
 		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
 		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
 		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
+		CommitTimeout: f.raftCommit,
 	}
 	ccfg := controller.Config{
 		NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),

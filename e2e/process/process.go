@@ -95,3 +95,10 @@ func (p *Process) Stop() {
 		p.Kill()
 	}
 }
+
+// Pause stops the process group (SIGSTOP) until Resume, as a long stall would: it holds its
+// sockets open and answers nothing.
+func (p *Process) Pause() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues a paused process group (SIGCONT).
+func (p *Process) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }

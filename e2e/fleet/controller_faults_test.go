@@ -105,17 +105,29 @@ func TestDamagedLogRefusesThenRejoins(t *testing.T) {
 // waitStale waits until c serves cluster c1 with the note label value want from its own state.
 func waitStale(t *testing.T, ctx context.Context, f *fleet.Fleet, c *fleet.Controller, want string) {
 	t.Helper()
+	waitServes(t, ctx, f, c, "c1", func(cl *ebbflowv1.Cluster) bool { return cl.GetLabels()["note"] == want })
+}
+
+// waitStaleOf waits until c serves cluster name from its own state.
+func waitStaleOf(t *testing.T, ctx context.Context, f *fleet.Fleet, c *fleet.Controller, name string) {
+	t.Helper()
+	waitServes(t, ctx, f, c, name, func(*ebbflowv1.Cluster) bool { return true })
+}
+
+// waitServes waits until c serves cluster name, read from its own state, such that ok.
+func waitServes(t *testing.T, ctx context.Context, f *fleet.Fleet, c *fleet.Controller, name string, ok func(*ebbflowv1.Cluster) bool) {
+	t.Helper()
 	cl := f.ClientsFor(c.URL)
 	for {
 		res, err := cl.Clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{
-			Name: "c1", Read: &ebbflowv1.ReadOptions{Consistency: ebbflowv1.Consistency_CONSISTENCY_STALE},
+			Name: name, Read: &ebbflowv1.ReadOptions{Consistency: ebbflowv1.Consistency_CONSISTENCY_STALE},
 		}))
-		if err == nil && res.Msg.GetCluster().GetLabels()["note"] == want {
+		if err == nil && ok(res.Msg.GetCluster()) {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s never served c1 with note=%s (last: %v)", c.ID, want, err)
+			t.Fatalf("%s never served cluster %s as expected (last: %v)", c.ID, name, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -124,4 +136,66 @@ func waitStale(t *testing.T, ctx context.Context, f *fleet.Fleet, c *fleet.Contr
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// A write sent to a follower while the leader is stalled (SIGSTOP: its sockets stay open and
+// nothing answers) fails with Unavailable as soon as the follower sees a new leader, not at
+// the caller's deadline; a retry then succeeds through the new leader. The stalled leader,
+// resumed, rejoins as a follower.
+func TestForwardedCallFailsFastWhenTheLeaderChanges(t *testing.T) {
+	f := fleet.ForTest(t, fleet.Options{Bins: bins})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	leader, err := f.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var via *fleet.Controller
+	for _, c := range f.Controllers {
+		if c != leader {
+			via = c
+		}
+	}
+	cl := f.ClientsFor(via.URL)
+	register := func(ctx context.Context, name string) error {
+		_, err := cl.Clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: name}))
+		return err
+	}
+	if err := register(ctx, "before"); err != nil { // the follower's connection to the leader is up
+		t.Fatal(err)
+	}
+	if err := leader.Proc.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := leader.Proc.Resume(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer resume()
+
+	const deadline = time.Minute
+	callCtx, callCancel := context.WithTimeout(ctx, deadline)
+	start := time.Now()
+	err = register(callCtx, "during")
+	took := time.Since(start)
+	callCancel()
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "leader changed") {
+		t.Fatalf("write forwarded to the stalled leader: %v after %s, want Unavailable: the leader changed", err, took)
+	}
+	if took > deadline/2 {
+		t.Fatalf("the forwarded write took %s to fail, near its deadline of %s", took, deadline)
+	}
+	t.Logf("the forwarded write failed after %s: %v", took.Round(time.Millisecond), err)
+	// The retry waits at the follower for the new leader (if the election is still on)
+	// rather than failing at once.
+	if err := register(ctx, "after"); err != nil {
+		t.Fatalf("retry through the new leader: %v", err)
+	}
+	resume()
+	waitStaleOf(t, ctx, f, leader, "after")
 }
