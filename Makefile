@@ -115,19 +115,33 @@ N ?= 1000
 FLEETSIM_FLAGS ?=
 REF ?=
 
+# build-ref starts a recipe line of bench-fleet and bench-raft: with REF set it builds that
+# revision's fleet-controller into $(BIN)/ref and sets the shell's ref to its path; without
+# REF, ref is empty.
+define build-ref
+ref=""; \
+if [ -n "$(REF)" ]; then \
+	rev=$$(git rev-parse --verify --quiet "$(REF)^{commit}") || { echo "REF=$(REF) is not a commit" >&2; exit 2; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "building fleet-controller of $(REF) ($$rev) into $(BIN)/ref"; \
+	git archive --format=tar "$$rev" | tar -x -C "$$tmp"; \
+	mkdir -p $(BIN)/ref; \
+	(cd "$$tmp" && go build -o $(BIN)/ref/fleet-controller ./cmd/fleet-controller); \
+	ref=$(BIN)/ref/fleet-controller; \
+fi
+endef
+
 .PHONY: bench-fleet
 bench-fleet: ## Load-test fleet-controller with N (1000) simulated agents; REF=<git rev> runs that revision side by side.
-	@ref=""; \
-	if [ -n "$(REF)" ]; then \
-		rev=$$(git rev-parse --verify --quiet "$(REF)^{commit}") || { echo "REF=$(REF) is not a commit" >&2; exit 2; }; \
-		tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-		echo "building fleet-controller of $(REF) ($$rev) into $(BIN)/ref"; \
-		git archive --format=tar "$$rev" | tar -x -C "$$tmp"; \
-		mkdir -p $(BIN)/ref; \
-		(cd "$$tmp" && go build -o $(BIN)/ref/fleet-controller ./cmd/fleet-controller); \
-		ref="--ref-controller-bin $(BIN)/ref/fleet-controller"; \
-	fi; \
-	go run ./e2e/cmd/fleetsim --n $(N) $$ref $(FLEETSIM_FLAGS)
+	@$(build-ref); \
+	go run ./e2e/cmd/fleetsim --n $(N) $${ref:+--ref-controller-bin "$$ref"} $(FLEETSIM_FLAGS)
+
+RAFTBENCH_FLAGS ?=
+
+.PHONY: bench-raft
+bench-raft: ## Write-path and failover benchmark of a 3-node fleet-controller against 3-node etcd; REF=<git rev> adds that revision.
+	@$(build-ref); \
+	go run ./e2e/cmd/raftbench $${ref:+--ref-controller-bin "$$ref" --ref-label "$(REF)"} $(RAFTBENCH_FLAGS)
 
 FUZZTIME ?= 30s
 # package:fuzzer pairs run by 'make fuzz'.

@@ -1,14 +1,12 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+
+	"github.com/ebbflow/ebbflow/e2e/process"
 )
 
 // Binaries are the paths of the project's executables the fleet runs.
@@ -22,13 +20,10 @@ func Build(ctx context.Context, root, dir string) (Binaries, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Binaries{}, err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
+	err := process.GoBuild(ctx, root, dir+string(filepath.Separator),
 		"./cmd/fleet-controller", "./cmd/fleet-agent", "./cmd/fleetctl", "./e2e/cmd/latency-target")
-	cmd.Dir = root
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return Binaries{}, fmt.Errorf("go build: %w\n%s", err, out.String())
+	if err != nil {
+		return Binaries{}, err
 	}
 	return Binaries{
 		Controller:    filepath.Join(dir, "fleet-controller"),
@@ -40,19 +35,9 @@ func Build(ctx context.Context, root, dir string) (Binaries, error) {
 
 // RepoRoot finds the project's module root at or above the working directory.
 func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
+	root, err := process.RepoRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("fleet: %w", err)
 	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/ebbflow/ebbflow\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("fleet: not inside the github.com/ebbflow/ebbflow module")
-		}
-		dir = parent
-	}
+	return root, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebbflow/ebbflow/e2e/process"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
@@ -44,11 +45,11 @@ func TestSimulatedFleetSmoke(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{
 		N: 20, Regress: 2, Dir: dir, IdleWindow: 2 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		ConnectTimeout: time.Minute, WaveTimeout: 90 * time.Second, Seed: 7, Log: testLog{t},
+		ConnectTimeout: time.Minute, WaveTimeout: 90 * time.Second, Seed: 7, Log: process.TestLog(t),
 	}
 	r, err := Run(ctx, o, "new", bin)
 	if err != nil {
-		dumpLogs(t, dir)
+		process.DumpLogs(t, filepath.Join(dir, "logs", "*.log"))
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
@@ -58,7 +59,7 @@ func TestSimulatedFleetSmoke(t *testing.T) {
 	t.Logf("\n%s", table.String())
 	defer func() {
 		if t.Failed() {
-			dumpLogs(t, dir)
+			process.DumpLogs(t, filepath.Join(dir, "logs", "*.log"))
 		}
 	}()
 
@@ -101,28 +102,5 @@ func TestSimulatedFleetSmoke(t *testing.T) {
 	}
 	if len(r.Notes) > 0 {
 		t.Errorf("notes: %s", strings.Join(r.Notes, "; "))
-	}
-}
-
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(b []byte) (int, error) {
-	l.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
-// dumpLogs prints the end of every log of the run.
-func dumpLogs(t *testing.T, dir string) {
-	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
-	for _, p := range logs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		if len(b) > 4096 {
-			b = b[len(b)-4096:]
-		}
-		t.Logf("--- %s (end)\n%s", p, b)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,16 +28,9 @@ const clockTicks = 100
 
 // BuildController compiles ./cmd/fleet-controller of the module at root into dir.
 func BuildController(ctx context.Context, root, dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "fleet-controller")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/fleet-controller")
-	cmd.Dir = root
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("fleetsim: go build ./cmd/fleet-controller in %s: %w (build another revision with 'make bench-fleet REF=<rev>' or pass --controller-bin)\n%s", root, err, out.String())
+	bin, err := process.BuildController(ctx, root, dir)
+	if err != nil {
+		return "", fmt.Errorf("fleetsim: %w\n(build another revision with 'make bench-fleet REF=<rev>' or pass --controller-bin)", err)
 	}
 	return bin, nil
 }
