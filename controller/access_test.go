@@ -3,8 +3,13 @@ package controller_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -410,4 +415,62 @@ func TestCertificateAheadOfTheReplicaIsUnavailable(t *testing.T) {
 		_, err = agent.RegisterAgent(context.Background(), connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1"}))
 		wantCode(t, fmt.Sprintf("a certificate of epoch %d against epoch 2", epoch), err, want)
 	}
+}
+
+// A join whose certificate request the CA would refuse (a weak key, a bad signature) is refused
+// before the token is spent: the token stays pending and the agent running with the cluster's
+// current identity keeps working.
+func TestRefusedJoinLeavesTokenAndIdentity(t *testing.T) {
+	sec := controllertest.NewSecurity(t)
+	url := controllertest.StartSecureCluster(t, 1, sec, nil)[0].URL
+	ctx := context.Background()
+	current := sec.Join(t, url, "c1")
+	agent := c.NewAgentServiceClient(sec.Client(&current), url)
+	beat := func() error {
+		_, err := agent.Heartbeat(ctx, connect.NewRequest(&ebbflowv1.HeartbeatRequest{Cluster: "c1"}))
+		return err
+	}
+	if _, err := agent.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1"})); err != nil {
+		t.Fatal(err)
+	}
+
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "agent"}}, weak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weakCSR := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	_, good := newCSR(t)
+	forged := strings.Replace(good, good[len(good)/2:len(good)/2+4], "AAAA", 1)
+
+	tok := sec.JoinToken(t, url, "c1")
+	joins := c.NewAgentServiceClient(sec.Client(nil), url)
+	for what, csr := range map[string]string{"an RSA-1024 key": weakCSR, "a damaged request": forged} {
+		_, err := joins.JoinCluster(ctx, connect.NewRequest(&ebbflowv1.JoinClusterRequest{Token: tok, CsrPem: csr}))
+		wantCode(t, "a join with "+what, err, connect.CodeInvalidArgument)
+		if err != nil && !strings.Contains(err.Error(), "csr_pem") {
+			t.Errorf("the refusal of %s does not name csr_pem: %v", what, err)
+		}
+	}
+	if err := beat(); err != nil {
+		t.Fatalf("the current identity stopped working after refused joins: %v", err)
+	}
+	access := c.NewAccessServiceClient(sec.Client(nil), url, sec.Bearer("admin"))
+	list, err := access.ListJoinTokens(ctx, connect.NewRequest(&ebbflowv1.ListJoinTokensRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := strings.Cut(tok, ".")
+	for _, jt := range list.Msg.GetJoinTokens() {
+		if jt.GetId() == id && jt.GetState() != ebbflowv1.JoinTokenState_JOIN_TOKEN_STATE_PENDING {
+			t.Errorf("token %s is %v after refused joins, want pending", id, jt.GetState())
+		}
+	}
+	if _, err := joins.JoinCluster(ctx, connect.NewRequest(&ebbflowv1.JoinClusterRequest{Token: tok, CsrPem: good})); err != nil {
+		t.Fatalf("the token after refused joins: %v", err)
+	}
+	wantCode(t, "the superseded identity after a good join", beat(), connect.CodeUnauthenticated)
 }

@@ -35,6 +35,15 @@ func (a *agentService) JoinCluster(ctx context.Context, req *connect.Request[ebb
 	if a.cfg.CA == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errNoCA)
 	}
+	// Everything that could refuse the join is checked before the token is spent: a refused
+	// request leaves the token and the cluster's current identity as they were.
+	csr, err := pki.ParseCSR([]byte(m.GetCsrPem()))
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("csr_pem: %w", err))
+	}
+	if err := a.cfg.CA.CanIssue(a.now()); err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
+	}
 	id, secret, _ := pki.ParseJoinToken(m.GetToken())
 	out, err := a.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_ConsumeJoinToken{
 		ConsumeJoinToken: &storev1.ConsumeJoinToken{Id: id, SecretHash: pki.HashSecret(secret)},
@@ -47,10 +56,11 @@ func (a *agentService) JoinCluster(ctx context.Context, req *connect.Request[ebb
 		return nil, err
 	}
 	ci := out.(*storev1.ClusterIdentity)
-	cert, err := a.cfg.CA.IssueFromCSR([]byte(m.GetCsrPem()),
+	cert, err := a.cfg.CA.IssueForRequest(csr,
 		pki.Identity{Kind: pki.KindAgent, Name: ci.GetCluster(), Epoch: ci.GetEpoch()}, a.cfg.AgentCertTTL, a.now())
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("csr_pem: %w", err))
+		// The token is spent and the epoch moved on: the caller needs a new token.
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("the join token was used but no certificate could be signed (create a new token): %w", err))
 	}
 	a.log.InfoContext(ctx, "agent joined", "cluster", ci.GetCluster(), "epoch", ci.GetEpoch(), "token", id)
 	return connect.NewResponse(&ebbflowv1.JoinClusterResponse{Cluster: ci.GetCluster(), CertificatePem: string(cert), CaPem: string(a.cfg.CA.CertPEM)}), nil

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"strconv"
 	"strings"
@@ -119,8 +117,8 @@ func (v *issues) joinTokenID(field, s string) {
 	}
 }
 
-// csr checks a PEM certificate signing request: present, bounded, well formed and signed by
-// its key.
+// csr checks a PEM certificate signing request: present, bounded, well formed, signed by its
+// key, and of a key type and size the CA signs.
 func (v *issues) csr(field, s string) {
 	switch {
 	case s == "":
@@ -130,16 +128,7 @@ func (v *issues) csr(field, s string) {
 		v.Add(field, "max-length", "at most %d bytes, got %d", maxCSRBytes, len(s))
 		return
 	}
-	b, _ := pem.Decode([]byte(s))
-	if b == nil || b.Type != "CERTIFICATE REQUEST" {
-		v.Add(field, "pem-csr", "not a PEM \"CERTIFICATE REQUEST\"")
-		return
-	}
-	csr, err := x509.ParseCertificateRequest(b.Bytes)
-	if err == nil {
-		err = csr.CheckSignature()
-	}
-	if err != nil {
-		v.Add(field, "pem-csr", "%v", err)
+	if _, err := pki.ParseCSR([]byte(s)); err != nil {
+		v.Add(field, "pem-csr", "%s", strings.TrimPrefix(err.Error(), "pki: "))
 	}
 }

@@ -25,13 +25,20 @@ const minRSABits = 2048
 const backdate = time.Minute
 
 // IssueFromCSR signs a PEM certificate request as a client certificate carrying id, valid from
-// now-1m to now+ttl but never beyond the CA's own expiry. The request's signature must be good and
-// its key ECDSA P-256 or P-384, Ed25519, or RSA of at least 2048 bits. The request's subject and
-// extensions are ignored: the certificate's common name is id.Name. It returns the certificate in PEM.
+// now-1m to now+ttl but never beyond the CA's own expiry: ParseCSR, then IssueForRequest.
 func (ca *CA) IssueFromCSR(csrPEM []byte, id Identity, ttl time.Duration, now time.Time) ([]byte, error) {
-	if err := id.Validate(); err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+	csr, err := ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
 	}
+	return ca.IssueForRequest(csr, id, ttl, now)
+}
+
+// ParseCSR decodes a PEM certificate request and checks what IssueForRequest relies on: the
+// request's signature is good and its key is ECDSA P-256 or P-384, Ed25519, or RSA of at least
+// 2048 bits. A caller that spends something to get a certificate (a join token) checks the
+// request with ParseCSR first.
+func ParseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	b, _ := pem.Decode(csrPEM)
 	if b == nil || (b.Type != "CERTIFICATE REQUEST" && b.Type != "NEW CERTIFICATE REQUEST") {
 		return nil, errors.New("pki: no PEM CERTIFICATE REQUEST block")
@@ -45,6 +52,25 @@ func (ca *CA) IssueFromCSR(csrPEM []byte, id Identity, ttl time.Duration, now ti
 	}
 	if err := checkKey(csr.PublicKey); err != nil {
 		return nil, fmt.Errorf("pki: certificate request: %w", err)
+	}
+	return csr, nil
+}
+
+// CanIssue says why the CA cannot sign certificates at now (nil when it can).
+func (ca *CA) CanIssue(now time.Time) error {
+	if !now.Before(ca.Cert.NotAfter) {
+		return fmt.Errorf("pki: the CA expired at %s", ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// IssueForRequest signs a request ParseCSR accepted as a client certificate carrying id, valid
+// from now-1m to now+ttl but never beyond the CA's own expiry. The request's subject and
+// extensions are ignored: the certificate's common name is id.Name. It returns the certificate
+// in PEM.
+func (ca *CA) IssueForRequest(csr *x509.CertificateRequest, id Identity, ttl time.Duration, now time.Time) ([]byte, error) {
+	if err := id.Validate(); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: id.Name},
