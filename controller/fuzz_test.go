@@ -64,8 +64,8 @@ func TestEveryRequestHasAValidator(t *testing.T) {
 	}
 }
 
-// FuzzRequests decodes fuzz bytes (binary, and JSON as the Connect protocol's JSON codec
-// would) as each request of the API and runs validateRequest, the checks its handler runs.
+// FuzzRequests decodes fuzz bytes (binary, and JSON with the server's strict JSON codec) as
+// each request of the API and runs validateRequest, the checks its handler runs.
 // Nothing may panic; a refusal is InvalidArgument naming at least one field; an accepted
 // request respects the limits.
 func FuzzRequests(f *testing.F) {
@@ -103,7 +103,8 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(27), []byte(`{"cluster":"c","inventory":{"helmValues":{"a":{"a":{"a":[[[[{}]]]]}}}}}`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		typ := requestTypes[int(kind)%len(requestTypes)]
-		for _, decode := range []func([]byte, proto.Message) error{proto.Unmarshal, protojson.Unmarshal} {
+		strict := func(b []byte, m proto.Message) error { return strictJSON{name: "json"}.Unmarshal(b, m) }
+		for _, decode := range []func([]byte, proto.Message) error{proto.Unmarshal, strict} {
 			m := typ.ProtoReflect().New().Interface()
 			if decode(data, m) != nil {
 				continue
@@ -112,6 +113,9 @@ func FuzzRequests(f *testing.F) {
 			if err != nil {
 				checkRefusal(t, m, err)
 				continue
+			}
+			if len(m.ProtoReflect().GetUnknown()) > 0 {
+				t.Fatalf("%T accepted with unknown fields %x", m, m.ProtoReflect().GetUnknown())
 			}
 			checkLimits(t, m.ProtoReflect(), 0)
 		}

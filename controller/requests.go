@@ -34,6 +34,12 @@ const (
 // input.
 func validateRequest(msg any) error {
 	var v issues
+	if pm, ok := msg.(proto.Message); ok {
+		v.checkSchema(pm.ProtoReflect(), "")
+		if len(v.Issues) > 0 {
+			return v.err() // the rules below read fields whose meaning is unclear
+		}
+	}
 	switch m := msg.(type) {
 	// Profiles.
 	case *ebbflowv1.CreateProfileRequest, *ebbflowv1.UpdateProfileRequest:

@@ -195,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		// Messages under 1 KiB (acknowledgements, assignments, heartbeats) go uncompressed:
 		// gzip costs more CPU than it saves there, multiplied by every agent.
 		connect.WithCompressMinBytes(compressMinBytes),
+		strictCodecs(),
 		connect.WithRecover(s.recovered),
 		connect.WithInterceptors(serverOtel, interceptor{s}),
 		connect.WithRecover(s.recovered),

@@ -36,7 +36,7 @@ func (v *issues) name(field, s string) {
 		return
 	}
 	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
-		v.Add(field, "dns-label", "%q is not a DNS label: %s", s, strings.Join(errs, "; "))
+		v.Add(field, "dns-label", "%q is not a DNS label: %s", shown(s), strings.Join(errs, "; "))
 	}
 }
 
@@ -48,12 +48,21 @@ func (v *issues) labels(field string, m map[string]string) {
 	}
 	for k, val := range m {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			v.Add(field+"["+k+"]", "label-key", "invalid label key: %s", strings.Join(errs, "; "))
+			v.Add(field+"["+shown(k)+"]", "label-key", "invalid label key: %s", strings.Join(errs, "; "))
 		}
 		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
-			v.Add(field+"["+k+"]", "label-value", "invalid label value %q: %s", val, strings.Join(errs, "; "))
+			v.Add(field+"["+shown(k)+"]", "label-value", "invalid label value %q: %s", shown(val), strings.Join(errs, "; "))
 		}
 	}
+}
+
+// shown is a value as an error message quotes it: at most 64 bytes, so a huge value is not
+// echoed back.
+func shown(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return clip(s, 61) + "..."
 }
 
 // maxLen checks a free-text field's size.
@@ -88,7 +97,7 @@ func (v *issues) nodeID(field, s string) {
 	}
 	for _, r := range s {
 		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			v.Add(field, "node-id", "%q may only hold letters, digits, '-', '_' and '.'", s)
+			v.Add(field, "node-id", "%q may only hold letters, digits, '-', '_' and '.'", shown(s))
 			return
 		}
 	}
@@ -102,18 +111,18 @@ func (v *issues) hostPort(field, s string) {
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" || port == "" {
-		v.Add(field, "host-port", "%q is not host:port", s)
+		v.Add(field, "host-port", "%q is not host:port", shown(s))
 		return
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		v.Add(field, "host-port", "port of %q must be 1..65535", s)
+		v.Add(field, "host-port", "port of %q must be 1..65535", shown(s))
 	}
 }
 
 // joinTokenID checks the public half of a join token.
 func (v *issues) joinTokenID(field, s string) {
 	if _, _, err := pki.ParseJoinToken(s + ".0000000000000000"); err != nil {
-		v.Add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", s)
+		v.Add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", shown(s))
 	}
 }
 
