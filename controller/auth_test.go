@@ -285,10 +285,13 @@ func TestBearerTokensAndPublicEndpoints(t *testing.T) {
 	}{{"connect", nil}, {"grpc", []connect.ClientOption{connect.WithGRPC()}}} {
 		health := grpchealth.NewClient(hc, url, proto.opts...)
 		for _, svc := range []string{"", c.ProfileServiceName} {
-			res, err := health.Check(ctx, &grpchealth.CheckRequest{Service: svc})
-			if err != nil || res.Status != grpchealth.StatusServing {
-				t.Errorf("%s health check of %q without credentials: %v %v", proto.name, svc, res, err)
-			}
+			// Without credentials, and SERVING once the node is ready (it may still be applying
+			// its first entries).
+			var res *grpchealth.CheckResponse
+			controllertest.Eventually(t, 10*time.Second, proto.name+" health SERVING without credentials", func() bool {
+				res, err = health.Check(ctx, &grpchealth.CheckRequest{Service: svc})
+				return err == nil && res.Status == grpchealth.StatusServing
+			})
 		}
 	}
 

@@ -214,7 +214,7 @@ func New(cfg Config) (*Server, error) {
 	mount(ebbflowv1connect.NewControllerServiceHandler(&controllerService{s}, opts...))
 	mount(ebbflowv1connect.NewAuditServiceHandler(&auditService{s}, opts...))
 	mount(ebbflowv1connect.NewAccessServiceHandler(&accessService{s}, opts...))
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(s.services...)))
+	mux.Handle(grpchealth.NewHandler(s.healthChecker()))
 	reflector := grpcreflect.NewStaticReflector(s.services...)
 	for _, h := range []func(*grpcreflect.Reflector, ...connect.HandlerOption) (string, http.Handler){grpcreflect.NewHandlerV1, grpcreflect.NewHandlerV1Alpha} {
 		path, handler := h(reflector)
@@ -258,19 +258,6 @@ func (s *Server) Run(ctx context.Context) {
 			stop = func() { cancel(); <-done }
 		}
 	}
-}
-
-func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
-	st := s.store.Status()
-	if st.LeaderID == "" {
-		http.Error(w, "no leader", http.StatusServiceUnavailable)
-		return
-	}
-	if st.AppliedIndex < st.CommitIndex {
-		http.Error(w, "catching up", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 // httpAuthorized serves h to callers authorized for resource (an entry of procedureAccess).
