@@ -65,8 +65,8 @@ type headerAuthenticator struct {
 }
 
 func (a headerAuthenticator) Identify(ctx context.Context, peer connect.Peer, h http.Header) (Identity, error) {
-	id := Identity{Kind: ebbflowv1.IdentityKind_IDENTITY_KIND_PERSON, Name: "anonymous", Role: ebbflowv1.Role_ROLE_ADMIN,
-		Method: "none", Actor: "anonymous", Unrestricted: true}
+	id := Identity{Kind: ebbflowv1.IdentityKind_IDENTITY_KIND_PERSON, Name: anonymous, Role: ebbflowv1.Role_ROLE_ADMIN,
+		Method: "none", Actor: anonymous, Unrestricted: true}
 	if v := h.Get(actorHeader); v != "" {
 		id.Actor = clip(v, 128)
 		id.Name = id.Actor
@@ -121,8 +121,11 @@ func identityOf(ctx context.Context) Identity {
 	if id, ok := ctx.Value(identityKey{}).(Identity); ok {
 		return id
 	}
-	return Identity{Actor: "anonymous", Method: "none"}
+	return Identity{Actor: anonymous, Method: "none"}
 }
+
+// anonymous is the actor of a call without credentials.
+const anonymous = "anonymous"
 
 // actorOf returns who made the request, "anonymous" when unnamed.
 func actorOf(ctx context.Context) string {

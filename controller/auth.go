@@ -96,7 +96,7 @@ func (v *Verifier) Identify(ctx context.Context, _ connect.Peer, h http.Header) 
 	}
 	auth := h.Get("Authorization")
 	if auth == "" {
-		return Identity{Actor: "anonymous", Method: "none"}, nil
+		return Identity{Actor: anonymous, Method: "none"}, nil
 	}
 	scheme, tok, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {

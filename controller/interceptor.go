@@ -25,15 +25,14 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		p := procedures[name]
 		id, remote, node, err := s.identify(ctx, req.Peer(), req.Header())
 		if err != nil {
-			s.log.InfoContext(ctx, "call not authenticated", "procedure", name, "remote", remote, "err", err)
-			return nil, err
+			return nil, s.notAuthenticated(ctx, name, remote, err)
 		}
-		if id.Unrestricted && id.Actor == "anonymous" && p.cluster != nil {
+		if id.Unrestricted && id.Actor == anonymous && p.cluster != nil {
 			// Without authentication an agent names itself by its cluster.
 			id.Actor = clip("agent:"+p.cluster(req.Any()), 128)
 		}
 		ctx = withRemote(withIdentity(ctx, id), remote)
-		if err := s.limits.allow(p, id, req.Any()); err != nil {
+		if err := s.limits.allow(p, id, remote, req.Any()); err != nil {
 			s.log.DebugContext(ctx, "rate limited", "procedure", name, "actor", id.Actor, "remote", remote)
 			return nil, err
 		}
@@ -108,7 +107,7 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 		procedure := conn.Spec().Procedure
 		id, remote, _, err := i.s.identify(ctx, conn.Peer(), conn.RequestHeader())
 		if err != nil {
-			return err
+			return i.s.notAuthenticated(ctx, procedure, remote, err)
 		}
 		if err := authorize(procedure, id, nil); err != nil {
 			return err
@@ -133,6 +132,18 @@ func (c authorizedConn) Receive(msg any) error {
 		return err
 	}
 	return validateRequest(msg)
+}
+
+// notAuthenticated answers a call whose credentials failed: the failure counts against its
+// source address (past the budget the answer is ResourceExhausted), and it is logged for the
+// first failures of a source only, so a flood of bad tokens neither hides from the limiter nor
+// floods the log.
+func (s *Server) notAuthenticated(ctx context.Context, procedure, remote string, err error) error {
+	answer, log := s.limits.failedAuth(remote, err)
+	if log {
+		s.log.InfoContext(ctx, "call not authenticated", "procedure", procedure, "remote", remote, "err", err)
+	}
+	return answer
 }
 
 // identify establishes the caller: the Authenticator's answer, or, for a call another node of

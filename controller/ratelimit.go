@@ -2,6 +2,8 @@ package controller
 
 import (
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,14 @@ var (
 	DefaultPeopleRateLimit = RateLimit{Rate: 100, Burst: 500}
 )
 
+// Limits that are not configurable: failed authentications per source address (a mistyped
+// token is retried a few times; a guesser is slowed to one try a second), and joins per join
+// token (an agent retries a join through an election; nobody needs more).
+var (
+	failedAuthLimit = RateLimit{Rate: 1, Burst: 20}
+	joinLimit       = RateLimit{Rate: 0.2, Burst: 10}
+)
+
 // Bounds of the limiter maps: at most maxLimiters identities per map; when it is full, the
 // limiters idle for limiterIdle go first, then (under a flood of new identities) a random
 // eighth. An evicted identity starts again with a full bucket.
@@ -33,29 +43,67 @@ const (
 	limiterIdle        = 10 * time.Minute
 )
 
-// limits holds the per-identity limiters of one node.
+// limits holds the per-identity and per-source limiters of one node.
 type limits struct {
 	agents, people *limiterSet
+	// failures counts failed authentications per source address; joins counts JoinCluster
+	// calls per join token id.
+	failures, joins *limiterSet
 }
 
 func newLimits(agent, people RateLimit, max int, now func() time.Time) *limits {
-	return &limits{agents: newLimiterSet("cluster", agent, max, now), people: newLimiterSet("actor", people, max, now)}
+	return &limits{
+		agents:   newLimiterSet("cluster", agent, max, now),
+		people:   newLimiterSet("actor", people, max, now),
+		failures: newLimiterSet("failed authentications from", failedAuthLimit, max, now),
+		joins:    newLimiterSet("joins with token", joinLimit, max, now),
+	}
 }
 
 // allow returns nil, or a ResourceExhausted error with a retry hint. Agents' writes count
 // against their cluster's limiter, every other unary call against its actor's, heartbeats
-// against none (procedure.limit). Calls forwarded by another node were limited there.
-func (l *limits) allow(p procedure, id Identity, msg any) error {
+// against none (procedure.limit). A caller without credentials is limited by its address
+// (anonymous@host), not in one bucket with every other anonymous caller, and a join also by
+// its token. Calls forwarded by another node were limited there.
+func (l *limits) allow(p procedure, id Identity, remote string, msg any) error {
 	if id.Peer || p.access == 0 {
 		return nil
+	}
+	if j, ok := msg.(interface{ GetToken() string }); ok && p.access == accessPublic {
+		tokenID, _, _ := strings.Cut(j.GetToken(), ".")
+		if err := l.joins.allow(tokenID); err != nil {
+			return err
+		}
 	}
 	switch p.limit {
 	case limitCluster:
 		return l.agents.allow(p.cluster(msg))
 	case limitActor:
+		if id.Actor == anonymous {
+			return l.people.allow(anonymous + "@" + sourceHost(remote))
+		}
 		return l.people.allow(id.Actor)
 	}
 	return nil
+}
+
+// failedAuth counts a failed authentication against its source address and returns the
+// error to answer: err itself while the source is within failedAuthLimit, ResourceExhausted
+// once it is past it (and log says whether to log the failure: the first few of each source,
+// then one in a while).
+func (l *limits) failedAuth(remote string, err error) (answer error, log bool) {
+	if lerr := l.failures.allow(sourceHost(remote)); lerr != nil {
+		return lerr, false
+	}
+	return err, true
+}
+
+// sourceHost is the host part of a caller's address ("203.0.113.7" of "203.0.113.7:51234").
+func sourceHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }
 
 type limiterSet struct {
