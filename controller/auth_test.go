@@ -123,7 +123,9 @@ func TestJWTAuthentication(t *testing.T) {
 	key, other := newECKey(t), newECKey(t)
 	sec := controllertest.NewSecurity(t)
 	sec.JWT = &controller.JWTConfig{Issuer: testIssuer, Audience: testAudience, Key: &key.PublicKey}
-	url := controllertest.StartSecureCluster(t, 1, sec, nil)[0].URL
+	// Every case fails authentication from one address on purpose.
+	noFailureLimit := func(cfg *controller.Config) { cfg.FailedAuthRateLimit = controller.RateLimit{Rate: -1} }
+	url := controllertest.StartSecureCluster(t, 1, sec, noFailureLimit)[0].URL
 	hc := sec.Client(nil)
 
 	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)

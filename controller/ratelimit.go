@@ -27,13 +27,13 @@ var (
 	DefaultPeopleRateLimit = RateLimit{Rate: 100, Burst: 500}
 )
 
-// Limits that are not configurable: failed authentications per source address (a mistyped
-// token is retried a few times; a guesser is slowed to one try a second), and joins per join
-// token (an agent retries a join through an election; nobody needs more).
-var (
-	failedAuthLimit = RateLimit{Rate: 1, Burst: 20}
-	joinLimit       = RateLimit{Rate: 0.2, Burst: 10}
-)
+// DefaultFailedAuthRateLimit limits failed authentications per source address: a mistyped
+// token is retried a few times; a guesser is slowed to one try a second.
+var DefaultFailedAuthRateLimit = RateLimit{Rate: 1, Burst: 20}
+
+// joinLimit limits joins per join token: an agent retries a join through an election; nobody
+// needs more.
+var joinLimit = RateLimit{Rate: 0.2, Burst: 10}
 
 // Bounds of the limiter maps: at most maxLimiters identities per map; when it is full, the
 // limiters idle for limiterIdle go first, then (under a flood of new identities) a random
@@ -51,11 +51,11 @@ type limits struct {
 	failures, joins *limiterSet
 }
 
-func newLimits(agent, people RateLimit, max int, now func() time.Time) *limits {
+func newLimits(agent, people, failedAuth RateLimit, max int, now func() time.Time) *limits {
 	return &limits{
 		agents:   newLimiterSet("cluster", agent, max, now),
 		people:   newLimiterSet("actor", people, max, now),
-		failures: newLimiterSet("failed authentications from", failedAuthLimit, max, now),
+		failures: newLimiterSet("failed authentications from", failedAuth, max, now),
 		joins:    newLimiterSet("joins with token", joinLimit, max, now),
 	}
 }

@@ -60,7 +60,7 @@ func TestLimiterOff(t *testing.T) {
 // flood from one address leaves another's calls alone.
 func TestAnonymousCallersAreLimitedBySource(t *testing.T) {
 	now := time.Unix(0, 0)
-	l := newLimits(DefaultAgentRateLimit, RateLimit{Rate: 1, Burst: 2}, 64, func() time.Time { return now })
+	l := newLimits(DefaultAgentRateLimit, RateLimit{Rate: 1, Burst: 2}, DefaultFailedAuthRateLimit, 64, func() time.Time { return now })
 	p := procedures[ebbflowv1connect.ProfileServiceListProfilesProcedure]
 	anon := Identity{Actor: anonymous, Method: "none"}
 	for range 2 {
@@ -79,7 +79,7 @@ func TestAnonymousCallersAreLimitedBySource(t *testing.T) {
 // JoinCluster has its own budget per join token, whatever address the calls come from.
 func TestJoinsAreLimitedByToken(t *testing.T) {
 	now := time.Unix(0, 0)
-	l := newLimits(DefaultAgentRateLimit, DefaultPeopleRateLimit, 64, func() time.Time { return now })
+	l := newLimits(DefaultAgentRateLimit, DefaultPeopleRateLimit, DefaultFailedAuthRateLimit, 64, func() time.Time { return now })
 	p := procedures[ebbflowv1connect.AgentServiceJoinClusterProcedure]
 	anon := Identity{Actor: anonymous, Method: "none"}
 	join := func(token, remote string) error {
@@ -102,9 +102,9 @@ func TestJoinsAreLimitedByToken(t *testing.T) {
 // ResourceExhausted and stops being logged; another source still gets its own answer.
 func TestFailedAuthenticationsAreLimitedBySource(t *testing.T) {
 	now := time.Unix(0, 0)
-	l := newLimits(DefaultAgentRateLimit, DefaultPeopleRateLimit, 64, func() time.Time { return now })
+	l := newLimits(DefaultAgentRateLimit, DefaultPeopleRateLimit, DefaultFailedAuthRateLimit, 64, func() time.Time { return now })
 	bad := connect.NewError(connect.CodeUnauthenticated, errors.New("bad token"))
-	for i := range failedAuthLimit.Burst {
+	for i := range DefaultFailedAuthRateLimit.Burst {
 		if err, log := l.failedAuth("192.0.2.1:1000", bad); err != bad || !log {
 			t.Fatalf("failure %d: %v (log %v), want the authentication error, logged", i, err, log)
 		}

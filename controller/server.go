@@ -69,6 +69,9 @@ type Config struct {
 	// AgentRateLimit limits agent calls per cluster, PeopleRateLimit every other call per
 	// actor. A zero value means the default; a negative Rate turns the limit off.
 	AgentRateLimit, PeopleRateLimit RateLimit
+	// FailedAuthRateLimit limits failed authentications per source address (default 20, then
+	// one a second); a negative Rate turns it off.
+	FailedAuthRateLimit RateLimit
 	// MaxLimiters bounds each map of per-identity limiters (default 100000).
 	MaxLimiters int
 }
@@ -148,6 +151,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentRateLimit == (RateLimit{}) {
 		cfg.AgentRateLimit = DefaultAgentRateLimit
 	}
+	if cfg.FailedAuthRateLimit == (RateLimit{}) {
+		cfg.FailedAuthRateLimit = DefaultFailedAuthRateLimit
+	}
 	if cfg.PeopleRateLimit == (RateLimit{}) {
 		cfg.PeopleRateLimit = DefaultPeopleRateLimit
 	}
@@ -173,7 +179,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		raw:    cfg.Store,
 		auth:   cfg.Authenticator,
-		limits: newLimits(cfg.AgentRateLimit, cfg.PeopleRateLimit, cfg.MaxLimiters, cfg.Now),
+		limits: newLimits(cfg.AgentRateLimit, cfg.PeopleRateLimit, cfg.FailedAuthRateLimit, cfg.MaxLimiters, cfg.Now),
 		now:    cfg.Now,
 		fwd: &forwarder{
 			nodeID:  cfg.NodeID,
