@@ -55,6 +55,7 @@ tools: $(TOOLS) ## Install the pinned code generators and linter into ./bin.
 generate: tools ## Wipe and regenerate the code generated from proto/.
 	find proto -name '*.pb.go' -delete
 	find proto -type d -name '*connect' -prune -exec rm -rf {} +
+	go run ./internal/protovendor > proto/buf/validate/validate.proto
 	buf generate
 
 .PHONY: checkgenerate

@@ -143,25 +143,6 @@ func (s *Server) assignment(ctx context.Context, cluster string) (*ebbflowv1.Ass
 	return a, nil
 }
 
-// checkRef validates what a report refers to.
-func checkRef(v *issues, ref *ebbflowv1.ReportRef) {
-	if ref == nil {
-		v.Add("ref", "required", "must be set: reports name the assignment, profile revision and phase")
-		return
-	}
-	v.name("ref.cluster", ref.GetCluster())
-	if ref.GetAssignmentId() == "" {
-		v.Add("ref.assignment_id", "required", "must be set")
-	}
-	v.maxLen("ref.assignment_id", ref.GetAssignmentId(), maxAssignmentID)
-	if ref.GetProfileRevision() == 0 {
-		v.Add("ref.profile_revision", "required", "must be set")
-	}
-	if _, ok := ebbflowv1.Phase_name[int32(ref.GetPhase())]; !ok || ref.GetPhase() == ebbflowv1.Phase_PHASE_UNSPECIFIED {
-		v.Add("ref.phase", "enum", "must be one of baseline, l7, kpr, xdp")
-	}
-}
-
 func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Request[ebbflowv1.ReportPhaseStatusRequest]) (*connect.Response[ebbflowv1.ReportPhaseStatusResponse], error) {
 	m := req.Msg
 	ok, reason, err := s.submitReport(ctx, rollout.Report{

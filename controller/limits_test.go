@@ -43,7 +43,8 @@ func deep(n int) *structpb.Struct {
 	return s
 }
 
-// Per-field limits on what agents and people send: each refusal names the field and the rule.
+// Per-field limits on what agents and people send: each refusal names the field and the rule
+// (the schema's rule id where the rule is declared in proto/, e.g. string.max_bytes).
 func TestFieldLimits(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{})
 	c := newClients(n.URL)
@@ -54,13 +55,13 @@ func TestFieldLimits(t *testing.T) {
 		name, field, rule string
 		call              func() error
 	}{
-		{"node name", "inventory.nodes[1].name", "max-length", func() error {
+		{"node name", "inventory.nodes[1].name", "string.max_bytes", func() error {
 			_, err := c.agents.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1", Inventory: &ebbflowv1.Inventory{
 				Nodes: []*ebbflowv1.NodeInfo{{Name: "n1"}, {Name: long}},
 			}}))
 			return err
 		}},
-		{"kernel version", "inventory.nodes[0].kernel_version", "max-length", func() error {
+		{"kernel version", "inventory.nodes[0].kernel_version", "string.max_bytes", func() error {
 			_, err := c.agents.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1", Inventory: &ebbflowv1.Inventory{
 				Nodes: []*ebbflowv1.NodeInfo{{Name: "n1", KernelVersion: long}},
 			}}))
@@ -70,39 +71,39 @@ func TestFieldLimits(t *testing.T) {
 			_, err := c.agents.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1", Inventory: &ebbflowv1.Inventory{HelmValues: deep(80)}}))
 			return err
 		}},
-		{"cilium-config value", "inventory.cilium_config[k]", "max-length", func() error {
+		{"cilium-config value", `inventory.cilium_config["k"]`, "string.max_bytes", func() error {
 			_, err := c.agents.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{Cluster: "c1", Inventory: &ebbflowv1.Inventory{
 				CiliumConfig: map[string]string{"k": strings.Repeat("v", 70<<10)},
 			}}))
 			return err
 		}},
-		{"preflight reason", "preflight_reasons[0]", "max-length", func() error {
+		{"preflight reason", "preflight_reasons[0]", "string.max_bytes", func() error {
 			_, err := c.agents.ReportPhaseStatus(ctx, connect.NewRequest(&ebbflowv1.ReportPhaseStatusRequest{
 				Ref: ref, Status: ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED, PreflightReasons: []string{long},
 			}))
 			return err
 		}},
-		{"measurement target", "measurements[0].target", "max-length", func() error {
+		{"measurement target", "measurements[0].target", "string.max_bytes", func() error {
 			_, err := c.agents.ReportMeasurement(ctx, connect.NewRequest(&ebbflowv1.ReportMeasurementRequest{
 				Ref: ref, Measurements: []*ebbflowv1.Measurement{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: long}},
 			}))
 			return err
 		}},
-		{"histogram", "measurements[0].hdr_histogram", "max-length", func() error {
+		{"histogram", "measurements[0].hdr_histogram", "bytes.max_len", func() error {
 			_, err := c.agents.ReportMeasurement(ctx, connect.NewRequest(&ebbflowv1.ReportMeasurementRequest{
 				Ref: ref, Measurements: []*ebbflowv1.Measurement{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, HdrHistogram: make([]byte, 300<<10)}},
 			}))
 			return err
 		}},
-		{"approve cluster", "cluster", "dns-label", func() error {
+		{"approve cluster", "cluster", "string.pattern", func() error {
 			_, err := c.rollouts.ApproveRollout(ctx, connect.NewRequest(&ebbflowv1.ApproveRolloutRequest{Id: "r1", Wave: -1, Cluster: "Not A Name"}))
 			return err
 		}},
-		{"rollback cluster", "cluster", "dns-label", func() error {
+		{"rollback cluster", "cluster", "string.max_len", func() error {
 			_, err := c.rollouts.RollbackRollout(ctx, connect.NewRequest(&ebbflowv1.RollbackRolloutRequest{Id: "r1", Target: &ebbflowv1.RollbackRolloutRequest_Cluster{Cluster: long}}))
 			return err
 		}},
-		{"skip reason", "reason", "max-length", func() error {
+		{"skip reason", "reason", "string.max_bytes", func() error {
 			_, err := c.rollouts.SkipCluster(ctx, connect.NewRequest(&ebbflowv1.SkipClusterRequest{Id: "r1", Cluster: "c1", Reason: long}))
 			return err
 		}},

@@ -91,9 +91,6 @@ func (s *streamSet) snapshot() ([]string, uint64) {
 	return out, s.version
 }
 
-// maxStreamsReport bounds ReportAgentStreams' clusters (the proto's documented limit).
-const maxStreamsReport = 100_000
-
 // streamsPushInterval is how often a follower checks whether its set changed (or half the
 // heartbeat interval, when shorter): a stream opened on a follower counts on the leader within
 // about this long.

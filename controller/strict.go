@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -137,4 +138,29 @@ func join(path, field string) string {
 		return field
 	}
 	return path + "." + field
+}
+
+// schemaRules adds an issue for every violation of the request's rules declared in the schema
+// (protovalidate's buf.validate annotations in proto/ebbflow/v1: lengths, patterns, ranges,
+// required fields, durations with bounds), named by the field's path and the rule's id, e.g.
+// `name: value does not match regex pattern ... (string.pattern)`. The rules a schema cannot
+// say (label syntax, selectors, certificate requests, cross-field rules) stay in
+// validateRequest. It returns an error only when the rules themselves cannot be evaluated.
+func (v *issues) schemaRules(m proto.Message) error {
+	err := protovalidate.Validate(m)
+	if err == nil {
+		return nil
+	}
+	var ve *protovalidate.ValidationError
+	if !errors.As(err, &ve) {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("validating %s: %w", m.ProtoReflect().Descriptor().FullName(), err))
+	}
+	for _, viol := range ve.Violations {
+		field := protovalidate.FieldPathString(viol.Proto.GetField())
+		if field == "" {
+			field = "(message)"
+		}
+		v.Add(field, viol.Proto.GetRuleId(), "%s", viol.Proto.GetMessage())
+	}
+	return nil
 }

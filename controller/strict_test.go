@@ -214,3 +214,49 @@ func TestMisspeltLabelsKeepTheLabels(t *testing.T) {
 		t.Fatalf("labels after the refused call: %d %s", code, body)
 	}
 }
+
+// Values the schema bounds are refused over Connect JSON with the field's path and the rule:
+// the ones a portal could once store (a 1 ns deadline, a 10,000-year soak, a canary of 2^31-1
+// clusters), and a huge name is not echoed back.
+func TestOutOfRangeValuesAreRefused(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	huge := strings.Repeat("n", 10000)
+	for _, tc := range []struct {
+		procedure, body, field, rule string
+	}{
+		{"RolloutService/CreateRollout", `{"id":"r1","spec":{"profile":"p","automatic":{"waveSize":1},"progressDeadline":"0.000000001s"}}`,
+			"spec.progress_deadline", "duration.none_or_at_least_10s"},
+		{"RolloutService/CreateRollout", `{"id":"r1","spec":{"profile":"p","automatic":{"waveSize":1,"gates":{"soakTime":"315360000000s"}}}}`,
+			"spec.automatic.gates.soak_time", "duration.gte_lte"},
+		{"RolloutService/CreateRollout", `{"id":"r1","spec":{"profile":"p","automatic":{"canaryCount":2147483647,"waveSize":1}}}`,
+			"spec.automatic.canary_count", "int32.gte_lte"},
+		{"RolloutService/PlanRollout", `{"spec":{"profile":"p","automatic":{"wavePercent":101}}}`,
+			"spec.automatic.wave_percent", "int32.gte_lte"},
+		{"ProfileService/ListProfiles", `{"pageSize":100000}`, "page_size", "int32.gte_lte"},
+		{"AccessService/CreateJoinToken", `{"cluster":"c1","ttl":"31536000s"}`, "ttl", "duration.gte_lte"},
+		{"ClusterService/GetCluster", `{"name":"` + huge + `"}`, "name", "string.max_len"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/ebbflow.v1."+tc.procedure, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body := string(b)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, tc.field+":") || !strings.Contains(body, "("+tc.rule+")") {
+			t.Errorf("%s %s: %d %s, want invalid_argument naming %s (%s)", tc.procedure, clipped(tc.body), res.StatusCode, clipped(body), tc.field, tc.rule)
+		}
+		if len(body) > 2000 {
+			t.Errorf("%s: the refusal is %d bytes; values must not be echoed whole", tc.procedure, len(body))
+		}
+	}
+}
+
+func clipped(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}

@@ -29,17 +29,6 @@ func (v issues) err() error {
 	return invalid(v.Issues)
 }
 
-// name checks a DNS-label name (profiles, clusters, rollouts, nodes).
-func (v *issues) name(field, s string) {
-	if s == "" {
-		v.Add(field, "required", "must be set")
-		return
-	}
-	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
-		v.Add(field, "dns-label", "%q is not a DNS label: %s", shown(s), strings.Join(errs, "; "))
-	}
-}
-
 // labels checks Kubernetes-style label keys and values.
 func (v *issues) labels(field string, m map[string]string) {
 	if len(m) > maxLabels {
@@ -85,24 +74,6 @@ func (v *issues) pageSize(field string, n int32) int {
 	return int(n)
 }
 
-// nodeID checks a controller node id: letters, digits, '-', '_' and '.', at most 64.
-func (v *issues) nodeID(field, s string) {
-	if s == "" {
-		v.Add(field, "required", "must be set")
-		return
-	}
-	if len(s) > 64 {
-		v.Add(field, "max-length", "at most 64 bytes")
-		return
-	}
-	for _, r := range s {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			v.Add(field, "node-id", "%q may only hold letters, digits, '-', '_' and '.'", shown(s))
-			return
-		}
-	}
-}
-
 // hostPort checks a host:port address.
 func (v *issues) hostPort(field, s string) {
 	if s == "" {
@@ -116,13 +87,6 @@ func (v *issues) hostPort(field, s string) {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		v.Add(field, "host-port", "port of %q must be 1..65535", shown(s))
-	}
-}
-
-// joinTokenID checks the public half of a join token.
-func (v *issues) joinTokenID(field, s string) {
-	if _, _, err := pki.ParseJoinToken(s + ".0000000000000000"); err != nil {
-		v.Add(field, "join-token-id", "%q is not a join token id: 6 characters of a-z and 0-9", shown(s))
 	}
 }
 

@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -796,7 +797,7 @@ var File_ebbflow_v1_access_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_access_proto_rawDesc = "" +
 	"\n" +
 	"\x17ebbflow/v1/access.proto\x12\n" +
-	"ebbflow.v1\x1a\x17ebbflow/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"\x90\x01\n" +
 	"\x0eWhoAmIResponse\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.ebbflow.v1.IdentityKindR\x04kind\x12\x12\n" +
@@ -814,28 +815,29 @@ const file_ebbflow_v1_access_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\x06 \x01(\tR\tcreatedBy\x120\n" +
 	"\x05state\x18\a \x01(\x0e2\x1a.ebbflow.v1.JoinTokenStateR\x05state\x125\n" +
-	"\buse_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\auseTime\"\x81\x01\n" +
-	"\x16CreateJoinTokenRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"e\n" +
+	"\buse_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\auseTime\"\xc9\x01\n" +
+	"\x16CreateJoinTokenRequest\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12=\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
+	"\"\x04\b\x80\xf5$2\x02\b<R\x03ttl\x12*\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\vdescription\"e\n" +
 	"\x17CreateJoinTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x124\n" +
 	"\n" +
-	"join_token\x18\x02 \x01(\v2\x15.ebbflow.v1.JoinTokenR\tjoinToken\"^\n" +
-	"\x15ListJoinTokensRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\x12+\n" +
+	"join_token\x18\x02 \x01(\v2\x15.ebbflow.v1.JoinTokenR\tjoinToken\"\x8b\x01\n" +
+	"\x15ListJoinTokensRequest\x12E\n" +
+	"\acluster\x18\x01 \x01(\tB+\xbaH(\xd8\x01\x01r#\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"P\n" +
 	"\x16ListJoinTokensResponse\x126\n" +
 	"\vjoin_tokens\x18\x01 \x03(\v2\x15.ebbflow.v1.JoinTokenR\n" +
-	"joinTokens\"(\n" +
-	"\x16RevokeJoinTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
+	"joinTokens\">\n" +
+	"\x16RevokeJoinTokenRequest\x12$\n" +
+	"\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[a-z0-9]{6}$R\x02id\"O\n" +
 	"\x17RevokeJoinTokenResponse\x124\n" +
 	"\n" +
-	"join_token\x18\x01 \x01(\v2\x15.ebbflow.v1.JoinTokenR\tjoinToken\"8\n" +
-	"\x1cRevokeClusterIdentityRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\"5\n" +
+	"join_token\x18\x01 \x01(\v2\x15.ebbflow.v1.JoinTokenR\tjoinToken\"d\n" +
+	"\x1cRevokeClusterIdentityRequest\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\"5\n" +
 	"\x1dRevokeClusterIdentityResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch*P\n" +
 	"\x04Role\x12\x14\n" +

@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1163,7 +1164,7 @@ var File_ebbflow_v1_agent_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16ebbflow/v1/agent.proto\x12\n" +
-	"ebbflow.v1\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x04\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x04\n" +
 	"\n" +
 	"Assignment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -1180,53 +1181,58 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	" \x01(\x05R\x16rollbackToHelmRevision\x129\n" +
 	"\n" +
 	"issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\x125\n" +
-	"\bdeadline\x18\f \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\x9e\x01\n" +
-	"\tReportRef\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\x12#\n" +
-	"\rassignment_id\x18\x02 \x01(\tR\fassignmentId\x12)\n" +
-	"\x10profile_revision\x18\x03 \x01(\x04R\x0fprofileRevision\x12'\n" +
-	"\x05phase\x18\x04 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\"\x8b\x02\n" +
-	"\x14RegisterAgentRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\x12D\n" +
+	"\bdeadline\x18\f \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\xeb\x01\n" +
+	"\tReportRef\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12/\n" +
+	"\rassignment_id\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01(\x80\x01R\fassignmentId\x122\n" +
+	"\x10profile_revision\x18\x03 \x01(\x04B\a\xbaH\x042\x02 \x00R\x0fprofileRevision\x123\n" +
+	"\x05phase\x18\x04 \x01(\x0e2\x11.ebbflow.v1.PhaseB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05phase\"\xc1\x02\n" +
+	"\x14RegisterAgentRequest\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12D\n" +
 	"\x06labels\x18\x02 \x03(\v2,.ebbflow.v1.RegisterAgentRequest.LabelsEntryR\x06labels\x123\n" +
-	"\tinventory\x18\x03 \x01(\v2\x15.ebbflow.v1.InventoryR\tinventory\x12#\n" +
-	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x1a9\n" +
+	"\tinventory\x18\x03 \x01(\v2\x15.ebbflow.v1.InventoryR\tinventory\x12-\n" +
+	"\ragent_version\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x01R\fagentVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb9\x01\n" +
 	"\x15RegisterAgentResponse\x12-\n" +
 	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12'\n" +
-	"\x0fstream_liveness\x18\x03 \x01(\bR\x0estreamLiveness\"2\n" +
-	"\x16WatchAssignmentRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\"Q\n" +
+	"\x0fstream_liveness\x18\x03 \x01(\bR\x0estreamLiveness\"^\n" +
+	"\x16WatchAssignmentRequest\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\"Q\n" +
 	"\x17WatchAssignmentResponse\x126\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x16.ebbflow.v1.AssignmentR\n" +
-	"assignment\"\xda\x02\n" +
-	"\x18ReportPhaseStatusRequest\x12'\n" +
-	"\x03ref\x18\x01 \x01(\v2\x15.ebbflow.v1.ReportRefR\x03ref\x12/\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\x06status\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\x12;\n" +
+	"assignment\"\x8a\x03\n" +
+	"\x18ReportPhaseStatusRequest\x12/\n" +
+	"\x03ref\x18\x01 \x01(\v2\x15.ebbflow.v1.ReportRefB\x06\xbaH\x03\xc8\x01\x01R\x03ref\x12;\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x17.ebbflow.v1.PhaseStatusB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12\"\n" +
+	"\amessage\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80 R\amessage\x12;\n" +
 	"\vreport_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reportTime\x120\n" +
 	"\x14helm_revision_before\x18\x05 \x01(\x05R\x12helmRevisionBefore\x12.\n" +
-	"\x13helm_revision_after\x18\x06 \x01(\x05R\x11helmRevisionAfter\x12+\n" +
-	"\x11preflight_reasons\x18\a \x03(\tR\x10preflightReasons\"O\n" +
+	"\x13helm_revision_after\x18\x06 \x01(\x05R\x11helmRevisionAfter\x12=\n" +
+	"\x11preflight_reasons\x18\a \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\xe8\a\"\x05r\x03(\x80\bR\x10preflightReasons\"O\n" +
 	"\x19ReportPhaseStatusResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xbd\x01\n" +
-	"\x18ReportMeasurementRequest\x12'\n" +
-	"\x03ref\x18\x01 \x01(\v2\x15.ebbflow.v1.ReportRefR\x03ref\x12;\n" +
-	"\fmeasurements\x18\x02 \x03(\v2\x17.ebbflow.v1.MeasurementR\fmeasurements\x12;\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xd1\x01\n" +
+	"\x18ReportMeasurementRequest\x12/\n" +
+	"\x03ref\x18\x01 \x01(\v2\x15.ebbflow.v1.ReportRefB\x06\xbaH\x03\xc8\x01\x01R\x03ref\x12G\n" +
+	"\fmeasurements\x18\x02 \x03(\v2\x17.ebbflow.v1.MeasurementB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x10R\fmeasurements\x12;\n" +
 	"\vreport_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reportTime\"O\n" +
 	"\x19ReportMeasurementResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xab\x01\n" +
-	"\x10HeartbeatRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\x12#\n" +
-	"\rassignment_id\x18\x02 \x01(\tR\fassignmentId\x12'\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe1\x01\n" +
+	"\x10HeartbeatRequest\x12D\n" +
+	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12-\n" +
+	"\rassignment_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x01R\fassignmentId\x12'\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12/\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\x06status\"8\n" +
 	"\x11HeartbeatResponse\x12#\n" +

@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -1104,7 +1105,7 @@ var File_ebbflow_v1_cluster_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x18ebbflow/v1/cluster.proto\x12\n" +
-	"ebbflow.v1\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x04\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x04\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1f.ebbflow.v1.Cluster.LabelsEntryR\x06labels\x12\x1a\n" +
@@ -1121,74 +1122,75 @@ const file_ebbflow_v1_cluster_proto_rawDesc = "" +
 	" \x01(\tR\fagentVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x04\n" +
-	"\tInventory\x12-\n" +
-	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x120\n" +
-	"\x14cilium_chart_version\x18\x02 \x01(\tR\x12ciliumChartVersion\x120\n" +
-	"\x14cilium_image_version\x18\x03 \x01(\tR\x12ciliumImageVersion\x128\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc3\x05\n" +
+	"\tInventory\x127\n" +
+	"\x12kubernetes_version\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x11kubernetesVersion\x12:\n" +
+	"\x14cilium_chart_version\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x12ciliumChartVersion\x12:\n" +
+	"\x14cilium_image_version\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x12ciliumImageVersion\x128\n" +
 	"\vhelm_values\x18\x04 \x01(\v2\x17.google.protobuf.StructR\n" +
 	"helmValues\x12#\n" +
-	"\rhelm_revision\x18\x05 \x01(\x05R\fhelmRevision\x12L\n" +
-	"\rcilium_config\x18\x06 \x03(\v2'.ebbflow.v1.Inventory.CiliumConfigEntryR\fciliumConfig\x12,\n" +
+	"\rhelm_revision\x18\x05 \x01(\x05R\fhelmRevision\x12f\n" +
+	"\rcilium_config\x18\x06 \x03(\v2'.ebbflow.v1.Inventory.CiliumConfigEntryB\x18\xbaH\x15\x9a\x01\x12\x10\x80\x10\"\x05r\x03(\x80\x02*\x06r\x04(\x80\x80\x04R\fciliumConfig\x12,\n" +
 	"\x12kube_proxy_present\x18\a \x01(\bR\x10kubeProxyPresent\x12(\n" +
-	"\x10aws_node_present\x18\b \x01(\bR\x0eawsNodePresent\x12*\n" +
-	"\x05nodes\x18\t \x03(\v2\x14.ebbflow.v1.NodeInfoR\x05nodes\x12%\n" +
+	"\x10aws_node_present\x18\b \x01(\bR\x0eawsNodePresent\x125\n" +
+	"\x05nodes\x18\t \x03(\v2\x14.ebbflow.v1.NodeInfoB\t\xbaH\x06\x92\x01\x03\x10\x90NR\x05nodes\x12/\n" +
 	"\x0ecloud_provider\x18\n" +
-	" \x01(\tR\rcloudProvider\x12=\n" +
+	" \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\rcloudProvider\x12=\n" +
 	"\fcollect_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vcollectTime\x1a?\n" +
 	"\x11CiliumConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
-	"\bNodeInfo\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
-	"\x0ekernel_version\x18\x02 \x01(\tR\rkernelVersion\x12\x19\n" +
-	"\bos_image\x18\x03 \x01(\tR\aosImage\x12\x1d\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x01\n" +
+	"\bNodeInfo\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x04name\x12/\n" +
+	"\x0ekernel_version\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\rkernelVersion\x12#\n" +
+	"\bos_image\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\aosImage\x12'\n" +
 	"\n" +
-	"nic_driver\x18\x04 \x01(\tR\tnicDriver\x12%\n" +
-	"\x0ecloud_provider\x18\x05 \x01(\tR\rcloudProvider\x12\x14\n" +
-	"\x05ready\x18\x06 \x01(\bR\x05ready\"\xaf\x01\n" +
-	"\x16RegisterClusterRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12F\n" +
+	"nic_driver\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\tnicDriver\x12/\n" +
+	"\x0ecloud_provider\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\rcloudProvider\x12\x14\n" +
+	"\x05ready\x18\x06 \x01(\bR\x05ready\"\xdb\x01\n" +
+	"\x16RegisterClusterRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12F\n" +
 	"\x06labels\x18\x02 \x03(\v2..ebbflow.v1.RegisterClusterRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
 	"\x17RegisterClusterResponse\x12-\n" +
-	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"T\n" +
-	"\x11GetClusterRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"\x80\x01\n" +
+	"\x11GetClusterRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"C\n" +
 	"\x12GetClusterResponse\x12-\n" +
-	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"\x9a\x01\n" +
+	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"\xa6\x01\n" +
 	"\x13ListClustersRequest\x12\x1a\n" +
 	"\bselector\x18\x01 \x01(\tR\bselector\x12+\n" +
-	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"o\n" +
 	"\x14ListClustersResponse\x12/\n" +
 	"\bclusters\x18\x01 \x03(\v2\x13.ebbflow.v1.ClusterR\bclusters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe2\x01\n" +
-	"\x17SetClusterLabelsRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x02\n" +
+	"\x17SetClusterLabelsRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12G\n" +
 	"\x06labels\x18\x02 \x03(\v2/.ebbflow.v1.SetClusterLabelsRequest.LabelsEntryR\x06labels\x12/\n" +
 	"\x13expected_generation\x18\x03 \x01(\x04R\x12expectedGeneration\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"I\n" +
 	"\x18SetClusterLabelsResponse\x12-\n" +
-	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"B\n" +
-	"\x14CordonClusterRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
+	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"x\n" +
+	"\x14CordonClusterRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reason\"F\n" +
 	"\x15CordonClusterResponse\x12-\n" +
-	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\",\n" +
-	"\x16UncordonClusterRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
+	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"X\n" +
+	"\x16UncordonClusterRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\"H\n" +
 	"\x17UncordonClusterResponse\x12-\n" +
-	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"*\n" +
-	"\x14DeleteClusterRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\acluster\x18\x01 \x01(\v2\x13.ebbflow.v1.ClusterR\acluster\"V\n" +
+	"\x14DeleteClusterRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\"\x17\n" +
 	"\x15DeleteClusterResponse*c\n" +
 	"\bLiveness\x12\x18\n" +
 	"\x14LIVENESS_UNSPECIFIED\x10\x00\x12\x12\n" +

@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -604,7 +605,7 @@ var File_ebbflow_v1_controller_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"\x1bebbflow/v1/controller.proto\x12\n" +
-	"ebbflow.v1\"\x9d\x01\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\"\x9d\x01\n" +
 	"\x10ControllerMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -626,21 +627,21 @@ const file_ebbflow_v1_controller_proto_rawDesc = "" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12\x1f\n" +
 	"\vlive_agents\x18\v \x01(\x03R\n" +
-	"liveAgents\"n\n" +
-	"\x0fAddVoterRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
+	"liveAgents\"\x8c\x01\n" +
+	"\x0fAddVoterRequest\x125\n" +
+	"\anode_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\"J\n" +
 	"\x10AddVoterResponse\x126\n" +
-	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers\".\n" +
-	"\x13RemoveServerRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"N\n" +
+	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers\"L\n" +
+	"\x13RemoveServerRequest\x125\n" +
+	"\anode_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x06nodeId\"N\n" +
 	"\x14RemoveServerResponse\x126\n" +
-	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers\"P\n" +
-	"\x19ReportAgentStreamsRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
-	"\bclusters\x18\x02 \x03(\tR\bclusters\"\x1c\n" +
+	"\amembers\x18\x01 \x03(\v2\x1c.ebbflow.v1.ControllerMemberR\amembers\"\xa3\x01\n" +
+	"\x19ReportAgentStreamsRequest\x125\n" +
+	"\anode_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x06nodeId\x12O\n" +
+	"\bclusters\x18\x02 \x03(\tB3\xbaH0\x92\x01-\x10\xa0\x8d\x06\"'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\bclusters\"\x1c\n" +
 	"\x1aReportAgentStreamsResponse*\x8a\x01\n" +
 	"\tRaftState\x12\x1a\n" +
 	"\x16RAFT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +

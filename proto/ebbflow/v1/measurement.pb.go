@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -473,7 +474,7 @@ var File_ebbflow_v1_measurement_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_measurement_proto_rawDesc = "" +
 	"\n" +
 	"\x1cebbflow/v1/measurement.proto\x12\n" +
-	"ebbflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n" +
 	"\rProbeSettings\x12-\n" +
 	"\x06probes\x18\x01 \x03(\v2\x15.ebbflow.v1.ProbeSpecR\x06probes\x12\x18\n" +
 	"\awindows\x18\x02 \x01(\x05R\awindows\x121\n" +
@@ -494,14 +495,16 @@ const file_ebbflow_v1_measurement_proto_rawDesc = "" +
 	"\x06min_ms\x18\x06 \x01(\x01R\x05minMs\x12\x15\n" +
 	"\x06max_ms\x18\a \x01(\x01R\x05maxMs\x12\x14\n" +
 	"\x05count\x18\b \x01(\x03R\x05count\x12\x16\n" +
-	"\x06errors\x18\t \x01(\x03R\x06errors\"\xa3\x03\n" +
-	"\vMeasurement\x12)\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x15.ebbflow.v1.ProbeKindR\x04kind\x12\x16\n" +
-	"\x06target\x18\x02 \x01(\tR\x06target\x124\n" +
-	"\alatency\x18\x03 \x01(\v2\x1a.ebbflow.v1.LatencySummaryR\alatency\x12\x1d\n" +
+	"\x06errors\x18\t \x01(\x03R\x06errors\"\xd0\x03\n" +
+	"\vMeasurement\x125\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.ebbflow.v1.ProbeKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12 \n" +
+	"\x06target\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x10R\x06target\x124\n" +
+	"\alatency\x18\x03 \x01(\v2\x1a.ebbflow.v1.LatencySummaryR\alatency\x12)\n" +
 	"\n" +
-	"samples_ms\x18\x04 \x03(\x01R\tsamplesMs\x12#\n" +
-	"\rhdr_histogram\x18\x05 \x01(\fR\fhdrHistogram\x12%\n" +
+	"samples_ms\x18\x04 \x03(\x01B\n" +
+	"\xbaH\a\x92\x01\x04\x10\xc0\x9a\fR\tsamplesMs\x12.\n" +
+	"\rhdr_histogram\x18\x05 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\fhdrHistogram\x12%\n" +
 	"\x0ethroughput_bps\x18\x06 \x01(\x01R\rthroughputBps\x12$\n" +
 	"\x0eops_per_second\x18\a \x01(\x01R\fopsPerSecond\x129\n" +
 	"\n" +

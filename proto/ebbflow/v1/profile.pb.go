@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -2072,7 +2073,7 @@ var File_ebbflow_v1_profile_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"\n" +
 	"\x18ebbflow/v1/profile.proto\x12\n" +
-	"ebbflow.v1\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n" +
 	"\aProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12+\n" +
@@ -2176,16 +2177,17 @@ const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.ProfileSpecR\x04spec\"\x7f\n" +
 	"\x15CreateProfileResponse\x12-\n" +
 	"\aprofile\x18\x01 \x01(\v2\x13.ebbflow.v1.ProfileR\aprofile\x127\n" +
-	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\"p\n" +
-	"\x11GetProfileRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\"\x9c\x01\n" +
+	"\x11GetProfileRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12+\n" +
 	"\x04read\x18\x03 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"C\n" +
 	"\x12GetProfileResponse\x12-\n" +
-	"\aprofile\x18\x01 \x01(\v2\x13.ebbflow.v1.ProfileR\aprofile\"~\n" +
+	"\aprofile\x18\x01 \x01(\v2\x13.ebbflow.v1.ProfileR\aprofile\"\x8a\x01\n" +
 	"\x13ListProfilesRequest\x12+\n" +
-	"\x04read\x18\x01 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x04read\x18\x01 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
 	"\x14ListProfilesResponse\x12/\n" +
@@ -2197,20 +2199,20 @@ const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"\x11expected_revision\x18\x03 \x01(\x04R\x10expectedRevision\"\x7f\n" +
 	"\x15UpdateProfileResponse\x12-\n" +
 	"\aprofile\x18\x01 \x01(\v2\x13.ebbflow.v1.ProfileR\aprofile\x127\n" +
-	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\"W\n" +
-	"\x14DeleteProfileRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\"\x83\x01\n" +
+	"\x14DeleteProfileRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"3\n" +
 	"\x15DeleteProfileResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision\"^\n" +
-	"\x1bListProfileRevisionsRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"\x8a\x01\n" +
+	"\x1bListProfileRevisionsRequest\x12>\n" +
+	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"Q\n" +
 	"\x1cListProfileRevisionsResponse\x121\n" +
-	"\trevisions\x18\x01 \x03(\v2\x13.ebbflow.v1.ProfileR\trevisions\"Y\n" +
+	"\trevisions\x18\x01 \x03(\v2\x13.ebbflow.v1.ProfileR\trevisions\"a\n" +
 	"\x16ValidateProfileRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
-	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.ProfileSpecR\x04spec\"\xc8\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.ProfileSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"\xc8\x01\n" +
 	"\x17ValidateProfileResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x123\n" +
 	"\x06errors\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\x06errors\x127\n" +

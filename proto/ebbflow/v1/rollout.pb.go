@@ -7,6 +7,7 @@
 package ebbflowv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -3234,7 +3235,7 @@ var File_ebbflow_v1_rollout_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\n" +
 	"\x18ebbflow/v1/rollout.proto\x12\n" +
-	"ebbflow.v1\x1a\x16ebbflow/v1/agent.proto\x1a\x17ebbflow/v1/common.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x05\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x16ebbflow/v1/agent.proto\x1a\x17ebbflow/v1/common.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\a\n" +
 	"\vRolloutSpec\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\x12)\n" +
 	"\x10profile_revision\x18\x02 \x01(\x04R\x0fprofileRevision\x12)\n" +
@@ -3243,14 +3244,16 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\tautomatic\x18\x05 \x01(\v2\x1a.ebbflow.v1.AutomaticWavesH\x00R\tautomatic\x12)\n" +
 	"\x06phases\x18\x06 \x03(\x0e2\x11.ebbflow.v1.PhaseR\x06phases\x126\n" +
 	"\abudgets\x18\a \x03(\v2\x1c.ebbflow.v1.RegressionBudgetR\abudgets\x12@\n" +
-	"\x0efailure_policy\x18\b \x01(\x0e2\x19.ebbflow.v1.FailurePolicyR\rfailurePolicy\x12F\n" +
-	"\x11progress_deadline\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10progressDeadline\x12\x1d\n" +
+	"\x0efailure_policy\x18\b \x01(\x0e2\x19.ebbflow.v1.FailurePolicyR\rfailurePolicy\x12\xd7\x01\n" +
+	"\x11progress_deadline\x18\t \x01(\v2\x19.google.protobuf.DurationB\x8e\x01\xbaH\x8a\x01\xba\x01{\n" +
+	"\x1dduration.none_or_at_least_10s\x12'must be 0 (no deadline) or at least 10s\x1a1this == duration('0s') || this >= duration('10s')\xaa\x01\t\"\x05\b\x80\xce\xda\x032\x00R\x10progressDeadline\x12\x1d\n" +
 	"\n" +
 	"sort_label\x18\n" +
 	" \x01(\tR\tsortLabel\x121\n" +
 	"\x06probes\x18\v \x01(\v2\x19.ebbflow.v1.ProbeSettingsR\x06probes\x12 \n" +
-	"\vdescription\x18\f \x01(\tR\vdescription\x12>\n" +
-	"\rphase_timeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\fphaseTimeoutB\a\n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\x12\xce\x01\n" +
+	"\rphase_timeout\x18\r \x01(\v2\x19.google.protobuf.DurationB\x8d\x01\xbaH\x89\x01\xba\x01{\n" +
+	"\x1fduration.default_or_at_least_1s\x12&must be 0 (the default) or at least 1s\x1a0this == duration('0s') || this >= duration('1s')\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\fphaseTimeoutB\a\n" +
 	"\x05waves\";\n" +
 	"\rExplicitWaves\x12*\n" +
 	"\x05waves\x18\x01 \x03(\v2\x14.ebbflow.v1.WaveSpecR\x05waves\"\x83\x01\n" +
@@ -3258,29 +3261,30 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bselector\x18\x02 \x01(\tR\bselector\x12\x1a\n" +
 	"\bclusters\x18\x03 \x03(\tR\bclusters\x12+\n" +
-	"\x05gates\x18\x04 \x01(\v2\x15.ebbflow.v1.WaveGatesR\x05gates\"\xe6\x01\n" +
-	"\x0eAutomaticWaves\x12!\n" +
-	"\fcanary_count\x18\x01 \x01(\x05R\vcanaryCount\x12\x1d\n" +
-	"\twave_size\x18\x02 \x01(\x05H\x00R\bwaveSize\x12#\n" +
-	"\fwave_percent\x18\x03 \x01(\x05H\x00R\vwavePercent\x128\n" +
+	"\x05gates\x18\x04 \x01(\v2\x15.ebbflow.v1.WaveGatesR\x05gates\"\x8b\x02\n" +
+	"\x0eAutomaticWaves\x12.\n" +
+	"\fcanary_count\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x9c\x01(\x00R\vcanaryCount\x12*\n" +
+	"\twave_size\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x9c\x01(\x01H\x00R\bwaveSize\x12.\n" +
+	"\fwave_percent\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x01H\x00R\vwavePercent\x128\n" +
 	"\fcanary_gates\x18\x04 \x01(\v2\x15.ebbflow.v1.WaveGatesR\vcanaryGates\x12+\n" +
 	"\x05gates\x18\x05 \x01(\v2\x15.ebbflow.v1.WaveGatesR\x05gatesB\x06\n" +
-	"\x04size\"\xd3\x02\n" +
-	"\tWaveGates\x12'\n" +
-	"\x0fmax_concurrency\x18\x01 \x01(\x05R\x0emaxConcurrency\x12.\n" +
-	"\x12max_failures_count\x18\x02 \x01(\x05H\x00R\x10maxFailuresCount\x122\n" +
-	"\x14max_failures_percent\x18\x03 \x01(\x05H\x00R\x12maxFailuresPercent\x126\n" +
-	"\tsoak_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bsoakTime\x12F\n" +
-	"\x11progress_deadline\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10progressDeadline\x12)\n" +
+	"\x04size\"\x9a\x04\n" +
+	"\tWaveGates\x124\n" +
+	"\x0fmax_concurrency\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x9c\x01(\x00R\x0emaxConcurrency\x12;\n" +
+	"\x12max_failures_count\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x9c\x01(\x00H\x00R\x10maxFailuresCount\x12=\n" +
+	"\x14max_failures_percent\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00H\x00R\x12maxFailuresPercent\x12F\n" +
+	"\tsoak_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\bsoakTime\x12\xd7\x01\n" +
+	"\x11progress_deadline\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x8e\x01\xbaH\x8a\x01\xba\x01{\n" +
+	"\x1dduration.none_or_at_least_10s\x12'must be 0 (no deadline) or at least 10s\x1a1this == duration('0s') || this >= duration('10s')\xaa\x01\t\"\x05\b\x80\x9a\x9e\x012\x00R\x10progressDeadline\x12)\n" +
 	"\x10require_approval\x18\x06 \x01(\bR\x0frequireApprovalB\x0e\n" +
-	"\fmax_failures\"\xf4\x02\n" +
+	"\fmax_failures\"\x81\x03\n" +
 	"\x10RegressionBudget\x12'\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x127\n" +
 	"\x18max_p50_increase_percent\x18\x02 \x01(\x01R\x15maxP50IncreasePercent\x127\n" +
 	"\x18max_p99_increase_percent\x18\x03 \x01(\x01R\x15maxP99IncreasePercent\x12E\n" +
 	"\x1fmax_throughput_decrease_percent\x18\x04 \x01(\x01R\x1cmaxThroughputDecreasePercent\x12\x14\n" +
-	"\x05alpha\x18\x05 \x01(\x01R\x05alpha\x12\x1f\n" +
-	"\vmin_samples\x18\x06 \x01(\x05R\n" +
+	"\x05alpha\x18\x05 \x01(\x01R\x05alpha\x12,\n" +
+	"\vmin_samples\x18\x06 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\n" +
 	"minSamples\x12G\n" +
 	"\x0fon_inconclusive\x18\a \x01(\x0e2\x1e.ebbflow.v1.InconclusivePolicyR\x0eonInconclusive\"\x89\x04\n" +
 	"\aRollout\x12\x0e\n" +
@@ -3362,61 +3366,62 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\acluster\x18\x04 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x05 \x01(\x05R\x04wave\x12'\n" +
 	"\x05phase\x18\x06 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x18\n" +
-	"\amessage\x18\a \x01(\tR\amessage\"S\n" +
-	"\x14CreateRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"\x80\x01\n" +
+	"\x14CreateRolloutRequest\x12;\n" +
+	"\x02id\x18\x01 \x01(\tB+\xbaH(\xd8\x01\x01r#\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.RolloutSpecR\x04spec\"F\n" +
 	"\x15CreateRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"P\n" +
-	"\x11GetRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"|\n" +
+	"\x11GetRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"C\n" +
 	"\x12GetRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"~\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\x8a\x01\n" +
 	"\x13ListRolloutsRequest\x12+\n" +
-	"\x04read\x18\x01 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x04read\x18\x01 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
 	"\x14ListRolloutsResponse\x12/\n" +
 	"\brollouts\x18\x01 \x03(\v2\x13.ebbflow.v1.RolloutR\brollouts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
-	"\x13WatchRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x13WatchRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\"E\n" +
 	"\x14WatchRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"=\n" +
-	"\x13PauseRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"s\n" +
+	"\x13PauseRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reason\"E\n" +
 	"\x14PauseRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"&\n" +
-	"\x14ResumeRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"R\n" +
+	"\x14ResumeRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\"F\n" +
 	"\x15ResumeRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"U\n" +
-	"\x15ApproveRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12\x18\n" +
-	"\acluster\x18\x03 \x01(\tR\acluster\"G\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\xae\x01\n" +
+	"\x15ApproveRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12\x12\n" +
+	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12E\n" +
+	"\acluster\x18\x03 \x01(\tB+\xbaH(\xd8\x01\x01r#\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\"G\n" +
 	"\x16ApproveRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"V\n" +
-	"\x12SkipClusterRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\acluster\x18\x02 \x01(\tR\acluster\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"D\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\xb8\x01\n" +
+	"\x12SkipClusterRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12D\n" +
+	"\acluster\x18\x02 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12 \n" +
+	"\x06reason\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reason\"D\n" +
 	"\x13SkipClusterResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"=\n" +
-	"\x13AbortRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"s\n" +
+	"\x13AbortRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reason\"E\n" +
 	"\x14AbortRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\x90\x01\n" +
-	"\x16RollbackRolloutRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\acluster\x18\x02 \x01(\tH\x00R\acluster\x12\x14\n" +
-	"\x04wave\x18\x03 \x01(\x05H\x00R\x04wave\x12\x12\n" +
-	"\x03all\x18\x04 \x01(\bH\x00R\x03all\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reasonB\b\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\xfb\x01\n" +
+	"\x16RollbackRolloutRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12F\n" +
+	"\acluster\x18\x02 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$H\x00R\acluster\x12\x1d\n" +
+	"\x04wave\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00H\x00R\x04wave\x12\x12\n" +
+	"\x03all\x18\x04 \x01(\bH\x00R\x03all\x12 \n" +
+	"\x06reason\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reasonB\b\n" +
 	"\x06target\"H\n" +
 	"\x17RollbackRolloutResponse\x12-\n" +
 	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"A\n" +
@@ -3443,9 +3448,9 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\bWavePlan\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
-	"\bclusters\x18\x03 \x03(\v2\x17.ebbflow.v1.ClusterPlanR\bclusters\"W\n" +
-	"\x18GetRolloutHistoryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\bclusters\x18\x03 \x03(\v2\x17.ebbflow.v1.ClusterPlanR\bclusters\"\x83\x01\n" +
+	"\x18GetRolloutHistoryRequest\x12:\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"M\n" +
 	"\x19GetRolloutHistoryResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events*\x9c\x01\n" +
