@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/controller/controllertest"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	c "github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
 
 // One handler serves Connect JSON (the portal), gRPC (grpc-go) and gRPC-Web: a profile
@@ -128,5 +131,39 @@ func TestSteerMissingRollout(t *testing.T) {
 	}
 	if want := "r1"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
 		t.Fatalf("message %q does not name %q", err, want)
+	}
+}
+
+// Reads are declared free of side effects, so the Connect protocol serves them with GET (a
+// cacheable URL, as a portal or curl sends it); a mutation still takes only POST.
+func TestReadsAcceptGET(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	get := func(procedure, message string) (int, string) {
+		t.Helper()
+		u := n.URL + procedure + "?connect=v1&encoding=json&message=" + url.QueryEscape(message)
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/ebbflow.v1.ClusterService/ListClusters", `{"read":{"consistency":"CONSISTENCY_STALE"}}`); code != http.StatusOK {
+		t.Fatalf("GET ListClusters: %d %s", code, body)
+	}
+	if code, body := get("/ebbflow.v1.ClusterService/GetCluster", `{"name":"missing"}`); code != http.StatusNotFound || !strings.Contains(body, "not_found") {
+		t.Fatalf("GET GetCluster of a missing cluster: %d %s", code, body)
+	}
+	if code, body := get("/ebbflow.v1.ClusterService/ListClusters", `{"lables":1}`); code != http.StatusBadRequest || !strings.Contains(body, "lables") {
+		t.Fatalf("GET with an unknown field: %d %s", code, body)
+	}
+	if code, body := get("/ebbflow.v1.ClusterService/DeleteCluster", `{"name":"c1"}`); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET of a mutation: %d %s, want 405", code, body)
+	}
+	// The generated client uses GET when asked to.
+	cl := c.NewProfileServiceClient(http.DefaultClient, n.URL, connect.WithHTTPGet())
+	if _, err := cl.ListProfiles(context.Background(), connect.NewRequest(&ebbflowv1.ListProfilesRequest{})); err != nil {
+		t.Fatalf("ListProfiles with GET: %v", err)
 	}
 }

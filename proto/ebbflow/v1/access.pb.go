@@ -856,11 +856,11 @@ const file_ebbflow_v1_access_proto_rawDesc = "" +
 	"\x18JOIN_TOKEN_STATE_PENDING\x10\x01\x12\x19\n" +
 	"\x15JOIN_TOKEN_STATE_USED\x10\x02\x12\x1c\n" +
 	"\x18JOIN_TOKEN_STATE_REVOKED\x10\x03\x12\x1c\n" +
-	"\x18JOIN_TOKEN_STATE_EXPIRED\x10\x042\xcf\x03\n" +
-	"\rAccessService\x12?\n" +
-	"\x06WhoAmI\x12\x19.ebbflow.v1.WhoAmIRequest\x1a\x1a.ebbflow.v1.WhoAmIResponse\x12Z\n" +
-	"\x0fCreateJoinToken\x12\".ebbflow.v1.CreateJoinTokenRequest\x1a#.ebbflow.v1.CreateJoinTokenResponse\x12W\n" +
-	"\x0eListJoinTokens\x12!.ebbflow.v1.ListJoinTokensRequest\x1a\".ebbflow.v1.ListJoinTokensResponse\x12Z\n" +
+	"\x18JOIN_TOKEN_STATE_EXPIRED\x10\x042\xd9\x03\n" +
+	"\rAccessService\x12D\n" +
+	"\x06WhoAmI\x12\x19.ebbflow.v1.WhoAmIRequest\x1a\x1a.ebbflow.v1.WhoAmIResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\x0fCreateJoinToken\x12\".ebbflow.v1.CreateJoinTokenRequest\x1a#.ebbflow.v1.CreateJoinTokenResponse\x12\\\n" +
+	"\x0eListJoinTokens\x12!.ebbflow.v1.ListJoinTokensRequest\x1a\".ebbflow.v1.ListJoinTokensResponse\"\x03\x90\x02\x01\x12Z\n" +
 	"\x0fRevokeJoinToken\x12\".ebbflow.v1.RevokeJoinTokenRequest\x1a#.ebbflow.v1.RevokeJoinTokenResponse\x12l\n" +
 	"\x15RevokeClusterIdentity\x12(.ebbflow.v1.RevokeClusterIdentityRequest\x1a).ebbflow.v1.RevokeClusterIdentityResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 

@@ -385,9 +385,9 @@ const file_ebbflow_v1_audit_proto_rawDesc = "" +
 	"\x11AuditResultFilter\x12#\n" +
 	"\x1fAUDIT_RESULT_FILTER_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16AUDIT_RESULT_FILTER_OK\x10\x01\x12\x1e\n" +
-	"\x1aAUDIT_RESULT_FILTER_FAILED\x10\x022m\n" +
-	"\fAuditService\x12]\n" +
-	"\x10ListAuditRecords\x12#.ebbflow.v1.ListAuditRecordsRequest\x1a$.ebbflow.v1.ListAuditRecordsResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
+	"\x1aAUDIT_RESULT_FILTER_FAILED\x10\x022r\n" +
+	"\fAuditService\x12b\n" +
+	"\x10ListAuditRecords\x12#.ebbflow.v1.ListAuditRecordsRequest\x1a$.ebbflow.v1.ListAuditRecordsResponse\"\x03\x90\x02\x01B7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 
 var (
 	file_ebbflow_v1_audit_proto_rawDescOnce sync.Once

@@ -1196,12 +1196,12 @@ const file_ebbflow_v1_cluster_proto_rawDesc = "" +
 	"\x14LIVENESS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eLIVENESS_ALIVE\x10\x01\x12\x13\n" +
 	"\x0fLIVENESS_SILENT\x10\x02\x12\x14\n" +
-	"\x10LIVENESS_UNKNOWN\x10\x032\xf3\x04\n" +
+	"\x10LIVENESS_UNKNOWN\x10\x032\xfd\x04\n" +
 	"\x0eClusterService\x12Z\n" +
-	"\x0fRegisterCluster\x12\".ebbflow.v1.RegisterClusterRequest\x1a#.ebbflow.v1.RegisterClusterResponse\x12K\n" +
+	"\x0fRegisterCluster\x12\".ebbflow.v1.RegisterClusterRequest\x1a#.ebbflow.v1.RegisterClusterResponse\x12P\n" +
 	"\n" +
-	"GetCluster\x12\x1d.ebbflow.v1.GetClusterRequest\x1a\x1e.ebbflow.v1.GetClusterResponse\x12Q\n" +
-	"\fListClusters\x12\x1f.ebbflow.v1.ListClustersRequest\x1a .ebbflow.v1.ListClustersResponse\x12]\n" +
+	"GetCluster\x12\x1d.ebbflow.v1.GetClusterRequest\x1a\x1e.ebbflow.v1.GetClusterResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fListClusters\x12\x1f.ebbflow.v1.ListClustersRequest\x1a .ebbflow.v1.ListClustersResponse\"\x03\x90\x02\x01\x12]\n" +
 	"\x10SetClusterLabels\x12#.ebbflow.v1.SetClusterLabelsRequest\x1a$.ebbflow.v1.SetClusterLabelsResponse\x12T\n" +
 	"\rCordonCluster\x12 .ebbflow.v1.CordonClusterRequest\x1a!.ebbflow.v1.CordonClusterResponse\x12Z\n" +
 	"\x0fUncordonCluster\x12\".ebbflow.v1.UncordonClusterRequest\x1a#.ebbflow.v1.UncordonClusterResponse\x12T\n" +

@@ -648,9 +648,9 @@ const file_ebbflow_v1_controller_proto_rawDesc = "" +
 	"\x13RAFT_STATE_FOLLOWER\x10\x01\x12\x18\n" +
 	"\x14RAFT_STATE_CANDIDATE\x10\x02\x12\x15\n" +
 	"\x11RAFT_STATE_LEADER\x10\x03\x12\x17\n" +
-	"\x13RAFT_STATE_SHUTDOWN\x10\x042\xfa\x02\n" +
-	"\x11ControllerService\x12f\n" +
-	"\x13GetControllerStatus\x12&.ebbflow.v1.GetControllerStatusRequest\x1a'.ebbflow.v1.GetControllerStatusResponse\x12E\n" +
+	"\x13RAFT_STATE_SHUTDOWN\x10\x042\xff\x02\n" +
+	"\x11ControllerService\x12k\n" +
+	"\x13GetControllerStatus\x12&.ebbflow.v1.GetControllerStatusRequest\x1a'.ebbflow.v1.GetControllerStatusResponse\"\x03\x90\x02\x01\x12E\n" +
 	"\bAddVoter\x12\x1b.ebbflow.v1.AddVoterRequest\x1a\x1c.ebbflow.v1.AddVoterResponse\x12Q\n" +
 	"\fRemoveServer\x12\x1f.ebbflow.v1.RemoveServerRequest\x1a .ebbflow.v1.RemoveServerResponse\x12c\n" +
 	"\x12ReportAgentStreams\x12%.ebbflow.v1.ReportAgentStreamsRequest\x1a&.ebbflow.v1.ReportAgentStreamsResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"

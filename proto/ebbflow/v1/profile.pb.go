@@ -2253,16 +2253,16 @@ const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"\x18DSR_DISPATCH_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DSR_DISPATCH_OPT\x10\x01\x12\x15\n" +
 	"\x11DSR_DISPATCH_IPIP\x10\x02\x12\x17\n" +
-	"\x13DSR_DISPATCH_GENEVE\x10\x032\xf9\x04\n" +
+	"\x13DSR_DISPATCH_GENEVE\x10\x032\x8d\x05\n" +
 	"\x0eProfileService\x12T\n" +
-	"\rCreateProfile\x12 .ebbflow.v1.CreateProfileRequest\x1a!.ebbflow.v1.CreateProfileResponse\x12K\n" +
+	"\rCreateProfile\x12 .ebbflow.v1.CreateProfileRequest\x1a!.ebbflow.v1.CreateProfileResponse\x12P\n" +
 	"\n" +
-	"GetProfile\x12\x1d.ebbflow.v1.GetProfileRequest\x1a\x1e.ebbflow.v1.GetProfileResponse\x12Q\n" +
-	"\fListProfiles\x12\x1f.ebbflow.v1.ListProfilesRequest\x1a .ebbflow.v1.ListProfilesResponse\x12T\n" +
+	"GetProfile\x12\x1d.ebbflow.v1.GetProfileRequest\x1a\x1e.ebbflow.v1.GetProfileResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fListProfiles\x12\x1f.ebbflow.v1.ListProfilesRequest\x1a .ebbflow.v1.ListProfilesResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\rUpdateProfile\x12 .ebbflow.v1.UpdateProfileRequest\x1a!.ebbflow.v1.UpdateProfileResponse\x12T\n" +
-	"\rDeleteProfile\x12 .ebbflow.v1.DeleteProfileRequest\x1a!.ebbflow.v1.DeleteProfileResponse\x12i\n" +
-	"\x14ListProfileRevisions\x12'.ebbflow.v1.ListProfileRevisionsRequest\x1a(.ebbflow.v1.ListProfileRevisionsResponse\x12Z\n" +
-	"\x0fValidateProfile\x12\".ebbflow.v1.ValidateProfileRequest\x1a#.ebbflow.v1.ValidateProfileResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
+	"\rDeleteProfile\x12 .ebbflow.v1.DeleteProfileRequest\x1a!.ebbflow.v1.DeleteProfileResponse\x12n\n" +
+	"\x14ListProfileRevisions\x12'.ebbflow.v1.ListProfileRevisionsRequest\x1a(.ebbflow.v1.ListProfileRevisionsResponse\"\x03\x90\x02\x01\x12_\n" +
+	"\x0fValidateProfile\x12\".ebbflow.v1.ValidateProfileRequest\x1a#.ebbflow.v1.ValidateProfileResponse\"\x03\x90\x02\x01B7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 
 var (
 	file_ebbflow_v1_profile_proto_rawDescOnce sync.Once

@@ -3505,21 +3505,21 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x1cPREFLIGHT_RESULT_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PREFLIGHT_RESULT_PASS\x10\x01\x12\x19\n" +
 	"\x15PREFLIGHT_RESULT_FAIL\x10\x02\x12\x1c\n" +
-	"\x18PREFLIGHT_RESULT_UNKNOWN\x10\x032\x8e\b\n" +
+	"\x18PREFLIGHT_RESULT_UNKNOWN\x10\x032\xa2\b\n" +
 	"\x0eRolloutService\x12T\n" +
-	"\rCreateRollout\x12 .ebbflow.v1.CreateRolloutRequest\x1a!.ebbflow.v1.CreateRolloutResponse\x12K\n" +
+	"\rCreateRollout\x12 .ebbflow.v1.CreateRolloutRequest\x1a!.ebbflow.v1.CreateRolloutResponse\x12P\n" +
 	"\n" +
-	"GetRollout\x12\x1d.ebbflow.v1.GetRolloutRequest\x1a\x1e.ebbflow.v1.GetRolloutResponse\x12Q\n" +
-	"\fListRollouts\x12\x1f.ebbflow.v1.ListRolloutsRequest\x1a .ebbflow.v1.ListRolloutsResponse\x12S\n" +
+	"GetRollout\x12\x1d.ebbflow.v1.GetRolloutRequest\x1a\x1e.ebbflow.v1.GetRolloutResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fListRollouts\x12\x1f.ebbflow.v1.ListRolloutsRequest\x1a .ebbflow.v1.ListRolloutsResponse\"\x03\x90\x02\x01\x12S\n" +
 	"\fWatchRollout\x12\x1f.ebbflow.v1.WatchRolloutRequest\x1a .ebbflow.v1.WatchRolloutResponse0\x01\x12Q\n" +
 	"\fPauseRollout\x12\x1f.ebbflow.v1.PauseRolloutRequest\x1a .ebbflow.v1.PauseRolloutResponse\x12T\n" +
 	"\rResumeRollout\x12 .ebbflow.v1.ResumeRolloutRequest\x1a!.ebbflow.v1.ResumeRolloutResponse\x12W\n" +
 	"\x0eApproveRollout\x12!.ebbflow.v1.ApproveRolloutRequest\x1a\".ebbflow.v1.ApproveRolloutResponse\x12N\n" +
 	"\vSkipCluster\x12\x1e.ebbflow.v1.SkipClusterRequest\x1a\x1f.ebbflow.v1.SkipClusterResponse\x12Q\n" +
 	"\fAbortRollout\x12\x1f.ebbflow.v1.AbortRolloutRequest\x1a .ebbflow.v1.AbortRolloutResponse\x12Z\n" +
-	"\x0fRollbackRollout\x12\".ebbflow.v1.RollbackRolloutRequest\x1a#.ebbflow.v1.RollbackRolloutResponse\x12N\n" +
-	"\vPlanRollout\x12\x1e.ebbflow.v1.PlanRolloutRequest\x1a\x1f.ebbflow.v1.PlanRolloutResponse\x12`\n" +
-	"\x11GetRolloutHistory\x12$.ebbflow.v1.GetRolloutHistoryRequest\x1a%.ebbflow.v1.GetRolloutHistoryResponseB7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
+	"\x0fRollbackRollout\x12\".ebbflow.v1.RollbackRolloutRequest\x1a#.ebbflow.v1.RollbackRolloutResponse\x12S\n" +
+	"\vPlanRollout\x12\x1e.ebbflow.v1.PlanRolloutRequest\x1a\x1f.ebbflow.v1.PlanRolloutResponse\"\x03\x90\x02\x01\x12e\n" +
+	"\x11GetRolloutHistory\x12$.ebbflow.v1.GetRolloutHistoryRequest\x1a%.ebbflow.v1.GetRolloutHistoryResponse\"\x03\x90\x02\x01B7Z5github.com/ebbflow/ebbflow/proto/ebbflow/v1;ebbflowv1b\x06proto3"
 
 var (
 	file_ebbflow_v1_rollout_proto_rawDescOnce sync.Once

@@ -79,6 +79,7 @@ func NewAccessServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+AccessServiceWhoAmIProcedure,
 			connect.WithSchema(accessServiceMethods.ByName("WhoAmI")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		createJoinToken: connect.NewClient[v1.CreateJoinTokenRequest, v1.CreateJoinTokenResponse](
@@ -91,6 +92,7 @@ func NewAccessServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+AccessServiceListJoinTokensProcedure,
 			connect.WithSchema(accessServiceMethods.ByName("ListJoinTokens")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		revokeJoinToken: connect.NewClient[v1.RevokeJoinTokenRequest, v1.RevokeJoinTokenResponse](
@@ -168,6 +170,7 @@ func NewAccessServiceHandler(svc AccessServiceHandler, opts ...connect.HandlerOp
 		AccessServiceWhoAmIProcedure,
 		svc.WhoAmI,
 		connect.WithSchema(accessServiceMethods.ByName("WhoAmI")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	accessServiceCreateJoinTokenHandler := connect.NewUnaryHandler(
@@ -180,6 +183,7 @@ func NewAccessServiceHandler(svc AccessServiceHandler, opts ...connect.HandlerOp
 		AccessServiceListJoinTokensProcedure,
 		svc.ListJoinTokens,
 		connect.WithSchema(accessServiceMethods.ByName("ListJoinTokens")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	accessServiceRevokeJoinTokenHandler := connect.NewUnaryHandler(

@@ -59,6 +59,7 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+AuditServiceListAuditRecordsProcedure,
 			connect.WithSchema(auditServiceMethods.ByName("ListAuditRecords")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -91,6 +92,7 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		AuditServiceListAuditRecordsProcedure,
 		svc.ListAuditRecords,
 		connect.WithSchema(auditServiceMethods.ByName("ListAuditRecords")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/ebbflow.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

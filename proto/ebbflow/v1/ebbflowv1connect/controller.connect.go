@@ -76,6 +76,7 @@ func NewControllerServiceClient(httpClient connect.HTTPClient, baseURL string, o
 			httpClient,
 			baseURL+ControllerServiceGetControllerStatusProcedure,
 			connect.WithSchema(controllerServiceMethods.ByName("GetControllerStatus")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		addVoter: connect.NewClient[v1.AddVoterRequest, v1.AddVoterResponse](
@@ -152,6 +153,7 @@ func NewControllerServiceHandler(svc ControllerServiceHandler, opts ...connect.H
 		ControllerServiceGetControllerStatusProcedure,
 		svc.GetControllerStatus,
 		connect.WithSchema(controllerServiceMethods.ByName("GetControllerStatus")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	controllerServiceAddVoterHandler := connect.NewUnaryHandler(

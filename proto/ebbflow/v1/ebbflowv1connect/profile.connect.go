@@ -90,12 +90,14 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+ProfileServiceGetProfileProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		listProfiles: connect.NewClient[v1.ListProfilesRequest, v1.ListProfilesResponse](
 			httpClient,
 			baseURL+ProfileServiceListProfilesProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ListProfiles")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		updateProfile: connect.NewClient[v1.UpdateProfileRequest, v1.UpdateProfileResponse](
@@ -114,12 +116,14 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+ProfileServiceListProfileRevisionsProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ListProfileRevisions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		validateProfile: connect.NewClient[v1.ValidateProfileRequest, v1.ValidateProfileResponse](
 			httpClient,
 			baseURL+ProfileServiceValidateProfileProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ValidateProfile")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -201,12 +205,14 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		ProfileServiceGetProfileProcedure,
 		svc.GetProfile,
 		connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceListProfilesHandler := connect.NewUnaryHandler(
 		ProfileServiceListProfilesProcedure,
 		svc.ListProfiles,
 		connect.WithSchema(profileServiceMethods.ByName("ListProfiles")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceUpdateProfileHandler := connect.NewUnaryHandler(
@@ -225,12 +231,14 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		ProfileServiceListProfileRevisionsProcedure,
 		svc.ListProfileRevisions,
 		connect.WithSchema(profileServiceMethods.ByName("ListProfileRevisions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceValidateProfileHandler := connect.NewUnaryHandler(
 		ProfileServiceValidateProfileProcedure,
 		svc.ValidateProfile,
 		connect.WithSchema(profileServiceMethods.ByName("ValidateProfile")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/ebbflow.v1.ProfileService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -115,12 +115,14 @@ func NewRolloutServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+RolloutServiceGetRolloutProcedure,
 			connect.WithSchema(rolloutServiceMethods.ByName("GetRollout")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		listRollouts: connect.NewClient[v1.ListRolloutsRequest, v1.ListRolloutsResponse](
 			httpClient,
 			baseURL+RolloutServiceListRolloutsProcedure,
 			connect.WithSchema(rolloutServiceMethods.ByName("ListRollouts")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		watchRollout: connect.NewClient[v1.WatchRolloutRequest, v1.WatchRolloutResponse](
@@ -169,12 +171,14 @@ func NewRolloutServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+RolloutServicePlanRolloutProcedure,
 			connect.WithSchema(rolloutServiceMethods.ByName("PlanRollout")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getRolloutHistory: connect.NewClient[v1.GetRolloutHistoryRequest, v1.GetRolloutHistoryResponse](
 			httpClient,
 			baseURL+RolloutServiceGetRolloutHistoryProcedure,
 			connect.WithSchema(rolloutServiceMethods.ByName("GetRolloutHistory")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -296,12 +300,14 @@ func NewRolloutServiceHandler(svc RolloutServiceHandler, opts ...connect.Handler
 		RolloutServiceGetRolloutProcedure,
 		svc.GetRollout,
 		connect.WithSchema(rolloutServiceMethods.ByName("GetRollout")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	rolloutServiceListRolloutsHandler := connect.NewUnaryHandler(
 		RolloutServiceListRolloutsProcedure,
 		svc.ListRollouts,
 		connect.WithSchema(rolloutServiceMethods.ByName("ListRollouts")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	rolloutServiceWatchRolloutHandler := connect.NewServerStreamHandler(
@@ -350,12 +356,14 @@ func NewRolloutServiceHandler(svc RolloutServiceHandler, opts ...connect.Handler
 		RolloutServicePlanRolloutProcedure,
 		svc.PlanRollout,
 		connect.WithSchema(rolloutServiceMethods.ByName("PlanRollout")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	rolloutServiceGetRolloutHistoryHandler := connect.NewUnaryHandler(
 		RolloutServiceGetRolloutHistoryProcedure,
 		svc.GetRolloutHistory,
 		connect.WithSchema(rolloutServiceMethods.ByName("GetRolloutHistory")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/ebbflow.v1.RolloutService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
