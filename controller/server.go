@@ -72,6 +72,9 @@ type Config struct {
 	// FailedAuthRateLimit limits failed authentications per source address (default 20, then
 	// one a second); a negative Rate turns it off.
 	FailedAuthRateLimit RateLimit
+	// CORSOrigins are the browser origins (https://portal.example.com) allowed to call the
+	// API cross-origin; none by default. CheckCORSOrigins validates them.
+	CORSOrigins []string
 	// MaxLimiters bounds each map of per-identity limiters (default 100000).
 	MaxLimiters int
 }
@@ -231,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.handler = withClientCertificates(mux)
+	s.handler = withCORS(withClientCertificates(mux), cfg.CORSOrigins)
 	return s, nil
 }
 

@@ -63,6 +63,7 @@ type flags struct {
 	pkiDir, tlsSANs, tokensFile                                         string
 	jwtIssuer, jwtAudience, jwtKey, jwtRoleClaim                        string
 	agentCertTTL                                                        time.Duration
+	corsOrigins                                                         []string
 }
 
 // bindFlags declares fleet-controller's flags on fs, into f.
@@ -78,6 +79,7 @@ func bindFlags(fs *pflag.FlagSet, f *flags) {
 	fs.BoolVar(&f.insecure, "insecure", false, "turn TLS and authentication off: plain HTTP (h2c), plain Raft, and every caller may do everything (development only; loopback unless --allow-insecure-remote)")
 	fs.StringVar(&f.pkiInit, "pki-init", "", "create a new group CA (ca.crt, ca.key) and admin token (admin.token) in this directory, print where, and exit (e.g. to make the chart's pki Secret)")
 	fs.StringVar(&f.pkiDir, "pki-dir", "", "directory of the group's CA (ca.crt, ca.key) and admin credential (admin.token); a bootstrapping node creates them on first start, a joining node needs the CA (default: <data-dir>/pki)")
+	fs.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "a browser origin allowed to call the API cross-origin, e.g. https://portal.example.com (repeat or comma-separate; none by default)")
 	fs.StringVar(&f.tlsSANs, "tls-san", "", "extra DNS names or IPs for this node's certificate, comma-separated (e.g. the client Service's name)")
 	fs.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens of people and programs, one \"<token or sha256:hex>,<name>,<role>\" per line (role: viewer, operator or admin)")
 	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "accept JWT bearer tokens from this issuer (the iss claim), signed with --jwt-key")
@@ -139,6 +141,9 @@ func run(f flags) error {
 	}
 	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
 		return errors.New("rate limits must not be negative and bursts must be at least 1")
+	}
+	if err := controller.CheckCORSOrigins(f.corsOrigins); err != nil {
+		return err
 	}
 	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease, f.raftCommit); err != nil {
 		return err
@@ -242,6 +247,7 @@ func run(f flags) error {
 		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
 		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
 		AgentCertTTL:    f.agentCertTTL,
+		CORSOrigins:     f.corsOrigins,
 	}
 	nopts := controller.NodeOptions{Store: scfg, Config: ccfg, Listener: apiLn}
 	if sec != nil {
