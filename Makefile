@@ -48,21 +48,29 @@ TOOLS := $(BIN)/buf-$(BUF_VERSION) $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 	$(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
 	$(BIN)/protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION)
 
+# The TypeScript client's generator and compiler, pinned in clients/ts/package-lock.json.
+TS_DIR := clients/ts
+TS_TOOLS := $(TS_DIR)/node_modules/.package-lock.json
+$(TS_TOOLS): $(TS_DIR)/package-lock.json
+	npm ci --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 .PHONY: tools
-tools: $(TOOLS) ## Install the pinned code generators and linter into ./bin.
+tools: $(TOOLS) $(TS_TOOLS) ## Install the pinned code generators, linter and TypeScript tools.
 
 .PHONY: generate
 generate: tools ## Wipe and regenerate the code generated from proto/.
 	find proto -name '*.pb.go' -delete
 	find proto -type d -name '*connect' -prune -exec rm -rf {} +
+	rm -rf $(TS_DIR)/src/gen
 	go run ./internal/protovendor > proto/buf/validate/validate.proto
 	buf generate
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when the checked-in generated code differs from proto/.
-	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- proto $(TS_DIR)/src/gen)" ]; then \
 		echo "generated code is out of date with proto/; run 'make generate' and commit:"; \
-		git status --porcelain -- proto; git diff --stat -- proto; exit 1; fi
+		git status --porcelain -- proto $(TS_DIR)/src/gen; git diff --stat -- proto $(TS_DIR)/src/gen; exit 1; fi
 
 .PHONY: build
 build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.
