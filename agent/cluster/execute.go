@@ -473,45 +473,52 @@ func (x *execution) rollback(ctx context.Context) error {
 		target = x.p.PreRollout[x.a.GetRolloutId()]
 	}
 	x.p.RollbackTo = target
-	if !x.reached(StepStarted) {
-		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, fmt.Sprintf("rolling back to Helm revision %d", target))
-		if err := x.record(ctx, StepStarted); err != nil {
-			return err
+	for _, step := range rollbackOrder {
+		if step == StepDone {
+			break
 		}
-	}
-	if target <= 0 {
-		return x.rollbackFailed(ctx, errors.New("no Helm revision to roll back to: the assignment names none and no pre-rollout revision is recorded"))
-	}
-	if !x.reached(StepUnparked) {
-		if err := x.undoOutsideHelm(ctx, func(_ string, helmBefore int32) bool { return helmBefore >= target }); err != nil {
-			return x.rollbackFailed(ctx, err)
+		if !x.reached(step) {
+			if end, err := x.rollbackStep(ctx, step, target); end || err != nil {
+				return err
+			}
 		}
-		if err := x.record(ctx, StepUnparked); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepRolledBack) {
-		if err := x.helmRollback(ctx, target); err != nil {
-			return x.rollbackFailed(ctx, err)
-		}
-	}
-	if !x.reached(StepRestarted) {
-		if err := x.d.settle(ctx, x.p, x.a.GetId()); err != nil {
-			return x.rollbackFailed(ctx, err)
-		}
-		if err := x.record(ctx, StepRestarted); err != nil {
-			return err
-		}
-	}
-	if !x.reached(StepVerified) {
-		if err := x.verifyRollback(ctx, target); err != nil {
-			return x.rollbackFailed(ctx, err)
-		}
-		if err := x.record(ctx, StepVerified); err != nil {
-			return err
+		if step == StepStarted && target <= 0 {
+			return x.rollbackFailed(ctx, errors.New("no Helm revision to roll back to: the assignment names none and no pre-rollout revision is recorded"))
 		}
 	}
 	return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_ROLLED_BACK, fmt.Sprintf("rolled back to Helm revision %d", target))
+}
+
+// rollbackStep runs one step of a ROLLBACK that the progress has not reached. It reports true
+// when the flow ended there (the step failed): rollback then returns the error.
+func (x *execution) rollbackStep(ctx context.Context, step string, target int32) (bool, error) {
+	var err error
+	switch step {
+	case StepStarted:
+		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, fmt.Sprintf("rolling back to Helm revision %d", target))
+	case StepUnparked:
+		err = x.undoOutsideHelm(ctx, func(_ string, helmBefore int32) bool { return helmBefore >= target })
+	case StepRollingBack:
+		return false, nil // helmRollback records it with StepRolledBack
+	case StepRolledBack:
+		if err := x.helmRollback(ctx, target); err != nil {
+			return true, x.rollbackFailed(ctx, err)
+		}
+		return false, nil // recorded by helmRollback
+	case StepRestarted:
+		err = x.d.settle(ctx, x.p, x.a.GetId())
+	case StepVerified:
+		err = x.verifyRollback(ctx, target)
+	default:
+		return true, fmt.Errorf("rollback: unknown step %q", step)
+	}
+	if err != nil {
+		return true, x.rollbackFailed(ctx, err)
+	}
+	if err := x.record(ctx, step); err != nil {
+		return true, err
+	}
+	return false, nil
 }
 
 func (x *execution) helmRollback(ctx context.Context, target int32) error {
