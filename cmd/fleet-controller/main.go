@@ -133,53 +133,16 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
-	if f.dataDir == "" {
-		return errors.New("--data-dir is required")
-	}
-	if f.auditMaxRecords < 0 || f.auditMaxAge < 0 {
-		return errors.New("--audit-max-records and --audit-max-age must not be negative")
-	}
-	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
-		return errors.New("rate limits must not be negative and bursts must be at least 1")
-	}
-	if err := controller.CheckCORSOrigins(f.corsOrigins); err != nil {
+	if err := checkFlags(f); err != nil {
 		return err
-	}
-	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease, f.raftCommit); err != nil {
-		return err
-	}
-	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
-	}
-	if f.insecure && (f.tlsCert != "" || f.tokensFile != "" || f.jwtIssuer != "") {
-		return errors.New("--insecure turns TLS and authentication off; it excludes --tls-cert, --tokens-file and --jwt-issuer")
-	}
-	if f.agentCertTTL < 10*time.Second {
-		return errors.New("--agent-cert-ttl must be at least 10s")
 	}
 	scheme := "https"
 	if f.insecure {
 		scheme = "http"
 	}
-	bootstrap := f.join == ""
-	if f.statefulSetService != "" {
-		if f.nodeID != "" || f.join != "" || f.advertise != "" || f.raftAdvertise != "" {
-			return errors.New("--statefulset-service derives --node-id, --join, --advertise and --raft-advertise; do not set them too")
-		}
-		pod := f.podName
-		if pod == "" {
-			if pod, err = os.Hostname(); err != nil {
-				return fmt.Errorf("--pod-name: %w", err)
-			}
-		}
-		plan, err := controller.StatefulSetPlan(pod, f.statefulSetService, f.listen, f.raftListen, scheme)
-		if err != nil {
-			return fmt.Errorf("--statefulset-service: %w", err)
-		}
-		f.nodeID, f.join, f.advertise, f.raftAdvertise, bootstrap = plan.NodeID, plan.Join, plan.Advertise, plan.RaftAdvertise, plan.Bootstrap
-	}
-	if f.rejoin && f.join == "" {
-		return errors.New("--rejoin needs --join: the URL of a healthy node of the group")
+	bootstrap, err := place(&f, scheme)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return err
@@ -205,16 +168,7 @@ func run(f flags) error {
 	if nodeID == "" {
 		nodeID = "node-" + strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(f.raftListen)
 	}
-
-	var procs []sdktrace.SpanProcessor
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		exp, err := otlptracegrpc.New(ctx)
-		if err != nil {
-			return fmt.Errorf("OTLP trace exporter: %w", err)
-		}
-		procs = append(procs, sdktrace.NewBatchSpanProcessor(exp))
-	}
-	tel, err := telemetry.Setup(telemetry.Options{ServiceName: "fleet-controller", SpanProcessors: procs, Global: true})
+	tel, err := startTelemetry(ctx)
 	if err != nil {
 		return err
 	}
@@ -234,33 +188,7 @@ func run(f flags) error {
 		}
 		peerClient = sec.Peer
 	}
-	scfg := store.Config{
-		NodeID: nodeID, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
-		APIAddress: apiAddr, Bootstrap: bootstrap, Logger: log,
-		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
-		CommitTimeout: f.raftCommit,
-	}
-	ccfg := controller.Config{
-		NodeID: nodeID, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
-		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: scheme, Version: buildinfo.Version(),
-		AuditMaxRecords: orOff(f.auditMaxRecords), AuditMaxAge: time.Duration(orOff(int64(f.auditMaxAge))),
-		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
-		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
-		AgentCertTTL:    f.agentCertTTL,
-		CORSOrigins:     f.corsOrigins,
-	}
-	nopts := controller.NodeOptions{Store: scfg, Config: ccfg, Listener: apiLn}
-	if sec != nil {
-		nopts.Store.RaftTLS, nopts.TLS = sec.Raft, sec.API
-		nopts.Configure = func(st *store.Store, cfg *controller.Config) error {
-			v, err := controller.NewVerifier(controller.AuthConfig{Identities: st, Tokens: sec.Tokens, JWT: sec.JWT})
-			if err != nil {
-				return err
-			}
-			cfg.Authenticator, cfg.CA = v, sec.CA
-			return nil
-		}
-	}
+	nopts := nodeOptions(f, log, tel, sec, peerClient, nodeOptionsAt{id: nodeID, api: apiAddr, scheme: scheme, bootstrap: bootstrap, ln: apiLn})
 	if f.rejoin {
 		if err := rejoin(ctx, log, peerClient, f.join, nodeID, f.dataDir); err != nil {
 			return err
@@ -275,7 +203,123 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
-	st := node.Store
+	log.Info("fleet-controller serving", "node", nodeID, "api", scheme+"://"+apiLn.Addr().String(), "raft", node.Store.RaftAddress(),
+		"data_dir", f.dataDir, "tls", sec != nil, "version", buildinfo.Version())
+	return serve(ctx, f, log, node, peerClient, nodeID, apiAddr, apiLn.Addr().String())
+}
+
+// checkFlags refuses flag values and combinations that cannot work, before anything starts.
+func checkFlags(f flags) error {
+	if f.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if f.auditMaxRecords < 0 || f.auditMaxAge < 0 {
+		return errors.New("--audit-max-records and --audit-max-age must not be negative")
+	}
+	if f.agentRate < 0 || f.peopleRate < 0 || f.agentBurst < 1 || f.peopleBurst < 1 {
+		return errors.New("rate limits must not be negative and bursts must be at least 1")
+	}
+	if err := controller.CheckCORSOrigins(f.corsOrigins); err != nil {
+		return err
+	}
+	if err := store.CheckRaftTimeouts(f.raftHeartbeat, f.raftElection, f.raftLease, f.raftCommit); err != nil {
+		return err
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.insecure && (f.tlsCert != "" || f.tokensFile != "" || f.jwtIssuer != "") {
+		return errors.New("--insecure turns TLS and authentication off; it excludes --tls-cert, --tokens-file and --jwt-issuer")
+	}
+	if f.agentCertTTL < 10*time.Second {
+		return errors.New("--agent-cert-ttl must be at least 10s")
+	}
+	return nil
+}
+
+// place settles where this node sits in its group: bootstrap a new group, or join one
+// (--join); under a StatefulSet (--statefulset-service) the pod's ordinal decides, and the
+// node's id, join URL and advertised addresses are derived into f.
+func place(f *flags, scheme string) (bootstrap bool, err error) {
+	bootstrap = f.join == ""
+	if f.statefulSetService != "" {
+		if f.nodeID != "" || f.join != "" || f.advertise != "" || f.raftAdvertise != "" {
+			return false, errors.New("--statefulset-service derives --node-id, --join, --advertise and --raft-advertise; do not set them too")
+		}
+		pod := f.podName
+		if pod == "" {
+			if pod, err = os.Hostname(); err != nil {
+				return false, fmt.Errorf("--pod-name: %w", err)
+			}
+		}
+		plan, err := controller.StatefulSetPlan(pod, f.statefulSetService, f.listen, f.raftListen, scheme)
+		if err != nil {
+			return false, fmt.Errorf("--statefulset-service: %w", err)
+		}
+		f.nodeID, f.join, f.advertise, f.raftAdvertise, bootstrap = plan.NodeID, plan.Join, plan.Advertise, plan.RaftAdvertise, plan.Bootstrap
+	}
+	if f.rejoin && f.join == "" {
+		return false, errors.New("--rejoin needs --join: the URL of a healthy node of the group")
+	}
+	return bootstrap, nil
+}
+
+// startTelemetry sets up traces (exported over OTLP when OTEL_EXPORTER_OTLP_* says where) and
+// the metrics /metrics serves.
+func startTelemetry(ctx context.Context) (*telemetry.Telemetry, error) {
+	var procs []sdktrace.SpanProcessor
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		exp, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+		}
+		procs = append(procs, sdktrace.NewBatchSpanProcessor(exp))
+	}
+	return telemetry.Setup(telemetry.Options{ServiceName: "fleet-controller", SpanProcessors: procs, Global: true})
+}
+
+// nodeOptionsAt is what run settled about this node before its options are assembled.
+type nodeOptionsAt struct {
+	id, api, scheme string
+	bootstrap       bool
+	ln              net.Listener
+}
+
+// nodeOptions assembles the store's and the controller's configuration from the flags.
+func nodeOptions(f flags, log *slog.Logger, tel *telemetry.Telemetry, sec *controller.NodeSecurity, peerClient *http.Client, at nodeOptionsAt) controller.NodeOptions {
+	scfg := store.Config{
+		NodeID: at.id, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
+		APIAddress: at.api, Bootstrap: at.bootstrap, Logger: log,
+		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
+		CommitTimeout: f.raftCommit,
+	}
+	ccfg := controller.Config{
+		NodeID: at.id, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
+		HeartbeatInterval: f.heartbeat, ForwardClient: peerClient, ForwardScheme: at.scheme, Version: buildinfo.Version(),
+		AuditMaxRecords: orOff(f.auditMaxRecords), AuditMaxAge: time.Duration(orOff(int64(f.auditMaxAge))),
+		AgentRateLimit:  controller.RateLimit{Rate: orOffRate(f.agentRate), Burst: f.agentBurst},
+		PeopleRateLimit: controller.RateLimit{Rate: orOffRate(f.peopleRate), Burst: f.peopleBurst},
+		AgentCertTTL:    f.agentCertTTL,
+		CORSOrigins:     f.corsOrigins,
+	}
+	nopts := controller.NodeOptions{Store: scfg, Config: ccfg, Listener: at.ln}
+	if sec != nil {
+		nopts.Store.RaftTLS, nopts.TLS = sec.Raft, sec.API
+		nopts.Configure = func(st *store.Store, cfg *controller.Config) error {
+			v, err := controller.NewVerifier(controller.AuthConfig{Identities: st, Tokens: sec.Tokens, JWT: sec.JWT})
+			if err != nil {
+				return err
+			}
+			cfg.Authenticator, cfg.CA = v, sec.CA
+			return nil
+		}
+	}
+	return nopts
+}
+
+// serve joins the group when asked, waits for a leader, says it is ready, and serves until a
+// signal or the server stops; then it shuts the node down.
+func serve(ctx context.Context, f flags, log *slog.Logger, node *controller.Node, peerClient *http.Client, nodeID, apiAddr, listening string) error {
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -284,9 +328,7 @@ func run(f flags) error {
 			}
 		}
 	}()
-	log.Info("fleet-controller serving", "node", nodeID, "api", scheme+"://"+apiLn.Addr().String(), "raft", st.RaftAddress(),
-		"data_dir", f.dataDir, "tls", sec != nil, "version", buildinfo.Version())
-
+	st := node.Store
 	if f.join != "" {
 		if err := join(ctx, log, peerClient, f.join, nodeID, st.RaftAddress(), apiAddr); err != nil && ctx.Err() == nil {
 			return err
@@ -301,11 +343,10 @@ func run(f flags) error {
 		}
 	}
 	if f.readyFile != "" && ctx.Err() == nil {
-		if err := os.WriteFile(f.readyFile, []byte(apiLn.Addr().String()+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(f.readyFile, []byte(listening+"\n"), 0o600); err != nil {
 			return fmt.Errorf("--ready-file: %w", err)
 		}
 	}
-
 	select {
 	case <-ctx.Done():
 	case err := <-node.Served():
