@@ -1,5 +1,6 @@
 // Package store owns the controller's replicated state: hashicorp/raft with its log and
-// stable store on bbolt (raft-boltdb/v2), snapshots on disk, and the FSM's state in bbolt.
+// stable store on raft-wal (each entry CRC-checked), snapshots on disk, and the FSM's state in
+// bbolt (committed without fsync; it is derived from the log and checked on open).
 //
 // Writes are proto commands (storev1.Command) proposed on the leader with Apply or
 // ApplyBatch; the FSM applies them deterministically on every node. Reads run in a read-only

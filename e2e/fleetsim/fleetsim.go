@@ -21,6 +21,10 @@
 // command; `make bench-fleet` runs it.
 package fleetsim
 
+// This file is over 500 lines on purpose: the simulator's one run, read top to bottom (start the
+// group, connect the agents, register, start a rollout, drive the simulated report sequence,
+// measure); the agents' driver and the figures it prints have files of their own.
+
 // This file is over 500 lines on purpose: one simulator run (group, agents, the idle, wave and
 // rollback modes and what each measures); the agents and the table have files of their own.
 
