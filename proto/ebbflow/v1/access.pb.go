@@ -28,12 +28,15 @@ const (
 type Role int32
 
 const (
+	// No role: agents, controller nodes and callers without credentials.
 	Role_ROLE_UNSPECIFIED Role = 0
-	// Read everything: profiles, clusters, rollouts, plans, history, audit, controller status.
+	// Read everything but join tokens: profiles, clusters, rollouts, plans, history, audit,
+	// controller status.
 	Role_ROLE_VIEWER Role = 1
 	// Viewer, and drive rollouts: start, pause, resume, approve, skip, abort, roll back.
 	Role_ROLE_OPERATOR Role = 2
-	// Operator, and change profiles, clusters, join tokens, identities and membership.
+	// Operator, and change profiles, clusters, join tokens, identities and membership (and list
+	// join tokens).
 	Role_ROLE_ADMIN Role = 3
 )
 
@@ -84,6 +87,7 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 type IdentityKind int32
 
 const (
+	// No identity: a caller without credentials.
 	IdentityKind_IDENTITY_KIND_UNSPECIFIED IdentityKind = 0
 	// A person, a script or the portal, with a role.
 	IdentityKind_IDENTITY_KIND_PERSON IdentityKind = 1
@@ -140,11 +144,16 @@ func (IdentityKind) EnumDescriptor() ([]byte, []int) {
 type JoinTokenState int32
 
 const (
+	// Never stored.
 	JoinTokenState_JOIN_TOKEN_STATE_UNSPECIFIED JoinTokenState = 0
-	JoinTokenState_JOIN_TOKEN_STATE_PENDING     JoinTokenState = 1
-	JoinTokenState_JOIN_TOKEN_STATE_USED        JoinTokenState = 2
-	JoinTokenState_JOIN_TOKEN_STATE_REVOKED     JoinTokenState = 3
-	JoinTokenState_JOIN_TOKEN_STATE_EXPIRED     JoinTokenState = 4
+	// Created and not used: an agent may use it until it expires.
+	JoinTokenState_JOIN_TOKEN_STATE_PENDING JoinTokenState = 1
+	// Exchanged for a certificate by JoinCluster; it works once.
+	JoinTokenState_JOIN_TOKEN_STATE_USED JoinTokenState = 2
+	// Revoked before use by RevokeJoinToken.
+	JoinTokenState_JOIN_TOKEN_STATE_REVOKED JoinTokenState = 3
+	// Not used before its expire time. Shown by ListJoinTokens; stored as PENDING.
+	JoinTokenState_JOIN_TOKEN_STATE_EXPIRED JoinTokenState = 4
 )
 
 // Enum value maps for JoinTokenState.
@@ -192,6 +201,7 @@ func (JoinTokenState) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_access_proto_rawDescGZIP(), []int{2}
 }
 
+// WhoAmIRequest is the input of WhoAmI; it has no fields.
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -228,12 +238,14 @@ func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
 	return file_ebbflow_v1_access_proto_rawDescGZIP(), []int{0}
 }
 
+// WhoAmIResponse is the caller's identity.
 type WhoAmIResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Kind  IdentityKind           `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.IdentityKind" json:"kind,omitempty"`
+	// What kind of caller.
+	Kind IdentityKind `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.IdentityKind" json:"kind,omitempty"`
 	// The person's name, the agent's cluster or the node's id.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// For a person, the role.
+	// For a person, the role; ROLE_UNSPECIFIED for agents and nodes.
 	Role Role `protobuf:"varint,3,opt,name=role,proto3,enum=ebbflow.v1.Role" json:"role,omitempty"`
 	// How the caller was authenticated: "token", "jwt", "certificate", "none".
 	Method        string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
@@ -302,16 +314,21 @@ func (x *WhoAmIResponse) GetMethod() string {
 // JoinToken describes a join token; never its secret.
 type JoinToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The public half of the token, "<id>" of "<id>.<secret>".
+	// The public half of the token, "<id>" of "<id>.<secret>": 6 characters of a-z and 0-9.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The cluster whose agent may use it.
-	Cluster     string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	ExpireTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	CreatedBy   string                 `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	State       JoinTokenState         `protobuf:"varint,7,opt,name=state,proto3,enum=ebbflow.v1.JoinTokenState" json:"state,omitempty"`
-	// When it was used or revoked.
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Free text from its creator.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// When it was created, by the leader's clock.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it stops being usable.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Who created it (the caller's actor).
+	CreatedBy string `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Where it is in its life.
+	State JoinTokenState `protobuf:"varint,7,opt,name=state,proto3,enum=ebbflow.v1.JoinTokenState" json:"state,omitempty"`
+	// When it was used or revoked; unset while pending.
 	UseTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=use_time,json=useTime,proto3" json:"use_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -403,13 +420,15 @@ func (x *JoinToken) GetUseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// CreateJoinTokenRequest is the input of CreateJoinToken.
 type CreateJoinTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cluster the token's certificate will be bound to (need not be registered yet).
 	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// How long the token stays usable: 1m to 7d; 1h when unset.
-	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
-	Description   string               `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Free text shown in listings. Optional.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,10 +484,12 @@ func (x *CreateJoinTokenRequest) GetDescription() string {
 	return ""
 }
 
+// CreateJoinTokenResponse is the output of CreateJoinToken.
 type CreateJoinTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "<id>.<secret>", to hand to the agent (fleet-agent --join-token). Shown only here.
-	Token         string     `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The token's description, PENDING.
 	JoinToken     *JoinToken `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -518,10 +539,12 @@ func (x *CreateJoinTokenResponse) GetJoinToken() *JoinToken {
 	return nil
 }
 
+// ListJoinTokensRequest is the input of ListJoinTokens.
 type ListJoinTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only tokens of this cluster.
-	Cluster       string       `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Only tokens of this cluster; empty lists every cluster's.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Read level; linearizable when unset.
 	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -571,9 +594,11 @@ func (x *ListJoinTokensRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// ListJoinTokensResponse is the output of ListJoinTokens.
 type ListJoinTokensResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JoinTokens    []*JoinToken           `protobuf:"bytes,1,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens, newest first.
+	JoinTokens    []*JoinToken `protobuf:"bytes,1,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -615,9 +640,11 @@ func (x *ListJoinTokensResponse) GetJoinTokens() []*JoinToken {
 	return nil
 }
 
+// RevokeJoinTokenRequest is the input of RevokeJoinToken.
 type RevokeJoinTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's public id, the 6 characters before the dot.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -659,9 +686,11 @@ func (x *RevokeJoinTokenRequest) GetId() string {
 	return ""
 }
 
+// RevokeJoinTokenResponse is the output of RevokeJoinToken.
 type RevokeJoinTokenResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JoinToken     *JoinToken             `protobuf:"bytes,1,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token after revocation, REVOKED.
+	JoinToken     *JoinToken `protobuf:"bytes,1,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -703,9 +732,11 @@ func (x *RevokeJoinTokenResponse) GetJoinToken() *JoinToken {
 	return nil
 }
 
+// RevokeClusterIdentityRequest is the input of RevokeClusterIdentity.
 type RevokeClusterIdentityRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster whose certificates to revoke.
+	Cluster       string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -747,6 +778,7 @@ func (x *RevokeClusterIdentityRequest) GetCluster() string {
 	return ""
 }
 
+// RevokeClusterIdentityResponse is the output of RevokeClusterIdentity.
 type RevokeClusterIdentityResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cluster's identity epoch after revocation; certificates of earlier epochs are refused.

@@ -32,17 +32,39 @@ const (
 //
 // AccessService manages who may reach the controller: the callers' own identity, the one-time
 // join tokens a cluster's agent exchanges for its client certificate, and cluster revocation.
+// Every call but WhoAmI needs admin; writes run on the leader (a follower forwards them) and
+// are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED
+// (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
 type AccessServiceClient interface {
 	// WhoAmI returns the identity and role the controller established for the caller.
+	//
+	// Any authenticated caller (person, agent or node); any node. UNAUTHENTICATED without
+	// credentials. With authentication off it answers a person named by the Ebbflow-Actor header
+	// ("anonymous" without it), role admin, method "none".
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
-	// CreateJoinToken issues a single-use token for one cluster's agent. The secret is returned
-	// once, here; the controller keeps only its hash.
+	// CreateJoinToken issues a single-use token for one cluster's agent.
+	//
+	// The secret is returned once, here; the controller keeps only its hash. The cluster need not be
+	// registered yet. Needs admin; runs on the leader; audited. Not idempotent: every call makes a
+	// new token.
 	CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error)
+	// ListJoinTokens lists join tokens, never their secrets, newest first, in one response (not
+	// paginated); a pending token past its expire time is shown EXPIRED.
+	//
+	// Tokens expired for more than a day are pruned as new ones are created. Needs admin;
+	// linearizable on the leader unless read asks for a stale read.
 	ListJoinTokens(ctx context.Context, in *ListJoinTokensRequest, opts ...grpc.CallOption) (*ListJoinTokensResponse, error)
 	// RevokeJoinToken makes an unused token unusable.
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: revoking a revoked token returns it
+	// unchanged. NOT_FOUND for an unknown id; FAILED_PRECONDITION for a used token (revoke the
+	// cluster's identity instead).
 	RevokeJoinToken(ctx context.Context, in *RevokeJoinTokenRequest, opts ...grpc.CallOption) (*RevokeJoinTokenResponse, error)
-	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at
-	// once, on every node; the agent needs a new join token to come back.
+	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at once, on
+	// every node; the agent needs a new join token to come back.
+	//
+	// The cluster stays registered, and any cluster name may be revoked, registered or not. Needs
+	// admin; runs on the leader; audited.
 	RevokeClusterIdentity(ctx context.Context, in *RevokeClusterIdentityRequest, opts ...grpc.CallOption) (*RevokeClusterIdentityResponse, error)
 }
 
@@ -110,17 +132,39 @@ func (c *accessServiceClient) RevokeClusterIdentity(ctx context.Context, in *Rev
 //
 // AccessService manages who may reach the controller: the callers' own identity, the one-time
 // join tokens a cluster's agent exchanges for its client certificate, and cluster revocation.
+// Every call but WhoAmI needs admin; writes run on the leader (a follower forwards them) and
+// are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED
+// (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
 type AccessServiceServer interface {
 	// WhoAmI returns the identity and role the controller established for the caller.
+	//
+	// Any authenticated caller (person, agent or node); any node. UNAUTHENTICATED without
+	// credentials. With authentication off it answers a person named by the Ebbflow-Actor header
+	// ("anonymous" without it), role admin, method "none".
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
-	// CreateJoinToken issues a single-use token for one cluster's agent. The secret is returned
-	// once, here; the controller keeps only its hash.
+	// CreateJoinToken issues a single-use token for one cluster's agent.
+	//
+	// The secret is returned once, here; the controller keeps only its hash. The cluster need not be
+	// registered yet. Needs admin; runs on the leader; audited. Not idempotent: every call makes a
+	// new token.
 	CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error)
+	// ListJoinTokens lists join tokens, never their secrets, newest first, in one response (not
+	// paginated); a pending token past its expire time is shown EXPIRED.
+	//
+	// Tokens expired for more than a day are pruned as new ones are created. Needs admin;
+	// linearizable on the leader unless read asks for a stale read.
 	ListJoinTokens(context.Context, *ListJoinTokensRequest) (*ListJoinTokensResponse, error)
 	// RevokeJoinToken makes an unused token unusable.
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: revoking a revoked token returns it
+	// unchanged. NOT_FOUND for an unknown id; FAILED_PRECONDITION for a used token (revoke the
+	// cluster's identity instead).
 	RevokeJoinToken(context.Context, *RevokeJoinTokenRequest) (*RevokeJoinTokenResponse, error)
-	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at
-	// once, on every node; the agent needs a new join token to come back.
+	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at once, on
+	// every node; the agent needs a new join token to come back.
+	//
+	// The cluster stays registered, and any cluster name may be revoked, registered or not. Needs
+	// admin; runs on the leader; audited.
 	RevokeClusterIdentity(context.Context, *RevokeClusterIdentityRequest) (*RevokeClusterIdentityResponse, error)
 	mustEmbedUnimplementedAccessServiceServer()
 }

@@ -28,12 +28,15 @@ const (
 type AssignmentAction int32
 
 const (
+	// Never sent: an assignment is IDLE, APPLY or ROLLBACK.
 	AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED AssignmentAction = 0
-	// Nothing to do: stay as you are.
+	// Nothing to do: stay as you are. Sent when no rollout holds the cluster, and when the
+	// cluster's work was stopped (halted, aborted, skipped, done); no report is expected.
 	AssignmentAction_ASSIGNMENT_ACTION_IDLE AssignmentAction = 1
 	// Run the phase (preflight, apply, wait, verify, measure, report).
 	AssignmentAction_ASSIGNMENT_ACTION_APPLY AssignmentAction = 2
-	// Roll the cluster back to rollback_to_helm_revision.
+	// Roll the cluster back to rollback_to_helm_revision (un-park, delete the applied policies,
+	// Helm rollback) and report PHASE_STATUS_ROLLED_BACK or PHASE_STATUS_FAILED.
 	AssignmentAction_ASSIGNMENT_ACTION_ROLLBACK AssignmentAction = 3
 )
 
@@ -84,15 +87,27 @@ func (AssignmentAction) EnumDescriptor() ([]byte, []int) {
 type PhaseStatus int32
 
 const (
+	// No status; refused in ReportPhaseStatus.
 	PhaseStatus_PHASE_STATUS_UNSPECIFIED PhaseStatus = 0
-	PhaseStatus_PHASE_STATUS_STARTED     PhaseStatus = 1
-	PhaseStatus_PHASE_STATUS_APPLIED     PhaseStatus = 2
-	// Config verified in cilium-config and the DaemonSet rolled out.
+	// The agent started on the assignment.
+	PhaseStatus_PHASE_STATUS_STARTED PhaseStatus = 1
+	// The phase is applied: Helm upgraded, l7 policies applied, kpr's DaemonSets parked.
+	PhaseStatus_PHASE_STATUS_APPLIED PhaseStatus = 2
+	// Config verified in cilium-config and the DaemonSet rolled out; the cluster moves to
+	// MEASURING.
 	PhaseStatus_PHASE_STATUS_VERIFIED PhaseStatus = 3
-	// Verified and measured: ready for judgement.
-	PhaseStatus_PHASE_STATUS_MEASURED         PhaseStatus = 4
-	PhaseStatus_PHASE_STATUS_FAILED           PhaseStatus = 5
-	PhaseStatus_PHASE_STATUS_ROLLED_BACK      PhaseStatus = 6
+	// Verified and measured: ready for judgement, on the measurements reported before it. Carries
+	// helm_revision_before and helm_revision_after.
+	PhaseStatus_PHASE_STATUS_MEASURED PhaseStatus = 4
+	// The phase failed and the agent undid its step; the cluster fails (and rolls back per the
+	// failure policy). For a ROLLBACK assignment: the rollback failed.
+	PhaseStatus_PHASE_STATUS_FAILED PhaseStatus = 5
+	// The cluster is back at its pre-rollout Helm revision: the answer to a ROLLBACK assignment.
+	// Reported during an apply, the cluster is ROLLED_BACK too.
+	PhaseStatus_PHASE_STATUS_ROLLED_BACK PhaseStatus = 6
+	// The agent's own preflight refused the phase and changed nothing: this phase and every later
+	// one are held for the cluster (preflight_reasons say why), which then ends SUCCEEDED with the
+	// phases it passed (SKIPPED when none).
 	PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED PhaseStatus = 7
 )
 
@@ -150,21 +165,35 @@ func (PhaseStatus) EnumDescriptor() ([]byte, []int) {
 // Assignment is the one thing a cluster's agent must do now.
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique; changes with every new instruction.
-	Id              string           `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RolloutId       string           `protobuf:"bytes,2,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	Cluster         string           `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Action          AssignmentAction `protobuf:"varint,4,opt,name=action,proto3,enum=ebbflow.v1.AssignmentAction" json:"action,omitempty"`
-	Phase           Phase            `protobuf:"varint,5,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
-	ProfileName     string           `protobuf:"bytes,6,opt,name=profile_name,json=profileName,proto3" json:"profile_name,omitempty"`
-	ProfileRevision uint64           `protobuf:"varint,7,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
-	// The pinned profile revision's spec, so the agent never reads a newer one.
-	Profile *ProfileSpec   `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
-	Probes  *ProbeSettings `protobuf:"bytes,9,opt,name=probes,proto3" json:"probes,omitempty"`
-	// For ASSIGNMENT_ACTION_ROLLBACK: the Helm revision to return to.
-	RollbackToHelmRevision int32                  `protobuf:"varint,10,opt,name=rollback_to_helm_revision,json=rollbackToHelmRevision,proto3" json:"rollback_to_helm_revision,omitempty"`
-	IssueTime              *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
-	// The agent must report within this long or the cluster becomes unknown.
+	// Unique; changes with every new instruction: "<rollout>.<cluster>.<n>". Empty when no
+	// rollout holds the cluster. Reports name it in ReportRef.assignment_id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The rollout that issued it; empty when none holds the cluster.
+	RolloutId string `protobuf:"bytes,2,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	// The cluster it is for.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// What to do.
+	Action AssignmentAction `protobuf:"varint,4,opt,name=action,proto3,enum=ebbflow.v1.AssignmentAction" json:"action,omitempty"`
+	// The phase to apply (APPLY), or the phase the cluster was in (ROLLBACK). Reports name it in
+	// ReportRef.phase.
+	Phase Phase `protobuf:"varint,5,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// Name of the rollout's profile.
+	ProfileName string `protobuf:"bytes,6,opt,name=profile_name,json=profileName,proto3" json:"profile_name,omitempty"`
+	// The pinned profile revision. Reports name it in ReportRef.profile_revision.
+	ProfileRevision uint64 `protobuf:"varint,7,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
+	// The pinned profile revision's spec, so the agent never reads a newer one. Unset when id is
+	// empty.
+	Profile *ProfileSpec `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	// The rollout's probe settings, the same for baseline and every phase.
+	Probes *ProbeSettings `protobuf:"bytes,9,opt,name=probes,proto3" json:"probes,omitempty"`
+	// For ASSIGNMENT_ACTION_ROLLBACK: the Helm revision to return to, the cluster's pre-rollout
+	// revision; 0 until an earlier report of the agent named it.
+	RollbackToHelmRevision int32 `protobuf:"varint,10,opt,name=rollback_to_helm_revision,json=rollbackToHelmRevision,proto3" json:"rollback_to_helm_revision,omitempty"`
+	// When the controller issued the assignment, by its clock.
+	IssueTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	// The rollout's phase_timeout: the agent must report within this long of the assignment and
+	// of each report, or the cluster becomes unknown. Unset when the rollout sets none: the
+	// controller then waits 10 minutes.
 	Deadline      *durationpb.Duration `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -284,15 +313,21 @@ func (x *Assignment) GetDeadline() *durationpb.Duration {
 	return nil
 }
 
-// ReportRef names what a report refers to.
+// ReportRef names what a report refers to; all four must match the cluster's current
+// assignment, else the report is refused with accepted false.
 type ReportRef struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Cluster         string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	AssignmentId    string                 `protobuf:"bytes,2,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
-	ProfileRevision uint64                 `protobuf:"varint,3,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
-	Phase           Phase                  `protobuf:"varint,4,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reporting agent's cluster (Assignment.cluster); its certificate must name it
+	// (PERMISSION_DENIED otherwise).
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Assignment.id of the assignment reported on.
+	AssignmentId string `protobuf:"bytes,2,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
+	// Assignment.profile_revision.
+	ProfileRevision uint64 `protobuf:"varint,3,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
+	// Assignment.phase, also for a ROLLBACK assignment.
+	Phase         Phase `protobuf:"varint,4,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRef) Reset() {
@@ -353,12 +388,19 @@ func (x *ReportRef) GetPhase() Phase {
 	return Phase_PHASE_UNSPECIFIED
 }
 
+// RegisterAgentRequest is the input of RegisterAgent.
 type RegisterAgentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Inventory     *Inventory             `protobuf:"bytes,3,opt,name=inventory,proto3" json:"inventory,omitempty"`
-	AgentVersion  string                 `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's cluster id: a DNS label; its certificate must name it.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Labels merged into the cluster's (added or changed, never removed); Kubernetes syntax, at
+	// most 64.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// What the agent found on its cluster; replaces the stored inventory, unset keeps it. Its
+	// helm_values are at most 2 MiB and 64 levels deep.
+	Inventory *Inventory `protobuf:"bytes,3,opt,name=inventory,proto3" json:"inventory,omitempty"`
+	// The agent's version, shown as Cluster.agent_version; empty keeps the stored one.
+	AgentVersion  string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,10 +463,13 @@ func (x *RegisterAgentRequest) GetAgentVersion() string {
 	return ""
 }
 
+// RegisterAgentResponse is the output of RegisterAgent.
 type RegisterAgentResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Cluster *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// How often to heartbeat.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster as registered, with its liveness.
+	Cluster *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// How often to heartbeat (10 s by default): always, or only while the assignment stream is
+	// down (see stream_liveness). The agent counts as silent after three missed intervals.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// When true, the controller counts an open WatchAssignment stream as the agent's liveness:
 	// the agent calls Heartbeat only while it has no stream (reconnecting). When false (an
@@ -485,9 +530,11 @@ func (x *RegisterAgentResponse) GetStreamLiveness() bool {
 	return false
 }
 
+// WatchAssignmentRequest is the input of WatchAssignment.
 type WatchAssignmentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's own cluster id.
+	Cluster       string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -529,9 +576,11 @@ func (x *WatchAssignmentRequest) GetCluster() string {
 	return ""
 }
 
+// WatchAssignmentResponse is one message of WatchAssignment.
 type WatchAssignmentResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Assignment    *Assignment            `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster's current assignment; sent whenever it differs from the last one sent.
+	Assignment    *Assignment `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -573,15 +622,25 @@ func (x *WatchAssignmentResponse) GetAssignment() *Assignment {
 	return nil
 }
 
+// ReportPhaseStatusRequest is the input of ReportPhaseStatus.
 type ReportPhaseStatusRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Ref     *ReportRef             `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	Status  PhaseStatus            `protobuf:"varint,2,opt,name=status,proto3,enum=ebbflow.v1.PhaseStatus" json:"status,omitempty"`
-	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	// The agent's own clock at the event.
-	ReportTime         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
-	HelmRevisionBefore int32                  `protobuf:"varint,5,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
-	HelmRevisionAfter  int32                  `protobuf:"varint,6,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the report refers to; required.
+	Ref *ReportRef `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// The status reached; required, never PHASE_STATUS_UNSPECIFIED.
+	Status PhaseStatus `protobuf:"varint,2,opt,name=status,proto3,enum=ebbflow.v1.PhaseStatus" json:"status,omitempty"`
+	// Detail for people, e.g. what failed; it appears in the rollout's history and, on a
+	// failure, in the cluster's reason.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The agent's own clock at the event; unset means the controller's time on receipt. A wave's
+	// soak counts from the agents' time of its last MEASURED report.
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	// Helm revision of the Cilium release before the phase's upgrade. The cluster's first report
+	// in the rollout with a value above 0 sets its pre-rollout revision, the one rollbacks
+	// return to.
+	HelmRevisionBefore int32 `protobuf:"varint,5,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
+	// Helm revision after the phase's upgrade; stored with PHASE_STATUS_MEASURED.
+	HelmRevisionAfter int32 `protobuf:"varint,6,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
 	// Preflight outcome when status is PHASE_STATUS_PREFLIGHT_FAILED.
 	PreflightReasons []string `protobuf:"bytes,7,rep,name=preflight_reasons,json=preflightReasons,proto3" json:"preflight_reasons,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -667,10 +726,12 @@ func (x *ReportPhaseStatusRequest) GetPreflightReasons() []string {
 	return nil
 }
 
+// ReportPhaseStatusResponse is the output of ReportPhaseStatus.
 type ReportPhaseStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False when the report referred to a stale or foreign assignment and was ignored.
-	Accepted      bool   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Accepted bool `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Why the report was not accepted; empty when it was.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -720,10 +781,14 @@ func (x *ReportPhaseStatusResponse) GetReason() string {
 	return ""
 }
 
+// ReportMeasurementRequest is the input of ReportMeasurement.
 type ReportMeasurementRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ref           *ReportRef             `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	Measurements  []*Measurement         `protobuf:"bytes,2,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the report refers to; required.
+	Ref *ReportRef `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// The measurements, 1 to 16; each is added to the phase's result.
+	Measurements []*Measurement `protobuf:"bytes,2,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	// The agent's own clock when it sent them; unset means the controller's time on receipt.
 	ReportTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -780,10 +845,13 @@ func (x *ReportMeasurementRequest) GetReportTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ReportMeasurementResponse is the output of ReportMeasurement.
 type ReportMeasurementResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the report referred to a stale or foreign assignment and was ignored.
+	Accepted bool `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Why the report was not accepted; empty when it was.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,12 +900,16 @@ func (x *ReportMeasurementResponse) GetReason() string {
 	return ""
 }
 
+// HeartbeatRequest is the input of Heartbeat.
 type HeartbeatRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// What the agent is doing, for liveness display.
-	AssignmentId  string      `protobuf:"bytes,2,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
-	Phase         Phase       `protobuf:"varint,3,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's cluster id; it must be registered.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// What the agent is doing. Informational: the controller neither stores nor shows it.
+	AssignmentId string `protobuf:"bytes,2,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
+	// The phase the agent is working on. Informational, like assignment_id.
+	Phase Phase `protobuf:"varint,3,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// The agent's status on its assignment. Informational, like assignment_id.
 	Status        PhaseStatus `protobuf:"varint,4,opt,name=status,proto3,enum=ebbflow.v1.PhaseStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -901,9 +973,11 @@ func (x *HeartbeatRequest) GetStatus() PhaseStatus {
 	return PhaseStatus_PHASE_STATUS_UNSPECIFIED
 }
 
+// HeartbeatResponse is the output of Heartbeat.
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The current assignment id, so an agent that missed a stream message can notice.
+	// The current assignment id (empty when none), so an agent that missed a stream message can
+	// notice.
 	AssignmentId  string `protobuf:"bytes,1,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -946,11 +1020,14 @@ func (x *HeartbeatResponse) GetAssignmentId() string {
 	return ""
 }
 
+// JoinClusterRequest is the input of JoinCluster.
 type JoinClusterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "<id>.<secret>" from AccessService.CreateJoinToken (fleetctl token create).
+	// "<id>.<secret>" from AccessService.CreateJoinToken (fleetctl token create): 6 then 16
+	// characters of a-z and 0-9. Required.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// PEM certificate signing request for the agent's own key; its subject is ignored.
+	// PEM certificate signing request for the agent's own key (ECDSA P-256 or P-384, Ed25519, or
+	// RSA of at least 2048 bits), at most 16 KiB; its subject is ignored. Required.
 	CsrPem        string `protobuf:"bytes,2,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1000,15 +1077,18 @@ func (x *JoinClusterRequest) GetCsrPem() string {
 	return ""
 }
 
+// JoinClusterResponse is the output of JoinCluster.
 type JoinClusterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cluster the certificate is bound to.
 	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// PEM client certificate, then the issuing CA.
+	// PEM client certificate for the agent's key, bound to the cluster and its new identity
+	// epoch; valid 24 h unless the controller is configured otherwise.
 	CertificatePem string `protobuf:"bytes,2,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
-	CaPem          string `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// PEM certificate of the issuing CA (the group's CA), to verify the controllers with.
+	CaPem         string `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinClusterResponse) Reset() {
@@ -1062,9 +1142,11 @@ func (x *JoinClusterResponse) GetCaPem() string {
 	return ""
 }
 
+// RenewCertificateRequest is the input of RenewCertificate.
 type RenewCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// PEM certificate signing request for the agent's new key.
+	// PEM certificate signing request for the agent's new key, as in JoinClusterRequest.csr_pem;
+	// required.
 	CsrPem        string `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1107,12 +1189,15 @@ func (x *RenewCertificateRequest) GetCsrPem() string {
 	return ""
 }
 
+// RenewCertificateResponse is the output of RenewCertificate.
 type RenewCertificateResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	CertificatePem string                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
-	CaPem          string                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM client certificate for the new key, of the cluster's current identity epoch.
+	CertificatePem string `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	// PEM certificate of the issuing CA.
+	CaPem         string `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RenewCertificateResponse) Reset() {

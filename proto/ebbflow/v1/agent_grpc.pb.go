@@ -32,24 +32,67 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AgentService is the agent-facing API. Every report names the assignment, the profile
-// revision and the phase it refers to; the controller ignores reports that do not match.
+// AgentService is the agent-facing API. Every call but JoinCluster needs the client
+// certificate of a cluster's agent and may act only for that cluster (PERMISSION_DENIED
+// otherwise, and for people and the portal). Every report names the assignment, the
+// profile revision and the phase it refers to; the controller refuses (accepted false) reports
+// that do not match the cluster's current assignment. Any call may fail with UNAUTHENTICATED
+// (e.g. a revoked certificate), RESOURCE_EXHAUSTED (rate limit per cluster, with a retry hint)
+// or UNAVAILABLE (no leader known: retry, possibly on another node).
 type AgentServiceClient interface {
-	// RegisterAgent registers (or re-registers) the agent's cluster with its labels and inventory.
+	// RegisterAgent registers (or re-registers) the agent's cluster, creating it when it is not
+	// registered: labels are merged into the stored ones (added or changed, never removed), the
+	// inventory replaces the stored one, and an empty agent_version keeps the stored one.
+	//
+	// It counts as a sign of life. Needs the cluster's agent; runs on the leader; audited, except a
+	// registration that changes nothing, which writes nothing. Idempotent. INVALID_ARGUMENT names a
+	// bad label or an oversized inventory.
 	RegisterAgent(ctx context.Context, in *RegisterAgentRequest, opts ...grpc.CallOption) (*RegisterAgentResponse, error)
-	// WatchAssignment sends the cluster's current assignment now and again whenever it changes.
+	// WatchAssignment sends the cluster's current assignment now and again whenever it changes, until
+	// the caller leaves.
+	//
+	// The open stream is the agent's liveness (HTTP/2 pings end it when the agent vanishes). Needs
+	// the cluster's agent; served by any node from its replica, after it caught up with the leader's
+	// commit index. NOT_FOUND when the cluster is not registered (or is deleted while watched);
+	// UNAVAILABLE when the node shuts down: watch again, on any node.
 	WatchAssignment(ctx context.Context, in *WatchAssignmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAssignmentResponse], error)
+	// ReportPhaseStatus reports the agent's progress on its current assignment; the engine decides on
+	// it at once (a MEASURED report is judged).
+	//
+	// A report that does not match the cluster's current assignment (another id, profile revision or
+	// phase, an ended rollout, or a cluster no longer applying, measuring or rolling back) is
+	// answered accepted false with the reason and changes nothing: the agent should follow its newest
+	// assignment. A repeated report after its phase was decided is refused that way. Needs the
+	// cluster's agent; runs on the leader (reports are decided in batches); audited, refused ones
+	// too. It counts as a sign of life. NOT_FOUND when the cluster is not registered.
 	ReportPhaseStatus(ctx context.Context, in *ReportPhaseStatusRequest, opts ...grpc.CallOption) (*ReportPhaseStatusResponse, error)
+	// ReportMeasurement adds measurements to the result of the current assignment's phase; send them
+	// before reporting PHASE_STATUS_MEASURED, which judges the phase on what arrived.
+	//
+	// Each accepted call adds its measurements (re-sending duplicates them); during a rollback they
+	// are accepted and ignored. Matching, access and errors as ReportPhaseStatus.
 	ReportMeasurement(ctx context.Context, in *ReportMeasurementRequest, opts ...grpc.CallOption) (*ReportMeasurementResponse, error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
-	// registration said stream_liveness, the agent calls it only while it has no assignment stream
-	// open (the open stream is its liveness).
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	//
+	// When the registration said stream_liveness, the agent calls it only while it has no assignment
+	// stream open (the open stream is its liveness). Needs the cluster's agent; runs on the leader;
+	// not audited and not rate-limited. NOT_FOUND when the cluster is not registered.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
-	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
-	// the one agent call made without a certificate: the token authenticates it.
+	// JoinCluster exchanges a one-time join token for the cluster's client certificate.
+	//
+	// It is the one agent call made without a certificate: the token authenticates it (public; runs
+	// on the leader; audited; rate-limited per token). Using the token starts a new identity epoch of
+	// the cluster, so certificates issued to it before stop working. UNAUTHENTICATED when the token
+	// is unknown or its secret wrong; FAILED_PRECONDITION when it was used, revoked or has expired,
+	// or when the controller has no CA; INVALID_ARGUMENT for a malformed token or CSR. Not retryable
+	// once it succeeded: the token is used up.
 	JoinCluster(ctx context.Context, in *JoinClusterRequest, opts ...grpc.CallOption) (*JoinClusterResponse, error)
-	// RenewCertificate issues the calling agent a fresh certificate for its cluster, before the
-	// one it calls with expires.
+	// RenewCertificate issues the calling agent a fresh certificate for its cluster, of the cluster's
+	// current identity epoch, before the one it calls with expires (agents renew at two thirds of its
+	// lifetime).
+	//
+	// Needs an agent's certificate, which names the cluster; runs on the leader; audited.
+	// FAILED_PRECONDITION when the controller has no CA; INVALID_ARGUMENT for a bad CSR.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 }
 
@@ -144,24 +187,67 @@ func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCert
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
 //
-// AgentService is the agent-facing API. Every report names the assignment, the profile
-// revision and the phase it refers to; the controller ignores reports that do not match.
+// AgentService is the agent-facing API. Every call but JoinCluster needs the client
+// certificate of a cluster's agent and may act only for that cluster (PERMISSION_DENIED
+// otherwise, and for people and the portal). Every report names the assignment, the
+// profile revision and the phase it refers to; the controller refuses (accepted false) reports
+// that do not match the cluster's current assignment. Any call may fail with UNAUTHENTICATED
+// (e.g. a revoked certificate), RESOURCE_EXHAUSTED (rate limit per cluster, with a retry hint)
+// or UNAVAILABLE (no leader known: retry, possibly on another node).
 type AgentServiceServer interface {
-	// RegisterAgent registers (or re-registers) the agent's cluster with its labels and inventory.
+	// RegisterAgent registers (or re-registers) the agent's cluster, creating it when it is not
+	// registered: labels are merged into the stored ones (added or changed, never removed), the
+	// inventory replaces the stored one, and an empty agent_version keeps the stored one.
+	//
+	// It counts as a sign of life. Needs the cluster's agent; runs on the leader; audited, except a
+	// registration that changes nothing, which writes nothing. Idempotent. INVALID_ARGUMENT names a
+	// bad label or an oversized inventory.
 	RegisterAgent(context.Context, *RegisterAgentRequest) (*RegisterAgentResponse, error)
-	// WatchAssignment sends the cluster's current assignment now and again whenever it changes.
+	// WatchAssignment sends the cluster's current assignment now and again whenever it changes, until
+	// the caller leaves.
+	//
+	// The open stream is the agent's liveness (HTTP/2 pings end it when the agent vanishes). Needs
+	// the cluster's agent; served by any node from its replica, after it caught up with the leader's
+	// commit index. NOT_FOUND when the cluster is not registered (or is deleted while watched);
+	// UNAVAILABLE when the node shuts down: watch again, on any node.
 	WatchAssignment(*WatchAssignmentRequest, grpc.ServerStreamingServer[WatchAssignmentResponse]) error
+	// ReportPhaseStatus reports the agent's progress on its current assignment; the engine decides on
+	// it at once (a MEASURED report is judged).
+	//
+	// A report that does not match the cluster's current assignment (another id, profile revision or
+	// phase, an ended rollout, or a cluster no longer applying, measuring or rolling back) is
+	// answered accepted false with the reason and changes nothing: the agent should follow its newest
+	// assignment. A repeated report after its phase was decided is refused that way. Needs the
+	// cluster's agent; runs on the leader (reports are decided in batches); audited, refused ones
+	// too. It counts as a sign of life. NOT_FOUND when the cluster is not registered.
 	ReportPhaseStatus(context.Context, *ReportPhaseStatusRequest) (*ReportPhaseStatusResponse, error)
+	// ReportMeasurement adds measurements to the result of the current assignment's phase; send them
+	// before reporting PHASE_STATUS_MEASURED, which judges the phase on what arrived.
+	//
+	// Each accepted call adds its measurements (re-sending duplicates them); during a rollback they
+	// are accepted and ignored. Matching, access and errors as ReportPhaseStatus.
 	ReportMeasurement(context.Context, *ReportMeasurementRequest) (*ReportMeasurementResponse, error)
-	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
-	// registration said stream_liveness, the agent calls it only while it has no assignment stream
-	// open (the open stream is its liveness).
+	// Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+	//
+	// When the registration said stream_liveness, the agent calls it only while it has no assignment
+	// stream open (the open stream is its liveness). Needs the cluster's agent; runs on the leader;
+	// not audited and not rate-limited. NOT_FOUND when the cluster is not registered.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
-	// JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
-	// the one agent call made without a certificate: the token authenticates it.
+	// JoinCluster exchanges a one-time join token for the cluster's client certificate.
+	//
+	// It is the one agent call made without a certificate: the token authenticates it (public; runs
+	// on the leader; audited; rate-limited per token). Using the token starts a new identity epoch of
+	// the cluster, so certificates issued to it before stop working. UNAUTHENTICATED when the token
+	// is unknown or its secret wrong; FAILED_PRECONDITION when it was used, revoked or has expired,
+	// or when the controller has no CA; INVALID_ARGUMENT for a malformed token or CSR. Not retryable
+	// once it succeeded: the token is used up.
 	JoinCluster(context.Context, *JoinClusterRequest) (*JoinClusterResponse, error)
-	// RenewCertificate issues the calling agent a fresh certificate for its cluster, before the
-	// one it calls with expires.
+	// RenewCertificate issues the calling agent a fresh certificate for its cluster, of the cluster's
+	// current identity epoch, before the one it calls with expires (agents renew at two thirds of its
+	// lifetime).
+	//
+	// Needs an agent's certificate, which names the cluster; runs on the leader; audited.
+	// FAILED_PRECONDITION when the controller has no CA; INVALID_ARGUMENT for a bad CSR.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }

@@ -28,9 +28,9 @@ type AuditResultFilter int32
 const (
 	// Every record.
 	AuditResultFilter_AUDIT_RESULT_FILTER_UNSPECIFIED AuditResultFilter = 0
-	// Only calls that succeeded.
+	// Only calls that succeeded (code "ok", refused agent reports included).
 	AuditResultFilter_AUDIT_RESULT_FILTER_OK AuditResultFilter = 1
-	// Only calls that failed.
+	// Only calls that failed (any code but "ok").
 	AuditResultFilter_AUDIT_RESULT_FILTER_FAILED AuditResultFilter = 2
 )
 
@@ -82,18 +82,22 @@ type AuditRecord struct {
 	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// The leader's clock when the call was committed.
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// Who called (today the Ebbflow-Actor header; later the authenticated identity).
+	// Who called: the authenticated person's name, "agent:<cluster>" for an agent,
+	// "node:<id>" for a controller node, "anonymous" without credentials (JoinCluster); with
+	// authentication off, the Ebbflow-Actor header as given.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The caller's address (host:port); for a call forwarded by a follower, the original caller's.
 	RemoteAddress string `protobuf:"bytes,4,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
 	// The RPC, e.g. "ebbflow.v1.ProfileService/UpdateProfile".
 	Procedure string `protobuf:"bytes,5,opt,name=procedure,proto3" json:"procedure,omitempty"`
-	// The object it names, e.g. "profile/eks", "cluster/eu-1", "rollout/tune-eu", "node/ctl-2".
+	// The object it names, e.g. "profile/eks", "cluster/eu-1", "rollout/tune-eu", "node/ctl-2",
+	// "join-token/<id>".
 	Resource string `protobuf:"bytes,6,opt,name=resource,proto3" json:"resource,omitempty"`
-	// "ok", or the Connect error code ("invalid_argument", "not_found", ...).
+	// "ok", or the Connect error code ("invalid_argument", "not_found", ...). An agent report
+	// the controller did not accept is "ok", with the reason in message.
 	Code string `protobuf:"bytes,7,opt,name=code,proto3" json:"code,omitempty"`
 	// The error message for a failed call; for an agent report the controller did not accept,
-	// the reason.
+	// "not accepted: " and the reason.
 	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
 	// The controller node that received the call from the caller.
 	NodeId        string `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -194,21 +198,29 @@ func (x *AuditRecord) GetNodeId() string {
 	return ""
 }
 
+// ListAuditRecordsRequest is the input of ListAuditRecords. Filters combine: a record must
+// match every filter given.
 type ListAuditRecordsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only records of this actor (exact match).
+	// Only records of this actor (exact match); at most 128 bytes.
 	Actor string `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Only records whose procedure or resource starts with this prefix, e.g. "profile/eks" or
-	// "ebbflow.v1.RolloutService/".
-	Prefix string            `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// "ebbflow.v1.RolloutService/"; at most 256 bytes.
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Only succeeded or only failed calls; unset means every record.
 	Result AuditResultFilter `protobuf:"varint,3,opt,name=result,proto3,enum=ebbflow.v1.AuditResultFilter" json:"result,omitempty"`
 	// Only records at or after this time.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// Only records before this time.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,6,opt,name=read,proto3" json:"read,omitempty"`
-	PageSize      int32                  `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only records before this time; must be after start_time when both are set.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Read level; linearizable when unset.
+	Read *ReadOptions `protobuf:"bytes,6,opt,name=read,proto3" json:"read,omitempty"`
+	// Most records to return; 0 means the server's default (100). At most 1000 (INVALID_ARGUMENT
+	// beyond).
+	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response (with the same filters); empty for the first
+	// page. A token this API did not return is refused with INVALID_ARGUMENT.
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,11 +311,13 @@ func (x *ListAuditRecordsRequest) GetPageToken() string {
 	return ""
 }
 
+// ListAuditRecordsResponse is the output of ListAuditRecords.
 type ListAuditRecordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Newest first.
-	Records       []*AuditRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
-	NextPageToken string         `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Records []*AuditRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Token of the next (older) page, for page_token; empty on the last page. Opaque.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -27,9 +27,16 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AuditService reads the audit log: one record per mutating call of the API (who, what, when,
-// from where, and the result), written through Raft with the change it records.
+// from where, and the result), written through Raft with the change it records. Refused calls
+// are recorded too, except those refused for missing or bad credentials or by the rate limiter;
+// heartbeats, reads, and agent registrations that change nothing are not recorded. The log
+// keeps the newest records up to a bound (100,000 records and 90 days by default). Any call
+// may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED or UNAVAILABLE.
 type AuditServiceClient interface {
-	// ListAuditRecords lists records newest first.
+	// ListAuditRecords lists the records matching every filter given, newest first, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// names a bad filter, page_size or page_token.
 	ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error)
 }
 
@@ -56,9 +63,16 @@ func (c *auditServiceClient) ListAuditRecords(ctx context.Context, in *ListAudit
 // for forward compatibility.
 //
 // AuditService reads the audit log: one record per mutating call of the API (who, what, when,
-// from where, and the result), written through Raft with the change it records.
+// from where, and the result), written through Raft with the change it records. Refused calls
+// are recorded too, except those refused for missing or bad credentials or by the rate limiter;
+// heartbeats, reads, and agent registrations that change nothing are not recorded. The log
+// keeps the newest records up to a bound (100,000 records and 90 days by default). Any call
+// may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED or UNAVAILABLE.
 type AuditServiceServer interface {
-	// ListAuditRecords lists records newest first.
+	// ListAuditRecords lists the records matching every filter given, newest first, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// names a bad filter, page_size or page_token.
 	ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }

@@ -24,16 +24,20 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Liveness is what the controller knows of a cluster's agent right now.
+// Liveness is what the answering controller node knows of a cluster's agent right now. It lives
+// in the leader's memory, is never stored, and starts over when leadership changes; a follower
+// serving a stale read knows only of the agent streams open on itself.
 type Liveness int32
 
 const (
+	// Not computed; every Cluster this API returns carries one of the values below.
 	Liveness_LIVENESS_UNSPECIFIED Liveness = 0
-	// Heartbeat seen within the liveness window.
+	// The agent holds its assignment stream open, or was heard from (registration, heartbeat or
+	// report) within the liveness window: three heartbeat intervals, 30 s by default.
 	Liveness_LIVENESS_ALIVE Liveness = 1
-	// No heartbeat within the window.
+	// Heard from before, but not within the window, and no stream open.
 	Liveness_LIVENESS_SILENT Liveness = 2
-	// This controller has not heard from the agent since it became leader.
+	// Not heard from since this node became leader (a follower: no stream open on it).
 	Liveness_LIVENESS_UNKNOWN Liveness = 3
 )
 
@@ -83,22 +87,32 @@ func (Liveness) EnumDescriptor() ([]byte, []int) {
 // Cluster is one member cluster of the fleet.
 type Cluster struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Cluster id: a DNS label, unique in the fleet.
-	Name         string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Labels       map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Cordoned     bool              `protobuf:"varint,3,opt,name=cordoned,proto3" json:"cordoned,omitempty"`
-	CordonReason string            `protobuf:"bytes,4,opt,name=cordon_reason,json=cordonReason,proto3" json:"cordon_reason,omitempty"`
-	// Latest inventory reported by the agent.
-	Inventory    *Inventory             `protobuf:"bytes,5,opt,name=inventory,proto3" json:"inventory,omitempty"`
+	// Cluster id: a DNS label (lower-case letters, digits and '-', at most 63 characters),
+	// unique in the fleet.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Labels in Kubernetes syntax, which rollouts select clusters by. RegisterCluster and
+	// SetClusterLabels replace them; the agent's RegisterAgent adds and changes, never removes.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// True while cordoned: rollouts skip the cluster.
+	Cordoned bool `protobuf:"varint,3,opt,name=cordoned,proto3" json:"cordoned,omitempty"`
+	// Why the cluster is cordoned; empty when it is not.
+	CordonReason string `protobuf:"bytes,4,opt,name=cordon_reason,json=cordonReason,proto3" json:"cordon_reason,omitempty"`
+	// Latest inventory reported by the agent; unset until its agent registers with one.
+	Inventory *Inventory `protobuf:"bytes,5,opt,name=inventory,proto3" json:"inventory,omitempty"`
+	// When the cluster was first registered, by the leader's clock.
 	RegisterTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
-	// Grows by one on every stored change.
+	// Grows by one on every stored change (labels, cordon, inventory, agent version); a write
+	// that changes nothing keeps it. SetClusterLabels takes it as expected_generation.
 	Generation uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
-	// From the leader's memory, not stored: liveness and the last heartbeat.
-	Liveness          Liveness               `protobuf:"varint,8,opt,name=liveness,proto3,enum=ebbflow.v1.Liveness" json:"liveness,omitempty"`
+	// Liveness of the cluster's agent, from the answering node's memory; never stored.
+	Liveness Liveness `protobuf:"varint,8,opt,name=liveness,proto3,enum=ebbflow.v1.Liveness" json:"liveness,omitempty"`
+	// When the agent was last heard from (registration, heartbeat or report), or the time of the
+	// answer while its stream is open; from memory like liveness, unset when unknown.
 	LastHeartbeatTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_heartbeat_time,json=lastHeartbeatTime,proto3" json:"last_heartbeat_time,omitempty"`
-	AgentVersion      string                 `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Version the agent reported when it registered; empty until it does.
+	AgentVersion  string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -201,23 +215,33 @@ func (x *Cluster) GetAgentVersion() string {
 	return ""
 }
 
-// Inventory is what the agent found on its cluster.
+// Inventory is what the agent found on its cluster when it registered; a rollout's preflight
+// checks each phase against it.
 type Inventory struct {
-	state              protoimpl.MessageState `protogen:"open.v1"`
-	KubernetesVersion  string                 `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
-	CiliumChartVersion string                 `protobuf:"bytes,2,opt,name=cilium_chart_version,json=ciliumChartVersion,proto3" json:"cilium_chart_version,omitempty"`
-	CiliumImageVersion string                 `protobuf:"bytes,3,opt,name=cilium_image_version,json=ciliumImageVersion,proto3" json:"cilium_image_version,omitempty"`
-	// Current Helm values of the Cilium release.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The API server's version, e.g. "v1.31.2".
+	KubernetesVersion string `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
+	// Chart version of the Cilium Helm release; empty when there is no release.
+	CiliumChartVersion string `protobuf:"bytes,2,opt,name=cilium_chart_version,json=ciliumChartVersion,proto3" json:"cilium_chart_version,omitempty"`
+	// Image tag of the cilium-agent container of the cilium DaemonSet; empty when there is none.
+	CiliumImageVersion string `protobuf:"bytes,3,opt,name=cilium_image_version,json=ciliumImageVersion,proto3" json:"cilium_image_version,omitempty"`
+	// Current user-supplied Helm values of the Cilium release (not the chart's defaults); at most
+	// 2 MiB and 64 levels deep.
 	HelmValues *structpb.Struct `protobuf:"bytes,4,opt,name=helm_values,json=helmValues,proto3" json:"helm_values,omitempty"`
-	// Helm release revision of Cilium.
+	// Helm release revision of Cilium; 0 when there is no release.
 	HelmRevision int32 `protobuf:"varint,5,opt,name=helm_revision,json=helmRevision,proto3" json:"helm_revision,omitempty"`
-	// Keys of kube-system/cilium-config.
-	CiliumConfig     map[string]string `protobuf:"bytes,6,rep,name=cilium_config,json=ciliumConfig,proto3" json:"cilium_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	KubeProxyPresent bool              `protobuf:"varint,7,opt,name=kube_proxy_present,json=kubeProxyPresent,proto3" json:"kube_proxy_present,omitempty"`
-	AwsNodePresent   bool              `protobuf:"varint,8,opt,name=aws_node_present,json=awsNodePresent,proto3" json:"aws_node_present,omitempty"`
-	Nodes            []*NodeInfo       `protobuf:"bytes,9,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	// Cloud provider hint: "aws", "gcp", "azure", "" (unknown / bare metal).
-	CloudProvider string                 `protobuf:"bytes,10,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	// Data of the cilium-config ConfigMap in the Cilium namespace (kube-system by default).
+	CiliumConfig map[string]string `protobuf:"bytes,6,rep,name=cilium_config,json=ciliumConfig,proto3" json:"cilium_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Whether the kube-system/kube-proxy DaemonSet exists.
+	KubeProxyPresent bool `protobuf:"varint,7,opt,name=kube_proxy_present,json=kubeProxyPresent,proto3" json:"kube_proxy_present,omitempty"`
+	// Whether the kube-system/aws-node DaemonSet (the AWS VPC CNI) exists.
+	AwsNodePresent bool `protobuf:"varint,8,opt,name=aws_node_present,json=awsNodePresent,proto3" json:"aws_node_present,omitempty"`
+	// Every node of the cluster.
+	Nodes []*NodeInfo `protobuf:"bytes,9,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Cloud provider hint when every node agrees: "aws", "gcp", "azure", "" (unknown or bare
+	// metal).
+	CloudProvider string `protobuf:"bytes,10,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
+	// When the agent collected the inventory, by its clock.
 	CollectTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=collect_time,json=collectTime,proto3" json:"collect_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -333,15 +357,20 @@ func (x *Inventory) GetCollectTime() *timestamppb.Timestamp {
 // NodeInfo describes one node for preflight.
 type NodeInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// status.nodeInfo.kernelVersion
+	// Node name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// status.nodeInfo.kernelVersion; preflight compares it with each feature's minimum kernel.
+	// Empty makes those checks unknown.
 	KernelVersion string `protobuf:"bytes,2,opt,name=kernel_version,json=kernelVersion,proto3" json:"kernel_version,omitempty"`
-	OsImage       string `protobuf:"bytes,3,opt,name=os_image,json=osImage,proto3" json:"os_image,omitempty"`
-	// NIC driver from a node label; empty when unknown.
+	// status.nodeInfo.osImage.
+	OsImage string `protobuf:"bytes,3,opt,name=os_image,json=osImage,proto3" json:"os_image,omitempty"`
+	// NIC driver from a node label (ebbflow.io/nic-driver unless the agent is told another);
+	// empty when unknown, which makes the XDP check unknown.
 	NicDriver string `protobuf:"bytes,4,opt,name=nic_driver,json=nicDriver,proto3" json:"nic_driver,omitempty"`
-	// From spec.providerID, e.g. "aws".
+	// From spec.providerID, e.g. "aws", "gcp", "azure"; empty when it has none.
 	CloudProvider string `protobuf:"bytes,5,opt,name=cloud_provider,json=cloudProvider,proto3" json:"cloud_provider,omitempty"`
-	Ready         bool   `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Whether the node's Ready condition is True.
+	Ready         bool `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -418,10 +447,14 @@ func (x *NodeInfo) GetReady() bool {
 	return false
 }
 
+// RegisterClusterRequest is the input of RegisterCluster.
 type RegisterClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id: a DNS label.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Labels of the cluster, replacing the stored ones when it exists; Kubernetes syntax, at
+	// most 64.
+	Labels        map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,9 +503,11 @@ func (x *RegisterClusterRequest) GetLabels() map[string]string {
 	return nil
 }
 
+// RegisterClusterResponse is the output of RegisterCluster.
 type RegisterClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster as stored, with its liveness.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,10 +549,13 @@ func (x *RegisterClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// GetClusterRequest is the input of GetCluster.
 type GetClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Read level; linearizable when unset.
+	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,9 +604,11 @@ func (x *GetClusterRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// GetClusterResponse is the output of GetCluster.
 type GetClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster, with its liveness.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,13 +650,19 @@ func (x *GetClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// ListClustersRequest is the input of ListClusters.
 type ListClustersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Kubernetes label selector syntax: "env=prod,region in (eu,us),!legacy".
-	Selector      string       `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
-	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
-	PageSize      int32        `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string       `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Kubernetes label selector syntax: "env=prod,region in (eu,us),!legacy". Empty matches
+	// every cluster. At most 4096 bytes.
+	Selector string `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
+	// Read level; linearizable when unset.
+	Read *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	// Most clusters to return; 0 means the server's default (100). At most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response (with the same selector); empty for the first
+	// page. A token this API did not return is refused with INVALID_ARGUMENT.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,10 +725,13 @@ func (x *ListClustersRequest) GetPageToken() string {
 	return ""
 }
 
+// ListClustersResponse is the output of ListClusters.
 type ListClustersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Clusters      []*Cluster             `protobuf:"bytes,1,rep,name=clusters,proto3" json:"clusters,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The matching clusters in name order, with their liveness.
+	Clusters []*Cluster `protobuf:"bytes,1,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// Token of the next page, for page_token; empty on the last page. Opaque.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -731,11 +780,17 @@ func (x *ListClustersResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SetClusterLabelsRequest is the input of SetClusterLabels.
 type SetClusterLabelsRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Labels map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// If non-zero, fails unless the cluster's generation is this one.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The complete new set of labels (Kubernetes syntax, at most 64); an empty map removes every
+	// label.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// If non-zero, the labels are set only if the cluster's generation is this one, else the
+	// call fails with ABORTED: a read-modify-write that cannot lose a concurrent change. 0 sets
+	// them unconditionally.
 	ExpectedGeneration uint64 `protobuf:"varint,3,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
@@ -792,9 +847,11 @@ func (x *SetClusterLabelsRequest) GetExpectedGeneration() uint64 {
 	return 0
 }
 
+// SetClusterLabelsResponse is the output of SetClusterLabels.
 type SetClusterLabelsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster after the change.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,10 +893,13 @@ func (x *SetClusterLabelsResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// CordonClusterRequest is the input of CordonCluster.
 type CordonClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why; shown as Cluster.cordon_reason and in the rollouts' skip reasons. Optional.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -888,9 +948,11 @@ func (x *CordonClusterRequest) GetReason() string {
 	return ""
 }
 
+// CordonClusterResponse is the output of CordonCluster.
 type CordonClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster after the change.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,9 +994,11 @@ func (x *CordonClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// UncordonClusterRequest is the input of UncordonCluster.
 type UncordonClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -976,9 +1040,11 @@ func (x *UncordonClusterRequest) GetName() string {
 	return ""
 }
 
+// UncordonClusterResponse is the output of UncordonCluster.
 type UncordonClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster after the change.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,9 +1086,11 @@ func (x *UncordonClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+// DeleteClusterRequest is the input of DeleteCluster.
 type DeleteClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1064,6 +1132,7 @@ func (x *DeleteClusterRequest) GetName() string {
 	return ""
 }
 
+// DeleteClusterResponse is the output of DeleteCluster; it has no fields.
 type DeleteClusterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields

@@ -32,17 +32,54 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ClusterService manages the fleet's member clusters.
+// ClusterService manages the fleet's member clusters: the registry rollouts pick clusters from,
+// with their labels, cordons, the inventory their agents report and the leader's view of each
+// agent's liveness. Agents register their own cluster with AgentService.RegisterAgent. Reads
+// need the viewer role and take ReadOptions; writes need admin, run on the leader (a follower
+// forwards them) and are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED,
+// RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
 type ClusterServiceClient interface {
-	// RegisterCluster adds a cluster ahead of its agent (or updates its labels if it exists).
+	// RegisterCluster adds a cluster ahead of its agent or, when it exists, replaces its labels
+	// (inventory, cordon and agent version stay).
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: registering again with the same labels
+	// changes nothing. INVALID_ARGUMENT names a bad name or label.
 	RegisterCluster(ctx context.Context, in *RegisterClusterRequest, opts ...grpc.CallOption) (*RegisterClusterResponse, error)
+	// GetCluster returns one cluster with its inventory and its agent's liveness.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// is not registered.
 	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
+	// ListClusters lists the clusters a label selector matches, in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read (cheap for
+	// fleet-wide listings). INVALID_ARGUMENT for a bad selector, page_size or page_token.
 	ListClusters(ctx context.Context, in *ListClustersRequest, opts ...grpc.CallOption) (*ListClustersResponse, error)
-	// SetClusterLabels replaces the cluster's labels.
+	// SetClusterLabels replaces the cluster's labels with exactly the given set.
+	//
+	// Rollouts already created keep the waves they cut. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when the cluster is not registered; ABORTED when expected_generation is set and is
+	// not the cluster's generation.
 	SetClusterLabels(ctx context.Context, in *SetClusterLabelsRequest, opts ...grpc.CallOption) (*SetClusterLabelsResponse, error)
-	// CordonCluster makes rollouts skip the cluster (explicitly, with the reason).
+	// CordonCluster makes rollouts skip the cluster, explicitly and with the reason: a rollout
+	// created afterwards lists it in Rollout.skipped, and an active rollout marks it
+	// CLUSTER_ROLLOUT_STATE_SKIPPED when the engine next steps, unless it has finished or is rolling
+	// back.
+	//
+	// Nothing is rolled back. Cordoning again replaces the reason. Needs admin; runs on the leader;
+	// audited. NOT_FOUND when the cluster is not registered.
 	CordonCluster(ctx context.Context, in *CordonClusterRequest, opts ...grpc.CallOption) (*CordonClusterResponse, error)
+	// UncordonCluster lifts a cordon and clears its reason.
+	//
+	// Rollouts that already skipped the cluster do not take it back. Idempotent. Needs admin; runs
+	// on the leader; audited. NOT_FOUND when the cluster is not registered.
 	UncordonCluster(ctx context.Context, in *UncordonClusterRequest, opts ...grpc.CallOption) (*UncordonClusterResponse, error)
+	// DeleteCluster removes a cluster from the registry and forgets its agent's liveness.
+	//
+	// Active rollouts skip it (it keeps what they applied); its agent gets NOT_FOUND until it
+	// registers again (RegisterAgent creates the cluster anew). Its certificates stay valid: revoke
+	// them with AccessService.RevokeClusterIdentity. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when it is not registered.
 	DeleteCluster(ctx context.Context, in *DeleteClusterRequest, opts ...grpc.CallOption) (*DeleteClusterResponse, error)
 }
 
@@ -128,17 +165,54 @@ func (c *clusterServiceClient) DeleteCluster(ctx context.Context, in *DeleteClus
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
 //
-// ClusterService manages the fleet's member clusters.
+// ClusterService manages the fleet's member clusters: the registry rollouts pick clusters from,
+// with their labels, cordons, the inventory their agents report and the leader's view of each
+// agent's liveness. Agents register their own cluster with AgentService.RegisterAgent. Reads
+// need the viewer role and take ReadOptions; writes need admin, run on the leader (a follower
+// forwards them) and are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED,
+// RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
 type ClusterServiceServer interface {
-	// RegisterCluster adds a cluster ahead of its agent (or updates its labels if it exists).
+	// RegisterCluster adds a cluster ahead of its agent or, when it exists, replaces its labels
+	// (inventory, cordon and agent version stay).
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: registering again with the same labels
+	// changes nothing. INVALID_ARGUMENT names a bad name or label.
 	RegisterCluster(context.Context, *RegisterClusterRequest) (*RegisterClusterResponse, error)
+	// GetCluster returns one cluster with its inventory and its agent's liveness.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// is not registered.
 	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
+	// ListClusters lists the clusters a label selector matches, in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read (cheap for
+	// fleet-wide listings). INVALID_ARGUMENT for a bad selector, page_size or page_token.
 	ListClusters(context.Context, *ListClustersRequest) (*ListClustersResponse, error)
-	// SetClusterLabels replaces the cluster's labels.
+	// SetClusterLabels replaces the cluster's labels with exactly the given set.
+	//
+	// Rollouts already created keep the waves they cut. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when the cluster is not registered; ABORTED when expected_generation is set and is
+	// not the cluster's generation.
 	SetClusterLabels(context.Context, *SetClusterLabelsRequest) (*SetClusterLabelsResponse, error)
-	// CordonCluster makes rollouts skip the cluster (explicitly, with the reason).
+	// CordonCluster makes rollouts skip the cluster, explicitly and with the reason: a rollout
+	// created afterwards lists it in Rollout.skipped, and an active rollout marks it
+	// CLUSTER_ROLLOUT_STATE_SKIPPED when the engine next steps, unless it has finished or is rolling
+	// back.
+	//
+	// Nothing is rolled back. Cordoning again replaces the reason. Needs admin; runs on the leader;
+	// audited. NOT_FOUND when the cluster is not registered.
 	CordonCluster(context.Context, *CordonClusterRequest) (*CordonClusterResponse, error)
+	// UncordonCluster lifts a cordon and clears its reason.
+	//
+	// Rollouts that already skipped the cluster do not take it back. Idempotent. Needs admin; runs
+	// on the leader; audited. NOT_FOUND when the cluster is not registered.
 	UncordonCluster(context.Context, *UncordonClusterRequest) (*UncordonClusterResponse, error)
+	// DeleteCluster removes a cluster from the registry and forgets its agent's liveness.
+	//
+	// Active rollouts skip it (it keeps what they applied); its agent gets NOT_FOUND until it
+	// registers again (RegisterAgent creates the cluster anew). Its certificates stay valid: revoke
+	// them with AccessService.RevokeClusterIdentity. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when it is not registered.
 	DeleteCluster(context.Context, *DeleteClusterRequest) (*DeleteClusterResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }

@@ -21,16 +21,24 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Phase is one canary step a cluster goes through, in this order.
+// Phase is one canary step a cluster goes through. Phases always run in this order; a rollout
+// may run a subset (RolloutSpec.phases) but never reorders them. Each phase's Helm values are
+// laid over those of the phases before it.
 type Phase int32
 
 const (
+	// No phase: an event or record that concerns none. Refused where a request must name a
+	// phase (RolloutSpec.phases, ReportRef.phase); in RegressionBudget.phase it means every
+	// phase without a budget of its own.
 	Phase_PHASE_UNSPECIFIED Phase = 0
-	// Change nothing; take the inventory and a measured baseline.
+	// Change nothing (unless the profile's baseline sets values); take the inventory and measure
+	// the baseline every later phase is judged against. It passes once measured.
 	Phase_PHASE_BASELINE Phase = 1
-	// L7 visibility and policy (l7Proxy on, CiliumNetworkPolicies applied).
+	// L7 visibility and policy: the l7 phase's values (l7Proxy on) and its CiliumNetworkPolicies,
+	// applied with server-side apply.
 	Phase_PHASE_L7 Phase = 2
-	// Full kube-proxy replacement with the profile's tuning, kube-proxy parked.
+	// Full kube-proxy replacement with the profile's tuning; kube-proxy (and the other DaemonSets
+	// the profile names) parked.
 	Phase_PHASE_KPR Phase = 3
 	// XDP acceleration of the load balancer.
 	Phase_PHASE_XDP Phase = 4
@@ -85,11 +93,15 @@ func (Phase) EnumDescriptor() ([]byte, []int) {
 type Consistency int32
 
 const (
-	// Same as CONSISTENCY_LINEARIZABLE.
+	// Same as CONSISTENCY_LINEARIZABLE, the default.
 	Consistency_CONSISTENCY_UNSPECIFIED Consistency = 0
-	// Served by the leader after it confirmed leadership with a quorum.
+	// Served by the leader (a follower forwards the call) after it confirmed its leadership with
+	// a quorum and applied everything committed before the read: the answer reflects every write
+	// acknowledged before the call. UNAVAILABLE while no leader is known.
 	Consistency_CONSISTENCY_LINEARIZABLE Consistency = 1
-	// Served from the local replica of whichever node answers; may lag the leader.
+	// Served from the local replica of whichever node answers, without asking the leader: cheap
+	// and available without a leader (for fleet-wide listings), but it may lag the leader and
+	// miss writes acknowledged just before.
 	Consistency_CONSISTENCY_STALE Consistency = 2
 )
 
@@ -134,10 +146,12 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_common_proto_rawDescGZIP(), []int{1}
 }
 
-// ReadOptions controls how a read is served.
+// ReadOptions controls how a read is served. Unset means a linearizable read.
 type ReadOptions struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=ebbflow.v1.Consistency" json:"consistency,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Read level; CONSISTENCY_UNSPECIFIED (the default) means CONSISTENCY_LINEARIZABLE. A number
+	// outside the enum is refused with INVALID_ARGUMENT.
+	Consistency   Consistency `protobuf:"varint,1,opt,name=consistency,proto3,enum=ebbflow.v1.Consistency" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -22,14 +22,20 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RaftState is a controller node's Raft role.
 type RaftState int32
 
 const (
+	// Not known.
 	RaftState_RAFT_STATE_UNSPECIFIED RaftState = 0
-	RaftState_RAFT_STATE_FOLLOWER    RaftState = 1
-	RaftState_RAFT_STATE_CANDIDATE   RaftState = 2
-	RaftState_RAFT_STATE_LEADER      RaftState = 3
-	RaftState_RAFT_STATE_SHUTDOWN    RaftState = 4
+	// Follows the leader: serves streams and stale reads, forwards the rest to the leader.
+	RaftState_RAFT_STATE_FOLLOWER RaftState = 1
+	// Stands for election; no leader is known to it.
+	RaftState_RAFT_STATE_CANDIDATE RaftState = 2
+	// Serves writes and linearizable reads, and runs the rollout engine.
+	RaftState_RAFT_STATE_LEADER RaftState = 3
+	// Shutting down.
+	RaftState_RAFT_STATE_SHUTDOWN RaftState = 4
 )
 
 // Enum value maps for RaftState.
@@ -79,13 +85,17 @@ func (RaftState) EnumDescriptor() ([]byte, []int) {
 
 // ControllerMember is one server of the Raft configuration.
 type ControllerMember struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node id.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// host:port of its Raft transport.
+	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	// API address (host:port) of the node, when known.
-	ApiAddress    string `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	Voter         bool   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
-	Leader        bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	ApiAddress string `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	// True for a voter, false for a non-voting member.
+	Voter bool `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	// True for the leader, as the answering node sees it.
+	Leader        bool `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -155,6 +165,7 @@ func (x *ControllerMember) GetLeader() bool {
 	return false
 }
 
+// GetControllerStatusRequest is the input of GetControllerStatus; it has no fields.
 type GetControllerStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -191,20 +202,30 @@ func (*GetControllerStatusRequest) Descriptor() ([]byte, []int) {
 	return file_ebbflow_v1_controller_proto_rawDescGZIP(), []int{1}
 }
 
+// GetControllerStatusResponse is the answering node's view of the group.
 type GetControllerStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node that answered.
-	NodeId           string              `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	State            RaftState           `protobuf:"varint,2,opt,name=state,proto3,enum=ebbflow.v1.RaftState" json:"state,omitempty"`
-	LeaderId         string              `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	LeaderApiAddress string              `protobuf:"bytes,4,opt,name=leader_api_address,json=leaderApiAddress,proto3" json:"leader_api_address,omitempty"`
-	Term             uint64              `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex      uint64              `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	AppliedIndex     uint64              `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LastLogIndex     uint64              `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
-	Members          []*ControllerMember `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
-	Version          string              `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
-	// Agents the leader holds liveness for.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Its Raft state.
+	State RaftState `protobuf:"varint,2,opt,name=state,proto3,enum=ebbflow.v1.RaftState" json:"state,omitempty"`
+	// The leader's node id; empty when it knows of none.
+	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// The leader's API address (host:port); empty when unknown.
+	LeaderApiAddress string `protobuf:"bytes,4,opt,name=leader_api_address,json=leaderApiAddress,proto3" json:"leader_api_address,omitempty"`
+	// Its current Raft term.
+	Term uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	// Highest log index it knows to be committed.
+	CommitIndex uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// Highest log index applied to its state; it trails commit_index briefly.
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Index of the last entry in its log.
+	LastLogIndex uint64 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	// The Raft configuration as it sees it.
+	Members []*ControllerMember `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
+	// Its build version.
+	Version string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	// Agents the leader holds liveness for (alive now); 0 when a follower answers.
 	LiveAgents    int64 `protobuf:"varint,11,opt,name=live_agents,json=liveAgents,proto3" json:"live_agents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -317,11 +338,15 @@ func (x *GetControllerStatusResponse) GetLiveAgents() int64 {
 	return 0
 }
 
+// AddVoterRequest is the input of AddVoter.
 type AddVoterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node id of the new voter.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// host:port its Raft transport listens on; required.
+	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// host:port of its API; required.
+	ApiAddress    string `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,9 +402,11 @@ func (x *AddVoterRequest) GetApiAddress() string {
 	return ""
 }
 
+// AddVoterResponse is the output of AddVoter.
 type AddVoterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []*ControllerMember    `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Raft configuration after the change.
+	Members       []*ControllerMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,9 +448,11 @@ func (x *AddVoterResponse) GetMembers() []*ControllerMember {
 	return nil
 }
 
+// RemoveServerRequest is the input of RemoveServer.
 type RemoveServerRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node id of the member to remove.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,9 +494,11 @@ func (x *RemoveServerRequest) GetNodeId() string {
 	return ""
 }
 
+// RemoveServerResponse is the output of RemoveServer.
 type RemoveServerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []*ControllerMember    `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Raft configuration after the change.
+	Members       []*ControllerMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,12 +540,14 @@ func (x *RemoveServerResponse) GetMembers() []*ControllerMember {
 	return nil
 }
 
+// ReportAgentStreamsRequest is the input of ReportAgentStreams.
 type ReportAgentStreamsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node holding the streams; it must be the calling node.
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Every cluster whose agent holds an assignment stream open on that node now (the whole set,
-	// not a change), at most 100,000.
+	// not a change), at most 100,000. The leader counts the set as alive for three heartbeat
+	// intervals.
 	Clusters      []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -564,6 +597,7 @@ func (x *ReportAgentStreamsRequest) GetClusters() []string {
 	return nil
 }
 
+// ReportAgentStreamsResponse is the output of ReportAgentStreams; it has no fields.
 type ReportAgentStreamsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields

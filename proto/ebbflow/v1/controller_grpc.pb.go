@@ -29,17 +29,35 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ControllerService reports and changes the controller's own Raft membership.
+// ControllerService reports and changes the controller's own Raft membership. Any call may fail
+// with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint)
+// or UNAVAILABLE (no leader known).
 type ControllerServiceClient interface {
+	// GetControllerStatus answers from the node that receives it, never forwarded: its Raft state,
+	// its view of the leader and the members, and (on the leader) how many agents are alive.
+	//
+	// Needs viewer; any node.
 	GetControllerStatus(ctx context.Context, in *GetControllerStatusRequest, opts ...grpc.CallOption) (*GetControllerStatusResponse, error)
-	// AddVoter adds a controller node as a voter. Served by the leader (forwarded from followers).
+	// AddVoter adds a controller node as a voter and records its API address.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. Idempotent: a node that
+	// is already a voter at that Raft address only has its API address updated. ABORTED when the Raft
+	// address belongs to another node; INVALID_ARGUMENT when an address is not host:port. Nodes
+	// started with fleet-controller --join add themselves.
 	AddVoter(ctx context.Context, in *AddVoterRequest, opts ...grpc.CallOption) (*AddVoterResponse, error)
-	// RemoveServer removes a controller node from the Raft configuration.
+	// RemoveServer removes a controller node from the Raft configuration and forgets its API address;
+	// removing the leader makes it step down.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. NOT_FOUND when the node
+	// is not a member.
 	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error)
-	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
-	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
-	// so agents make no Heartbeat call while their stream is up; followers send their set on a
-	// change and every heartbeat interval. Only controller nodes may call it.
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the calling
+	// node.
+	//
+	// An open stream is an agent's liveness (it carries HTTP/2 keepalive pings), so agents make no
+	// Heartbeat call while their stream is up; followers send their set on a change and every
+	// heartbeat interval. Only controller nodes may call it. Not forwarded: UNAVAILABLE on a node
+	// that is not the leader; PERMISSION_DENIED when node_id is not the caller's.
 	ReportAgentStreams(ctx context.Context, in *ReportAgentStreamsRequest, opts ...grpc.CallOption) (*ReportAgentStreamsResponse, error)
 }
 
@@ -95,17 +113,35 @@ func (c *controllerServiceClient) ReportAgentStreams(ctx context.Context, in *Re
 // All implementations must embed UnimplementedControllerServiceServer
 // for forward compatibility.
 //
-// ControllerService reports and changes the controller's own Raft membership.
+// ControllerService reports and changes the controller's own Raft membership. Any call may fail
+// with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint)
+// or UNAVAILABLE (no leader known).
 type ControllerServiceServer interface {
+	// GetControllerStatus answers from the node that receives it, never forwarded: its Raft state,
+	// its view of the leader and the members, and (on the leader) how many agents are alive.
+	//
+	// Needs viewer; any node.
 	GetControllerStatus(context.Context, *GetControllerStatusRequest) (*GetControllerStatusResponse, error)
-	// AddVoter adds a controller node as a voter. Served by the leader (forwarded from followers).
+	// AddVoter adds a controller node as a voter and records its API address.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. Idempotent: a node that
+	// is already a voter at that Raft address only has its API address updated. ABORTED when the Raft
+	// address belongs to another node; INVALID_ARGUMENT when an address is not host:port. Nodes
+	// started with fleet-controller --join add themselves.
 	AddVoter(context.Context, *AddVoterRequest) (*AddVoterResponse, error)
-	// RemoveServer removes a controller node from the Raft configuration.
+	// RemoveServer removes a controller node from the Raft configuration and forgets its API address;
+	// removing the leader makes it step down.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. NOT_FOUND when the node
+	// is not a member.
 	RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error)
-	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
-	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
-	// so agents make no Heartbeat call while their stream is up; followers send their set on a
-	// change and every heartbeat interval. Only controller nodes may call it.
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the calling
+	// node.
+	//
+	// An open stream is an agent's liveness (it carries HTTP/2 keepalive pings), so agents make no
+	// Heartbeat call while their stream is up; followers send their set on a change and every
+	// heartbeat interval. Only controller nodes may call it. Not forwarded: UNAVAILABLE on a node
+	// that is not the leader; PERMISSION_DENIED when node_id is not the caller's.
 	ReportAgentStreams(context.Context, *ReportAgentStreamsRequest) (*ReportAgentStreamsResponse, error)
 	mustEmbedUnimplementedControllerServiceServer()
 }

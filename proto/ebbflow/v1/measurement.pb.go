@@ -24,19 +24,24 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ProbeKind is what a probe measures. The judge compares the latency of the HTTP, TCP_RR and
+// TCP_CRR probes (pooled) and the mean throughput of the THROUGHPUT probes; PROMETHEUS results
+// are reported and stored but never judged.
 type ProbeKind int32
 
 const (
+	// Not a probe kind; refused.
 	ProbeKind_PROBE_KIND_UNSPECIFIED ProbeKind = 0
-	// Fixed-rate HTTP requests, coordinated-omission aware (like wrk2).
+	// Fixed-rate HTTP GET requests to a URL, coordinated-omission aware (like wrk2).
 	ProbeKind_PROBE_KIND_HTTP ProbeKind = 1
-	// TCP request/response round trips (like netperf TCP_RR).
+	// TCP request/response round trips on one kept connection to an echo server (like netperf
+	// TCP_RR).
 	ProbeKind_PROBE_KIND_TCP_RR ProbeKind = 2
-	// TCP connect + request/response (like netperf TCP_CRR).
+	// TCP connect, one request/response and close per transaction (like netperf TCP_CRR).
 	ProbeKind_PROBE_KIND_TCP_CRR ProbeKind = 3
-	// Bytes per second for a duration (like iperf3).
+	// Bytes per second streamed to a discard server for each window (like iperf3).
 	ProbeKind_PROBE_KIND_THROUGHPUT ProbeKind = 4
-	// A latency query against a Prometheus HTTP API (Flagger-style).
+	// A latency query against a Prometheus HTTP API, one instant query per window (Flagger-style).
 	ProbeKind_PROBE_KIND_PROMETHEUS ProbeKind = 5
 )
 
@@ -87,13 +92,18 @@ func (ProbeKind) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_measurement_proto_rawDescGZIP(), []int{0}
 }
 
-// ProbeSettings are the probes an agent runs; the same for baseline and every phase.
+// ProbeSettings are the probes an agent runs; the same for baseline and every phase, so every
+// measurement of a rollout is taken the same way.
 type ProbeSettings struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Probes []*ProbeSpec           `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
-	// Measurement windows per phase; each yields one sample set.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The probes, run one after the other in this order; at most 16. None means nothing is
+	// measured, and every phase after the baseline is then judged inconclusive.
+	Probes []*ProbeSpec `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
+	// Measurement windows of each probe, each lasting the probe's duration; the results of all
+	// windows are pooled. 0 means 3; the agent refuses more than 100 (the phase fails).
 	Windows int32 `protobuf:"varint,2,opt,name=windows,proto3" json:"windows,omitempty"`
-	// Run and discarded once, before the first window.
+	// Run once before each probe's first window, exactly like a window, and discarded (warm
+	// connections and caches). 0 or unset means none; at most 10 minutes.
 	Warmup        *durationpb.Duration `protobuf:"bytes,3,opt,name=warmup,proto3" json:"warmup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -150,17 +160,25 @@ func (x *ProbeSettings) GetWarmup() *durationpb.Duration {
 	return nil
 }
 
-// ProbeSpec is one probe.
+// ProbeSpec is one probe. CreateRollout checks its kind, the signs of its numbers and its
+// sizes; the agent checks the rest when it measures, and a probe it refuses fails the phase.
 type ProbeSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Kind  ProbeKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.ProbeKind" json:"kind,omitempty"`
-	// URL (http), host:port (tcp, throughput) or the Prometheus base URL.
+	// What to measure; required.
+	Kind ProbeKind `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.ProbeKind" json:"kind,omitempty"`
+	// An http:// or https:// URL (HTTP); host:port (TCP_RR, TCP_CRR, THROUGHPUT); the Prometheus
+	// base URL without query (PROMETHEUS). Required; at most 4 KiB.
 	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	// Requests per second (http, tcp); 0 means as fast as possible for tcp.
-	Rate     float64              `protobuf:"fixed64,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Operations per second: required (> 0) for HTTP; for TCP_RR and TCP_CRR 0 means as fast as
+	// possible; must be 0 for THROUGHPUT and PROMETHEUS. At most 1,000,000.
+	Rate float64 `protobuf:"fixed64,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Length of one measurement window; required, more than 0 and at most 10 minutes.
 	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
-	// PromQL for PROBE_KIND_PROMETHEUS.
-	Query         string               `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	// PromQL for PROBE_KIND_PROMETHEUS, returning a latency in milliseconds; required for that
+	// kind and refused for every other. At most 4 KiB.
+	Query string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	// Bound on one operation (request, round trip, connect or query); 0 or unset means 5 s, at
+	// most 10 minutes.
 	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -240,16 +258,25 @@ func (x *ProbeSpec) GetTimeout() *durationpb.Duration {
 
 // LatencySummary summarises one latency distribution in milliseconds.
 type LatencySummary struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	P50Ms         float64                `protobuf:"fixed64,1,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
-	P90Ms         float64                `protobuf:"fixed64,2,opt,name=p90_ms,json=p90Ms,proto3" json:"p90_ms,omitempty"`
-	P99Ms         float64                `protobuf:"fixed64,3,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
-	P999Ms        float64                `protobuf:"fixed64,4,opt,name=p999_ms,json=p999Ms,proto3" json:"p999_ms,omitempty"`
-	MeanMs        float64                `protobuf:"fixed64,5,opt,name=mean_ms,json=meanMs,proto3" json:"mean_ms,omitempty"`
-	MinMs         float64                `protobuf:"fixed64,6,opt,name=min_ms,json=minMs,proto3" json:"min_ms,omitempty"`
-	MaxMs         float64                `protobuf:"fixed64,7,opt,name=max_ms,json=maxMs,proto3" json:"max_ms,omitempty"`
-	Count         int64                  `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
-	Errors        int64                  `protobuf:"varint,9,opt,name=errors,proto3" json:"errors,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Median latency, ms.
+	P50Ms float64 `protobuf:"fixed64,1,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	// 90th percentile latency, ms.
+	P90Ms float64 `protobuf:"fixed64,2,opt,name=p90_ms,json=p90Ms,proto3" json:"p90_ms,omitempty"`
+	// 99th percentile latency, ms.
+	P99Ms float64 `protobuf:"fixed64,3,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	// 99.9th percentile latency, ms.
+	P999Ms float64 `protobuf:"fixed64,4,opt,name=p999_ms,json=p999Ms,proto3" json:"p999_ms,omitempty"`
+	// Mean latency, ms.
+	MeanMs float64 `protobuf:"fixed64,5,opt,name=mean_ms,json=meanMs,proto3" json:"mean_ms,omitempty"`
+	// Smallest latency, ms.
+	MinMs float64 `protobuf:"fixed64,6,opt,name=min_ms,json=minMs,proto3" json:"min_ms,omitempty"`
+	// Largest latency, ms.
+	MaxMs float64 `protobuf:"fixed64,7,opt,name=max_ms,json=maxMs,proto3" json:"max_ms,omitempty"`
+	// Successful operations (latency values) summarised; windows for a THROUGHPUT probe.
+	Count int64 `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	// Failed operations, whose latency is not recorded; failed windows for a THROUGHPUT probe.
+	Errors        int64 `protobuf:"varint,9,opt,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,24 +374,36 @@ func (x *LatencySummary) GetErrors() int64 {
 	return 0
 }
 
-// Measurement is one probe's result over one measurement window set.
+// Measurement is one probe's result over all of its windows in one phase.
 type Measurement struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Kind    ProbeKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.ProbeKind" json:"kind,omitempty"`
-	Target  string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	Latency *LatencySummary        `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
-	// Raw latency samples in milliseconds, for the judge (capped); for the throughput probe,
-	// bytes per second per window (higher is better).
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The probe's kind; required, never PROBE_KIND_UNSPECIFIED.
+	Kind ProbeKind `protobuf:"varint,1,opt,name=kind,proto3,enum=ebbflow.v1.ProbeKind" json:"kind,omitempty"`
+	// The probe's target.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The agent's summary over all windows; zero latencies for a THROUGHPUT probe.
+	Latency *LatencySummary `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
+	// Raw samples, in no particular order: latencies in milliseconds (HTTP, TCP_RR, TCP_CRR; a
+	// uniform sample when there are more than the agent keeps), the query's value per window
+	// (PROMETHEUS), or bytes per second per window (THROUGHPUT; higher is better). The
+	// controller keeps at most 5,000 evenly spaced samples, and drops them once a phase other
+	// than the baseline is judged.
 	SamplesMs []float64 `protobuf:"fixed64,4,rep,packed,name=samples_ms,json=samplesMs,proto3" json:"samples_ms,omitempty"`
-	// HDR histogram of latencies in integer nanoseconds, in its compressed V2 binary encoding.
+	// HDR histogram of latencies in integer nanoseconds, in its compressed V2 binary encoding
+	// (its base64 text is accepted too); the judge reads it when samples_ms is empty. Dropped
+	// with the samples once a phase other than the baseline is judged.
 	HdrHistogram []byte `protobuf:"bytes,5,opt,name=hdr_histogram,json=hdrHistogram,proto3" json:"hdr_histogram,omitempty"`
-	// Bytes per second (throughput probe).
+	// Mean over the windows of the bytes per second the receiver acknowledged (THROUGHPUT); when
+	// 0, the judge takes the mean of samples_ms instead.
 	ThroughputBps float64 `protobuf:"fixed64,6,opt,name=throughput_bps,json=throughputBps,proto3" json:"throughput_bps,omitempty"`
-	// Operations per second (tcp probes).
-	OpsPerSecond  float64                `protobuf:"fixed64,7,opt,name=ops_per_second,json=opsPerSecond,proto3" json:"ops_per_second,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	Windows       int32                  `protobuf:"varint,10,opt,name=windows,proto3" json:"windows,omitempty"`
+	// Successful operations per second over the measured windows (HTTP, TCP_RR, TCP_CRR).
+	OpsPerSecond float64 `protobuf:"fixed64,7,opt,name=ops_per_second,json=opsPerSecond,proto3" json:"ops_per_second,omitempty"`
+	// The agent's clock when the measurement started, warm-up included.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// The agent's clock when the measurement ended.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Measurement windows completed, the warm-up not counted.
+	Windows       int32 `protobuf:"varint,10,opt,name=windows,proto3" json:"windows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

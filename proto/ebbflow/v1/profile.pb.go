@@ -24,14 +24,18 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// KprMode says how kube-proxy replacement is rolled out inside one cluster.
+// KprMode says how kube-proxy replacement is rolled out inside one cluster. Only the
+// cluster-wide rollout is implemented: the agent applies kpr to the whole cluster whatever the
+// mode says.
 type KprMode int32
 
 const (
+	// Same as KPR_MODE_CLUSTER_WIDE.
 	KprMode_KPR_MODE_UNSPECIFIED KprMode = 0
-	// The whole cluster at once.
+	// The whole cluster at once, with one Helm upgrade.
 	KprMode_KPR_MODE_CLUSTER_WIDE KprMode = 1
-	// Node by node with CiliumNodeConfig and a node label.
+	// Node by node with CiliumNodeConfig and a node label. Accepted and stored, but not acted
+	// on yet: the agent rolls kpr out cluster-wide.
 	KprMode_KPR_MODE_NODE_BY_NODE KprMode = 2
 )
 
@@ -76,12 +80,17 @@ func (KprMode) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{0}
 }
 
+// RoutingMode is Cilium's routingMode.
 type RoutingMode int32
 
 const (
+	// Not set: the release keeps its current value.
 	RoutingMode_ROUTING_MODE_UNSPECIFIED RoutingMode = 0
-	RoutingMode_ROUTING_MODE_NATIVE      RoutingMode = 1
-	RoutingMode_ROUTING_MODE_TUNNEL      RoutingMode = 2
+	// "native": pod traffic is routed by the network without encapsulation. XDP acceleration,
+	// BIG TCP and DSR with dsrDispatch opt need it.
+	RoutingMode_ROUTING_MODE_NATIVE RoutingMode = 1
+	// "tunnel": pod traffic is encapsulated (tunnelProtocol); the chart's default.
+	RoutingMode_ROUTING_MODE_TUNNEL RoutingMode = 2
 )
 
 // Enum value maps for RoutingMode.
@@ -125,12 +134,16 @@ func (RoutingMode) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{1}
 }
 
+// TunnelProtocol is Cilium's tunnelProtocol, used in tunnel routing.
 type TunnelProtocol int32
 
 const (
+	// Not set: the release keeps its current value.
 	TunnelProtocol_TUNNEL_PROTOCOL_UNSPECIFIED TunnelProtocol = 0
-	TunnelProtocol_TUNNEL_PROTOCOL_VXLAN       TunnelProtocol = 1
-	TunnelProtocol_TUNNEL_PROTOCOL_GENEVE      TunnelProtocol = 2
+	// "vxlan", the chart's default.
+	TunnelProtocol_TUNNEL_PROTOCOL_VXLAN TunnelProtocol = 1
+	// "geneve"; needed by dsrDispatch geneve.
+	TunnelProtocol_TUNNEL_PROTOCOL_GENEVE TunnelProtocol = 2
 )
 
 // Enum value maps for TunnelProtocol.
@@ -174,13 +187,18 @@ func (TunnelProtocol) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{2}
 }
 
+// DatapathMode is Cilium's bpf.datapathMode: the device pairs pods are connected with.
 type DatapathMode int32
 
 const (
+	// Not set: the release keeps its current value.
 	DatapathMode_DATAPATH_MODE_UNSPECIFIED DatapathMode = 0
-	DatapathMode_DATAPATH_MODE_VETH        DatapathMode = 1
-	DatapathMode_DATAPATH_MODE_NETKIT      DatapathMode = 2
-	DatapathMode_DATAPATH_MODE_NETKIT_L2   DatapathMode = 3
+	// "veth", the chart's default.
+	DatapathMode_DATAPATH_MODE_VETH DatapathMode = 1
+	// "netkit" (kernel 6.8 or later on every node; needs eBPF host routing).
+	DatapathMode_DATAPATH_MODE_NETKIT DatapathMode = 2
+	// "netkit-l2": netkit in L2 mode (kernel 6.8 or later; needs eBPF host routing).
+	DatapathMode_DATAPATH_MODE_NETKIT_L2 DatapathMode = 3
 )
 
 // Enum value maps for DatapathMode.
@@ -226,12 +244,16 @@ func (DatapathMode) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{3}
 }
 
+// LoadBalancerAlgorithm is Cilium's loadBalancer.algorithm: how a service backend is chosen.
 type LoadBalancerAlgorithm int32
 
 const (
+	// Not set: the release keeps its current value.
 	LoadBalancerAlgorithm_LOAD_BALANCER_ALGORITHM_UNSPECIFIED LoadBalancerAlgorithm = 0
-	LoadBalancerAlgorithm_LOAD_BALANCER_ALGORITHM_RANDOM      LoadBalancerAlgorithm = 1
-	LoadBalancerAlgorithm_LOAD_BALANCER_ALGORITHM_MAGLEV      LoadBalancerAlgorithm = 2
+	// "random", the chart's default.
+	LoadBalancerAlgorithm_LOAD_BALANCER_ALGORITHM_RANDOM LoadBalancerAlgorithm = 1
+	// "maglev": consistent hashing (see maglev_table_size and maglev_hash_seed).
+	LoadBalancerAlgorithm_LOAD_BALANCER_ALGORITHM_MAGLEV LoadBalancerAlgorithm = 2
 )
 
 // Enum value maps for LoadBalancerAlgorithm.
@@ -275,13 +297,18 @@ func (LoadBalancerAlgorithm) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{4}
 }
 
+// LoadBalancerMode is Cilium's loadBalancer.mode: how traffic to a remote backend is forwarded.
 type LoadBalancerMode int32
 
 const (
+	// Not set: the release keeps its current value.
 	LoadBalancerMode_LOAD_BALANCER_MODE_UNSPECIFIED LoadBalancerMode = 0
-	LoadBalancerMode_LOAD_BALANCER_MODE_SNAT        LoadBalancerMode = 1
-	LoadBalancerMode_LOAD_BALANCER_MODE_DSR         LoadBalancerMode = 2
-	LoadBalancerMode_LOAD_BALANCER_MODE_HYBRID      LoadBalancerMode = 3
+	// "snat": the node masquerades forwarded traffic; the chart's default.
+	LoadBalancerMode_LOAD_BALANCER_MODE_SNAT LoadBalancerMode = 1
+	// "dsr": direct server return, backends answer clients directly (see dsrDispatch).
+	LoadBalancerMode_LOAD_BALANCER_MODE_DSR LoadBalancerMode = 2
+	// "hybrid": DSR for TCP, SNAT for UDP.
+	LoadBalancerMode_LOAD_BALANCER_MODE_HYBRID LoadBalancerMode = 3
 )
 
 // Enum value maps for LoadBalancerMode.
@@ -327,12 +354,19 @@ func (LoadBalancerMode) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{5}
 }
 
+// LoadBalancerAcceleration is Cilium's loadBalancer.acceleration: XDP acceleration of the
+// load balancer. Any value other than disabled needs native routing and kube-proxy replacement,
+// and preflight checks each node's NIC driver and kernel.
 type LoadBalancerAcceleration int32
 
 const (
+	// Not set: the release keeps its current value.
 	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_UNSPECIFIED LoadBalancerAcceleration = 0
-	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_DISABLED    LoadBalancerAcceleration = 1
-	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_NATIVE      LoadBalancerAcceleration = 2
+	// "disabled", the chart's default.
+	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_DISABLED LoadBalancerAcceleration = 1
+	// "native": XDP in the NIC driver; every node's driver must support native XDP.
+	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_NATIVE LoadBalancerAcceleration = 2
+	// "best-effort": native XDP where the driver supports it, none elsewhere.
 	LoadBalancerAcceleration_LOAD_BALANCER_ACCELERATION_BEST_EFFORT LoadBalancerAcceleration = 3
 )
 
@@ -379,13 +413,20 @@ func (LoadBalancerAcceleration) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{6}
 }
 
+// DsrDispatch is Cilium's loadBalancer.dsrDispatch: how DSR carries the service address to the
+// backend.
 type DsrDispatch int32
 
 const (
+	// Not set: the release keeps its current value.
 	DsrDispatch_DSR_DISPATCH_UNSPECIFIED DsrDispatch = 0
-	DsrDispatch_DSR_DISPATCH_OPT         DsrDispatch = 1
-	DsrDispatch_DSR_DISPATCH_IPIP        DsrDispatch = 2
-	DsrDispatch_DSR_DISPATCH_GENEVE      DsrDispatch = 3
+	// "opt": an IP option or IPv6 extension header; needs native routing (a managed cloud's
+	// fabric may drop it). The chart's default.
+	DsrDispatch_DSR_DISPATCH_OPT DsrDispatch = 1
+	// "ipip": IP-in-IP encapsulation.
+	DsrDispatch_DSR_DISPATCH_IPIP DsrDispatch = 2
+	// "geneve": Geneve encapsulation; needs tunnelProtocol geneve.
+	DsrDispatch_DSR_DISPATCH_GENEVE DsrDispatch = 3
 )
 
 // Enum value maps for DsrDispatch.
@@ -434,15 +475,19 @@ func (DsrDispatch) EnumDescriptor() ([]byte, []int) {
 // Profile is one immutable revision of a tuning profile.
 type Profile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// DNS-label name, unique in the fleet.
+	// Profile name: a DNS label (lower-case letters, digits and '-', at most 63 characters),
+	// unique in the fleet.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Starts at 1 and grows by one on every update.
-	Revision   uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Spec       *ProfileSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Revision number: 1 when created, one more on every update. A revision never changes.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The spec of this revision.
+	Spec *ProfileSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	// When the profile was created (its revision 1), by the leader's clock.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// Time of this revision.
+	// When this revision was written, by the leader's clock.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	// Who wrote this revision.
+	// Who wrote this revision: the caller's actor (a person's name, or the Ebbflow-Actor header
+	// when authentication is off).
 	UpdatedBy     string `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -520,16 +565,28 @@ func (x *Profile) GetUpdatedBy() string {
 	return ""
 }
 
-// ProfileSpec says which Cilium chart to use and which Helm values each phase turns on.
+// ProfileSpec says which Cilium chart to use and which Helm values each phase turns on. A
+// phase's values are laid over those of the phases before it (baseline, l7, kpr, xdp; later
+// wins), and validation checks the cumulative values at every phase. A phase left unset sets
+// no values of its own; a rollout still runs and measures it unless RolloutSpec.phases leaves
+// it out.
 type ProfileSpec struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Description string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
-	Chart       *ChartRef              `protobuf:"bytes,2,opt,name=chart,proto3" json:"chart,omitempty"`
-	Baseline    *BaselinePhase         `protobuf:"bytes,3,opt,name=baseline,proto3" json:"baseline,omitempty"`
-	L7          *L7Phase               `protobuf:"bytes,4,opt,name=l7,proto3" json:"l7,omitempty"`
-	Kpr         *KprPhase              `protobuf:"bytes,5,opt,name=kpr,proto3" json:"kpr,omitempty"`
-	Xdp         *XdpPhase              `protobuf:"bytes,6,opt,name=xdp,proto3" json:"xdp,omitempty"`
-	// Where the profile's environment is (e.g. "eks", "gke", "aks", "bare-metal"); drives warnings.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Free text for people, at most 4 KiB.
+	Description string `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	// The Cilium chart and release; chart.repository is required.
+	Chart *ChartRef `protobuf:"bytes,2,opt,name=chart,proto3" json:"chart,omitempty"`
+	// The baseline phase: usually unset (changes nothing).
+	Baseline *BaselinePhase `protobuf:"bytes,3,opt,name=baseline,proto3" json:"baseline,omitempty"`
+	// The l7 phase: L7 visibility and policies.
+	L7 *L7Phase `protobuf:"bytes,4,opt,name=l7,proto3" json:"l7,omitempty"`
+	// The kpr phase: kube-proxy replacement and parking; unset parks nothing.
+	Kpr *KprPhase `protobuf:"bytes,5,opt,name=kpr,proto3" json:"kpr,omitempty"`
+	// The xdp phase: XDP acceleration.
+	Xdp *XdpPhase `protobuf:"bytes,6,opt,name=xdp,proto3" json:"xdp,omitempty"`
+	// Where the profile's clusters run (e.g. "eks", "gke", "aks", "bare-metal"), a DNS label,
+	// case-insensitive. It drives warnings (features managed clouds limit) and, for "eks", adds
+	// kube-system/aws-node to the DaemonSets kpr parks by default.
 	Platform      string `protobuf:"bytes,7,opt,name=platform,proto3" json:"platform,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,18 +671,22 @@ func (x *ProfileSpec) GetPlatform() string {
 	return ""
 }
 
-// ChartRef names the Cilium chart.
+// ChartRef names the Cilium chart and the Helm release it is installed as.
 type ChartRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Helm repository URL (https://helm.cilium.io) or an OCI reference (oci://...), or a local path.
+	// Where the chart comes from: an https:// Helm repository (e.g. https://helm.cilium.io), an
+	// oci:// registry reference, or a local path on the agent's host starting with / or ./.
+	// Required.
 	Repository string `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
-	// Chart name in the repository, "cilium" by default.
+	// Chart name in the repository; "cilium" when empty. A DNS label.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Semver constraint, e.g. ">=1.16.0 <1.19.0".
+	// Semver constraint the chart version must satisfy, e.g. ">=1.16.0 <1.19.0". The agent keeps
+	// the deployed version when it satisfies the constraint, else takes the highest that does.
+	// Empty allows any version (a warning: each phase gets whatever is newest when it runs).
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	// Helm release name, "cilium" by default.
+	// Helm release name; "cilium" when empty. At most 53 characters.
 	ReleaseName string `protobuf:"bytes,4,opt,name=release_name,json=releaseName,proto3" json:"release_name,omitempty"`
-	// Namespace of the release, "kube-system" by default.
+	// Namespace of the release; "kube-system" when empty. A DNS label.
 	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -696,10 +757,12 @@ func (x *ChartRef) GetNamespace() string {
 	return ""
 }
 
-// BaselinePhase changes nothing on the cluster unless values are given.
+// BaselinePhase is the first phase: it changes nothing unless values are given, and measures
+// the baseline every later phase is judged against.
 type BaselinePhase struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Values        *CiliumValues          `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Helm values to set before the baseline is measured; usually unset.
+	Values        *CiliumValues `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,13 +804,19 @@ func (x *BaselinePhase) GetValues() *CiliumValues {
 	return nil
 }
 
-// L7Phase turns on L7 visibility and applies policies.
+// L7Phase turns on L7 visibility (its values, typically l7_proxy) and applies policies.
 type L7Phase struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Values *CiliumValues          `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
-	// CiliumNetworkPolicy (or other L7 visibility) objects, applied with server-side apply.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Helm values of the phase, laid over the baseline's.
+	Values *CiliumValues `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
+	// CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy objects (apiVersion cilium.io/v2,
+	// with metadata.name and spec or specs), applied with server-side apply and deleted by a
+	// rollback; at most 64. A CiliumNetworkPolicy without metadata.namespace is applied once in
+	// each of namespaces.
 	Policies []*structpb.Struct `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
-	// Namespaces the policies target.
+	// Namespaces (DNS labels, at most 64, no duplicates) a CiliumNetworkPolicy without its own
+	// namespace is applied in. When set, a policy that names its namespace must name one of
+	// these; when empty, every CiliumNetworkPolicy must name its namespace.
 	Namespaces    []string `protobuf:"bytes,3,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -806,9 +875,11 @@ func (x *L7Phase) GetNamespaces() []string {
 
 // DaemonSetRef names a DaemonSet to park during kpr.
 type DaemonSetRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Namespace of the DaemonSet (a DNS label); "kube-system" when empty.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Name of the DaemonSet; required. Cilium's own DaemonSet is refused.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,15 +928,22 @@ func (x *DaemonSetRef) GetName() string {
 	return ""
 }
 
-// KprPhase enables kube-proxy replacement with the profile's tuning values.
+// KprPhase enables kube-proxy replacement with the profile's tuning values and parks the
+// DaemonSets it replaces.
 type KprPhase struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Values *CiliumValues          `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
-	// DaemonSets parked with a nodeSelector that matches no node. Defaults to kube-system/kube-proxy.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Helm values of the phase, laid over the baseline's and l7's; for kube-proxy replacement
+	// typically kube_proxy_replacement, k8s_service_host and k8s_service_port.
+	Values *CiliumValues `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
+	// DaemonSets parked (given a nodeSelector that matches no node) once the upgrade has rolled
+	// out, and un-parked by a rollback; at most 16, no duplicates. One that does not exist on a
+	// cluster is skipped. Empty parks kube-system/kube-proxy, plus kube-system/aws-node when the
+	// platform is "eks". Parking needs kube_proxy_replacement true from kpr on (park-needs-kpr).
 	ParkDaemonSets []*DaemonSetRef `protobuf:"bytes,2,rep,name=park_daemon_sets,json=parkDaemonSets,proto3" json:"park_daemon_sets,omitempty"`
-	Mode           KprMode         `protobuf:"varint,3,opt,name=mode,proto3,enum=ebbflow.v1.KprMode" json:"mode,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How kpr is rolled out inside a cluster; see KprMode (only cluster-wide is implemented).
+	Mode          KprMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ebbflow.v1.KprMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KprPhase) Reset() {
@@ -921,8 +999,10 @@ func (x *KprPhase) GetMode() KprMode {
 
 // XdpPhase turns on XDP acceleration.
 type XdpPhase struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Values        *CiliumValues          `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Helm values of the phase, laid over every earlier phase's; typically
+	// load_balancer_acceleration.
+	Values        *CiliumValues `protobuf:"bytes,1,opt,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -964,64 +1044,84 @@ func (x *XdpPhase) GetValues() *CiliumValues {
 	return nil
 }
 
-// CiliumValues are the typed Helm values a phase sets. An unset field is not touched.
+// CiliumValues are the typed Helm values a phase sets. An unset field (an optional left out, an
+// empty string, an UNSPECIFIED enum) is not touched: the release keeps its current value.
+// Validation checks each value's range and format and the rules across values at every phase;
+// after the upgrade the agent verifies the typed values in cilium-config.
 type CiliumValues struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// kubeProxyReplacement
+	// kubeProxyReplacement: true replaces kube-proxy with Cilium's eBPF service handling (sent to
+	// the chart as the string "true" or "false").
 	KubeProxyReplacement *bool `protobuf:"varint,1,opt,name=kube_proxy_replacement,json=kubeProxyReplacement,proto3,oneof" json:"kube_proxy_replacement,omitempty"`
-	// k8sServiceHost
+	// k8sServiceHost: the API server's host name or IP address, without a scheme; Cilium needs
+	// it to reach the API server without kube-proxy.
 	K8SServiceHost string `protobuf:"bytes,2,opt,name=k8s_service_host,json=k8sServiceHost,proto3" json:"k8s_service_host,omitempty"`
-	// k8sServicePort
+	// k8sServicePort: the API server's port, 1 to 65535.
 	K8SServicePort *int32 `protobuf:"varint,3,opt,name=k8s_service_port,json=k8sServicePort,proto3,oneof" json:"k8s_service_port,omitempty"`
-	// routingMode
+	// routingMode.
 	RoutingMode RoutingMode `protobuf:"varint,4,opt,name=routing_mode,json=routingMode,proto3,enum=ebbflow.v1.RoutingMode" json:"routing_mode,omitempty"`
-	// tunnelProtocol
+	// tunnelProtocol.
 	TunnelProtocol TunnelProtocol `protobuf:"varint,5,opt,name=tunnel_protocol,json=tunnelProtocol,proto3,enum=ebbflow.v1.TunnelProtocol" json:"tunnel_protocol,omitempty"`
-	// autoDirectNodeRoutes
+	// autoDirectNodeRoutes: install routes to the other nodes' pod CIDRs (native routing on a
+	// shared L2 network).
 	AutoDirectNodeRoutes *bool `protobuf:"varint,6,opt,name=auto_direct_node_routes,json=autoDirectNodeRoutes,proto3,oneof" json:"auto_direct_node_routes,omitempty"`
-	// ipv4NativeRoutingCIDR
+	// ipv4NativeRoutingCIDR: the IPv4 CIDR routed natively, without masquerading, e.g.
+	// "10.0.0.0/8".
 	Ipv4NativeRoutingCidr string `protobuf:"bytes,7,opt,name=ipv4_native_routing_cidr,json=ipv4NativeRoutingCidr,proto3" json:"ipv4_native_routing_cidr,omitempty"`
-	// bpf.masquerade
+	// bpf.masquerade: masquerade in eBPF instead of iptables.
 	BpfMasquerade *bool `protobuf:"varint,8,opt,name=bpf_masquerade,json=bpfMasquerade,proto3,oneof" json:"bpf_masquerade,omitempty"`
-	// bpf.hostLegacyRouting (false = eBPF host routing)
+	// bpf.hostLegacyRouting: false selects eBPF host routing explicitly (preflight wants kernel
+	// 5.10 or later; needs kube-proxy replacement and BPF masquerading), true the legacy stack.
 	BpfHostLegacyRouting *bool `protobuf:"varint,9,opt,name=bpf_host_legacy_routing,json=bpfHostLegacyRouting,proto3,oneof" json:"bpf_host_legacy_routing,omitempty"`
-	// bpf.datapathMode
+	// bpf.datapathMode.
 	BpfDatapathMode DatapathMode `protobuf:"varint,10,opt,name=bpf_datapath_mode,json=bpfDatapathMode,proto3,enum=ebbflow.v1.DatapathMode" json:"bpf_datapath_mode,omitempty"`
-	// bpf.mapDynamicSizeRatio
+	// bpf.mapDynamicSizeRatio: the share of memory eBPF maps are sized for, 0 to 1 (the chart's
+	// default is 0.0025).
 	BpfMapDynamicSizeRatio *float64 `protobuf:"fixed64,11,opt,name=bpf_map_dynamic_size_ratio,json=bpfMapDynamicSizeRatio,proto3,oneof" json:"bpf_map_dynamic_size_ratio,omitempty"`
-	// enableIPv4BIGTCP
+	// enableIPv4BIGTCP: BIG TCP for IPv4 (kernel 6.3 or later; takes effect on mlx4, mlx5 and
+	// ice NICs; needs native routing, kube-proxy replacement, BPF masquerading and eBPF host
+	// routing).
 	EnableIpv4BigTcp *bool `protobuf:"varint,12,opt,name=enable_ipv4_big_tcp,json=enableIpv4BigTcp,proto3,oneof" json:"enable_ipv4_big_tcp,omitempty"`
-	// enableIPv6BIGTCP
+	// enableIPv6BIGTCP: BIG TCP for IPv6 (kernel 5.19 or later; otherwise as IPv4).
 	EnableIpv6BigTcp *bool `protobuf:"varint,13,opt,name=enable_ipv6_big_tcp,json=enableIpv6BigTcp,proto3,oneof" json:"enable_ipv6_big_tcp,omitempty"`
-	// installNoConntrackIptablesRules
+	// installNoConntrackIptablesRules: skip connection tracking of pod traffic in iptables (kernel
+	// 4.19.57 or later; needs native routing and kube-proxy replacement; not on managed clouds).
 	InstallNoConntrackIptablesRules *bool `protobuf:"varint,14,opt,name=install_no_conntrack_iptables_rules,json=installNoConntrackIptablesRules,proto3,oneof" json:"install_no_conntrack_iptables_rules,omitempty"`
-	// bandwidthManager.enabled
+	// bandwidthManager.enabled: EDT-based pod egress rate limiting (kernel 5.1 or later; needs
+	// kube-proxy replacement).
 	BandwidthManagerEnabled *bool `protobuf:"varint,15,opt,name=bandwidth_manager_enabled,json=bandwidthManagerEnabled,proto3,oneof" json:"bandwidth_manager_enabled,omitempty"`
-	// bandwidthManager.bbr
+	// bandwidthManager.bbr: BBR congestion control for pods (kernel 5.18 or later; needs the
+	// bandwidth manager and eBPF host routing).
 	BandwidthManagerBbr *bool `protobuf:"varint,16,opt,name=bandwidth_manager_bbr,json=bandwidthManagerBbr,proto3,oneof" json:"bandwidth_manager_bbr,omitempty"`
-	// loadBalancer.algorithm
+	// loadBalancer.algorithm.
 	LoadBalancerAlgorithm LoadBalancerAlgorithm `protobuf:"varint,17,opt,name=load_balancer_algorithm,json=loadBalancerAlgorithm,proto3,enum=ebbflow.v1.LoadBalancerAlgorithm" json:"load_balancer_algorithm,omitempty"`
-	// loadBalancer.mode
+	// loadBalancer.mode.
 	LoadBalancerMode LoadBalancerMode `protobuf:"varint,18,opt,name=load_balancer_mode,json=loadBalancerMode,proto3,enum=ebbflow.v1.LoadBalancerMode" json:"load_balancer_mode,omitempty"`
-	// loadBalancer.acceleration
+	// loadBalancer.acceleration.
 	LoadBalancerAcceleration LoadBalancerAcceleration `protobuf:"varint,19,opt,name=load_balancer_acceleration,json=loadBalancerAcceleration,proto3,enum=ebbflow.v1.LoadBalancerAcceleration" json:"load_balancer_acceleration,omitempty"`
-	// loadBalancer.dsrDispatch
+	// loadBalancer.dsrDispatch.
 	LoadBalancerDsrDispatch DsrDispatch `protobuf:"varint,20,opt,name=load_balancer_dsr_dispatch,json=loadBalancerDsrDispatch,proto3,enum=ebbflow.v1.DsrDispatch" json:"load_balancer_dsr_dispatch,omitempty"`
-	// maglev.tableSize
+	// maglev.tableSize: the Maglev lookup table size per service, one of Cilium's primes: 251,
+	// 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071.
 	MaglevTableSize *int32 `protobuf:"varint,21,opt,name=maglev_table_size,json=maglevTableSize,proto3,oneof" json:"maglev_table_size,omitempty"`
-	// maglev.hashSeed (base64)
+	// maglev.hashSeed: standard base64 of 12 random bytes (head -c12 /dev/urandom | base64).
 	MaglevHashSeed string `protobuf:"bytes,22,opt,name=maglev_hash_seed,json=maglevHashSeed,proto3" json:"maglev_hash_seed,omitempty"`
-	// hubble.enabled
+	// hubble.enabled.
 	HubbleEnabled *bool `protobuf:"varint,23,opt,name=hubble_enabled,json=hubbleEnabled,proto3,oneof" json:"hubble_enabled,omitempty"`
-	// l7Proxy
+	// l7Proxy: the Envoy-based L7 proxy L7 policies and visibility need.
 	L7Proxy *bool `protobuf:"varint,24,opt,name=l7_proxy,json=l7Proxy,proto3,oneof" json:"l7_proxy,omitempty"`
-	// socketLB.enabled
+	// socketLB.enabled: socket-level load balancing (services translated at connect time).
 	SocketLbEnabled *bool `protobuf:"varint,25,opt,name=socket_lb_enabled,json=socketLbEnabled,proto3,oneof" json:"socket_lb_enabled,omitempty"`
-	// MTU (0 = auto)
+	// MTU: 0 means auto-detect, else 576 to 65535.
 	Mtu *int32 `protobuf:"varint,26,opt,name=mtu,proto3,oneof" json:"mtu,omitempty"`
-	// Other Helm keys by dotted path, passed through and reported as unvalidated.
+	// Other Helm keys by dotted path ("a\.b" escapes a dot), at most 128, passed to Helm as they
+	// are: not validated (each raises a warning and is listed in unvalidated_keys) and not
+	// verified in cilium-config. A key may not set or cover a typed field.
 	Extra map[string]*structpb.Value `protobuf:"bytes,27,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Helm keys (dotted paths) that this phase may turn off although an earlier phase turned them on.
+	// Helm keys (dotted paths, or a typed field's JSON name such as "bpfMasquerade") that this
+	// phase may turn off (a bool from true to false) or change (an enum) although an earlier
+	// phase set them; otherwise that is a validation error (rule turn-off-not-allowed). At most
+	// 64; it applies to this phase only.
 	AllowTurnOff  []string `protobuf:"bytes,28,rep,name=allow_turn_off,json=allowTurnOff,proto3" json:"allow_turn_off,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1253,13 +1353,17 @@ func (x *CiliumValues) GetAllowTurnOff() []string {
 	return nil
 }
 
-// ValidationIssue is one problem found in a spec.
+// ValidationIssue is one problem found in a profile or a rollout spec. An INVALID_ARGUMENT
+// error lists its issues in the message and in a google.rpc.BadRequest detail.
 type ValidationIssue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Field path, e.g. "spec.kpr.values.load_balancer_acceleration".
+	// Path of the field. Inside a profile or rollout spec the path uses JSON (lowerCamelCase)
+	// names, e.g. "spec.kpr.values.loadBalancerAcceleration" or "spec.automatic.canaryCount";
+	// map keys and list positions in brackets.
 	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
-	// Stable rule identifier, e.g. "xdp-needs-native-routing".
-	Rule          string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Stable rule identifier, e.g. "xdp-needs-native-routing", "dns-label" or "required".
+	Rule string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// What is wrong, for people.
 	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1316,10 +1420,14 @@ func (x *ValidationIssue) GetMessage() string {
 	return ""
 }
 
+// CreateProfileRequest is the input of CreateProfile.
 type CreateProfileRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Spec          *ProfileSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the new profile: a DNS label (lower-case letters, digits and '-', at most 63
+	// characters). Required; checked with the spec (INVALID_ARGUMENT).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The profile's spec; required and validated in full.
+	Spec          *ProfileSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1368,10 +1476,13 @@ func (x *CreateProfileRequest) GetSpec() *ProfileSpec {
 	return nil
 }
 
+// CreateProfileResponse is the output of CreateProfile.
 type CreateProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
-	Warnings      []*ValidationIssue     `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored profile, revision 1.
+	Profile *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Validation warnings: worth reading, but they did not stop the write.
+	Warnings      []*ValidationIssue `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1420,11 +1531,14 @@ func (x *CreateProfileResponse) GetWarnings() []*ValidationIssue {
 	return nil
 }
 
+// GetProfileRequest is the input of GetProfile.
 type GetProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// 0 means the latest revision.
-	Revision      uint64       `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Name of the profile.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Revision to return; 0 means the latest revision.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Read level; linearizable when unset.
 	Read          *ReadOptions `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1481,9 +1595,11 @@ func (x *GetProfileRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// GetProfileResponse is the output of GetProfile.
 type GetProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requested revision.
+	Profile       *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1525,12 +1641,15 @@ func (x *GetProfileResponse) GetProfile() *Profile {
 	return nil
 }
 
+// ListProfilesRequest is the input of ListProfiles.
 type ListProfilesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Read  *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
-	// At most this many; 0 means the server's default (100). Max 1000.
+	// Read level; linearizable when unset.
+	Read *ReadOptions `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	// Most profiles to return; 0 means the server's default (100). At most 1000.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// From a previous response's next_page_token.
+	// next_page_token of the previous response; empty for the first page. A token this API did
+	// not return is refused with INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1587,11 +1706,13 @@ func (x *ListProfilesRequest) GetPageToken() string {
 	return ""
 }
 
+// ListProfilesResponse is the output of ListProfiles.
 type ListProfilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Latest revision of each profile, by name.
-	Profiles      []*Profile `protobuf:"bytes,1,rep,name=profiles,proto3" json:"profiles,omitempty"`
-	NextPageToken string     `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Profiles []*Profile `protobuf:"bytes,1,rep,name=profiles,proto3" json:"profiles,omitempty"`
+	// Token of the next page, for page_token; empty on the last page. Opaque.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1640,11 +1761,16 @@ func (x *ListProfilesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// UpdateProfileRequest is the input of UpdateProfile.
 type UpdateProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Spec  *ProfileSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	// If non-zero, the update fails unless the latest revision is this one (optimistic concurrency).
+	// Name of the profile to update; it must exist (NOT_FOUND otherwise).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new spec, replacing the previous revision's whole; required and validated as in
+	// CreateProfile.
+	Spec *ProfileSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// If non-zero, the update is made only if the latest revision is this one, else it fails
+	// with ABORTED (optimistic concurrency). 0 updates whatever the latest revision is.
 	ExpectedRevision uint64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -1701,10 +1827,13 @@ func (x *UpdateProfileRequest) GetExpectedRevision() uint64 {
 	return 0
 }
 
+// UpdateProfileResponse is the output of UpdateProfile.
 type UpdateProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
-	Warnings      []*ValidationIssue     `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new revision.
+	Profile *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Validation warnings: worth reading, but they did not stop the write.
+	Warnings      []*ValidationIssue `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1753,10 +1882,13 @@ func (x *UpdateProfileResponse) GetWarnings() []*ValidationIssue {
 	return nil
 }
 
+// DeleteProfileRequest is the input of DeleteProfile.
 type DeleteProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// If non-zero, the delete fails unless the latest revision is this one.
+	// Name of the profile to delete.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// If non-zero, the delete is made only if the latest revision is this one, else it fails
+	// with ABORTED. 0 deletes whatever the latest revision is.
 	ExpectedRevision uint64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -1806,9 +1938,10 @@ func (x *DeleteProfileRequest) GetExpectedRevision() uint64 {
 	return 0
 }
 
+// DeleteProfileResponse is the output of DeleteProfile.
 type DeleteProfileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Revision of the profile at deletion.
+	// Latest revision of the profile when it was deleted.
 	Revision      uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1851,10 +1984,13 @@ func (x *DeleteProfileResponse) GetRevision() uint64 {
 	return 0
 }
 
+// ListProfileRevisionsRequest is the input of ListProfileRevisions.
 type ListProfileRevisionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the profile.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Read level; linearizable when unset.
+	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1903,9 +2039,11 @@ func (x *ListProfileRevisionsRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// ListProfileRevisionsResponse is the output of ListProfileRevisions.
 type ListProfileRevisionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Revisions     []*Profile             `protobuf:"bytes,1,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every revision of the profile, newest first.
+	Revisions     []*Profile `protobuf:"bytes,1,rep,name=revisions,proto3" json:"revisions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1947,10 +2085,14 @@ func (x *ListProfileRevisionsResponse) GetRevisions() []*Profile {
 	return nil
 }
 
+// ValidateProfileRequest is the input of ValidateProfile.
 type ValidateProfileRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Spec          *ProfileSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name to check the spec under, as CreateProfile would; an empty or invalid name is reported
+	// as an error in the response.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The spec to check; required (INVALID_ARGUMENT when missing).
+	Spec          *ProfileSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1999,12 +2141,16 @@ func (x *ValidateProfileRequest) GetSpec() *ProfileSpec {
 	return nil
 }
 
+// ValidateProfileResponse is the output of ValidateProfile.
 type ValidateProfileResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Valid    bool                   `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
-	Errors   []*ValidationIssue     `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
-	Warnings []*ValidationIssue     `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	// Extra Helm keys passed through without validation.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when errors is empty: CreateProfile would accept this name and spec.
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	// Problems that make the profile unusable; CreateProfile and UpdateProfile refuse it.
+	Errors []*ValidationIssue `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Problems worth reading that do not stop the profile.
+	Warnings []*ValidationIssue `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// Extra Helm keys of every phase, passed through without validation; sorted, no duplicates.
 	UnvalidatedKeys []string `protobuf:"bytes,4,rep,name=unvalidated_keys,json=unvalidatedKeys,proto3" json:"unvalidated_keys,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

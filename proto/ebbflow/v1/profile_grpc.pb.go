@@ -32,16 +32,54 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ProfileService stores tuning profiles. Every write makes a new immutable revision.
+// ProfileService stores tuning profiles: which Cilium chart to install and which Helm values
+// each canary phase turns on. Every write makes a new immutable revision, and a rollout pins
+// one. Reads need the viewer role and take ReadOptions; writes need admin, run on the leader (a
+// follower forwards them) and are audited. Any call may fail with UNAUTHENTICATED,
+// PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no
+// leader known).
 type ProfileServiceClient interface {
+	// CreateProfile stores revision 1 of a new profile.
+	//
+	// Needs admin; runs on the leader; audited. The name and spec are validated in full: errors
+	// refuse the call with INVALID_ARGUMENT (a google.rpc.BadRequest detail names every field and
+	// rule), warnings come back in the response. ALREADY_EXISTS when a profile of that name exists; a
+	// retry after an unknown outcome gets ALREADY_EXISTS when the first call went through.
 	CreateProfile(ctx context.Context, in *CreateProfileRequest, opts ...grpc.CallOption) (*CreateProfileResponse, error)
+	// GetProfile returns one revision of a profile, the latest unless revision is set.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile or the revision does not exist.
 	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
+	// ListProfiles lists the latest revision of every profile in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(ctx context.Context, in *ListProfilesRequest, opts ...grpc.CallOption) (*ListProfilesResponse, error)
+	// UpdateProfile stores the next revision of an existing profile with the given spec, which
+	// replaces the previous one whole (a new revision is written even when nothing changed).
+	//
+	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
+	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision. Set expected_revision to retry safely.
 	UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...grpc.CallOption) (*UpdateProfileResponse, error)
+	// DeleteProfile deletes a profile with every revision; the name may then be created anew.
+	//
+	// Needs admin; runs on the leader; audited. NOT_FOUND when it does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision (or an update landed during the call);
+	// FAILED_PRECONDITION while an active (not yet ended) rollout pins it.
 	DeleteProfile(ctx context.Context, in *DeleteProfileRequest, opts ...grpc.CallOption) (*DeleteProfileResponse, error)
-	// ListProfileRevisions lists every stored revision of one profile, newest first.
+	// ListProfileRevisions lists every stored revision of one profile, newest first, in one response
+	// (not paginated).
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile does not exist.
 	ListProfileRevisions(ctx context.Context, in *ListProfileRevisionsRequest, opts ...grpc.CallOption) (*ListProfileRevisionsResponse, error)
-	// ValidateProfile checks a spec without storing it and returns errors and warnings.
+	// ValidateProfile checks a name and spec without storing anything and returns every error and
+	// warning: an invalid spec is a normal response with valid false, not an error.
+	//
+	// Needs viewer; served by the node that receives it (it reads no state). INVALID_ARGUMENT only
+	// when spec is missing.
 	ValidateProfile(ctx context.Context, in *ValidateProfileRequest, opts ...grpc.CallOption) (*ValidateProfileResponse, error)
 }
 
@@ -127,16 +165,54 @@ func (c *profileServiceClient) ValidateProfile(ctx context.Context, in *Validate
 // All implementations must embed UnimplementedProfileServiceServer
 // for forward compatibility.
 //
-// ProfileService stores tuning profiles. Every write makes a new immutable revision.
+// ProfileService stores tuning profiles: which Cilium chart to install and which Helm values
+// each canary phase turns on. Every write makes a new immutable revision, and a rollout pins
+// one. Reads need the viewer role and take ReadOptions; writes need admin, run on the leader (a
+// follower forwards them) and are audited. Any call may fail with UNAUTHENTICATED,
+// PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no
+// leader known).
 type ProfileServiceServer interface {
+	// CreateProfile stores revision 1 of a new profile.
+	//
+	// Needs admin; runs on the leader; audited. The name and spec are validated in full: errors
+	// refuse the call with INVALID_ARGUMENT (a google.rpc.BadRequest detail names every field and
+	// rule), warnings come back in the response. ALREADY_EXISTS when a profile of that name exists; a
+	// retry after an unknown outcome gets ALREADY_EXISTS when the first call went through.
 	CreateProfile(context.Context, *CreateProfileRequest) (*CreateProfileResponse, error)
+	// GetProfile returns one revision of a profile, the latest unless revision is set.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile or the revision does not exist.
 	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
+	// ListProfiles lists the latest revision of every profile in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(context.Context, *ListProfilesRequest) (*ListProfilesResponse, error)
+	// UpdateProfile stores the next revision of an existing profile with the given spec, which
+	// replaces the previous one whole (a new revision is written even when nothing changed).
+	//
+	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
+	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision. Set expected_revision to retry safely.
 	UpdateProfile(context.Context, *UpdateProfileRequest) (*UpdateProfileResponse, error)
+	// DeleteProfile deletes a profile with every revision; the name may then be created anew.
+	//
+	// Needs admin; runs on the leader; audited. NOT_FOUND when it does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision (or an update landed during the call);
+	// FAILED_PRECONDITION while an active (not yet ended) rollout pins it.
 	DeleteProfile(context.Context, *DeleteProfileRequest) (*DeleteProfileResponse, error)
-	// ListProfileRevisions lists every stored revision of one profile, newest first.
+	// ListProfileRevisions lists every stored revision of one profile, newest first, in one response
+	// (not paginated).
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile does not exist.
 	ListProfileRevisions(context.Context, *ListProfileRevisionsRequest) (*ListProfileRevisionsResponse, error)
-	// ValidateProfile checks a spec without storing it and returns errors and warnings.
+	// ValidateProfile checks a name and spec without storing anything and returns every error and
+	// warning: an invalid spec is a normal response with valid false, not an error.
+	//
+	// Needs viewer; served by the node that receives it (it reads no state). INVALID_ARGUMENT only
+	// when spec is missing.
 	ValidateProfile(context.Context, *ValidateProfileRequest) (*ValidateProfileResponse, error)
 	mustEmbedUnimplementedProfileServiceServer()
 }

@@ -24,17 +24,22 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// FailurePolicy says what happens when a wave fails.
+// FailurePolicy says what happens to clusters when a phase fails on them and when a wave fails.
 type FailurePolicy int32
 
 const (
 	// Same as FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS.
 	FailurePolicy_FAILURE_POLICY_UNSPECIFIED FailurePolicy = 0
-	// Stop; roll nothing back automatically.
+	// Roll nothing back automatically: a failed cluster keeps what it has, and a failed wave only
+	// halts the rollout (it ends FAILED).
 	FailurePolicy_FAILURE_POLICY_HALT_ONLY FailurePolicy = 1
-	// Roll back each failed cluster (the default).
+	// Roll back each failed cluster that applied a phase past the baseline to its pre-rollout
+	// Helm revision; the other clusters keep their change (the default). A failed wave halts the
+	// rollout, which ends FAILED.
 	FailurePolicy_FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS FailurePolicy = 2
-	// Roll every cluster of the failing wave back to its pre-rollout revision.
+	// As ROLLBACK_FAILED_CLUSTERS, and when a wave fails, every cluster of that wave that applied
+	// a phase past the baseline is rolled back too, succeeded ones included; the wave and the
+	// rollout end ROLLED_BACK.
 	FailurePolicy_FAILURE_POLICY_ROLLBACK_WAVE FailurePolicy = 3
 )
 
@@ -81,14 +86,18 @@ func (FailurePolicy) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{0}
 }
 
-// InconclusivePolicy says what to do when data is missing or inconclusive.
+// InconclusivePolicy says what to do when a phase's data is missing or inconclusive (too few
+// samples, or over budget but not significant).
 type InconclusivePolicy int32
 
 const (
 	// Same as INCONCLUSIVE_POLICY_FAIL.
 	InconclusivePolicy_INCONCLUSIVE_POLICY_UNSPECIFIED InconclusivePolicy = 0
-	InconclusivePolicy_INCONCLUSIVE_POLICY_FAIL        InconclusivePolicy = 1
-	// Wait for a person to approve or roll back.
+	// The cluster fails, as on a regression (and rolls back per the failure policy).
+	InconclusivePolicy_INCONCLUSIVE_POLICY_FAIL InconclusivePolicy = 1
+	// The cluster waits in CLUSTER_ROLLOUT_STATE_WAITING_FOR_APPROVAL, holding its concurrency
+	// slot, for a person: ApproveRollout with the cluster accepts the result, RollbackRollout or
+	// SkipCluster take it out.
 	InconclusivePolicy_INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL InconclusivePolicy = 2
 )
 
@@ -133,19 +142,32 @@ func (InconclusivePolicy) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{1}
 }
 
+// RolloutState is where a rollout is. SUCCEEDED, FAILED, ABORTED and ROLLED_BACK are terminal:
+// a terminal rollout holds no cluster and takes no steering call.
 type RolloutState int32
 
 const (
-	RolloutState_ROLLOUT_STATE_UNSPECIFIED          RolloutState = 0
-	RolloutState_ROLLOUT_STATE_PENDING              RolloutState = 1
-	RolloutState_ROLLOUT_STATE_RUNNING              RolloutState = 2
-	RolloutState_ROLLOUT_STATE_PAUSED               RolloutState = 3
+	// Never stored.
+	RolloutState_ROLLOUT_STATE_UNSPECIFIED RolloutState = 0
+	// Created; the engine starts it at its next step, within about a second.
+	RolloutState_ROLLOUT_STATE_PENDING RolloutState = 1
+	// Waves progress.
+	RolloutState_ROLLOUT_STATE_RUNNING RolloutState = 2
+	// Paused by PauseRollout: no cluster starts a new phase until ResumeRollout.
+	RolloutState_ROLLOUT_STATE_PAUSED RolloutState = 3
+	// The next wave's approval gate is closed; ApproveRollout opens it.
 	RolloutState_ROLLOUT_STATE_WAITING_FOR_APPROVAL RolloutState = 4
-	RolloutState_ROLLOUT_STATE_SUCCEEDED            RolloutState = 5
-	RolloutState_ROLLOUT_STATE_FAILED               RolloutState = 6
-	RolloutState_ROLLOUT_STATE_ABORTED              RolloutState = 7
-	RolloutState_ROLLOUT_STATE_ROLLING_BACK         RolloutState = 8
-	RolloutState_ROLLOUT_STATE_ROLLED_BACK          RolloutState = 9
+	// Every wave succeeded (possibly with tolerated failures). Terminal.
+	RolloutState_ROLLOUT_STATE_SUCCEEDED RolloutState = 5
+	// A wave failed past its max failures, or the rollout's progress deadline passed. Terminal.
+	RolloutState_ROLLOUT_STATE_FAILED RolloutState = 6
+	// Ended by AbortRollout. Terminal.
+	RolloutState_ROLLOUT_STATE_ABORTED RolloutState = 7
+	// Ending: waits for the clusters rolling back to report. It ends ROLLED_BACK when a wave was
+	// rolled back as a whole, else FAILED.
+	RolloutState_ROLLOUT_STATE_ROLLING_BACK RolloutState = 8
+	// A wave (or every started wave) was rolled back as a whole. Terminal.
+	RolloutState_ROLLOUT_STATE_ROLLED_BACK RolloutState = 9
 )
 
 // Enum value maps for RolloutState.
@@ -203,17 +225,27 @@ func (RolloutState) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{2}
 }
 
+// WaveState is where a wave is.
 type WaveState int32
 
 const (
-	WaveState_WAVE_STATE_UNSPECIFIED          WaveState = 0
-	WaveState_WAVE_STATE_PENDING              WaveState = 1
+	// Never stored.
+	WaveState_WAVE_STATE_UNSPECIFIED WaveState = 0
+	// Not started.
+	WaveState_WAVE_STATE_PENDING WaveState = 1
+	// Next in line, waiting for its approval gate to open.
 	WaveState_WAVE_STATE_WAITING_FOR_APPROVAL WaveState = 2
-	WaveState_WAVE_STATE_PROGRESSING          WaveState = 3
-	WaveState_WAVE_STATE_SOAKING              WaveState = 4
-	WaveState_WAVE_STATE_SUCCEEDED            WaveState = 5
-	WaveState_WAVE_STATE_FAILED               WaveState = 6
-	WaveState_WAVE_STATE_ROLLED_BACK          WaveState = 7
+	// Its clusters are being given phases, within max_concurrency.
+	WaveState_WAVE_STATE_PROGRESSING WaveState = 3
+	// Every cluster is done; the wave waits out its soak time.
+	WaveState_WAVE_STATE_SOAKING WaveState = 4
+	// Soaked; the next wave may start. Tolerated failures included.
+	WaveState_WAVE_STATE_SUCCEEDED WaveState = 5
+	// More clusters failed than max failures allows; later waves never start.
+	WaveState_WAVE_STATE_FAILED WaveState = 6
+	// Rolled back as a whole (FAILURE_POLICY_ROLLBACK_WAVE, or RollbackRollout of the wave or of
+	// all).
+	WaveState_WAVE_STATE_ROLLED_BACK WaveState = 7
 )
 
 // Enum value maps for WaveState.
@@ -267,20 +299,38 @@ func (WaveState) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{3}
 }
 
+// ClusterRolloutState is where one cluster is in a rollout. FAILED, ROLLING_BACK, ROLLED_BACK
+// and UNKNOWN count as failures of the cluster's wave.
 type ClusterRolloutState int32
 
 const (
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_UNSPECIFIED          ClusterRolloutState = 0
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_PENDING              ClusterRolloutState = 1
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_APPLYING             ClusterRolloutState = 2
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING            ClusterRolloutState = 3
+	// Never stored.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_UNSPECIFIED ClusterRolloutState = 0
+	// Waiting: for its wave, for a concurrency slot, or between two phases while the rollout does
+	// not run.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_PENDING ClusterRolloutState = 1
+	// Given an APPLY assignment; the agent applies and verifies the phase.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_APPLYING ClusterRolloutState = 2
+	// The agent verified the phase and measures it.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING ClusterRolloutState = 3
+	// Its phase was judged inconclusive under INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL; waits for
+	// ApproveRollout (or a rollback or skip).
 	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_WAITING_FOR_APPROVAL ClusterRolloutState = 4
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_SUCCEEDED            ClusterRolloutState = 5
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_FAILED               ClusterRolloutState = 6
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_ROLLING_BACK         ClusterRolloutState = 7
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_ROLLED_BACK          ClusterRolloutState = 8
-	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_SKIPPED              ClusterRolloutState = 9
-	// Silent past the deadline; counts against max failures.
+	// Passed every phase it runs.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_SUCCEEDED ClusterRolloutState = 5
+	// A phase failed, regressed or was inconclusive, or its rollback failed (reason says which).
+	// Under a rolling-back failure policy, a cluster that applied a phase past the baseline
+	// moves on to ROLLING_BACK.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_FAILED ClusterRolloutState = 6
+	// Given a ROLLBACK assignment to its pre-rollout Helm revision.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_ROLLING_BACK ClusterRolloutState = 7
+	// Its agent reported the rollback done.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_ROLLED_BACK ClusterRolloutState = 8
+	// Taken out (reason says why): SkipCluster, deleted or cordoned during the rollout, or
+	// preflight held every phase. Not a failure.
+	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_SKIPPED ClusterRolloutState = 9
+	// Silent past the phase timeout, or not done at the wave's progress deadline; counts against
+	// max failures.
 	ClusterRolloutState_CLUSTER_ROLLOUT_STATE_UNKNOWN ClusterRolloutState = 10
 )
 
@@ -341,12 +391,18 @@ func (ClusterRolloutState) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{4}
 }
 
+// Verdict is the judge's decision on one measured phase against the baseline.
 type Verdict int32
 
 const (
-	Verdict_VERDICT_UNSPECIFIED  Verdict = 0
-	Verdict_VERDICT_PASS         Verdict = 1
-	Verdict_VERDICT_REGRESSION   Verdict = 2
+	// Not judged yet.
+	Verdict_VERDICT_UNSPECIFIED Verdict = 0
+	// Within budget, significant or not; the baseline passes once validly measured.
+	Verdict_VERDICT_PASS Verdict = 1
+	// Over budget and significant, or throughput below its budget.
+	Verdict_VERDICT_REGRESSION Verdict = 2
+	// The data cannot decide: too few samples, over budget but not significant, or missing or
+	// invalid measurements. on_inconclusive decides what follows.
 	Verdict_VERDICT_INCONCLUSIVE Verdict = 3
 )
 
@@ -393,13 +449,17 @@ func (Verdict) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{5}
 }
 
+// PreflightResult is the outcome of one preflight check.
 type PreflightResult int32
 
 const (
+	// Never returned.
 	PreflightResult_PREFLIGHT_RESULT_UNSPECIFIED PreflightResult = 0
-	PreflightResult_PREFLIGHT_RESULT_PASS        PreflightResult = 1
-	PreflightResult_PREFLIGHT_RESULT_FAIL        PreflightResult = 2
-	// An input was missing (e.g. NIC driver unknown); never assumed to pass.
+	// The node (or cluster) supports the feature.
+	PreflightResult_PREFLIGHT_RESULT_PASS PreflightResult = 1
+	// It does not (e.g. a kernel older than the feature needs): the phase is held.
+	PreflightResult_PREFLIGHT_RESULT_FAIL PreflightResult = 2
+	// An input was missing (e.g. NIC driver unknown); never assumed to pass: the phase is held.
 	PreflightResult_PREFLIGHT_RESULT_UNKNOWN PreflightResult = 3
 )
 
@@ -446,32 +506,50 @@ func (PreflightResult) EnumDescriptor() ([]byte, []int) {
 	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{6}
 }
 
-// RolloutSpec is the rollout definition; immutable once created.
+// RolloutSpec is the rollout definition; immutable once created. CreateRollout validates it in
+// full and names every problem with its JSON field path (e.g. spec.automatic.canaryCount).
 type RolloutSpec struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Profile string                 `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
-	// 0 pins the latest revision at creation.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the profile to roll out; required, a DNS label.
+	Profile string `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Profile revision to pin; 0 pins the latest revision at creation (Rollout.profile_revision
+	// says which).
 	ProfileRevision uint64 `protobuf:"varint,2,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
-	// Label selector of the clusters in scope.
+	// Label selector of the clusters in scope, e.g. "env=prod,region in (eu,us)"; empty selects
+	// every registered cluster. At most 4 KiB.
 	ClusterSelector string `protobuf:"bytes,3,opt,name=cluster_selector,json=clusterSelector,proto3" json:"cluster_selector,omitempty"`
+	// How the clusters in scope are cut into waves; exactly one is required.
+	//
 	// Types that are valid to be assigned to Waves:
 	//
 	//	*RolloutSpec_Explicit
 	//	*RolloutSpec_Automatic
 	Waves isRolloutSpec_Waves `protobuf_oneof:"waves"`
-	// Phases to run, in order; empty means all four.
-	Phases        []Phase             `protobuf:"varint,6,rep,packed,name=phases,proto3,enum=ebbflow.v1.Phase" json:"phases,omitempty"`
-	Budgets       []*RegressionBudget `protobuf:"bytes,7,rep,name=budgets,proto3" json:"budgets,omitempty"`
-	FailurePolicy FailurePolicy       `protobuf:"varint,8,opt,name=failure_policy,json=failurePolicy,proto3,enum=ebbflow.v1.FailurePolicy" json:"failure_policy,omitempty"`
-	// Deadline for the whole rollout; 0 means none.
+	// Phases to run, in the order baseline, l7, kpr, xdp, each at most once; empty means all
+	// four. Without baseline, later phases have nothing to be judged against and come out
+	// inconclusive.
+	Phases []Phase `protobuf:"varint,6,rep,packed,name=phases,proto3,enum=ebbflow.v1.Phase" json:"phases,omitempty"`
+	// Regression budgets, at most one per phase and at most 16. A phase without a budget of its
+	// own uses the one for PHASE_UNSPECIFIED, else the defaults (p50 +10%, p99 +20%, throughput
+	// -10%, alpha 0.05, 30 samples, inconclusive fails).
+	Budgets []*RegressionBudget `protobuf:"bytes,7,rep,name=budgets,proto3" json:"budgets,omitempty"`
+	// What happens when a cluster or a wave fails; unset means ROLLBACK_FAILED_CLUSTERS.
+	FailurePolicy FailurePolicy `protobuf:"varint,8,opt,name=failure_policy,json=failurePolicy,proto3,enum=ebbflow.v1.FailurePolicy" json:"failure_policy,omitempty"`
+	// Deadline for the whole rollout, counted from its creation (pauses included): when it
+	// passes, unless the rollout is rolling back, clusters in flight stop and it ends FAILED.
+	// 0 or unset means none; otherwise 10 s to 90 days.
 	ProgressDeadline *durationpb.Duration `protobuf:"bytes,9,opt,name=progress_deadline,json=progressDeadline,proto3" json:"progress_deadline,omitempty"`
-	// Label to sort clusters by inside a wave (then by name).
+	// Label key to order clusters by inside a wave, and before automatic waves are cut: by its
+	// value (numerically when both values are integers; clusters without it last), then by name.
+	// Empty orders by name.
 	SortLabel string `protobuf:"bytes,10,opt,name=sort_label,json=sortLabel,proto3" json:"sort_label,omitempty"`
 	// Probe settings the agents use, the same for baseline and every phase.
-	Probes      *ProbeSettings `protobuf:"bytes,11,opt,name=probes,proto3" json:"probes,omitempty"`
-	Description string         `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
-	// How long a cluster may go without reporting on its current phase before it counts as
-	// unknown (a failure, never a pass). Default 10 minutes.
+	Probes *ProbeSettings `protobuf:"bytes,11,opt,name=probes,proto3" json:"probes,omitempty"`
+	// Free text for people, at most 4 KiB.
+	Description string `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	// How long a cluster may go without reporting on its current assignment (counted from the
+	// assignment, then from its latest report) before it turns UNKNOWN: a failure, never a pass.
+	// Sent to agents as Assignment.deadline. 0 or unset means 10 minutes; otherwise 1 s to 24 h.
 	PhaseTimeout  *durationpb.Duration `protobuf:"bytes,13,opt,name=phase_timeout,json=phaseTimeout,proto3" json:"phase_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,10 +692,12 @@ type isRolloutSpec_Waves interface {
 }
 
 type RolloutSpec_Explicit struct {
+	// Waves listed one by one.
 	Explicit *ExplicitWaves `protobuf:"bytes,4,opt,name=explicit,proto3,oneof"`
 }
 
 type RolloutSpec_Automatic struct {
+	// A canary wave, then waves of one size.
 	Automatic *AutomaticWaves `protobuf:"bytes,5,opt,name=automatic,proto3,oneof"`
 }
 
@@ -627,8 +707,11 @@ func (*RolloutSpec_Automatic) isRolloutSpec_Waves() {}
 
 // ExplicitWaves lists the waves in order.
 type ExplicitWaves struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Waves         []*WaveSpec            `protobuf:"bytes,1,rep,name=waves,proto3" json:"waves,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The waves, at least one and at most 1000. A cluster in scope goes into the first wave that
+	// lists it by name or whose selector matches it; clusters matching no wave are skipped. A wave
+	// that gets no cluster stays, so indexes match the spec.
+	Waves         []*WaveSpec `protobuf:"bytes,1,rep,name=waves,proto3" json:"waves,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -670,13 +753,20 @@ func (x *ExplicitWaves) GetWaves() []*WaveSpec {
 	return nil
 }
 
-// WaveSpec picks a wave's clusters by selector or by name.
+// WaveSpec picks a wave's clusters by selector, by name, or both.
 type WaveSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Selector      string                 `protobuf:"bytes,2,opt,name=selector,proto3" json:"selector,omitempty"`
-	Clusters      []string               `protobuf:"bytes,3,rep,name=clusters,proto3" json:"clusters,omitempty"`
-	Gates         *WaveGates             `protobuf:"bytes,4,opt,name=gates,proto3" json:"gates,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wave name, a DNS label unique among the waves; empty names it "wave-<n>", n counting from 1.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Label selector of the wave's clusters, within the rollout's cluster_selector.
+	Selector string `protobuf:"bytes,2,opt,name=selector,proto3" json:"selector,omitempty"`
+	// Clusters of the wave by name, at most 10,000, no duplicates. A listed cluster that is not
+	// registered or is outside the rollout's cluster_selector is skipped with the reason.
+	// selector or clusters (or both) must be set.
+	Clusters []string `protobuf:"bytes,3,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// The wave's gates; unset means no limits (every cluster at once, no failure tolerated, no
+	// soak, no deadline, no approval).
+	Gates         *WaveGates `protobuf:"bytes,4,opt,name=gates,proto3" json:"gates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,17 +829,25 @@ func (x *WaveSpec) GetGates() *WaveGates {
 	return nil
 }
 
-// AutomaticWaves cuts a canary wave then equal waves.
+// AutomaticWaves cuts a canary wave, then equal waves, from the clusters in scope ordered by
+// sort_label and name.
 type AutomaticWaves struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	CanaryCount int32                  `protobuf:"varint,1,opt,name=canary_count,json=canaryCount,proto3" json:"canary_count,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Clusters in the first wave, named "canary"; 0 means no canary wave.
+	CanaryCount int32 `protobuf:"varint,1,opt,name=canary_count,json=canaryCount,proto3" json:"canary_count,omitempty"`
+	// Size of each wave after the canary (named "wave-1", "wave-2", ...); exactly one is
+	// required.
+	//
 	// Types that are valid to be assigned to Size:
 	//
 	//	*AutomaticWaves_WaveSize
 	//	*AutomaticWaves_WavePercent
-	Size          isAutomaticWaves_Size `protobuf_oneof:"size"`
-	CanaryGates   *WaveGates            `protobuf:"bytes,4,opt,name=canary_gates,json=canaryGates,proto3" json:"canary_gates,omitempty"`
-	Gates         *WaveGates            `protobuf:"bytes,5,opt,name=gates,proto3" json:"gates,omitempty"`
+	Size isAutomaticWaves_Size `protobuf_oneof:"size"`
+	// Gates of the canary wave; unset means the same as gates.
+	CanaryGates *WaveGates `protobuf:"bytes,4,opt,name=canary_gates,json=canaryGates,proto3" json:"canary_gates,omitempty"`
+	// Gates of every other wave (and of the canary when canary_gates is unset); unset means no
+	// limits.
+	Gates         *WaveGates `protobuf:"bytes,5,opt,name=gates,proto3" json:"gates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -835,10 +933,13 @@ type isAutomaticWaves_Size interface {
 }
 
 type AutomaticWaves_WaveSize struct {
+	// Clusters per wave; the last wave may be smaller.
 	WaveSize int32 `protobuf:"varint,2,opt,name=wave_size,json=waveSize,proto3,oneof"`
 }
 
 type AutomaticWaves_WavePercent struct {
+	// Percent of the clusters left after the canary per wave, rounded up (at least one
+	// cluster): 25% of 10 gives waves of 3, 3, 3 and 1.
 	WavePercent int32 `protobuf:"varint,3,opt,name=wave_percent,json=wavePercent,proto3,oneof"`
 }
 
@@ -846,22 +947,34 @@ func (*AutomaticWaves_WaveSize) isAutomaticWaves_Size() {}
 
 func (*AutomaticWaves_WavePercent) isAutomaticWaves_Size() {}
 
-// WaveGates are the per-wave limits and gates.
+// WaveGates are the per-wave limits and gates. Unset fields mean no limit, except max_failures:
+// unset tolerates no failure.
 type WaveGates struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Clusters in flight at once; 0 means all of the wave.
+	// Clusters of the wave working at once; a cluster between two phases keeps its slot. 0 means
+	// all of the wave.
 	MaxConcurrency int32 `protobuf:"varint,1,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// How many failed clusters (FAILED, ROLLING_BACK, ROLLED_BACK or UNKNOWN; not SKIPPED) the
+	// wave tolerates; one more fails the wave and halts the rollout. Unset tolerates none.
+	//
 	// Types that are valid to be assigned to MaxFailures:
 	//
 	//	*WaveGates_MaxFailuresCount
 	//	*WaveGates_MaxFailuresPercent
 	MaxFailures isWaveGates_MaxFailures `protobuf_oneof:"max_failures"`
-	// Starts when the last cluster of the wave reports verified and measured.
-	SoakTime         *durationpb.Duration `protobuf:"bytes,4,opt,name=soak_time,json=soakTime,proto3" json:"soak_time,omitempty"`
+	// How long the wave soaks once every cluster is done, counted from the agent's timestamp of
+	// the wave's last measured report, before it succeeds and the next wave starts. 0 means no
+	// soak; at most 7 days.
+	SoakTime *durationpb.Duration `protobuf:"bytes,4,opt,name=soak_time,json=soakTime,proto3" json:"soak_time,omitempty"`
+	// How long the wave may progress, counted from its start; when it passes, every cluster of
+	// the wave not yet done turns UNKNOWN (a failure). 0 or unset means none; otherwise 10 s to
+	// 30 days.
 	ProgressDeadline *durationpb.Duration `protobuf:"bytes,5,opt,name=progress_deadline,json=progressDeadline,proto3" json:"progress_deadline,omitempty"`
-	RequireApproval  bool                 `protobuf:"varint,6,opt,name=require_approval,json=requireApproval,proto3" json:"require_approval,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// When true the wave does not start until ApproveRollout opens its gate; meanwhile the
+	// rollout waits in ROLLOUT_STATE_WAITING_FOR_APPROVAL.
+	RequireApproval bool `protobuf:"varint,6,opt,name=require_approval,json=requireApproval,proto3" json:"require_approval,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WaveGates) Reset() {
@@ -952,10 +1065,12 @@ type isWaveGates_MaxFailures interface {
 }
 
 type WaveGates_MaxFailuresCount struct {
+	// Tolerated failures, as a count.
 	MaxFailuresCount int32 `protobuf:"varint,2,opt,name=max_failures_count,json=maxFailuresCount,proto3,oneof"`
 }
 
 type WaveGates_MaxFailuresPercent struct {
+	// Tolerated failures, as a percent of the wave's clusters rounded down (10% of 25 is 2).
 	MaxFailuresPercent int32 `protobuf:"varint,3,opt,name=max_failures_percent,json=maxFailuresPercent,proto3,oneof"`
 }
 
@@ -963,16 +1078,33 @@ func (*WaveGates_MaxFailuresCount) isWaveGates_MaxFailures() {}
 
 func (*WaveGates_MaxFailuresPercent) isWaveGates_MaxFailures() {}
 
-// RegressionBudget is what a phase may cost against the baseline.
+// RegressionBudget is what a phase may cost against the baseline. A phase regresses when its
+// p50 or p99 latency grows beyond the budget and a one-sided Mann-Whitney U test finds the
+// slowdown significant, or when its mean throughput drops beyond the budget. A zero limit means
+// its default.
 type RegressionBudget struct {
-	state                        protoimpl.MessageState `protogen:"open.v1"`
-	Phase                        Phase                  `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
-	MaxP50IncreasePercent        float64                `protobuf:"fixed64,2,opt,name=max_p50_increase_percent,json=maxP50IncreasePercent,proto3" json:"max_p50_increase_percent,omitempty"`
-	MaxP99IncreasePercent        float64                `protobuf:"fixed64,3,opt,name=max_p99_increase_percent,json=maxP99IncreasePercent,proto3" json:"max_p99_increase_percent,omitempty"`
-	MaxThroughputDecreasePercent float64                `protobuf:"fixed64,4,opt,name=max_throughput_decrease_percent,json=maxThroughputDecreasePercent,proto3" json:"max_throughput_decrease_percent,omitempty"`
-	// Significance level of the Mann-Whitney U test, e.g. 0.05.
-	Alpha          float64            `protobuf:"fixed64,5,opt,name=alpha,proto3" json:"alpha,omitempty"`
-	MinSamples     int32              `protobuf:"varint,6,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Phase the budget applies to; PHASE_UNSPECIFIED makes it the budget of every phase without
+	// its own. At most one budget per phase. The baseline itself is never judged.
+	Phase Phase `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// Largest allowed increase of p50 latency over the baseline, in percent (10 means +10%);
+	// 0 means 10. A finite number >= 0.
+	MaxP50IncreasePercent float64 `protobuf:"fixed64,2,opt,name=max_p50_increase_percent,json=maxP50IncreasePercent,proto3" json:"max_p50_increase_percent,omitempty"`
+	// Largest allowed increase of p99 latency over the baseline, in percent; 0 means 20. A
+	// finite number >= 0.
+	MaxP99IncreasePercent float64 `protobuf:"fixed64,3,opt,name=max_p99_increase_percent,json=maxP99IncreasePercent,proto3" json:"max_p99_increase_percent,omitempty"`
+	// Largest allowed decrease of mean throughput (THROUGHPUT probes) below the baseline, in
+	// percent, 0 to 100; 0 means 10. A decrease beyond it is a regression on its own, without a
+	// significance test. Checked only when the baseline measured a throughput.
+	MaxThroughputDecreasePercent float64 `protobuf:"fixed64,4,opt,name=max_throughput_decrease_percent,json=maxThroughputDecreasePercent,proto3" json:"max_throughput_decrease_percent,omitempty"`
+	// Significance level of the Mann-Whitney U test, e.g. 0.05: a latency increase over budget
+	// with p >= alpha is inconclusive, not a regression. Required in a budget: strictly between
+	// 0 and 1.
+	Alpha float64 `protobuf:"fixed64,5,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// Fewest latency samples each side (baseline and phase) needs for a verdict; fewer is
+	// inconclusive. 0 means 30.
+	MinSamples int32 `protobuf:"varint,6,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
+	// What an inconclusive verdict does; unset means INCONCLUSIVE_POLICY_FAIL.
 	OnInconclusive InconclusivePolicy `protobuf:"varint,7,opt,name=on_inconclusive,json=onInconclusive,proto3,enum=ebbflow.v1.InconclusivePolicy" json:"on_inconclusive,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1060,21 +1192,34 @@ func (x *RegressionBudget) GetOnInconclusive() InconclusivePolicy {
 // Rollout is a rollout with its snapshotted plan and live status.
 type Rollout struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Spec  *RolloutSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	// The pinned profile revision.
-	ProfileRevision uint64       `protobuf:"varint,3,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
-	State           RolloutState `protobuf:"varint,4,opt,name=state,proto3,enum=ebbflow.v1.RolloutState" json:"state,omitempty"`
-	Waves           []*Wave      `protobuf:"bytes,5,rep,name=waves,proto3" json:"waves,omitempty"`
-	// Clusters in scope that are not in any wave (cordoned, or matching no wave), with the reason.
-	Skipped    []*SkippedCluster      `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// Rollout id: a DNS label, unique; given at creation or generated as "<profile>-<8 hex
+	// digits>".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The spec as created; immutable.
+	Spec *RolloutSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// The pinned profile revision: spec.profile_revision, or the latest at creation. Agents are
+	// given this revision's spec.
+	ProfileRevision uint64 `protobuf:"varint,3,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
+	// Where the rollout is; see RolloutState.
+	State RolloutState `protobuf:"varint,4,opt,name=state,proto3,enum=ebbflow.v1.RolloutState" json:"state,omitempty"`
+	// The waves in order, each with its clusters' records.
+	Waves []*Wave `protobuf:"bytes,5,rep,name=waves,proto3" json:"waves,omitempty"`
+	// Clusters in scope that are in no wave, with the reason: cordoned at creation, matching no
+	// explicit wave, or listed by an explicit wave but not registered or out of scope. Clusters
+	// taken out later stay in their wave as CLUSTER_ROLLOUT_STATE_SKIPPED.
+	Skipped []*SkippedCluster `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// When the rollout was created, by the leader's clock.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the rollout's header (state, message, waves) last changed; a change to cluster records
+	// alone leaves it.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	EndTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	CreatedBy  string                 `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	// Human-readable reason of the current state.
+	// When the rollout reached a terminal state; unset before.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Who created the rollout (the caller's actor).
+	CreatedBy string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Human-readable reason of the current state, e.g. "wave canary in progress".
 	Message string `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
-	// Grows by one on every stored change.
+	// Grows by one on every stored change (each decision, accepted report and manual action).
 	Generation    uint64 `protobuf:"varint,12,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1194,10 +1339,13 @@ func (x *Rollout) GetGeneration() uint64 {
 	return 0
 }
 
+// SkippedCluster is a cluster in the rollout's scope that no wave holds.
 type SkippedCluster struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Why it is skipped, e.g. "cordoned: kernel upgrade" or "matches no wave".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1246,17 +1394,30 @@ func (x *SkippedCluster) GetReason() string {
 	return ""
 }
 
+// Wave is one wave of a rollout with its clusters' records.
 type Wave struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	State         WaveState              `protobuf:"varint,3,opt,name=state,proto3,enum=ebbflow.v1.WaveState" json:"state,omitempty"`
-	Gates         *WaveGates             `protobuf:"bytes,4,opt,name=gates,proto3" json:"gates,omitempty"`
-	Clusters      []*RolloutCluster      `protobuf:"bytes,5,rep,name=clusters,proto3" json:"clusters,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the wave in the rollout, from 0; ApproveRollout and RollbackRollout name waves
+	// by it.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Wave name: the explicit wave's name, "canary", or "wave-<n>".
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Where the wave is; see WaveState.
+	State WaveState `protobuf:"varint,3,opt,name=state,proto3,enum=ebbflow.v1.WaveState" json:"state,omitempty"`
+	// The gates the wave runs under, copied from the spec at creation; unset means no limits
+	// (and no failure tolerated).
+	Gates *WaveGates `protobuf:"bytes,4,opt,name=gates,proto3" json:"gates,omitempty"`
+	// The wave's clusters, in rollout order (sort_label, then name).
+	Clusters []*RolloutCluster `protobuf:"bytes,5,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// When the wave started progressing; unset before.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Start of the soak: the agent's timestamp of the wave's last measured report (the
+	// controller's time when there was none); unset before soaking.
 	SoakStartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=soak_start_time,json=soakStartTime,proto3" json:"soak_start_time,omitempty"`
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	ApprovedBy    string                 `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// When the wave succeeded, failed or was rolled back; unset before.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Who opened the approval gate; empty until then.
+	ApprovedBy string `protobuf:"bytes,9,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	// The approval gate was opened.
 	Approved      bool `protobuf:"varint,10,opt,name=approved,proto3" json:"approved,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1365,32 +1526,46 @@ func (x *Wave) GetApproved() bool {
 
 // RolloutCluster is one cluster's progress in a rollout.
 type RolloutCluster struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// Phase in progress or last completed.
-	Phase Phase               `protobuf:"varint,2,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Phase in progress or last completed; PHASE_UNSPECIFIED before the first assignment.
+	Phase Phase `protobuf:"varint,2,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// Where the cluster is; see ClusterRolloutState.
 	State ClusterRolloutState `protobuf:"varint,3,opt,name=state,proto3,enum=ebbflow.v1.ClusterRolloutState" json:"state,omitempty"`
-	// Current assignment; reports for any other id are ignored.
-	AssignmentId string         `protobuf:"bytes,4,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
-	Results      []*PhaseResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
-	Reason       string         `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Helm revision of Cilium before the rollout touched the cluster.
+	// Current assignment, "<rollout>.<cluster>.<assignment_seq>"; empty before the first. Agent
+	// reports naming another id are refused.
+	AssignmentId string `protobuf:"bytes,4,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
+	// One result per phase assigned so far, in the order they ran.
+	Results []*PhaseResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	// Human-readable reason of the current state (why it failed, was skipped, waits or was
+	// stopped); empty when there is none.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Helm revision of the Cilium release before the rollout touched the cluster, from the
+	// agent's first report; rollbacks return to it. 0 until known.
 	PreRolloutHelmRevision int32 `protobuf:"varint,7,opt,name=pre_rollout_helm_revision,json=preRolloutHelmRevision,proto3" json:"pre_rollout_helm_revision,omitempty"`
 	// Phases this cluster runs (those that passed preflight at creation), in order.
 	Phases []Phase `protobuf:"varint,8,rep,packed,name=phases,proto3,enum=ebbflow.v1.Phase" json:"phases,omitempty"`
-	// Phases held out by preflight, and why.
+	// Phases held out by preflight, at creation or by the agent's PREFLIGHT_FAILED report; every
+	// phase after a held one is held too.
 	HeldPhases []Phase `protobuf:"varint,9,rep,packed,name=held_phases,json=heldPhases,proto3,enum=ebbflow.v1.Phase" json:"held_phases,omitempty"`
-	HeldReason string  `protobuf:"bytes,10,opt,name=held_reason,json=heldReason,proto3" json:"held_reason,omitempty"`
-	// Grows with every new assignment; part of the assignment id.
+	// Why phases were held: the failing checks, "; "-separated.
+	HeldReason string `protobuf:"bytes,10,opt,name=held_reason,json=heldReason,proto3" json:"held_reason,omitempty"`
+	// Assignments issued to this cluster so far (phases and rollbacks); the last part of
+	// assignment_id.
 	AssignmentSeq uint32 `protobuf:"varint,11,opt,name=assignment_seq,json=assignmentSeq,proto3" json:"assignment_seq,omitempty"`
-	// What the current assignment tells the agent to do.
-	Action         AssignmentAction       `protobuf:"varint,12,opt,name=action,proto3,enum=ebbflow.v1.AssignmentAction" json:"action,omitempty"`
+	// What the current assignment tells the agent to do; IDLE once the cluster is done, stopped
+	// or skipped.
+	Action AssignmentAction `protobuf:"varint,12,opt,name=action,proto3,enum=ebbflow.v1.AssignmentAction" json:"action,omitempty"`
+	// When the current assignment was issued, by the leader's clock (Assignment.issue_time).
 	PhaseStartTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=phase_start_time,json=phaseStartTime,proto3" json:"phase_start_time,omitempty"`
 	// The agent's own timestamp of its latest accepted report.
 	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
-	LastStatus     PhaseStatus            `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The latest status the agent reported on the current assignment; UNSPECIFIED until its
+	// first.
+	LastStatus    PhaseStatus `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutCluster) Reset() {
@@ -1528,22 +1703,41 @@ func (x *RolloutCluster) GetLastStatus() PhaseStatus {
 	return PhaseStatus_PHASE_STATUS_UNSPECIFIED
 }
 
-// PhaseResult is the outcome of one phase on one cluster.
+// PhaseResult is the outcome of one phase on one cluster. Deltas are in percent of the
+// baseline; 0 for the baseline itself and while either side has no samples.
 type PhaseResult struct {
-	state                  protoimpl.MessageState `protogen:"open.v1"`
-	Phase                  Phase                  `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
-	Verified               bool                   `protobuf:"varint,2,opt,name=verified,proto3" json:"verified,omitempty"`
-	Verdict                Verdict                `protobuf:"varint,3,opt,name=verdict,proto3,enum=ebbflow.v1.Verdict" json:"verdict,omitempty"`
-	P50DeltaPercent        float64                `protobuf:"fixed64,4,opt,name=p50_delta_percent,json=p50DeltaPercent,proto3" json:"p50_delta_percent,omitempty"`
-	P99DeltaPercent        float64                `protobuf:"fixed64,5,opt,name=p99_delta_percent,json=p99DeltaPercent,proto3" json:"p99_delta_percent,omitempty"`
-	ThroughputDeltaPercent float64                `protobuf:"fixed64,6,opt,name=throughput_delta_percent,json=throughputDeltaPercent,proto3" json:"throughput_delta_percent,omitempty"`
-	PValue                 float64                `protobuf:"fixed64,7,opt,name=p_value,json=pValue,proto3" json:"p_value,omitempty"`
-	Reason                 string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
-	Latency                *LatencySummary        `protobuf:"bytes,9,opt,name=latency,proto3" json:"latency,omitempty"`
-	ReportTime             *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
-	HelmRevisionBefore     int32                  `protobuf:"varint,11,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
-	HelmRevisionAfter      int32                  `protobuf:"varint,12,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
-	// The measurements the verdict was judged on (raw samples capped for storage).
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The phase.
+	Phase Phase `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// The agent verified the values in cilium-config and the Cilium DaemonSet rolled out.
+	Verified bool `protobuf:"varint,2,opt,name=verified,proto3" json:"verified,omitempty"`
+	// The judge's verdict; UNSPECIFIED until the phase is measured and judged.
+	Verdict Verdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=ebbflow.v1.Verdict" json:"verdict,omitempty"`
+	// Change of p50 latency against the baseline, in percent; positive is slower.
+	P50DeltaPercent float64 `protobuf:"fixed64,4,opt,name=p50_delta_percent,json=p50DeltaPercent,proto3" json:"p50_delta_percent,omitempty"`
+	// Change of p99 latency against the baseline, in percent; positive is slower.
+	P99DeltaPercent float64 `protobuf:"fixed64,5,opt,name=p99_delta_percent,json=p99DeltaPercent,proto3" json:"p99_delta_percent,omitempty"`
+	// Change of mean throughput against the baseline, in percent; negative is a decrease. 0 when
+	// the baseline measured none.
+	ThroughputDeltaPercent float64 `protobuf:"fixed64,6,opt,name=throughput_delta_percent,json=throughputDeltaPercent,proto3" json:"throughput_delta_percent,omitempty"`
+	// One-sided Mann-Whitney U p-value of "slower than the baseline"; 1 when a side has no
+	// samples or the measurements were invalid, 0 for the baseline.
+	PValue float64 `protobuf:"fixed64,7,opt,name=p_value,json=pValue,proto3" json:"p_value,omitempty"`
+	// The verdict's explanation, e.g. "p99 +23.4% > budget 20% (p=0.0003)"; an approval of an
+	// inconclusive result appends "; accepted by <actor>".
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Summary of the phase's pooled latency samples (HTTP, TCP_RR, TCP_CRR probes) with the
+	// probes' error counts; unset when there was none.
+	Latency *LatencySummary `protobuf:"bytes,9,opt,name=latency,proto3" json:"latency,omitempty"`
+	// The agent's timestamp of the MEASURED report that was judged.
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	// Helm revision of the Cilium release before the phase's upgrade, as the agent reported it.
+	HelmRevisionBefore int32 `protobuf:"varint,11,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
+	// Helm revision after the phase's upgrade; equal to before when the release had the values.
+	HelmRevisionAfter int32 `protobuf:"varint,12,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
+	// The measurements the verdict was judged on. Raw samples are capped at 5,000 per measurement
+	// when stored; once a phase other than the baseline is judged, its raw samples and
+	// histograms are dropped and the summaries stay.
 	Measurements  []*Measurement `protobuf:"bytes,13,rep,name=measurements,proto3" json:"measurements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1673,14 +1867,22 @@ func (x *PhaseResult) GetMeasurements() []*Measurement {
 // RolloutEvent is one entry of a rollout's history.
 type RolloutEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	// "controller" for the engine's decisions, else the person.
+	// When it happened, by the leader's clock.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// "controller" for the engine's decisions and the agents' reports, else the caller who
+	// steered the rollout.
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	// e.g. "assign", "verdict", "rollback", "pause", "approve".
-	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Cluster       string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Wave          int32  `protobuf:"varint,5,opt,name=wave,proto3" json:"wave,omitempty"`
-	Phase         Phase  `protobuf:"varint,6,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// What happened: "create", "start-wave", "assign", "report", "verdict", "fail", "rollback",
+	// "rolled-back", "skip", "timeout", "soak", "wave-succeeded", "wave-failed", "succeeded",
+	// "failed", "pause", "resume", "approve" or "abort".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The cluster it concerns; empty for a wave or the whole rollout.
+	Cluster string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Index of the wave it concerns; -1 for the whole rollout.
+	Wave int32 `protobuf:"varint,5,opt,name=wave,proto3" json:"wave,omitempty"`
+	// The phase it concerns; PHASE_UNSPECIFIED when none.
+	Phase Phase `protobuf:"varint,6,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// What happened, for people.
 	Message       string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1765,10 +1967,13 @@ func (x *RolloutEvent) GetMessage() string {
 	return ""
 }
 
+// CreateRolloutRequest is the input of CreateRollout.
 type CreateRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional; generated when empty.
-	Id            string       `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Rollout id: a DNS label of at most 63 characters, unique among all rollouts ever created.
+	// Optional; when empty one is generated ("<profile>-<8 hex digits>").
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The rollout to start; required.
 	Spec          *RolloutSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1818,9 +2023,11 @@ func (x *CreateRolloutRequest) GetSpec() *RolloutSpec {
 	return nil
 }
 
+// CreateRolloutResponse is the output of CreateRollout.
 type CreateRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new rollout, PENDING.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1862,10 +2069,13 @@ func (x *CreateRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// GetRolloutRequest is the input of GetRollout.
 type GetRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Read level; linearizable when unset.
+	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1914,9 +2124,11 @@ func (x *GetRolloutRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// GetRolloutResponse is the output of GetRollout.
 type GetRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1958,11 +2170,16 @@ func (x *GetRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// ListRolloutsRequest is the input of ListRollouts.
 type ListRolloutsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Read level; linearizable when unset.
+	Read *ReadOptions `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	// Most rollouts to return; 0 means the server's default (100). At most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response; empty for the first page. A token this API did
+	// not return is refused with INVALID_ARGUMENT.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2018,10 +2235,13 @@ func (x *ListRolloutsRequest) GetPageToken() string {
 	return ""
 }
 
+// ListRolloutsResponse is the output of ListRollouts.
 type ListRolloutsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollouts      []*Rollout             `protobuf:"bytes,1,rep,name=rollouts,proto3" json:"rollouts,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollouts in id order.
+	Rollouts []*Rollout `protobuf:"bytes,1,rep,name=rollouts,proto3" json:"rollouts,omitempty"`
+	// Token of the next page, for page_token; empty on the last page. Opaque.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2070,9 +2290,11 @@ func (x *ListRolloutsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// WatchRolloutRequest is the input of WatchRollout.
 type WatchRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2114,9 +2336,11 @@ func (x *WatchRolloutRequest) GetId() string {
 	return ""
 }
 
+// WatchRolloutResponse is one message of WatchRollout.
 type WatchRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout as it is now, in full.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2158,10 +2382,13 @@ func (x *WatchRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// PauseRolloutRequest is the input of PauseRollout.
 type PauseRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; appended to the rollout's message and history. Optional.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2210,9 +2437,11 @@ func (x *PauseRolloutRequest) GetReason() string {
 	return ""
 }
 
+// PauseRolloutResponse is the output of PauseRollout.
 type PauseRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2254,9 +2483,11 @@ func (x *PauseRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// ResumeRolloutRequest is the input of ResumeRollout.
 type ResumeRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2298,9 +2529,11 @@ func (x *ResumeRolloutRequest) GetId() string {
 	return ""
 }
 
+// ResumeRolloutResponse is the output of ResumeRollout.
 type ResumeRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2342,12 +2575,16 @@ func (x *ResumeRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// ApproveRolloutRequest is the input of ApproveRollout: give exactly one of a wave (>= 0, no
+// cluster) or a cluster (with wave -1).
 type ApproveRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Wave index whose gate to open; -1 when approving a cluster.
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Wave index whose gate to open; -1 when approving a cluster. 0 is the first wave, so a
+	// cluster approval must set -1 explicitly.
 	Wave int32 `protobuf:"varint,2,opt,name=wave,proto3" json:"wave,omitempty"`
-	// Cluster whose inconclusive result to accept.
+	// Cluster whose inconclusive result to accept; empty when approving a wave.
 	Cluster       string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2404,9 +2641,11 @@ func (x *ApproveRolloutRequest) GetCluster() string {
 	return ""
 }
 
+// ApproveRolloutResponse is the output of ApproveRollout.
 type ApproveRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2448,11 +2687,15 @@ func (x *ApproveRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// SkipClusterRequest is the input of SkipCluster.
 type SkipClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Cluster       string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Cluster to take out of the rollout.
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Why; appended to the cluster's reason and the history. Optional.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2508,9 +2751,11 @@ func (x *SkipClusterRequest) GetReason() string {
 	return ""
 }
 
+// SkipClusterResponse is the output of SkipCluster.
 type SkipClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2552,10 +2797,13 @@ func (x *SkipClusterResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// AbortRolloutRequest is the input of AbortRollout.
 type AbortRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; appended to the rollout's message and history. Optional.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2604,9 +2852,11 @@ func (x *AbortRolloutRequest) GetReason() string {
 	return ""
 }
 
+// AbortRolloutResponse is the output of AbortRollout.
 type AbortRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change, ABORTED.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2648,16 +2898,21 @@ func (x *AbortRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// RollbackRolloutRequest is the input of RollbackRollout.
 type RollbackRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What to roll back; exactly one is required (INVALID_ARGUMENT otherwise).
+	//
 	// Types that are valid to be assigned to Target:
 	//
 	//	*RollbackRolloutRequest_Cluster
 	//	*RollbackRolloutRequest_Wave
 	//	*RollbackRolloutRequest_All
-	Target        isRollbackRolloutRequest_Target `protobuf_oneof:"target"`
-	Reason        string                          `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Target isRollbackRolloutRequest_Target `protobuf_oneof:"target"`
+	// Why; recorded in the clusters' reasons and the history. Optional.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2745,14 +3000,17 @@ type isRollbackRolloutRequest_Target interface {
 }
 
 type RollbackRolloutRequest_Cluster struct {
+	// One cluster of the rollout.
 	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3,oneof"`
 }
 
 type RollbackRolloutRequest_Wave struct {
+	// One started wave, by index (0 is the first).
 	Wave int32 `protobuf:"varint,3,opt,name=wave,proto3,oneof"`
 }
 
 type RollbackRolloutRequest_All struct {
+	// Every started wave; must be true (false is refused with FAILED_PRECONDITION).
 	All bool `protobuf:"varint,4,opt,name=all,proto3,oneof"`
 }
 
@@ -2762,9 +3020,11 @@ func (*RollbackRolloutRequest_Wave) isRollbackRolloutRequest_Target() {}
 
 func (*RollbackRolloutRequest_All) isRollbackRolloutRequest_Target() {}
 
+// RollbackRolloutResponse is the output of RollbackRollout.
 type RollbackRolloutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rollout       *Rollout               `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2806,9 +3066,11 @@ func (x *RollbackRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// PlanRolloutRequest is the input of PlanRollout.
 type PlanRolloutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *RolloutSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout spec to plan, as CreateRollout takes it; required.
+	Spec          *RolloutSpec `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2852,12 +3114,19 @@ func (x *PlanRolloutRequest) GetSpec() *RolloutSpec {
 
 // PreflightCheck is one feature on one node (or the cluster when node is empty).
 type PreflightCheck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Phase         Phase                  `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
-	Feature       string                 `protobuf:"bytes,2,opt,name=feature,proto3" json:"feature,omitempty"`
-	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
-	Result        PreflightResult        `protobuf:"varint,4,opt,name=result,proto3,enum=ebbflow.v1.PreflightResult" json:"result,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The phase checked; a feature is checked at every phase whose cumulative values turn it on.
+	Phase Phase `protobuf:"varint,1,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// The feature, e.g. "kube-proxy-replacement", "host-routing", "xdp-acceleration",
+	// "big-tcp-ipv4", "inventory"; "after-held-phase" for a phase held because an earlier one was.
+	Feature string `protobuf:"bytes,2,opt,name=feature,proto3" json:"feature,omitempty"`
+	// The node checked; empty for a cluster-wide check, or when every node passes the feature
+	// (folded into one check).
+	Node string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	// The outcome.
+	Result PreflightResult `protobuf:"varint,4,opt,name=result,proto3,enum=ebbflow.v1.PreflightResult" json:"result,omitempty"`
+	// Why, e.g. "kernel 5.4.0 does not meet 5.10 needed for host-routing".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2929,13 +3198,17 @@ func (x *PreflightCheck) GetReason() string {
 
 // ClusterPlan is what the rollout would do on one cluster.
 type ClusterPlan struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Wave    int32                  `protobuf:"varint,2,opt,name=wave,proto3" json:"wave,omitempty"`
-	// Phases that pass preflight on every node.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Cluster id.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Index of its wave.
+	Wave int32 `protobuf:"varint,2,opt,name=wave,proto3" json:"wave,omitempty"`
+	// Phases that pass preflight on every node, in order.
 	Phases []Phase `protobuf:"varint,3,rep,packed,name=phases,proto3,enum=ebbflow.v1.Phase" json:"phases,omitempty"`
-	// Phases held out, with the checks that held them.
-	HeldPhases    []Phase           `protobuf:"varint,4,rep,packed,name=held_phases,json=heldPhases,proto3,enum=ebbflow.v1.Phase" json:"held_phases,omitempty"`
+	// Phases held out, with the checks that held them; every phase after a held one is held.
+	HeldPhases []Phase `protobuf:"varint,4,rep,packed,name=held_phases,json=heldPhases,proto3,enum=ebbflow.v1.Phase" json:"held_phases,omitempty"`
+	// The checks of every phase: per node for a feature some node fails or leaves unknown, one
+	// cluster-wide check for a feature every node passes.
 	Checks        []*PreflightCheck `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3006,14 +3279,20 @@ func (x *ClusterPlan) GetChecks() []*PreflightCheck {
 	return nil
 }
 
+// PlanRolloutResponse is the output of PlanRollout.
 type PlanRolloutResponse struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ProfileRevision uint64                 `protobuf:"varint,1,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
-	Waves           []*WavePlan            `protobuf:"bytes,2,rep,name=waves,proto3" json:"waves,omitempty"`
-	Skipped         []*SkippedCluster      `protobuf:"bytes,3,rep,name=skipped,proto3" json:"skipped,omitempty"`
-	Warnings        []*ValidationIssue     `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The profile revision the rollout would pin.
+	ProfileRevision uint64 `protobuf:"varint,1,opt,name=profile_revision,json=profileRevision,proto3" json:"profile_revision,omitempty"`
+	// The waves in order.
+	Waves []*WavePlan `protobuf:"bytes,2,rep,name=waves,proto3" json:"waves,omitempty"`
+	// Clusters in scope that no wave would hold, with the reason, by name.
+	Skipped []*SkippedCluster `protobuf:"bytes,3,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// The profile's validation warnings, then each planned cluster's inventory warnings (fields
+	// named clusters.<cluster>.inventory...).
+	Warnings      []*ValidationIssue `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanRolloutResponse) Reset() {
@@ -3074,11 +3353,15 @@ func (x *PlanRolloutResponse) GetWarnings() []*ValidationIssue {
 	return nil
 }
 
+// WavePlan is one wave of a plan.
 type WavePlan struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Clusters      []*ClusterPlan         `protobuf:"bytes,3,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the wave, from 0.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Wave name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The wave's clusters in rollout order, each with its preflight.
+	Clusters      []*ClusterPlan `protobuf:"bytes,3,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3134,10 +3417,13 @@ func (x *WavePlan) GetClusters() []*ClusterPlan {
 	return nil
 }
 
+// GetRolloutHistoryRequest is the input of GetRolloutHistory.
 type GetRolloutHistoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Read level; linearizable when unset.
+	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3186,9 +3472,11 @@ func (x *GetRolloutHistoryRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+// GetRolloutHistoryResponse is the output of GetRolloutHistory.
 type GetRolloutHistoryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*RolloutEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every event of the rollout, oldest first.
+	Events        []*RolloutEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -52,15 +52,34 @@ const (
 // AccessServiceClient is a client for the ebbflow.v1.AccessService service.
 type AccessServiceClient interface {
 	// WhoAmI returns the identity and role the controller established for the caller.
+	//
+	// Any authenticated caller (person, agent or node); any node. UNAUTHENTICATED without
+	// credentials. With authentication off it answers a person named by the Ebbflow-Actor header
+	// ("anonymous" without it), role admin, method "none".
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
-	// CreateJoinToken issues a single-use token for one cluster's agent. The secret is returned
-	// once, here; the controller keeps only its hash.
+	// CreateJoinToken issues a single-use token for one cluster's agent.
+	//
+	// The secret is returned once, here; the controller keeps only its hash. The cluster need not be
+	// registered yet. Needs admin; runs on the leader; audited. Not idempotent: every call makes a
+	// new token.
 	CreateJoinToken(context.Context, *connect.Request[v1.CreateJoinTokenRequest]) (*connect.Response[v1.CreateJoinTokenResponse], error)
+	// ListJoinTokens lists join tokens, never their secrets, newest first, in one response (not
+	// paginated); a pending token past its expire time is shown EXPIRED.
+	//
+	// Tokens expired for more than a day are pruned as new ones are created. Needs admin;
+	// linearizable on the leader unless read asks for a stale read.
 	ListJoinTokens(context.Context, *connect.Request[v1.ListJoinTokensRequest]) (*connect.Response[v1.ListJoinTokensResponse], error)
 	// RevokeJoinToken makes an unused token unusable.
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: revoking a revoked token returns it
+	// unchanged. NOT_FOUND for an unknown id; FAILED_PRECONDITION for a used token (revoke the
+	// cluster's identity instead).
 	RevokeJoinToken(context.Context, *connect.Request[v1.RevokeJoinTokenRequest]) (*connect.Response[v1.RevokeJoinTokenResponse], error)
-	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at
-	// once, on every node; the agent needs a new join token to come back.
+	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at once, on
+	// every node; the agent needs a new join token to come back.
+	//
+	// The cluster stays registered, and any cluster name may be revoked, registered or not. Needs
+	// admin; runs on the leader; audited.
 	RevokeClusterIdentity(context.Context, *connect.Request[v1.RevokeClusterIdentityRequest]) (*connect.Response[v1.RevokeClusterIdentityResponse], error)
 }
 
@@ -147,15 +166,34 @@ func (c *accessServiceClient) RevokeClusterIdentity(ctx context.Context, req *co
 // AccessServiceHandler is an implementation of the ebbflow.v1.AccessService service.
 type AccessServiceHandler interface {
 	// WhoAmI returns the identity and role the controller established for the caller.
+	//
+	// Any authenticated caller (person, agent or node); any node. UNAUTHENTICATED without
+	// credentials. With authentication off it answers a person named by the Ebbflow-Actor header
+	// ("anonymous" without it), role admin, method "none".
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
-	// CreateJoinToken issues a single-use token for one cluster's agent. The secret is returned
-	// once, here; the controller keeps only its hash.
+	// CreateJoinToken issues a single-use token for one cluster's agent.
+	//
+	// The secret is returned once, here; the controller keeps only its hash. The cluster need not be
+	// registered yet. Needs admin; runs on the leader; audited. Not idempotent: every call makes a
+	// new token.
 	CreateJoinToken(context.Context, *connect.Request[v1.CreateJoinTokenRequest]) (*connect.Response[v1.CreateJoinTokenResponse], error)
+	// ListJoinTokens lists join tokens, never their secrets, newest first, in one response (not
+	// paginated); a pending token past its expire time is shown EXPIRED.
+	//
+	// Tokens expired for more than a day are pruned as new ones are created. Needs admin;
+	// linearizable on the leader unless read asks for a stale read.
 	ListJoinTokens(context.Context, *connect.Request[v1.ListJoinTokensRequest]) (*connect.Response[v1.ListJoinTokensResponse], error)
 	// RevokeJoinToken makes an unused token unusable.
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: revoking a revoked token returns it
+	// unchanged. NOT_FOUND for an unknown id; FAILED_PRECONDITION for a used token (revoke the
+	// cluster's identity instead).
 	RevokeJoinToken(context.Context, *connect.Request[v1.RevokeJoinTokenRequest]) (*connect.Response[v1.RevokeJoinTokenResponse], error)
-	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at
-	// once, on every node; the agent needs a new join token to come back.
+	// RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at once, on
+	// every node; the agent needs a new join token to come back.
+	//
+	// The cluster stays registered, and any cluster name may be revoked, registered or not. Needs
+	// admin; runs on the leader; audited.
 	RevokeClusterIdentity(context.Context, *connect.Request[v1.RevokeClusterIdentityRequest]) (*connect.Response[v1.RevokeClusterIdentityResponse], error)
 }
 

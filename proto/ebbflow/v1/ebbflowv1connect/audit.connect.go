@@ -40,7 +40,10 @@ const (
 
 // AuditServiceClient is a client for the ebbflow.v1.AuditService service.
 type AuditServiceClient interface {
-	// ListAuditRecords lists records newest first.
+	// ListAuditRecords lists the records matching every filter given, newest first, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// names a bad filter, page_size or page_token.
 	ListAuditRecords(context.Context, *connect.Request[v1.ListAuditRecordsRequest]) (*connect.Response[v1.ListAuditRecordsResponse], error)
 }
 
@@ -77,7 +80,10 @@ func (c *auditServiceClient) ListAuditRecords(ctx context.Context, req *connect.
 
 // AuditServiceHandler is an implementation of the ebbflow.v1.AuditService service.
 type AuditServiceHandler interface {
-	// ListAuditRecords lists records newest first.
+	// ListAuditRecords lists the records matching every filter given, newest first, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// names a bad filter, page_size or page_token.
 	ListAuditRecords(context.Context, *connect.Request[v1.ListAuditRecordsRequest]) (*connect.Response[v1.ListAuditRecordsResponse], error)
 }
 

@@ -58,15 +58,47 @@ const (
 
 // ClusterServiceClient is a client for the ebbflow.v1.ClusterService service.
 type ClusterServiceClient interface {
-	// RegisterCluster adds a cluster ahead of its agent (or updates its labels if it exists).
+	// RegisterCluster adds a cluster ahead of its agent or, when it exists, replaces its labels
+	// (inventory, cordon and agent version stay).
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: registering again with the same labels
+	// changes nothing. INVALID_ARGUMENT names a bad name or label.
 	RegisterCluster(context.Context, *connect.Request[v1.RegisterClusterRequest]) (*connect.Response[v1.RegisterClusterResponse], error)
+	// GetCluster returns one cluster with its inventory and its agent's liveness.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// is not registered.
 	GetCluster(context.Context, *connect.Request[v1.GetClusterRequest]) (*connect.Response[v1.GetClusterResponse], error)
+	// ListClusters lists the clusters a label selector matches, in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read (cheap for
+	// fleet-wide listings). INVALID_ARGUMENT for a bad selector, page_size or page_token.
 	ListClusters(context.Context, *connect.Request[v1.ListClustersRequest]) (*connect.Response[v1.ListClustersResponse], error)
-	// SetClusterLabels replaces the cluster's labels.
+	// SetClusterLabels replaces the cluster's labels with exactly the given set.
+	//
+	// Rollouts already created keep the waves they cut. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when the cluster is not registered; ABORTED when expected_generation is set and is
+	// not the cluster's generation.
 	SetClusterLabels(context.Context, *connect.Request[v1.SetClusterLabelsRequest]) (*connect.Response[v1.SetClusterLabelsResponse], error)
-	// CordonCluster makes rollouts skip the cluster (explicitly, with the reason).
+	// CordonCluster makes rollouts skip the cluster, explicitly and with the reason: a rollout
+	// created afterwards lists it in Rollout.skipped, and an active rollout marks it
+	// CLUSTER_ROLLOUT_STATE_SKIPPED when the engine next steps, unless it has finished or is rolling
+	// back.
+	//
+	// Nothing is rolled back. Cordoning again replaces the reason. Needs admin; runs on the leader;
+	// audited. NOT_FOUND when the cluster is not registered.
 	CordonCluster(context.Context, *connect.Request[v1.CordonClusterRequest]) (*connect.Response[v1.CordonClusterResponse], error)
+	// UncordonCluster lifts a cordon and clears its reason.
+	//
+	// Rollouts that already skipped the cluster do not take it back. Idempotent. Needs admin; runs
+	// on the leader; audited. NOT_FOUND when the cluster is not registered.
 	UncordonCluster(context.Context, *connect.Request[v1.UncordonClusterRequest]) (*connect.Response[v1.UncordonClusterResponse], error)
+	// DeleteCluster removes a cluster from the registry and forgets its agent's liveness.
+	//
+	// Active rollouts skip it (it keeps what they applied); its agent gets NOT_FOUND until it
+	// registers again (RegisterAgent creates the cluster anew). Its certificates stay valid: revoke
+	// them with AccessService.RevokeClusterIdentity. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when it is not registered.
 	DeleteCluster(context.Context, *connect.Request[v1.DeleteClusterRequest]) (*connect.Response[v1.DeleteClusterResponse], error)
 }
 
@@ -176,15 +208,47 @@ func (c *clusterServiceClient) DeleteCluster(ctx context.Context, req *connect.R
 
 // ClusterServiceHandler is an implementation of the ebbflow.v1.ClusterService service.
 type ClusterServiceHandler interface {
-	// RegisterCluster adds a cluster ahead of its agent (or updates its labels if it exists).
+	// RegisterCluster adds a cluster ahead of its agent or, when it exists, replaces its labels
+	// (inventory, cordon and agent version stay).
+	//
+	// Needs admin; runs on the leader; audited. Idempotent: registering again with the same labels
+	// changes nothing. INVALID_ARGUMENT names a bad name or label.
 	RegisterCluster(context.Context, *connect.Request[v1.RegisterClusterRequest]) (*connect.Response[v1.RegisterClusterResponse], error)
+	// GetCluster returns one cluster with its inventory and its agent's liveness.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// is not registered.
 	GetCluster(context.Context, *connect.Request[v1.GetClusterRequest]) (*connect.Response[v1.GetClusterResponse], error)
+	// ListClusters lists the clusters a label selector matches, in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read (cheap for
+	// fleet-wide listings). INVALID_ARGUMENT for a bad selector, page_size or page_token.
 	ListClusters(context.Context, *connect.Request[v1.ListClustersRequest]) (*connect.Response[v1.ListClustersResponse], error)
-	// SetClusterLabels replaces the cluster's labels.
+	// SetClusterLabels replaces the cluster's labels with exactly the given set.
+	//
+	// Rollouts already created keep the waves they cut. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when the cluster is not registered; ABORTED when expected_generation is set and is
+	// not the cluster's generation.
 	SetClusterLabels(context.Context, *connect.Request[v1.SetClusterLabelsRequest]) (*connect.Response[v1.SetClusterLabelsResponse], error)
-	// CordonCluster makes rollouts skip the cluster (explicitly, with the reason).
+	// CordonCluster makes rollouts skip the cluster, explicitly and with the reason: a rollout
+	// created afterwards lists it in Rollout.skipped, and an active rollout marks it
+	// CLUSTER_ROLLOUT_STATE_SKIPPED when the engine next steps, unless it has finished or is rolling
+	// back.
+	//
+	// Nothing is rolled back. Cordoning again replaces the reason. Needs admin; runs on the leader;
+	// audited. NOT_FOUND when the cluster is not registered.
 	CordonCluster(context.Context, *connect.Request[v1.CordonClusterRequest]) (*connect.Response[v1.CordonClusterResponse], error)
+	// UncordonCluster lifts a cordon and clears its reason.
+	//
+	// Rollouts that already skipped the cluster do not take it back. Idempotent. Needs admin; runs
+	// on the leader; audited. NOT_FOUND when the cluster is not registered.
 	UncordonCluster(context.Context, *connect.Request[v1.UncordonClusterRequest]) (*connect.Response[v1.UncordonClusterResponse], error)
+	// DeleteCluster removes a cluster from the registry and forgets its agent's liveness.
+	//
+	// Active rollouts skip it (it keeps what they applied); its agent gets NOT_FOUND until it
+	// registers again (RegisterAgent creates the cluster anew). Its certificates stay valid: revoke
+	// them with AccessService.RevokeClusterIdentity. Needs admin; runs on the leader; audited.
+	// NOT_FOUND when it is not registered.
 	DeleteCluster(context.Context, *connect.Request[v1.DeleteClusterRequest]) (*connect.Response[v1.DeleteClusterResponse], error)
 }
 

@@ -49,15 +49,31 @@ const (
 
 // ControllerServiceClient is a client for the ebbflow.v1.ControllerService service.
 type ControllerServiceClient interface {
+	// GetControllerStatus answers from the node that receives it, never forwarded: its Raft state,
+	// its view of the leader and the members, and (on the leader) how many agents are alive.
+	//
+	// Needs viewer; any node.
 	GetControllerStatus(context.Context, *connect.Request[v1.GetControllerStatusRequest]) (*connect.Response[v1.GetControllerStatusResponse], error)
-	// AddVoter adds a controller node as a voter. Served by the leader (forwarded from followers).
+	// AddVoter adds a controller node as a voter and records its API address.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. Idempotent: a node that
+	// is already a voter at that Raft address only has its API address updated. ABORTED when the Raft
+	// address belongs to another node; INVALID_ARGUMENT when an address is not host:port. Nodes
+	// started with fleet-controller --join add themselves.
 	AddVoter(context.Context, *connect.Request[v1.AddVoterRequest]) (*connect.Response[v1.AddVoterResponse], error)
-	// RemoveServer removes a controller node from the Raft configuration.
+	// RemoveServer removes a controller node from the Raft configuration and forgets its API address;
+	// removing the leader makes it step down.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. NOT_FOUND when the node
+	// is not a member.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
-	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
-	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
-	// so agents make no Heartbeat call while their stream is up; followers send their set on a
-	// change and every heartbeat interval. Only controller nodes may call it.
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the calling
+	// node.
+	//
+	// An open stream is an agent's liveness (it carries HTTP/2 keepalive pings), so agents make no
+	// Heartbeat call while their stream is up; followers send their set on a change and every
+	// heartbeat interval. Only controller nodes may call it. Not forwarded: UNAVAILABLE on a node
+	// that is not the leader; PERMISSION_DENIED when node_id is not the caller's.
 	ReportAgentStreams(context.Context, *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error)
 }
 
@@ -130,15 +146,31 @@ func (c *controllerServiceClient) ReportAgentStreams(ctx context.Context, req *c
 
 // ControllerServiceHandler is an implementation of the ebbflow.v1.ControllerService service.
 type ControllerServiceHandler interface {
+	// GetControllerStatus answers from the node that receives it, never forwarded: its Raft state,
+	// its view of the leader and the members, and (on the leader) how many agents are alive.
+	//
+	// Needs viewer; any node.
 	GetControllerStatus(context.Context, *connect.Request[v1.GetControllerStatusRequest]) (*connect.Response[v1.GetControllerStatusResponse], error)
-	// AddVoter adds a controller node as a voter. Served by the leader (forwarded from followers).
+	// AddVoter adds a controller node as a voter and records its API address.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. Idempotent: a node that
+	// is already a voter at that Raft address only has its API address updated. ABORTED when the Raft
+	// address belongs to another node; INVALID_ARGUMENT when an address is not host:port. Nodes
+	// started with fleet-controller --join add themselves.
 	AddVoter(context.Context, *connect.Request[v1.AddVoterRequest]) (*connect.Response[v1.AddVoterResponse], error)
-	// RemoveServer removes a controller node from the Raft configuration.
+	// RemoveServer removes a controller node from the Raft configuration and forgets its API address;
+	// removing the leader makes it step down.
+	//
+	// Served by the leader (forwarded from followers); needs admin; audited. NOT_FOUND when the node
+	// is not a member.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
-	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the
-	// calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
-	// so agents make no Heartbeat call while their stream is up; followers send their set on a
-	// change and every heartbeat interval. Only controller nodes may call it.
+	// ReportAgentStreams tells the leader which agents hold an assignment stream open on the calling
+	// node.
+	//
+	// An open stream is an agent's liveness (it carries HTTP/2 keepalive pings), so agents make no
+	// Heartbeat call while their stream is up; followers send their set on a change and every
+	// heartbeat interval. Only controller nodes may call it. Not forwarded: UNAVAILABLE on a node
+	// that is not the leader; PERMISSION_DENIED when node_id is not the caller's.
 	ReportAgentStreams(context.Context, *connect.Request[v1.ReportAgentStreamsRequest]) (*connect.Response[v1.ReportAgentStreamsResponse], error)
 }
 

@@ -58,14 +58,47 @@ const (
 
 // ProfileServiceClient is a client for the ebbflow.v1.ProfileService service.
 type ProfileServiceClient interface {
+	// CreateProfile stores revision 1 of a new profile.
+	//
+	// Needs admin; runs on the leader; audited. The name and spec are validated in full: errors
+	// refuse the call with INVALID_ARGUMENT (a google.rpc.BadRequest detail names every field and
+	// rule), warnings come back in the response. ALREADY_EXISTS when a profile of that name exists; a
+	// retry after an unknown outcome gets ALREADY_EXISTS when the first call went through.
 	CreateProfile(context.Context, *connect.Request[v1.CreateProfileRequest]) (*connect.Response[v1.CreateProfileResponse], error)
+	// GetProfile returns one revision of a profile, the latest unless revision is set.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile or the revision does not exist.
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
+	// ListProfiles lists the latest revision of every profile in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
+	// UpdateProfile stores the next revision of an existing profile with the given spec, which
+	// replaces the previous one whole (a new revision is written even when nothing changed).
+	//
+	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
+	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision. Set expected_revision to retry safely.
 	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	// DeleteProfile deletes a profile with every revision; the name may then be created anew.
+	//
+	// Needs admin; runs on the leader; audited. NOT_FOUND when it does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision (or an update landed during the call);
+	// FAILED_PRECONDITION while an active (not yet ended) rollout pins it.
 	DeleteProfile(context.Context, *connect.Request[v1.DeleteProfileRequest]) (*connect.Response[v1.DeleteProfileResponse], error)
-	// ListProfileRevisions lists every stored revision of one profile, newest first.
+	// ListProfileRevisions lists every stored revision of one profile, newest first, in one response
+	// (not paginated).
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile does not exist.
 	ListProfileRevisions(context.Context, *connect.Request[v1.ListProfileRevisionsRequest]) (*connect.Response[v1.ListProfileRevisionsResponse], error)
-	// ValidateProfile checks a spec without storing it and returns errors and warnings.
+	// ValidateProfile checks a name and spec without storing anything and returns every error and
+	// warning: an invalid spec is a normal response with valid false, not an error.
+	//
+	// Needs viewer; served by the node that receives it (it reads no state). INVALID_ARGUMENT only
+	// when spec is missing.
 	ValidateProfile(context.Context, *connect.Request[v1.ValidateProfileRequest]) (*connect.Response[v1.ValidateProfileResponse], error)
 }
 
@@ -177,14 +210,47 @@ func (c *profileServiceClient) ValidateProfile(ctx context.Context, req *connect
 
 // ProfileServiceHandler is an implementation of the ebbflow.v1.ProfileService service.
 type ProfileServiceHandler interface {
+	// CreateProfile stores revision 1 of a new profile.
+	//
+	// Needs admin; runs on the leader; audited. The name and spec are validated in full: errors
+	// refuse the call with INVALID_ARGUMENT (a google.rpc.BadRequest detail names every field and
+	// rule), warnings come back in the response. ALREADY_EXISTS when a profile of that name exists; a
+	// retry after an unknown outcome gets ALREADY_EXISTS when the first call went through.
 	CreateProfile(context.Context, *connect.Request[v1.CreateProfileRequest]) (*connect.Response[v1.CreateProfileResponse], error)
+	// GetProfile returns one revision of a profile, the latest unless revision is set.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile or the revision does not exist.
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
+	// ListProfiles lists the latest revision of every profile in name order, a page at a time.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
+	// UpdateProfile stores the next revision of an existing profile with the given spec, which
+	// replaces the previous one whole (a new revision is written even when nothing changed).
+	//
+	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
+	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision. Set expected_revision to retry safely.
 	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	// DeleteProfile deletes a profile with every revision; the name may then be created anew.
+	//
+	// Needs admin; runs on the leader; audited. NOT_FOUND when it does not exist; ABORTED when
+	// expected_revision is set and is not the latest revision (or an update landed during the call);
+	// FAILED_PRECONDITION while an active (not yet ended) rollout pins it.
 	DeleteProfile(context.Context, *connect.Request[v1.DeleteProfileRequest]) (*connect.Response[v1.DeleteProfileResponse], error)
-	// ListProfileRevisions lists every stored revision of one profile, newest first.
+	// ListProfileRevisions lists every stored revision of one profile, newest first, in one response
+	// (not paginated).
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// profile does not exist.
 	ListProfileRevisions(context.Context, *connect.Request[v1.ListProfileRevisionsRequest]) (*connect.Response[v1.ListProfileRevisionsResponse], error)
-	// ValidateProfile checks a spec without storing it and returns errors and warnings.
+	// ValidateProfile checks a name and spec without storing anything and returns every error and
+	// warning: an invalid spec is a normal response with valid false, not an error.
+	//
+	// Needs viewer; served by the node that receives it (it reads no state). INVALID_ARGUMENT only
+	// when spec is missing.
 	ValidateProfile(context.Context, *connect.Request[v1.ValidateProfileRequest]) (*connect.Response[v1.ValidateProfileResponse], error)
 }
 

@@ -73,24 +73,94 @@ const (
 
 // RolloutServiceClient is a client for the ebbflow.v1.RolloutService service.
 type RolloutServiceClient interface {
+	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout in
+	// ROLLOUT_STATE_PENDING, which the engine starts within about a second.
+	//
+	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT for an invalid spec (every issue
+	// named) or a profile that does not validate; NOT_FOUND when the profile or the pinned revision
+	// does not exist; FAILED_PRECONDITION when a cluster it would hold is held by another active
+	// rollout (named in the message); ALREADY_EXISTS when the id is taken. Give an id to retry
+	// safely.
 	CreateRollout(context.Context, *connect.Request[v1.CreateRolloutRequest]) (*connect.Response[v1.CreateRolloutResponse], error)
+	// GetRollout returns a rollout with every wave, cluster record and stored measurement.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// does not exist.
 	GetRollout(context.Context, *connect.Request[v1.GetRolloutRequest]) (*connect.Response[v1.GetRolloutResponse], error)
+	// ListRollouts lists every rollout, ended ones included, in id order, a page at a time.
+	//
+	// Each comes in full (waves, records, measurements): use a small page_size for large rollouts.
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListRollouts(context.Context, *connect.Request[v1.ListRolloutsRequest]) (*connect.Response[v1.ListRolloutsResponse], error)
-	// WatchRollout sends the rollout now and again after every change, until it ends or the caller leaves.
+	// WatchRollout sends the rollout now and again after every change (at most one message every
+	// 100 ms), until it reaches a terminal state (the stream then ends OK) or the caller leaves.
+	//
+	// Needs viewer; served by any node from its replica, after it caught up with the leader's commit
+	// index, so it never starts from a state older than a write acknowledged before it was opened.
+	// NOT_FOUND when the rollout does not exist; UNAVAILABLE when the node shuts down (watch again,
+	// from any node).
 	WatchRollout(context.Context, *connect.Request[v1.WatchRolloutRequest]) (*connect.ServerStreamForClient[v1.WatchRolloutResponse], error)
+	// PauseRollout stops new assignments: clusters working on a phase finish it and report, but none
+	// starts another until ResumeRollout.
+	//
+	// Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
+	// operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
+	// RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
+	// exist.
 	PauseRollout(context.Context, *connect.Request[v1.PauseRolloutRequest]) (*connect.Response[v1.PauseRolloutResponse], error)
+	// ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
+	// wave's gate is still closed).
+	//
+	// Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
+	// NOT_FOUND when it does not exist.
 	ResumeRollout(context.Context, *connect.Request[v1.ResumeRolloutRequest]) (*connect.Response[v1.ResumeRolloutResponse], error)
-	// ApproveRollout opens a wave's approval gate or accepts an inconclusive cluster.
+	// ApproveRollout opens a wave's approval gate (wave >= 0; it may be opened before the wave is
+	// reached) or accepts the inconclusive result of a cluster waiting for approval (cluster, with
+	// wave -1), which then goes on as if its phase had passed.
+	//
+	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT unless exactly one of wave and
+	// cluster is given; FAILED_PRECONDITION when the rollout has ended, the wave does not exist, has
+	// no approval gate, is already approved or has started, or the cluster is not in the rollout or
+	// not waiting for approval; NOT_FOUND when the rollout does not exist.
 	ApproveRollout(context.Context, *connect.Request[v1.ApproveRolloutRequest]) (*connect.Response[v1.ApproveRolloutResponse], error)
-	// SkipCluster takes a cluster out of the rollout, recorded as skipped.
+	// SkipCluster takes a cluster out of the rollout: it stays listed, SKIPPED with the reason, its
+	// action becomes IDLE, it no longer counts against its wave, and another rollout may take it.
+	//
+	// What it applied stays (nothing is rolled back). Needs operator; runs on the leader; audited.
+	// FAILED_PRECONDITION when the rollout has ended, the cluster is not in it, or it is SKIPPED,
+	// SUCCEEDED, ROLLING_BACK or ROLLED_BACK; NOT_FOUND when the rollout does not exist.
 	SkipCluster(context.Context, *connect.Request[v1.SkipClusterRequest]) (*connect.Response[v1.SkipClusterResponse], error)
-	// AbortRollout stops issuing new phases; clusters keep what they have.
+	// AbortRollout ends the rollout ABORTED at once: no new assignments; clusters keep what they
+	// have, and those applying or rolling back are told to stop (action IDLE).
+	//
+	// Nothing is rolled back: roll back first to undo. Needs operator; runs on the leader; audited.
+	// FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does not exist.
 	AbortRollout(context.Context, *connect.Request[v1.AbortRolloutRequest]) (*connect.Response[v1.AbortRolloutResponse], error)
-	// RollbackRollout rolls back one cluster, one wave, or the whole rollout.
+	// RollbackRollout rolls back one cluster, one wave, or the whole rollout, each cluster to its
+	// pre-rollout Helm revision.
+	//
+	// A cluster: that cluster only (it must have applied a phase past the baseline); it counts as a
+	// failure of its wave and the rollout goes on. A wave, or all: every cluster of that wave (or of
+	// every started wave) that applied a phase past the baseline; clusters in flight stop, those
+	// waves become ROLLED_BACK, and the rollout goes ROLLING_BACK and ends ROLLED_BACK once the
+	// agents report their rollbacks. Needs operator; runs on the leader; audited. INVALID_ARGUMENT
+	// when no target is given; FAILED_PRECONDITION when the rollout has ended, the wave does not
+	// exist or has not started, or the cluster is not in the rollout, has nothing to roll back, or is
+	// skipped, rolling back or rolled back; NOT_FOUND when the rollout does not exist.
 	RollbackRollout(context.Context, *connect.Request[v1.RollbackRolloutRequest]) (*connect.Response[v1.RollbackRolloutResponse], error)
-	// PlanRollout is a dry run: which clusters, in which wave, and preflight per phase.
+	// PlanRollout is a dry run of CreateRollout: which clusters, in which wave, each cluster's
+	// preflight per phase, the clusters skipped and the warnings, as a rollout created now would have
+	// them.
+	//
+	// It stores nothing and does not check whether other rollouts hold the clusters. Needs viewer;
+	// runs on the leader with a linearizable read. INVALID_ARGUMENT and NOT_FOUND as CreateRollout.
 	PlanRollout(context.Context, *connect.Request[v1.PlanRolloutRequest]) (*connect.Response[v1.PlanRolloutResponse], error)
-	// GetRolloutHistory lists every decision and manual action.
+	// GetRolloutHistory lists every event of a rollout, oldest first, in one response (not
+	// paginated): the engine's decisions, the agents' reports and every manual action.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// rollout does not exist.
 	GetRolloutHistory(context.Context, *connect.Request[v1.GetRolloutHistoryRequest]) (*connect.Response[v1.GetRolloutHistoryResponse], error)
 }
 
@@ -262,24 +332,94 @@ func (c *rolloutServiceClient) GetRolloutHistory(ctx context.Context, req *conne
 
 // RolloutServiceHandler is an implementation of the ebbflow.v1.RolloutService service.
 type RolloutServiceHandler interface {
+	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout in
+	// ROLLOUT_STATE_PENDING, which the engine starts within about a second.
+	//
+	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT for an invalid spec (every issue
+	// named) or a profile that does not validate; NOT_FOUND when the profile or the pinned revision
+	// does not exist; FAILED_PRECONDITION when a cluster it would hold is held by another active
+	// rollout (named in the message); ALREADY_EXISTS when the id is taken. Give an id to retry
+	// safely.
 	CreateRollout(context.Context, *connect.Request[v1.CreateRolloutRequest]) (*connect.Response[v1.CreateRolloutResponse], error)
+	// GetRollout returns a rollout with every wave, cluster record and stored measurement.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+	// does not exist.
 	GetRollout(context.Context, *connect.Request[v1.GetRolloutRequest]) (*connect.Response[v1.GetRolloutResponse], error)
+	// ListRollouts lists every rollout, ended ones included, in id order, a page at a time.
+	//
+	// Each comes in full (waves, records, measurements): use a small page_size for large rollouts.
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+	// for a page_size out of range or a page_token this API did not return.
 	ListRollouts(context.Context, *connect.Request[v1.ListRolloutsRequest]) (*connect.Response[v1.ListRolloutsResponse], error)
-	// WatchRollout sends the rollout now and again after every change, until it ends or the caller leaves.
+	// WatchRollout sends the rollout now and again after every change (at most one message every
+	// 100 ms), until it reaches a terminal state (the stream then ends OK) or the caller leaves.
+	//
+	// Needs viewer; served by any node from its replica, after it caught up with the leader's commit
+	// index, so it never starts from a state older than a write acknowledged before it was opened.
+	// NOT_FOUND when the rollout does not exist; UNAVAILABLE when the node shuts down (watch again,
+	// from any node).
 	WatchRollout(context.Context, *connect.Request[v1.WatchRolloutRequest], *connect.ServerStream[v1.WatchRolloutResponse]) error
+	// PauseRollout stops new assignments: clusters working on a phase finish it and report, but none
+	// starts another until ResumeRollout.
+	//
+	// Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
+	// operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
+	// RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
+	// exist.
 	PauseRollout(context.Context, *connect.Request[v1.PauseRolloutRequest]) (*connect.Response[v1.PauseRolloutResponse], error)
+	// ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
+	// wave's gate is still closed).
+	//
+	// Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
+	// NOT_FOUND when it does not exist.
 	ResumeRollout(context.Context, *connect.Request[v1.ResumeRolloutRequest]) (*connect.Response[v1.ResumeRolloutResponse], error)
-	// ApproveRollout opens a wave's approval gate or accepts an inconclusive cluster.
+	// ApproveRollout opens a wave's approval gate (wave >= 0; it may be opened before the wave is
+	// reached) or accepts the inconclusive result of a cluster waiting for approval (cluster, with
+	// wave -1), which then goes on as if its phase had passed.
+	//
+	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT unless exactly one of wave and
+	// cluster is given; FAILED_PRECONDITION when the rollout has ended, the wave does not exist, has
+	// no approval gate, is already approved or has started, or the cluster is not in the rollout or
+	// not waiting for approval; NOT_FOUND when the rollout does not exist.
 	ApproveRollout(context.Context, *connect.Request[v1.ApproveRolloutRequest]) (*connect.Response[v1.ApproveRolloutResponse], error)
-	// SkipCluster takes a cluster out of the rollout, recorded as skipped.
+	// SkipCluster takes a cluster out of the rollout: it stays listed, SKIPPED with the reason, its
+	// action becomes IDLE, it no longer counts against its wave, and another rollout may take it.
+	//
+	// What it applied stays (nothing is rolled back). Needs operator; runs on the leader; audited.
+	// FAILED_PRECONDITION when the rollout has ended, the cluster is not in it, or it is SKIPPED,
+	// SUCCEEDED, ROLLING_BACK or ROLLED_BACK; NOT_FOUND when the rollout does not exist.
 	SkipCluster(context.Context, *connect.Request[v1.SkipClusterRequest]) (*connect.Response[v1.SkipClusterResponse], error)
-	// AbortRollout stops issuing new phases; clusters keep what they have.
+	// AbortRollout ends the rollout ABORTED at once: no new assignments; clusters keep what they
+	// have, and those applying or rolling back are told to stop (action IDLE).
+	//
+	// Nothing is rolled back: roll back first to undo. Needs operator; runs on the leader; audited.
+	// FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does not exist.
 	AbortRollout(context.Context, *connect.Request[v1.AbortRolloutRequest]) (*connect.Response[v1.AbortRolloutResponse], error)
-	// RollbackRollout rolls back one cluster, one wave, or the whole rollout.
+	// RollbackRollout rolls back one cluster, one wave, or the whole rollout, each cluster to its
+	// pre-rollout Helm revision.
+	//
+	// A cluster: that cluster only (it must have applied a phase past the baseline); it counts as a
+	// failure of its wave and the rollout goes on. A wave, or all: every cluster of that wave (or of
+	// every started wave) that applied a phase past the baseline; clusters in flight stop, those
+	// waves become ROLLED_BACK, and the rollout goes ROLLING_BACK and ends ROLLED_BACK once the
+	// agents report their rollbacks. Needs operator; runs on the leader; audited. INVALID_ARGUMENT
+	// when no target is given; FAILED_PRECONDITION when the rollout has ended, the wave does not
+	// exist or has not started, or the cluster is not in the rollout, has nothing to roll back, or is
+	// skipped, rolling back or rolled back; NOT_FOUND when the rollout does not exist.
 	RollbackRollout(context.Context, *connect.Request[v1.RollbackRolloutRequest]) (*connect.Response[v1.RollbackRolloutResponse], error)
-	// PlanRollout is a dry run: which clusters, in which wave, and preflight per phase.
+	// PlanRollout is a dry run of CreateRollout: which clusters, in which wave, each cluster's
+	// preflight per phase, the clusters skipped and the warnings, as a rollout created now would have
+	// them.
+	//
+	// It stores nothing and does not check whether other rollouts hold the clusters. Needs viewer;
+	// runs on the leader with a linearizable read. INVALID_ARGUMENT and NOT_FOUND as CreateRollout.
 	PlanRollout(context.Context, *connect.Request[v1.PlanRolloutRequest]) (*connect.Response[v1.PlanRolloutResponse], error)
-	// GetRolloutHistory lists every decision and manual action.
+	// GetRolloutHistory lists every event of a rollout, oldest first, in one response (not
+	// paginated): the engine's decisions, the agents' reports and every manual action.
+	//
+	// Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+	// rollout does not exist.
 	GetRolloutHistory(context.Context, *connect.Request[v1.GetRolloutHistoryRequest]) (*connect.Response[v1.GetRolloutHistoryResponse], error)
 }
 

@@ -18,6 +18,8 @@ export const file_ebbflow_v1_access: GenFile = /*@__PURE__*/
   fileDesc("ChdlYmJmbG93L3YxL2FjY2Vzcy5wcm90bxIKZWJiZmxvdy52MSIPCg1XaG9BbUlSZXF1ZXN0InYKDldob0FtSVJlc3BvbnNlEiYKBGtpbmQYASABKA4yGC5lYmJmbG93LnYxLklkZW50aXR5S2luZBIMCgRuYW1lGAIgASgJEh4KBHJvbGUYAyABKA4yEC5lYmJmbG93LnYxLlJvbGUSDgoGbWV0aG9kGAQgASgJIowCCglKb2luVG9rZW4SCgoCaWQYASABKAkSDwoHY2x1c3RlchgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYBiABKAkSKQoFc3RhdGUYByABKA4yGi5lYmJmbG93LnYxLkpvaW5Ub2tlblN0YXRlEiwKCHVzZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAQoWQ3JlYXRlSm9pblRva2VuUmVxdWVzdBI7CgdjbHVzdGVyGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSOAoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhC6SA2qAQoiBAiA9SQyAgg8Eh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAyiAAiJTChdDcmVhdGVKb2luVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIpCgpqb2luX3Rva2VuGAIgASgLMhUuZWJiZmxvdy52MS5Kb2luVG9rZW4ifAoVTGlzdEpvaW5Ub2tlbnNSZXF1ZXN0EjwKB2NsdXN0ZXIYASABKAlCK7pIKNgBAXIjGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSJQoEcmVhZBgCIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMiRAoWTGlzdEpvaW5Ub2tlbnNSZXNwb25zZRIqCgtqb2luX3Rva2VucxgBIAMoCzIVLmViYmZsb3cudjEuSm9pblRva2VuIjoKFlJldm9rZUpvaW5Ub2tlblJlcXVlc3QSIAoCaWQYASABKAlCFLpIEXIPMg1eW2EtejAtOV17Nn0kIkQKF1Jldm9rZUpvaW5Ub2tlblJlc3BvbnNlEikKCmpvaW5fdG9rZW4YASABKAsyFS5lYmJmbG93LnYxLkpvaW5Ub2tlbiJbChxSZXZva2VDbHVzdGVySWRlbnRpdHlSZXF1ZXN0EjsKB2NsdXN0ZXIYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCIuCh1SZXZva2VDbHVzdGVySWRlbnRpdHlSZXNwb25zZRINCgVlcG9jaBgBIAEoBCpQCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1ZJRVdFUhABEhEKDVJPTEVfT1BFUkFUT1IQAhIOCgpST0xFX0FETUlOEAMqeAoMSWRlbnRpdHlLaW5kEh0KGUlERU5USVRZX0tJTkRfVU5TUEVDSUZJRUQQABIYChRJREVOVElUWV9LSU5EX1BFUlNPThABEhcKE0lERU5USVRZX0tJTkRfQUdFTlQQAhIWChJJREVOVElUWV9LSU5EX05PREUQAyqnAQoOSm9pblRva2VuU3RhdGUSIAocSk9JTl9UT0tFTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGEpPSU5fVE9LRU5fU1RBVEVfUEVORElORxABEhkKFUpPSU5fVE9LRU5fU1RBVEVfVVNFRBACEhwKGEpPSU5fVE9LRU5fU1RBVEVfUkVWT0tFRBADEhwKGEpPSU5fVE9LRU5fU1RBVEVfRVhQSVJFRBAEMtkDCg1BY2Nlc3NTZXJ2aWNlEkQKBldob0FtSRIZLmViYmZsb3cudjEuV2hvQW1JUmVxdWVzdBoaLmViYmZsb3cudjEuV2hvQW1JUmVzcG9uc2UiA5ACARJaCg9DcmVhdGVKb2luVG9rZW4SIi5lYmJmbG93LnYxLkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QaIy5lYmJmbG93LnYxLkNyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlElwKDkxpc3RKb2luVG9rZW5zEiEuZWJiZmxvdy52MS5MaXN0Sm9pblRva2Vuc1JlcXVlc3QaIi5lYmJmbG93LnYxLkxpc3RKb2luVG9rZW5zUmVzcG9uc2UiA5ACARJaCg9SZXZva2VKb2luVG9rZW4SIi5lYmJmbG93LnYxLlJldm9rZUpvaW5Ub2tlblJlcXVlc3QaIy5lYmJmbG93LnYxLlJldm9rZUpvaW5Ub2tlblJlc3BvbnNlEmwKFVJldm9rZUNsdXN0ZXJJZGVudGl0eRIoLmViYmZsb3cudjEuUmV2b2tlQ2x1c3RlcklkZW50aXR5UmVxdWVzdBopLmViYmZsb3cudjEuUmV2b2tlQ2x1c3RlcklkZW50aXR5UmVzcG9uc2VCN1o1Z2l0aHViLmNvbS9lYmJmbG93L2ViYmZsb3cvcHJvdG8vZWJiZmxvdy92MTtlYmJmbG93djFiBnByb3RvMw", [file_buf_validate_validate, file_ebbflow_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
+ * WhoAmIRequest is the input of WhoAmI; it has no fields.
+ *
  * @generated from message ebbflow.v1.WhoAmIRequest
  */
 export type WhoAmIRequest = Message<"ebbflow.v1.WhoAmIRequest"> & {
@@ -31,10 +33,14 @@ export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_access, 0);
 
 /**
+ * WhoAmIResponse is the caller's identity.
+ *
  * @generated from message ebbflow.v1.WhoAmIResponse
  */
 export type WhoAmIResponse = Message<"ebbflow.v1.WhoAmIResponse"> & {
   /**
+   * What kind of caller.
+   *
    * @generated from field: ebbflow.v1.IdentityKind kind = 1;
    */
   kind: IdentityKind;
@@ -47,7 +53,7 @@ export type WhoAmIResponse = Message<"ebbflow.v1.WhoAmIResponse"> & {
   name: string;
 
   /**
-   * For a person, the role.
+   * For a person, the role; ROLE_UNSPECIFIED for agents and nodes.
    *
    * @generated from field: ebbflow.v1.Role role = 3;
    */
@@ -75,7 +81,7 @@ export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
  */
 export type JoinToken = Message<"ebbflow.v1.JoinToken"> & {
   /**
-   * The public half of the token, "<id>" of "<id>.<secret>".
+   * The public half of the token, "<id>" of "<id>.<secret>": 6 characters of a-z and 0-9.
    *
    * @generated from field: string id = 1;
    */
@@ -89,32 +95,42 @@ export type JoinToken = Message<"ebbflow.v1.JoinToken"> & {
   cluster: string;
 
   /**
+   * Free text from its creator.
+   *
    * @generated from field: string description = 3;
    */
   description: string;
 
   /**
+   * When it was created, by the leader's clock.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When it stops being usable.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 5;
    */
   expireTime?: Timestamp | undefined;
 
   /**
+   * Who created it (the caller's actor).
+   *
    * @generated from field: string created_by = 6;
    */
   createdBy: string;
 
   /**
+   * Where it is in its life.
+   *
    * @generated from field: ebbflow.v1.JoinTokenState state = 7;
    */
   state: JoinTokenState;
 
   /**
-   * When it was used or revoked.
+   * When it was used or revoked; unset while pending.
    *
    * @generated from field: google.protobuf.Timestamp use_time = 8;
    */
@@ -129,6 +145,8 @@ export const JoinTokenSchema: GenMessage<JoinToken> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_access, 2);
 
 /**
+ * CreateJoinTokenRequest is the input of CreateJoinToken.
+ *
  * @generated from message ebbflow.v1.CreateJoinTokenRequest
  */
 export type CreateJoinTokenRequest = Message<"ebbflow.v1.CreateJoinTokenRequest"> & {
@@ -147,6 +165,8 @@ export type CreateJoinTokenRequest = Message<"ebbflow.v1.CreateJoinTokenRequest"
   ttl?: Duration | undefined;
 
   /**
+   * Free text shown in listings. Optional.
+   *
    * @generated from field: string description = 3;
    */
   description: string;
@@ -160,6 +180,8 @@ export const CreateJoinTokenRequestSchema: GenMessage<CreateJoinTokenRequest> = 
   messageDesc(file_ebbflow_v1_access, 3);
 
 /**
+ * CreateJoinTokenResponse is the output of CreateJoinToken.
+ *
  * @generated from message ebbflow.v1.CreateJoinTokenResponse
  */
 export type CreateJoinTokenResponse = Message<"ebbflow.v1.CreateJoinTokenResponse"> & {
@@ -171,6 +193,8 @@ export type CreateJoinTokenResponse = Message<"ebbflow.v1.CreateJoinTokenRespons
   token: string;
 
   /**
+   * The token's description, PENDING.
+   *
    * @generated from field: ebbflow.v1.JoinToken join_token = 2;
    */
   joinToken?: JoinToken | undefined;
@@ -184,17 +208,21 @@ export const CreateJoinTokenResponseSchema: GenMessage<CreateJoinTokenResponse> 
   messageDesc(file_ebbflow_v1_access, 4);
 
 /**
+ * ListJoinTokensRequest is the input of ListJoinTokens.
+ *
  * @generated from message ebbflow.v1.ListJoinTokensRequest
  */
 export type ListJoinTokensRequest = Message<"ebbflow.v1.ListJoinTokensRequest"> & {
   /**
-   * Only tokens of this cluster.
+   * Only tokens of this cluster; empty lists every cluster's.
    *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
@@ -208,10 +236,14 @@ export const ListJoinTokensRequestSchema: GenMessage<ListJoinTokensRequest> = /*
   messageDesc(file_ebbflow_v1_access, 5);
 
 /**
+ * ListJoinTokensResponse is the output of ListJoinTokens.
+ *
  * @generated from message ebbflow.v1.ListJoinTokensResponse
  */
 export type ListJoinTokensResponse = Message<"ebbflow.v1.ListJoinTokensResponse"> & {
   /**
+   * The tokens, newest first.
+   *
    * @generated from field: repeated ebbflow.v1.JoinToken join_tokens = 1;
    */
   joinTokens: JoinToken[];
@@ -225,10 +257,14 @@ export const ListJoinTokensResponseSchema: GenMessage<ListJoinTokensResponse> = 
   messageDesc(file_ebbflow_v1_access, 6);
 
 /**
+ * RevokeJoinTokenRequest is the input of RevokeJoinToken.
+ *
  * @generated from message ebbflow.v1.RevokeJoinTokenRequest
  */
 export type RevokeJoinTokenRequest = Message<"ebbflow.v1.RevokeJoinTokenRequest"> & {
   /**
+   * The token's public id, the 6 characters before the dot.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -242,10 +278,14 @@ export const RevokeJoinTokenRequestSchema: GenMessage<RevokeJoinTokenRequest> = 
   messageDesc(file_ebbflow_v1_access, 7);
 
 /**
+ * RevokeJoinTokenResponse is the output of RevokeJoinToken.
+ *
  * @generated from message ebbflow.v1.RevokeJoinTokenResponse
  */
 export type RevokeJoinTokenResponse = Message<"ebbflow.v1.RevokeJoinTokenResponse"> & {
   /**
+   * The token after revocation, REVOKED.
+   *
    * @generated from field: ebbflow.v1.JoinToken join_token = 1;
    */
   joinToken?: JoinToken | undefined;
@@ -259,10 +299,14 @@ export const RevokeJoinTokenResponseSchema: GenMessage<RevokeJoinTokenResponse> 
   messageDesc(file_ebbflow_v1_access, 8);
 
 /**
+ * RevokeClusterIdentityRequest is the input of RevokeClusterIdentity.
+ *
  * @generated from message ebbflow.v1.RevokeClusterIdentityRequest
  */
 export type RevokeClusterIdentityRequest = Message<"ebbflow.v1.RevokeClusterIdentityRequest"> & {
   /**
+   * The cluster whose certificates to revoke.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
@@ -276,6 +320,8 @@ export const RevokeClusterIdentityRequestSchema: GenMessage<RevokeClusterIdentit
   messageDesc(file_ebbflow_v1_access, 9);
 
 /**
+ * RevokeClusterIdentityResponse is the output of RevokeClusterIdentity.
+ *
  * @generated from message ebbflow.v1.RevokeClusterIdentityResponse
  */
 export type RevokeClusterIdentityResponse = Message<"ebbflow.v1.RevokeClusterIdentityResponse"> & {
@@ -301,12 +347,15 @@ export const RevokeClusterIdentityResponseSchema: GenMessage<RevokeClusterIdenti
  */
 export enum Role {
   /**
+   * No role: agents, controller nodes and callers without credentials.
+   *
    * @generated from enum value: ROLE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Read everything: profiles, clusters, rollouts, plans, history, audit, controller status.
+   * Read everything but join tokens: profiles, clusters, rollouts, plans, history, audit,
+   * controller status.
    *
    * @generated from enum value: ROLE_VIEWER = 1;
    */
@@ -320,7 +369,8 @@ export enum Role {
   OPERATOR = 2,
 
   /**
-   * Operator, and change profiles, clusters, join tokens, identities and membership.
+   * Operator, and change profiles, clusters, join tokens, identities and membership (and list
+   * join tokens).
    *
    * @generated from enum value: ROLE_ADMIN = 3;
    */
@@ -340,6 +390,8 @@ export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
  */
 export enum IdentityKind {
   /**
+   * No identity: a caller without credentials.
+   *
    * @generated from enum value: IDENTITY_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -379,26 +431,36 @@ export const IdentityKindSchema: GenEnum<IdentityKind> = /*@__PURE__*/
  */
 export enum JoinTokenState {
   /**
+   * Never stored.
+   *
    * @generated from enum value: JOIN_TOKEN_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Created and not used: an agent may use it until it expires.
+   *
    * @generated from enum value: JOIN_TOKEN_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
+   * Exchanged for a certificate by JoinCluster; it works once.
+   *
    * @generated from enum value: JOIN_TOKEN_STATE_USED = 2;
    */
   USED = 2,
 
   /**
+   * Revoked before use by RevokeJoinToken.
+   *
    * @generated from enum value: JOIN_TOKEN_STATE_REVOKED = 3;
    */
   REVOKED = 3,
 
   /**
+   * Not used before its expire time. Shown by ListJoinTokens; stored as PENDING.
+   *
    * @generated from enum value: JOIN_TOKEN_STATE_EXPIRED = 4;
    */
   EXPIRED = 4,
@@ -413,12 +475,19 @@ export const JoinTokenStateSchema: GenEnum<JoinTokenState> = /*@__PURE__*/
 /**
  * AccessService manages who may reach the controller: the callers' own identity, the one-time
  * join tokens a cluster's agent exchanges for its client certificate, and cluster revocation.
+ * Every call but WhoAmI needs admin; writes run on the leader (a follower forwards them) and
+ * are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED
+ * (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
  *
  * @generated from service ebbflow.v1.AccessService
  */
 export const AccessService: GenService<{
   /**
    * WhoAmI returns the identity and role the controller established for the caller.
+   *
+   * Any authenticated caller (person, agent or node); any node. UNAUTHENTICATED without
+   * credentials. With authentication off it answers a person named by the Ebbflow-Actor header
+   * ("anonymous" without it), role admin, method "none".
    *
    * @generated from rpc ebbflow.v1.AccessService.WhoAmI
    */
@@ -428,8 +497,11 @@ export const AccessService: GenService<{
     output: typeof WhoAmIResponseSchema;
   },
   /**
-   * CreateJoinToken issues a single-use token for one cluster's agent. The secret is returned
-   * once, here; the controller keeps only its hash.
+   * CreateJoinToken issues a single-use token for one cluster's agent.
+   *
+   * The secret is returned once, here; the controller keeps only its hash. The cluster need not be
+   * registered yet. Needs admin; runs on the leader; audited. Not idempotent: every call makes a
+   * new token.
    *
    * @generated from rpc ebbflow.v1.AccessService.CreateJoinToken
    */
@@ -439,6 +511,12 @@ export const AccessService: GenService<{
     output: typeof CreateJoinTokenResponseSchema;
   },
   /**
+   * ListJoinTokens lists join tokens, never their secrets, newest first, in one response (not
+   * paginated); a pending token past its expire time is shown EXPIRED.
+   *
+   * Tokens expired for more than a day are pruned as new ones are created. Needs admin;
+   * linearizable on the leader unless read asks for a stale read.
+   *
    * @generated from rpc ebbflow.v1.AccessService.ListJoinTokens
    */
   listJoinTokens: {
@@ -449,6 +527,10 @@ export const AccessService: GenService<{
   /**
    * RevokeJoinToken makes an unused token unusable.
    *
+   * Needs admin; runs on the leader; audited. Idempotent: revoking a revoked token returns it
+   * unchanged. NOT_FOUND for an unknown id; FAILED_PRECONDITION for a used token (revoke the
+   * cluster's identity instead).
+   *
    * @generated from rpc ebbflow.v1.AccessService.RevokeJoinToken
    */
   revokeJoinToken: {
@@ -457,8 +539,11 @@ export const AccessService: GenService<{
     output: typeof RevokeJoinTokenResponseSchema;
   },
   /**
-   * RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at
-   * once, on every node; the agent needs a new join token to come back.
+   * RevokeClusterIdentity invalidates every certificate issued to the cluster's agent, at once, on
+   * every node; the agent needs a new join token to come back.
+   *
+   * The cluster stays registered, and any cluster name may be revoked, registered or not. Needs
+   * admin; runs on the leader; audited.
    *
    * @generated from rpc ebbflow.v1.AccessService.RevokeClusterIdentity
    */

@@ -30,68 +30,90 @@ export const file_ebbflow_v1_agent: GenFile = /*@__PURE__*/
  */
 export type Assignment = Message<"ebbflow.v1.Assignment"> & {
   /**
-   * Unique; changes with every new instruction.
+   * Unique; changes with every new instruction: "<rollout>.<cluster>.<n>". Empty when no
+   * rollout holds the cluster. Reports name it in ReportRef.assignment_id.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The rollout that issued it; empty when none holds the cluster.
+   *
    * @generated from field: string rollout_id = 2;
    */
   rolloutId: string;
 
   /**
+   * The cluster it is for.
+   *
    * @generated from field: string cluster = 3;
    */
   cluster: string;
 
   /**
+   * What to do.
+   *
    * @generated from field: ebbflow.v1.AssignmentAction action = 4;
    */
   action: AssignmentAction;
 
   /**
+   * The phase to apply (APPLY), or the phase the cluster was in (ROLLBACK). Reports name it in
+   * ReportRef.phase.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 5;
    */
   phase: Phase;
 
   /**
+   * Name of the rollout's profile.
+   *
    * @generated from field: string profile_name = 6;
    */
   profileName: string;
 
   /**
+   * The pinned profile revision. Reports name it in ReportRef.profile_revision.
+   *
    * @generated from field: uint64 profile_revision = 7;
    */
   profileRevision: bigint;
 
   /**
-   * The pinned profile revision's spec, so the agent never reads a newer one.
+   * The pinned profile revision's spec, so the agent never reads a newer one. Unset when id is
+   * empty.
    *
    * @generated from field: ebbflow.v1.ProfileSpec profile = 8;
    */
   profile?: ProfileSpec | undefined;
 
   /**
+   * The rollout's probe settings, the same for baseline and every phase.
+   *
    * @generated from field: ebbflow.v1.ProbeSettings probes = 9;
    */
   probes?: ProbeSettings | undefined;
 
   /**
-   * For ASSIGNMENT_ACTION_ROLLBACK: the Helm revision to return to.
+   * For ASSIGNMENT_ACTION_ROLLBACK: the Helm revision to return to, the cluster's pre-rollout
+   * revision; 0 until an earlier report of the agent named it.
    *
    * @generated from field: int32 rollback_to_helm_revision = 10;
    */
   rollbackToHelmRevision: number;
 
   /**
+   * When the controller issued the assignment, by its clock.
+   *
    * @generated from field: google.protobuf.Timestamp issue_time = 11;
    */
   issueTime?: Timestamp | undefined;
 
   /**
-   * The agent must report within this long or the cluster becomes unknown.
+   * The rollout's phase_timeout: the agent must report within this long of the assignment and
+   * of each report, or the cluster becomes unknown. Unset when the rollout sets none: the
+   * controller then waits 10 minutes.
    *
    * @generated from field: google.protobuf.Duration deadline = 12;
    */
@@ -106,27 +128,37 @@ export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_agent, 0);
 
 /**
- * ReportRef names what a report refers to.
+ * ReportRef names what a report refers to; all four must match the cluster's current
+ * assignment, else the report is refused with accepted false.
  *
  * @generated from message ebbflow.v1.ReportRef
  */
 export type ReportRef = Message<"ebbflow.v1.ReportRef"> & {
   /**
+   * The reporting agent's cluster (Assignment.cluster); its certificate must name it
+   * (PERMISSION_DENIED otherwise).
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
+   * Assignment.id of the assignment reported on.
+   *
    * @generated from field: string assignment_id = 2;
    */
   assignmentId: string;
 
   /**
+   * Assignment.profile_revision.
+   *
    * @generated from field: uint64 profile_revision = 3;
    */
   profileRevision: bigint;
 
   /**
+   * Assignment.phase, also for a ROLLBACK assignment.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 4;
    */
   phase: Phase;
@@ -140,25 +172,37 @@ export const ReportRefSchema: GenMessage<ReportRef> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_agent, 1);
 
 /**
+ * RegisterAgentRequest is the input of RegisterAgent.
+ *
  * @generated from message ebbflow.v1.RegisterAgentRequest
  */
 export type RegisterAgentRequest = Message<"ebbflow.v1.RegisterAgentRequest"> & {
   /**
+   * The agent's cluster id: a DNS label; its certificate must name it.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
+   * Labels merged into the cluster's (added or changed, never removed); Kubernetes syntax, at
+   * most 64.
+   *
    * @generated from field: map<string, string> labels = 2;
    */
   labels: { [key: string]: string };
 
   /**
+   * What the agent found on its cluster; replaces the stored inventory, unset keeps it. Its
+   * helm_values are at most 2 MiB and 64 levels deep.
+   *
    * @generated from field: ebbflow.v1.Inventory inventory = 3;
    */
   inventory?: Inventory | undefined;
 
   /**
+   * The agent's version, shown as Cluster.agent_version; empty keeps the stored one.
+   *
    * @generated from field: string agent_version = 4;
    */
   agentVersion: string;
@@ -172,16 +216,21 @@ export const RegisterAgentRequestSchema: GenMessage<RegisterAgentRequest> = /*@_
   messageDesc(file_ebbflow_v1_agent, 2);
 
 /**
+ * RegisterAgentResponse is the output of RegisterAgent.
+ *
  * @generated from message ebbflow.v1.RegisterAgentResponse
  */
 export type RegisterAgentResponse = Message<"ebbflow.v1.RegisterAgentResponse"> & {
   /**
+   * The cluster as registered, with its liveness.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
 
   /**
-   * How often to heartbeat.
+   * How often to heartbeat (10 s by default): always, or only while the assignment stream is
+   * down (see stream_liveness). The agent counts as silent after three missed intervals.
    *
    * @generated from field: google.protobuf.Duration heartbeat_interval = 2;
    */
@@ -205,10 +254,14 @@ export const RegisterAgentResponseSchema: GenMessage<RegisterAgentResponse> = /*
   messageDesc(file_ebbflow_v1_agent, 3);
 
 /**
+ * WatchAssignmentRequest is the input of WatchAssignment.
+ *
  * @generated from message ebbflow.v1.WatchAssignmentRequest
  */
 export type WatchAssignmentRequest = Message<"ebbflow.v1.WatchAssignmentRequest"> & {
   /**
+   * The agent's own cluster id.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
@@ -222,10 +275,14 @@ export const WatchAssignmentRequestSchema: GenMessage<WatchAssignmentRequest> = 
   messageDesc(file_ebbflow_v1_agent, 4);
 
 /**
+ * WatchAssignmentResponse is one message of WatchAssignment.
+ *
  * @generated from message ebbflow.v1.WatchAssignmentResponse
  */
 export type WatchAssignmentResponse = Message<"ebbflow.v1.WatchAssignmentResponse"> & {
   /**
+   * The cluster's current assignment; sent whenever it differs from the last one sent.
+   *
    * @generated from field: ebbflow.v1.Assignment assignment = 1;
    */
   assignment?: Assignment | undefined;
@@ -239,37 +296,53 @@ export const WatchAssignmentResponseSchema: GenMessage<WatchAssignmentResponse> 
   messageDesc(file_ebbflow_v1_agent, 5);
 
 /**
+ * ReportPhaseStatusRequest is the input of ReportPhaseStatus.
+ *
  * @generated from message ebbflow.v1.ReportPhaseStatusRequest
  */
 export type ReportPhaseStatusRequest = Message<"ebbflow.v1.ReportPhaseStatusRequest"> & {
   /**
+   * What the report refers to; required.
+   *
    * @generated from field: ebbflow.v1.ReportRef ref = 1;
    */
   ref?: ReportRef | undefined;
 
   /**
+   * The status reached; required, never PHASE_STATUS_UNSPECIFIED.
+   *
    * @generated from field: ebbflow.v1.PhaseStatus status = 2;
    */
   status: PhaseStatus;
 
   /**
+   * Detail for people, e.g. what failed; it appears in the rollout's history and, on a
+   * failure, in the cluster's reason.
+   *
    * @generated from field: string message = 3;
    */
   message: string;
 
   /**
-   * The agent's own clock at the event.
+   * The agent's own clock at the event; unset means the controller's time on receipt. A wave's
+   * soak counts from the agents' time of its last MEASURED report.
    *
    * @generated from field: google.protobuf.Timestamp report_time = 4;
    */
   reportTime?: Timestamp | undefined;
 
   /**
+   * Helm revision of the Cilium release before the phase's upgrade. The cluster's first report
+   * in the rollout with a value above 0 sets its pre-rollout revision, the one rollbacks
+   * return to.
+   *
    * @generated from field: int32 helm_revision_before = 5;
    */
   helmRevisionBefore: number;
 
   /**
+   * Helm revision after the phase's upgrade; stored with PHASE_STATUS_MEASURED.
+   *
    * @generated from field: int32 helm_revision_after = 6;
    */
   helmRevisionAfter: number;
@@ -290,6 +363,8 @@ export const ReportPhaseStatusRequestSchema: GenMessage<ReportPhaseStatusRequest
   messageDesc(file_ebbflow_v1_agent, 6);
 
 /**
+ * ReportPhaseStatusResponse is the output of ReportPhaseStatus.
+ *
  * @generated from message ebbflow.v1.ReportPhaseStatusResponse
  */
 export type ReportPhaseStatusResponse = Message<"ebbflow.v1.ReportPhaseStatusResponse"> & {
@@ -301,6 +376,8 @@ export type ReportPhaseStatusResponse = Message<"ebbflow.v1.ReportPhaseStatusRes
   accepted: boolean;
 
   /**
+   * Why the report was not accepted; empty when it was.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -314,20 +391,28 @@ export const ReportPhaseStatusResponseSchema: GenMessage<ReportPhaseStatusRespon
   messageDesc(file_ebbflow_v1_agent, 7);
 
 /**
+ * ReportMeasurementRequest is the input of ReportMeasurement.
+ *
  * @generated from message ebbflow.v1.ReportMeasurementRequest
  */
 export type ReportMeasurementRequest = Message<"ebbflow.v1.ReportMeasurementRequest"> & {
   /**
+   * What the report refers to; required.
+   *
    * @generated from field: ebbflow.v1.ReportRef ref = 1;
    */
   ref?: ReportRef | undefined;
 
   /**
+   * The measurements, 1 to 16; each is added to the phase's result.
+   *
    * @generated from field: repeated ebbflow.v1.Measurement measurements = 2;
    */
   measurements: Measurement[];
 
   /**
+   * The agent's own clock when it sent them; unset means the controller's time on receipt.
+   *
    * @generated from field: google.protobuf.Timestamp report_time = 3;
    */
   reportTime?: Timestamp | undefined;
@@ -341,15 +426,21 @@ export const ReportMeasurementRequestSchema: GenMessage<ReportMeasurementRequest
   messageDesc(file_ebbflow_v1_agent, 8);
 
 /**
+ * ReportMeasurementResponse is the output of ReportMeasurement.
+ *
  * @generated from message ebbflow.v1.ReportMeasurementResponse
  */
 export type ReportMeasurementResponse = Message<"ebbflow.v1.ReportMeasurementResponse"> & {
   /**
+   * False when the report referred to a stale or foreign assignment and was ignored.
+   *
    * @generated from field: bool accepted = 1;
    */
   accepted: boolean;
 
   /**
+   * Why the report was not accepted; empty when it was.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -363,27 +454,35 @@ export const ReportMeasurementResponseSchema: GenMessage<ReportMeasurementRespon
   messageDesc(file_ebbflow_v1_agent, 9);
 
 /**
+ * HeartbeatRequest is the input of Heartbeat.
+ *
  * @generated from message ebbflow.v1.HeartbeatRequest
  */
 export type HeartbeatRequest = Message<"ebbflow.v1.HeartbeatRequest"> & {
   /**
+   * The agent's cluster id; it must be registered.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
-   * What the agent is doing, for liveness display.
+   * What the agent is doing. Informational: the controller neither stores nor shows it.
    *
    * @generated from field: string assignment_id = 2;
    */
   assignmentId: string;
 
   /**
+   * The phase the agent is working on. Informational, like assignment_id.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 3;
    */
   phase: Phase;
 
   /**
+   * The agent's status on its assignment. Informational, like assignment_id.
+   *
    * @generated from field: ebbflow.v1.PhaseStatus status = 4;
    */
   status: PhaseStatus;
@@ -397,11 +496,14 @@ export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*
   messageDesc(file_ebbflow_v1_agent, 10);
 
 /**
+ * HeartbeatResponse is the output of Heartbeat.
+ *
  * @generated from message ebbflow.v1.HeartbeatResponse
  */
 export type HeartbeatResponse = Message<"ebbflow.v1.HeartbeatResponse"> & {
   /**
-   * The current assignment id, so an agent that missed a stream message can notice.
+   * The current assignment id (empty when none), so an agent that missed a stream message can
+   * notice.
    *
    * @generated from field: string assignment_id = 1;
    */
@@ -416,18 +518,22 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_ebbflow_v1_agent, 11);
 
 /**
+ * JoinClusterRequest is the input of JoinCluster.
+ *
  * @generated from message ebbflow.v1.JoinClusterRequest
  */
 export type JoinClusterRequest = Message<"ebbflow.v1.JoinClusterRequest"> & {
   /**
-   * "<id>.<secret>" from AccessService.CreateJoinToken (fleetctl token create).
+   * "<id>.<secret>" from AccessService.CreateJoinToken (fleetctl token create): 6 then 16
+   * characters of a-z and 0-9. Required.
    *
    * @generated from field: string token = 1;
    */
   token: string;
 
   /**
-   * PEM certificate signing request for the agent's own key; its subject is ignored.
+   * PEM certificate signing request for the agent's own key (ECDSA P-256 or P-384, Ed25519, or
+   * RSA of at least 2048 bits), at most 16 KiB; its subject is ignored. Required.
    *
    * @generated from field: string csr_pem = 2;
    */
@@ -442,6 +548,8 @@ export const JoinClusterRequestSchema: GenMessage<JoinClusterRequest> = /*@__PUR
   messageDesc(file_ebbflow_v1_agent, 12);
 
 /**
+ * JoinClusterResponse is the output of JoinCluster.
+ *
  * @generated from message ebbflow.v1.JoinClusterResponse
  */
 export type JoinClusterResponse = Message<"ebbflow.v1.JoinClusterResponse"> & {
@@ -453,13 +561,16 @@ export type JoinClusterResponse = Message<"ebbflow.v1.JoinClusterResponse"> & {
   cluster: string;
 
   /**
-   * PEM client certificate, then the issuing CA.
+   * PEM client certificate for the agent's key, bound to the cluster and its new identity
+   * epoch; valid 24 h unless the controller is configured otherwise.
    *
    * @generated from field: string certificate_pem = 2;
    */
   certificatePem: string;
 
   /**
+   * PEM certificate of the issuing CA (the group's CA), to verify the controllers with.
+   *
    * @generated from field: string ca_pem = 3;
    */
   caPem: string;
@@ -473,11 +584,14 @@ export const JoinClusterResponseSchema: GenMessage<JoinClusterResponse> = /*@__P
   messageDesc(file_ebbflow_v1_agent, 13);
 
 /**
+ * RenewCertificateRequest is the input of RenewCertificate.
+ *
  * @generated from message ebbflow.v1.RenewCertificateRequest
  */
 export type RenewCertificateRequest = Message<"ebbflow.v1.RenewCertificateRequest"> & {
   /**
-   * PEM certificate signing request for the agent's new key.
+   * PEM certificate signing request for the agent's new key, as in JoinClusterRequest.csr_pem;
+   * required.
    *
    * @generated from field: string csr_pem = 1;
    */
@@ -492,15 +606,21 @@ export const RenewCertificateRequestSchema: GenMessage<RenewCertificateRequest> 
   messageDesc(file_ebbflow_v1_agent, 14);
 
 /**
+ * RenewCertificateResponse is the output of RenewCertificate.
+ *
  * @generated from message ebbflow.v1.RenewCertificateResponse
  */
 export type RenewCertificateResponse = Message<"ebbflow.v1.RenewCertificateResponse"> & {
   /**
+   * PEM client certificate for the new key, of the cluster's current identity epoch.
+   *
    * @generated from field: string certificate_pem = 1;
    */
   certificatePem: string;
 
   /**
+   * PEM certificate of the issuing CA.
+   *
    * @generated from field: string ca_pem = 2;
    */
   caPem: string;
@@ -520,12 +640,15 @@ export const RenewCertificateResponseSchema: GenMessage<RenewCertificateResponse
  */
 export enum AssignmentAction {
   /**
+   * Never sent: an assignment is IDLE, APPLY or ROLLBACK.
+   *
    * @generated from enum value: ASSIGNMENT_ACTION_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Nothing to do: stay as you are.
+   * Nothing to do: stay as you are. Sent when no rollout holds the cluster, and when the
+   * cluster's work was stopped (halted, aborted, skipped, done); no report is expected.
    *
    * @generated from enum value: ASSIGNMENT_ACTION_IDLE = 1;
    */
@@ -539,7 +662,8 @@ export enum AssignmentAction {
   APPLY = 2,
 
   /**
-   * Roll the cluster back to rollback_to_helm_revision.
+   * Roll the cluster back to rollback_to_helm_revision (un-park, delete the applied policies,
+   * Helm rollback) and report PHASE_STATUS_ROLLED_BACK or PHASE_STATUS_FAILED.
    *
    * @generated from enum value: ASSIGNMENT_ACTION_ROLLBACK = 3;
    */
@@ -559,45 +683,63 @@ export const AssignmentActionSchema: GenEnum<AssignmentAction> = /*@__PURE__*/
  */
 export enum PhaseStatus {
   /**
+   * No status; refused in ReportPhaseStatus.
+   *
    * @generated from enum value: PHASE_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * The agent started on the assignment.
+   *
    * @generated from enum value: PHASE_STATUS_STARTED = 1;
    */
   STARTED = 1,
 
   /**
+   * The phase is applied: Helm upgraded, l7 policies applied, kpr's DaemonSets parked.
+   *
    * @generated from enum value: PHASE_STATUS_APPLIED = 2;
    */
   APPLIED = 2,
 
   /**
-   * Config verified in cilium-config and the DaemonSet rolled out.
+   * Config verified in cilium-config and the DaemonSet rolled out; the cluster moves to
+   * MEASURING.
    *
    * @generated from enum value: PHASE_STATUS_VERIFIED = 3;
    */
   VERIFIED = 3,
 
   /**
-   * Verified and measured: ready for judgement.
+   * Verified and measured: ready for judgement, on the measurements reported before it. Carries
+   * helm_revision_before and helm_revision_after.
    *
    * @generated from enum value: PHASE_STATUS_MEASURED = 4;
    */
   MEASURED = 4,
 
   /**
+   * The phase failed and the agent undid its step; the cluster fails (and rolls back per the
+   * failure policy). For a ROLLBACK assignment: the rollback failed.
+   *
    * @generated from enum value: PHASE_STATUS_FAILED = 5;
    */
   FAILED = 5,
 
   /**
+   * The cluster is back at its pre-rollout Helm revision: the answer to a ROLLBACK assignment.
+   * Reported during an apply, the cluster is ROLLED_BACK too.
+   *
    * @generated from enum value: PHASE_STATUS_ROLLED_BACK = 6;
    */
   ROLLED_BACK = 6,
 
   /**
+   * The agent's own preflight refused the phase and changed nothing: this phase and every later
+   * one are held for the cluster (preflight_reasons say why), which then ends SUCCEEDED with the
+   * phases it passed (SKIPPED when none).
+   *
    * @generated from enum value: PHASE_STATUS_PREFLIGHT_FAILED = 7;
    */
   PREFLIGHT_FAILED = 7,
@@ -610,14 +752,25 @@ export const PhaseStatusSchema: GenEnum<PhaseStatus> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_agent, 1);
 
 /**
- * AgentService is the agent-facing API. Every report names the assignment, the profile
- * revision and the phase it refers to; the controller ignores reports that do not match.
+ * AgentService is the agent-facing API. Every call but JoinCluster needs the client
+ * certificate of a cluster's agent and may act only for that cluster (PERMISSION_DENIED
+ * otherwise, and for people and the portal). Every report names the assignment, the
+ * profile revision and the phase it refers to; the controller refuses (accepted false) reports
+ * that do not match the cluster's current assignment. Any call may fail with UNAUTHENTICATED
+ * (e.g. a revoked certificate), RESOURCE_EXHAUSTED (rate limit per cluster, with a retry hint)
+ * or UNAVAILABLE (no leader known: retry, possibly on another node).
  *
  * @generated from service ebbflow.v1.AgentService
  */
 export const AgentService: GenService<{
   /**
-   * RegisterAgent registers (or re-registers) the agent's cluster with its labels and inventory.
+   * RegisterAgent registers (or re-registers) the agent's cluster, creating it when it is not
+   * registered: labels are merged into the stored ones (added or changed, never removed), the
+   * inventory replaces the stored one, and an empty agent_version keeps the stored one.
+   *
+   * It counts as a sign of life. Needs the cluster's agent; runs on the leader; audited, except a
+   * registration that changes nothing, which writes nothing. Idempotent. INVALID_ARGUMENT names a
+   * bad label or an oversized inventory.
    *
    * @generated from rpc ebbflow.v1.AgentService.RegisterAgent
    */
@@ -627,7 +780,13 @@ export const AgentService: GenService<{
     output: typeof RegisterAgentResponseSchema;
   },
   /**
-   * WatchAssignment sends the cluster's current assignment now and again whenever it changes.
+   * WatchAssignment sends the cluster's current assignment now and again whenever it changes, until
+   * the caller leaves.
+   *
+   * The open stream is the agent's liveness (HTTP/2 pings end it when the agent vanishes). Needs
+   * the cluster's agent; served by any node from its replica, after it caught up with the leader's
+   * commit index. NOT_FOUND when the cluster is not registered (or is deleted while watched);
+   * UNAVAILABLE when the node shuts down: watch again, on any node.
    *
    * @generated from rpc ebbflow.v1.AgentService.WatchAssignment
    */
@@ -637,6 +796,16 @@ export const AgentService: GenService<{
     output: typeof WatchAssignmentResponseSchema;
   },
   /**
+   * ReportPhaseStatus reports the agent's progress on its current assignment; the engine decides on
+   * it at once (a MEASURED report is judged).
+   *
+   * A report that does not match the cluster's current assignment (another id, profile revision or
+   * phase, an ended rollout, or a cluster no longer applying, measuring or rolling back) is
+   * answered accepted false with the reason and changes nothing: the agent should follow its newest
+   * assignment. A repeated report after its phase was decided is refused that way. Needs the
+   * cluster's agent; runs on the leader (reports are decided in batches); audited, refused ones
+   * too. It counts as a sign of life. NOT_FOUND when the cluster is not registered.
+   *
    * @generated from rpc ebbflow.v1.AgentService.ReportPhaseStatus
    */
   reportPhaseStatus: {
@@ -645,6 +814,12 @@ export const AgentService: GenService<{
     output: typeof ReportPhaseStatusResponseSchema;
   },
   /**
+   * ReportMeasurement adds measurements to the result of the current assignment's phase; send them
+   * before reporting PHASE_STATUS_MEASURED, which judges the phase on what arrived.
+   *
+   * Each accepted call adds its measurements (re-sending duplicates them); during a rollback they
+   * are accepted and ignored. Matching, access and errors as ReportPhaseStatus.
+   *
    * @generated from rpc ebbflow.v1.AgentService.ReportMeasurement
    */
   reportMeasurement: {
@@ -653,9 +828,11 @@ export const AgentService: GenService<{
     output: typeof ReportMeasurementResponseSchema;
   },
   /**
-   * Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write. When the
-   * registration said stream_liveness, the agent calls it only while it has no assignment stream
-   * open (the open stream is its liveness).
+   * Heartbeat keeps the agent alive in the leader's memory; it is not a Raft write.
+   *
+   * When the registration said stream_liveness, the agent calls it only while it has no assignment
+   * stream open (the open stream is its liveness). Needs the cluster's agent; runs on the leader;
+   * not audited and not rate-limited. NOT_FOUND when the cluster is not registered.
    *
    * @generated from rpc ebbflow.v1.AgentService.Heartbeat
    */
@@ -665,8 +842,14 @@ export const AgentService: GenService<{
     output: typeof HeartbeatResponseSchema;
   },
   /**
-   * JoinCluster exchanges a one-time join token for the cluster's client certificate. It is
-   * the one agent call made without a certificate: the token authenticates it.
+   * JoinCluster exchanges a one-time join token for the cluster's client certificate.
+   *
+   * It is the one agent call made without a certificate: the token authenticates it (public; runs
+   * on the leader; audited; rate-limited per token). Using the token starts a new identity epoch of
+   * the cluster, so certificates issued to it before stop working. UNAUTHENTICATED when the token
+   * is unknown or its secret wrong; FAILED_PRECONDITION when it was used, revoked or has expired,
+   * or when the controller has no CA; INVALID_ARGUMENT for a malformed token or CSR. Not retryable
+   * once it succeeded: the token is used up.
    *
    * @generated from rpc ebbflow.v1.AgentService.JoinCluster
    */
@@ -676,8 +859,12 @@ export const AgentService: GenService<{
     output: typeof JoinClusterResponseSchema;
   },
   /**
-   * RenewCertificate issues the calling agent a fresh certificate for its cluster, before the
-   * one it calls with expires.
+   * RenewCertificate issues the calling agent a fresh certificate for its cluster, of the cluster's
+   * current identity epoch, before the one it calls with expires (agents renew at two thirds of its
+   * lifetime).
+   *
+   * Needs an agent's certificate, which names the cluster; runs on the leader; audited.
+   * FAILED_PRECONDITION when the controller has no CA; INVALID_ARGUMENT for a bad CSR.
    *
    * @generated from rpc ebbflow.v1.AgentService.RenewCertificate
    */

@@ -37,7 +37,9 @@ export type AuditRecord = Message<"ebbflow.v1.AuditRecord"> & {
   time?: Timestamp | undefined;
 
   /**
-   * Who called (today the Ebbflow-Actor header; later the authenticated identity).
+   * Who called: the authenticated person's name, "agent:<cluster>" for an agent,
+   * "node:<id>" for a controller node, "anonymous" without credentials (JoinCluster); with
+   * authentication off, the Ebbflow-Actor header as given.
    *
    * @generated from field: string actor = 3;
    */
@@ -58,14 +60,16 @@ export type AuditRecord = Message<"ebbflow.v1.AuditRecord"> & {
   procedure: string;
 
   /**
-   * The object it names, e.g. "profile/eks", "cluster/eu-1", "rollout/tune-eu", "node/ctl-2".
+   * The object it names, e.g. "profile/eks", "cluster/eu-1", "rollout/tune-eu", "node/ctl-2",
+   * "join-token/<id>".
    *
    * @generated from field: string resource = 6;
    */
   resource: string;
 
   /**
-   * "ok", or the Connect error code ("invalid_argument", "not_found", ...).
+   * "ok", or the Connect error code ("invalid_argument", "not_found", ...). An agent report
+   * the controller did not accept is "ok", with the reason in message.
    *
    * @generated from field: string code = 7;
    */
@@ -73,7 +77,7 @@ export type AuditRecord = Message<"ebbflow.v1.AuditRecord"> & {
 
   /**
    * The error message for a failed call; for an agent report the controller did not accept,
-   * the reason.
+   * "not accepted: " and the reason.
    *
    * @generated from field: string message = 8;
    */
@@ -95,11 +99,14 @@ export const AuditRecordSchema: GenMessage<AuditRecord> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_audit, 0);
 
 /**
+ * ListAuditRecordsRequest is the input of ListAuditRecords. Filters combine: a record must
+ * match every filter given.
+ *
  * @generated from message ebbflow.v1.ListAuditRecordsRequest
  */
 export type ListAuditRecordsRequest = Message<"ebbflow.v1.ListAuditRecordsRequest"> & {
   /**
-   * Only records of this actor (exact match).
+   * Only records of this actor (exact match); at most 128 bytes.
    *
    * @generated from field: string actor = 1;
    */
@@ -107,13 +114,15 @@ export type ListAuditRecordsRequest = Message<"ebbflow.v1.ListAuditRecordsReques
 
   /**
    * Only records whose procedure or resource starts with this prefix, e.g. "profile/eks" or
-   * "ebbflow.v1.RolloutService/".
+   * "ebbflow.v1.RolloutService/"; at most 256 bytes.
    *
    * @generated from field: string prefix = 2;
    */
   prefix: string;
 
   /**
+   * Only succeeded or only failed calls; unset means every record.
+   *
    * @generated from field: ebbflow.v1.AuditResultFilter result = 3;
    */
   result: AuditResultFilter;
@@ -126,23 +135,31 @@ export type ListAuditRecordsRequest = Message<"ebbflow.v1.ListAuditRecordsReques
   startTime?: Timestamp | undefined;
 
   /**
-   * Only records before this time.
+   * Only records before this time; must be after start_time when both are set.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 5;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 6;
    */
   read?: ReadOptions | undefined;
 
   /**
+   * Most records to return; 0 means the server's default (100). At most 1000 (INVALID_ARGUMENT
+   * beyond).
+   *
    * @generated from field: int32 page_size = 7;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous response (with the same filters); empty for the first
+   * page. A token this API did not return is refused with INVALID_ARGUMENT.
+   *
    * @generated from field: string page_token = 8;
    */
   pageToken: string;
@@ -156,6 +173,8 @@ export const ListAuditRecordsRequestSchema: GenMessage<ListAuditRecordsRequest> 
   messageDesc(file_ebbflow_v1_audit, 1);
 
 /**
+ * ListAuditRecordsResponse is the output of ListAuditRecords.
+ *
  * @generated from message ebbflow.v1.ListAuditRecordsResponse
  */
 export type ListAuditRecordsResponse = Message<"ebbflow.v1.ListAuditRecordsResponse"> & {
@@ -167,6 +186,8 @@ export type ListAuditRecordsResponse = Message<"ebbflow.v1.ListAuditRecordsRespo
   records: AuditRecord[];
 
   /**
+   * Token of the next (older) page, for page_token; empty on the last page. Opaque.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -193,14 +214,14 @@ export enum AuditResultFilter {
   UNSPECIFIED = 0,
 
   /**
-   * Only calls that succeeded.
+   * Only calls that succeeded (code "ok", refused agent reports included).
    *
    * @generated from enum value: AUDIT_RESULT_FILTER_OK = 1;
    */
   OK = 1,
 
   /**
-   * Only calls that failed.
+   * Only calls that failed (any code but "ok").
    *
    * @generated from enum value: AUDIT_RESULT_FILTER_FAILED = 2;
    */
@@ -215,13 +236,20 @@ export const AuditResultFilterSchema: GenEnum<AuditResultFilter> = /*@__PURE__*/
 
 /**
  * AuditService reads the audit log: one record per mutating call of the API (who, what, when,
- * from where, and the result), written through Raft with the change it records.
+ * from where, and the result), written through Raft with the change it records. Refused calls
+ * are recorded too, except those refused for missing or bad credentials or by the rate limiter;
+ * heartbeats, reads, and agent registrations that change nothing are not recorded. The log
+ * keeps the newest records up to a bound (100,000 records and 90 days by default). Any call
+ * may fail with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED or UNAVAILABLE.
  *
  * @generated from service ebbflow.v1.AuditService
  */
 export const AuditService: GenService<{
   /**
-   * ListAuditRecords lists records newest first.
+   * ListAuditRecords lists the records matching every filter given, newest first, a page at a time.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+   * names a bad filter, page_size or page_token.
    *
    * @generated from rpc ebbflow.v1.AuditService.ListAuditRecords
    */

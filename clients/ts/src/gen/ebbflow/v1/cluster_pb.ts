@@ -24,59 +24,75 @@ export const file_ebbflow_v1_cluster: GenFile = /*@__PURE__*/
  */
 export type Cluster = Message<"ebbflow.v1.Cluster"> & {
   /**
-   * Cluster id: a DNS label, unique in the fleet.
+   * Cluster id: a DNS label (lower-case letters, digits and '-', at most 63 characters),
+   * unique in the fleet.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Labels in Kubernetes syntax, which rollouts select clusters by. RegisterCluster and
+   * SetClusterLabels replace them; the agent's RegisterAgent adds and changes, never removes.
+   *
    * @generated from field: map<string, string> labels = 2;
    */
   labels: { [key: string]: string };
 
   /**
+   * True while cordoned: rollouts skip the cluster.
+   *
    * @generated from field: bool cordoned = 3;
    */
   cordoned: boolean;
 
   /**
+   * Why the cluster is cordoned; empty when it is not.
+   *
    * @generated from field: string cordon_reason = 4;
    */
   cordonReason: string;
 
   /**
-   * Latest inventory reported by the agent.
+   * Latest inventory reported by the agent; unset until its agent registers with one.
    *
    * @generated from field: ebbflow.v1.Inventory inventory = 5;
    */
   inventory?: Inventory | undefined;
 
   /**
+   * When the cluster was first registered, by the leader's clock.
+   *
    * @generated from field: google.protobuf.Timestamp register_time = 6;
    */
   registerTime?: Timestamp | undefined;
 
   /**
-   * Grows by one on every stored change.
+   * Grows by one on every stored change (labels, cordon, inventory, agent version); a write
+   * that changes nothing keeps it. SetClusterLabels takes it as expected_generation.
    *
    * @generated from field: uint64 generation = 7;
    */
   generation: bigint;
 
   /**
-   * From the leader's memory, not stored: liveness and the last heartbeat.
+   * Liveness of the cluster's agent, from the answering node's memory; never stored.
    *
    * @generated from field: ebbflow.v1.Liveness liveness = 8;
    */
   liveness: Liveness;
 
   /**
+   * When the agent was last heard from (registration, heartbeat or report), or the time of the
+   * answer while its stream is open; from memory like liveness, unset when unknown.
+   *
    * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 9;
    */
   lastHeartbeatTime?: Timestamp | undefined;
 
   /**
+   * Version the agent reported when it registered; empty until it does.
+   *
    * @generated from field: string agent_version = 10;
    */
   agentVersion: string;
@@ -90,70 +106,87 @@ export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_cluster, 0);
 
 /**
- * Inventory is what the agent found on its cluster.
+ * Inventory is what the agent found on its cluster when it registered; a rollout's preflight
+ * checks each phase against it.
  *
  * @generated from message ebbflow.v1.Inventory
  */
 export type Inventory = Message<"ebbflow.v1.Inventory"> & {
   /**
+   * The API server's version, e.g. "v1.31.2".
+   *
    * @generated from field: string kubernetes_version = 1;
    */
   kubernetesVersion: string;
 
   /**
+   * Chart version of the Cilium Helm release; empty when there is no release.
+   *
    * @generated from field: string cilium_chart_version = 2;
    */
   ciliumChartVersion: string;
 
   /**
+   * Image tag of the cilium-agent container of the cilium DaemonSet; empty when there is none.
+   *
    * @generated from field: string cilium_image_version = 3;
    */
   ciliumImageVersion: string;
 
   /**
-   * Current Helm values of the Cilium release.
+   * Current user-supplied Helm values of the Cilium release (not the chart's defaults); at most
+   * 2 MiB and 64 levels deep.
    *
    * @generated from field: google.protobuf.Struct helm_values = 4;
    */
   helmValues?: JsonObject | undefined;
 
   /**
-   * Helm release revision of Cilium.
+   * Helm release revision of Cilium; 0 when there is no release.
    *
    * @generated from field: int32 helm_revision = 5;
    */
   helmRevision: number;
 
   /**
-   * Keys of kube-system/cilium-config.
+   * Data of the cilium-config ConfigMap in the Cilium namespace (kube-system by default).
    *
    * @generated from field: map<string, string> cilium_config = 6;
    */
   ciliumConfig: { [key: string]: string };
 
   /**
+   * Whether the kube-system/kube-proxy DaemonSet exists.
+   *
    * @generated from field: bool kube_proxy_present = 7;
    */
   kubeProxyPresent: boolean;
 
   /**
+   * Whether the kube-system/aws-node DaemonSet (the AWS VPC CNI) exists.
+   *
    * @generated from field: bool aws_node_present = 8;
    */
   awsNodePresent: boolean;
 
   /**
+   * Every node of the cluster.
+   *
    * @generated from field: repeated ebbflow.v1.NodeInfo nodes = 9;
    */
   nodes: NodeInfo[];
 
   /**
-   * Cloud provider hint: "aws", "gcp", "azure", "" (unknown / bare metal).
+   * Cloud provider hint when every node agrees: "aws", "gcp", "azure", "" (unknown or bare
+   * metal).
    *
    * @generated from field: string cloud_provider = 10;
    */
   cloudProvider: string;
 
   /**
+   * When the agent collected the inventory, by its clock.
+   *
    * @generated from field: google.protobuf.Timestamp collect_time = 11;
    */
   collectTime?: Timestamp | undefined;
@@ -173,37 +206,45 @@ export const InventorySchema: GenMessage<Inventory> = /*@__PURE__*/
  */
 export type NodeInfo = Message<"ebbflow.v1.NodeInfo"> & {
   /**
+   * Node name.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * status.nodeInfo.kernelVersion
+   * status.nodeInfo.kernelVersion; preflight compares it with each feature's minimum kernel.
+   * Empty makes those checks unknown.
    *
    * @generated from field: string kernel_version = 2;
    */
   kernelVersion: string;
 
   /**
+   * status.nodeInfo.osImage.
+   *
    * @generated from field: string os_image = 3;
    */
   osImage: string;
 
   /**
-   * NIC driver from a node label; empty when unknown.
+   * NIC driver from a node label (ebbflow.io/nic-driver unless the agent is told another);
+   * empty when unknown, which makes the XDP check unknown.
    *
    * @generated from field: string nic_driver = 4;
    */
   nicDriver: string;
 
   /**
-   * From spec.providerID, e.g. "aws".
+   * From spec.providerID, e.g. "aws", "gcp", "azure"; empty when it has none.
    *
    * @generated from field: string cloud_provider = 5;
    */
   cloudProvider: string;
 
   /**
+   * Whether the node's Ready condition is True.
+   *
    * @generated from field: bool ready = 6;
    */
   ready: boolean;
@@ -217,15 +258,22 @@ export const NodeInfoSchema: GenMessage<NodeInfo> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_cluster, 2);
 
 /**
+ * RegisterClusterRequest is the input of RegisterCluster.
+ *
  * @generated from message ebbflow.v1.RegisterClusterRequest
  */
 export type RegisterClusterRequest = Message<"ebbflow.v1.RegisterClusterRequest"> & {
   /**
+   * Cluster id: a DNS label.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Labels of the cluster, replacing the stored ones when it exists; Kubernetes syntax, at
+   * most 64.
+   *
    * @generated from field: map<string, string> labels = 2;
    */
   labels: { [key: string]: string };
@@ -239,10 +287,14 @@ export const RegisterClusterRequestSchema: GenMessage<RegisterClusterRequest> = 
   messageDesc(file_ebbflow_v1_cluster, 3);
 
 /**
+ * RegisterClusterResponse is the output of RegisterCluster.
+ *
  * @generated from message ebbflow.v1.RegisterClusterResponse
  */
 export type RegisterClusterResponse = Message<"ebbflow.v1.RegisterClusterResponse"> & {
   /**
+   * The cluster as stored, with its liveness.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
@@ -256,15 +308,21 @@ export const RegisterClusterResponseSchema: GenMessage<RegisterClusterResponse> 
   messageDesc(file_ebbflow_v1_cluster, 4);
 
 /**
+ * GetClusterRequest is the input of GetCluster.
+ *
  * @generated from message ebbflow.v1.GetClusterRequest
  */
 export type GetClusterRequest = Message<"ebbflow.v1.GetClusterRequest"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
@@ -278,10 +336,14 @@ export const GetClusterRequestSchema: GenMessage<GetClusterRequest> = /*@__PURE_
   messageDesc(file_ebbflow_v1_cluster, 5);
 
 /**
+ * GetClusterResponse is the output of GetCluster.
+ *
  * @generated from message ebbflow.v1.GetClusterResponse
  */
 export type GetClusterResponse = Message<"ebbflow.v1.GetClusterResponse"> & {
   /**
+   * The cluster, with its liveness.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
@@ -295,27 +357,37 @@ export const GetClusterResponseSchema: GenMessage<GetClusterResponse> = /*@__PUR
   messageDesc(file_ebbflow_v1_cluster, 6);
 
 /**
+ * ListClustersRequest is the input of ListClusters.
+ *
  * @generated from message ebbflow.v1.ListClustersRequest
  */
 export type ListClustersRequest = Message<"ebbflow.v1.ListClustersRequest"> & {
   /**
-   * Kubernetes label selector syntax: "env=prod,region in (eu,us),!legacy".
+   * Kubernetes label selector syntax: "env=prod,region in (eu,us),!legacy". Empty matches
+   * every cluster. At most 4096 bytes.
    *
    * @generated from field: string selector = 1;
    */
   selector: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
 
   /**
+   * Most clusters to return; 0 means the server's default (100). At most 1000.
+   *
    * @generated from field: int32 page_size = 3;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous response (with the same selector); empty for the first
+   * page. A token this API did not return is refused with INVALID_ARGUMENT.
+   *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
@@ -329,15 +401,21 @@ export const ListClustersRequestSchema: GenMessage<ListClustersRequest> = /*@__P
   messageDesc(file_ebbflow_v1_cluster, 7);
 
 /**
+ * ListClustersResponse is the output of ListClusters.
+ *
  * @generated from message ebbflow.v1.ListClustersResponse
  */
 export type ListClustersResponse = Message<"ebbflow.v1.ListClustersResponse"> & {
   /**
+   * The matching clusters in name order, with their liveness.
+   *
    * @generated from field: repeated ebbflow.v1.Cluster clusters = 1;
    */
   clusters: Cluster[];
 
   /**
+   * Token of the next page, for page_token; empty on the last page. Opaque.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -351,21 +429,30 @@ export const ListClustersResponseSchema: GenMessage<ListClustersResponse> = /*@_
   messageDesc(file_ebbflow_v1_cluster, 8);
 
 /**
+ * SetClusterLabelsRequest is the input of SetClusterLabels.
+ *
  * @generated from message ebbflow.v1.SetClusterLabelsRequest
  */
 export type SetClusterLabelsRequest = Message<"ebbflow.v1.SetClusterLabelsRequest"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The complete new set of labels (Kubernetes syntax, at most 64); an empty map removes every
+   * label.
+   *
    * @generated from field: map<string, string> labels = 2;
    */
   labels: { [key: string]: string };
 
   /**
-   * If non-zero, fails unless the cluster's generation is this one.
+   * If non-zero, the labels are set only if the cluster's generation is this one, else the
+   * call fails with ABORTED: a read-modify-write that cannot lose a concurrent change. 0 sets
+   * them unconditionally.
    *
    * @generated from field: uint64 expected_generation = 3;
    */
@@ -380,10 +467,14 @@ export const SetClusterLabelsRequestSchema: GenMessage<SetClusterLabelsRequest> 
   messageDesc(file_ebbflow_v1_cluster, 9);
 
 /**
+ * SetClusterLabelsResponse is the output of SetClusterLabels.
+ *
  * @generated from message ebbflow.v1.SetClusterLabelsResponse
  */
 export type SetClusterLabelsResponse = Message<"ebbflow.v1.SetClusterLabelsResponse"> & {
   /**
+   * The cluster after the change.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
@@ -397,15 +488,21 @@ export const SetClusterLabelsResponseSchema: GenMessage<SetClusterLabelsResponse
   messageDesc(file_ebbflow_v1_cluster, 10);
 
 /**
+ * CordonClusterRequest is the input of CordonCluster.
+ *
  * @generated from message ebbflow.v1.CordonClusterRequest
  */
 export type CordonClusterRequest = Message<"ebbflow.v1.CordonClusterRequest"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Why; shown as Cluster.cordon_reason and in the rollouts' skip reasons. Optional.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -419,10 +516,14 @@ export const CordonClusterRequestSchema: GenMessage<CordonClusterRequest> = /*@_
   messageDesc(file_ebbflow_v1_cluster, 11);
 
 /**
+ * CordonClusterResponse is the output of CordonCluster.
+ *
  * @generated from message ebbflow.v1.CordonClusterResponse
  */
 export type CordonClusterResponse = Message<"ebbflow.v1.CordonClusterResponse"> & {
   /**
+   * The cluster after the change.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
@@ -436,10 +537,14 @@ export const CordonClusterResponseSchema: GenMessage<CordonClusterResponse> = /*
   messageDesc(file_ebbflow_v1_cluster, 12);
 
 /**
+ * UncordonClusterRequest is the input of UncordonCluster.
+ *
  * @generated from message ebbflow.v1.UncordonClusterRequest
  */
 export type UncordonClusterRequest = Message<"ebbflow.v1.UncordonClusterRequest"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -453,10 +558,14 @@ export const UncordonClusterRequestSchema: GenMessage<UncordonClusterRequest> = 
   messageDesc(file_ebbflow_v1_cluster, 13);
 
 /**
+ * UncordonClusterResponse is the output of UncordonCluster.
+ *
  * @generated from message ebbflow.v1.UncordonClusterResponse
  */
 export type UncordonClusterResponse = Message<"ebbflow.v1.UncordonClusterResponse"> & {
   /**
+   * The cluster after the change.
+   *
    * @generated from field: ebbflow.v1.Cluster cluster = 1;
    */
   cluster?: Cluster | undefined;
@@ -470,10 +579,14 @@ export const UncordonClusterResponseSchema: GenMessage<UncordonClusterResponse> 
   messageDesc(file_ebbflow_v1_cluster, 14);
 
 /**
+ * DeleteClusterRequest is the input of DeleteCluster.
+ *
  * @generated from message ebbflow.v1.DeleteClusterRequest
  */
 export type DeleteClusterRequest = Message<"ebbflow.v1.DeleteClusterRequest"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -487,6 +600,8 @@ export const DeleteClusterRequestSchema: GenMessage<DeleteClusterRequest> = /*@_
   messageDesc(file_ebbflow_v1_cluster, 15);
 
 /**
+ * DeleteClusterResponse is the output of DeleteCluster; it has no fields.
+ *
  * @generated from message ebbflow.v1.DeleteClusterResponse
  */
 export type DeleteClusterResponse = Message<"ebbflow.v1.DeleteClusterResponse"> & {
@@ -500,32 +615,37 @@ export const DeleteClusterResponseSchema: GenMessage<DeleteClusterResponse> = /*
   messageDesc(file_ebbflow_v1_cluster, 16);
 
 /**
- * Liveness is what the controller knows of a cluster's agent right now.
+ * Liveness is what the answering controller node knows of a cluster's agent right now. It lives
+ * in the leader's memory, is never stored, and starts over when leadership changes; a follower
+ * serving a stale read knows only of the agent streams open on itself.
  *
  * @generated from enum ebbflow.v1.Liveness
  */
 export enum Liveness {
   /**
+   * Not computed; every Cluster this API returns carries one of the values below.
+   *
    * @generated from enum value: LIVENESS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Heartbeat seen within the liveness window.
+   * The agent holds its assignment stream open, or was heard from (registration, heartbeat or
+   * report) within the liveness window: three heartbeat intervals, 30 s by default.
    *
    * @generated from enum value: LIVENESS_ALIVE = 1;
    */
   ALIVE = 1,
 
   /**
-   * No heartbeat within the window.
+   * Heard from before, but not within the window, and no stream open.
    *
    * @generated from enum value: LIVENESS_SILENT = 2;
    */
   SILENT = 2,
 
   /**
-   * This controller has not heard from the agent since it became leader.
+   * Not heard from since this node became leader (a follower: no stream open on it).
    *
    * @generated from enum value: LIVENESS_UNKNOWN = 3;
    */
@@ -539,13 +659,22 @@ export const LivenessSchema: GenEnum<Liveness> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_cluster, 0);
 
 /**
- * ClusterService manages the fleet's member clusters.
+ * ClusterService manages the fleet's member clusters: the registry rollouts pick clusters from,
+ * with their labels, cordons, the inventory their agents report and the leader's view of each
+ * agent's liveness. Agents register their own cluster with AgentService.RegisterAgent. Reads
+ * need the viewer role and take ReadOptions; writes need admin, run on the leader (a follower
+ * forwards them) and are audited. Any call may fail with UNAUTHENTICATED, PERMISSION_DENIED,
+ * RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no leader known).
  *
  * @generated from service ebbflow.v1.ClusterService
  */
 export const ClusterService: GenService<{
   /**
-   * RegisterCluster adds a cluster ahead of its agent (or updates its labels if it exists).
+   * RegisterCluster adds a cluster ahead of its agent or, when it exists, replaces its labels
+   * (inventory, cordon and agent version stay).
+   *
+   * Needs admin; runs on the leader; audited. Idempotent: registering again with the same labels
+   * changes nothing. INVALID_ARGUMENT names a bad name or label.
    *
    * @generated from rpc ebbflow.v1.ClusterService.RegisterCluster
    */
@@ -555,6 +684,11 @@ export const ClusterService: GenService<{
     output: typeof RegisterClusterResponseSchema;
   },
   /**
+   * GetCluster returns one cluster with its inventory and its agent's liveness.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+   * is not registered.
+   *
    * @generated from rpc ebbflow.v1.ClusterService.GetCluster
    */
   getCluster: {
@@ -563,6 +697,11 @@ export const ClusterService: GenService<{
     output: typeof GetClusterResponseSchema;
   },
   /**
+   * ListClusters lists the clusters a label selector matches, in name order, a page at a time.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read (cheap for
+   * fleet-wide listings). INVALID_ARGUMENT for a bad selector, page_size or page_token.
+   *
    * @generated from rpc ebbflow.v1.ClusterService.ListClusters
    */
   listClusters: {
@@ -571,7 +710,11 @@ export const ClusterService: GenService<{
     output: typeof ListClustersResponseSchema;
   },
   /**
-   * SetClusterLabels replaces the cluster's labels.
+   * SetClusterLabels replaces the cluster's labels with exactly the given set.
+   *
+   * Rollouts already created keep the waves they cut. Needs admin; runs on the leader; audited.
+   * NOT_FOUND when the cluster is not registered; ABORTED when expected_generation is set and is
+   * not the cluster's generation.
    *
    * @generated from rpc ebbflow.v1.ClusterService.SetClusterLabels
    */
@@ -581,7 +724,13 @@ export const ClusterService: GenService<{
     output: typeof SetClusterLabelsResponseSchema;
   },
   /**
-   * CordonCluster makes rollouts skip the cluster (explicitly, with the reason).
+   * CordonCluster makes rollouts skip the cluster, explicitly and with the reason: a rollout
+   * created afterwards lists it in Rollout.skipped, and an active rollout marks it
+   * CLUSTER_ROLLOUT_STATE_SKIPPED when the engine next steps, unless it has finished or is rolling
+   * back.
+   *
+   * Nothing is rolled back. Cordoning again replaces the reason. Needs admin; runs on the leader;
+   * audited. NOT_FOUND when the cluster is not registered.
    *
    * @generated from rpc ebbflow.v1.ClusterService.CordonCluster
    */
@@ -591,6 +740,11 @@ export const ClusterService: GenService<{
     output: typeof CordonClusterResponseSchema;
   },
   /**
+   * UncordonCluster lifts a cordon and clears its reason.
+   *
+   * Rollouts that already skipped the cluster do not take it back. Idempotent. Needs admin; runs
+   * on the leader; audited. NOT_FOUND when the cluster is not registered.
+   *
    * @generated from rpc ebbflow.v1.ClusterService.UncordonCluster
    */
   uncordonCluster: {
@@ -599,6 +753,13 @@ export const ClusterService: GenService<{
     output: typeof UncordonClusterResponseSchema;
   },
   /**
+   * DeleteCluster removes a cluster from the registry and forgets its agent's liveness.
+   *
+   * Active rollouts skip it (it keeps what they applied); its agent gets NOT_FOUND until it
+   * registers again (RegisterAgent creates the cluster anew). Its certificates stay valid: revoke
+   * them with AccessService.RevokeClusterIdentity. Needs admin; runs on the leader; audited.
+   * NOT_FOUND when it is not registered.
+   *
    * @generated from rpc ebbflow.v1.ClusterService.DeleteCluster
    */
   deleteCluster: {

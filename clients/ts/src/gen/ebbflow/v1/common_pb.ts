@@ -13,12 +13,15 @@ export const file_ebbflow_v1_common: GenFile = /*@__PURE__*/
   fileDesc("ChdlYmJmbG93L3YxL2NvbW1vbi5wcm90bxIKZWJiZmxvdy52MSI7CgtSZWFkT3B0aW9ucxIsCgtjb25zaXN0ZW5jeRgBIAEoDjIXLmViYmZsb3cudjEuQ29uc2lzdGVuY3kqXgoFUGhhc2USFQoRUEhBU0VfVU5TUEVDSUZJRUQQABISCg5QSEFTRV9CQVNFTElORRABEgwKCFBIQVNFX0w3EAISDQoJUEhBU0VfS1BSEAMSDQoJUEhBU0VfWERQEAQqXwoLQ29uc2lzdGVuY3kSGwoXQ09OU0lTVEVOQ1lfVU5TUEVDSUZJRUQQABIcChhDT05TSVNURU5DWV9MSU5FQVJJWkFCTEUQARIVChFDT05TSVNURU5DWV9TVEFMRRACQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM");
 
 /**
- * ReadOptions controls how a read is served.
+ * ReadOptions controls how a read is served. Unset means a linearizable read.
  *
  * @generated from message ebbflow.v1.ReadOptions
  */
 export type ReadOptions = Message<"ebbflow.v1.ReadOptions"> & {
   /**
+   * Read level; CONSISTENCY_UNSPECIFIED (the default) means CONSISTENCY_LINEARIZABLE. A number
+   * outside the enum is refused with INVALID_ARGUMENT.
+   *
    * @generated from field: ebbflow.v1.Consistency consistency = 1;
    */
   consistency: Consistency;
@@ -32,32 +35,41 @@ export const ReadOptionsSchema: GenMessage<ReadOptions> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_common, 0);
 
 /**
- * Phase is one canary step a cluster goes through, in this order.
+ * Phase is one canary step a cluster goes through. Phases always run in this order; a rollout
+ * may run a subset (RolloutSpec.phases) but never reorders them. Each phase's Helm values are
+ * laid over those of the phases before it.
  *
  * @generated from enum ebbflow.v1.Phase
  */
 export enum Phase {
   /**
+   * No phase: an event or record that concerns none. Refused where a request must name a
+   * phase (RolloutSpec.phases, ReportRef.phase); in RegressionBudget.phase it means every
+   * phase without a budget of its own.
+   *
    * @generated from enum value: PHASE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Change nothing; take the inventory and a measured baseline.
+   * Change nothing (unless the profile's baseline sets values); take the inventory and measure
+   * the baseline every later phase is judged against. It passes once measured.
    *
    * @generated from enum value: PHASE_BASELINE = 1;
    */
   BASELINE = 1,
 
   /**
-   * L7 visibility and policy (l7Proxy on, CiliumNetworkPolicies applied).
+   * L7 visibility and policy: the l7 phase's values (l7Proxy on) and its CiliumNetworkPolicies,
+   * applied with server-side apply.
    *
    * @generated from enum value: PHASE_L7 = 2;
    */
   L7 = 2,
 
   /**
-   * Full kube-proxy replacement with the profile's tuning, kube-proxy parked.
+   * Full kube-proxy replacement with the profile's tuning; kube-proxy (and the other DaemonSets
+   * the profile names) parked.
    *
    * @generated from enum value: PHASE_KPR = 3;
    */
@@ -84,21 +96,25 @@ export const PhaseSchema: GenEnum<Phase> = /*@__PURE__*/
  */
 export enum Consistency {
   /**
-   * Same as CONSISTENCY_LINEARIZABLE.
+   * Same as CONSISTENCY_LINEARIZABLE, the default.
    *
    * @generated from enum value: CONSISTENCY_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Served by the leader after it confirmed leadership with a quorum.
+   * Served by the leader (a follower forwards the call) after it confirmed its leadership with
+   * a quorum and applied everything committed before the read: the answer reflects every write
+   * acknowledged before the call. UNAVAILABLE while no leader is known.
    *
    * @generated from enum value: CONSISTENCY_LINEARIZABLE = 1;
    */
   LINEARIZABLE = 1,
 
   /**
-   * Served from the local replica of whichever node answers; may lag the leader.
+   * Served from the local replica of whichever node answers, without asking the leader: cheap
+   * and available without a leader (for fleet-wide listings), but it may lag the leader and
+   * miss writes acknowledged just before.
    *
    * @generated from enum value: CONSISTENCY_STALE = 2;
    */

@@ -20,11 +20,15 @@ export const file_ebbflow_v1_controller: GenFile = /*@__PURE__*/
  */
 export type ControllerMember = Message<"ebbflow.v1.ControllerMember"> & {
   /**
+   * Node id.
+   *
    * @generated from field: string node_id = 1;
    */
   nodeId: string;
 
   /**
+   * host:port of its Raft transport.
+   *
    * @generated from field: string raft_address = 2;
    */
   raftAddress: string;
@@ -37,11 +41,15 @@ export type ControllerMember = Message<"ebbflow.v1.ControllerMember"> & {
   apiAddress: string;
 
   /**
+   * True for a voter, false for a non-voting member.
+   *
    * @generated from field: bool voter = 4;
    */
   voter: boolean;
 
   /**
+   * True for the leader, as the answering node sees it.
+   *
    * @generated from field: bool leader = 5;
    */
   leader: boolean;
@@ -55,6 +63,8 @@ export const ControllerMemberSchema: GenMessage<ControllerMember> = /*@__PURE__*
   messageDesc(file_ebbflow_v1_controller, 0);
 
 /**
+ * GetControllerStatusRequest is the input of GetControllerStatus; it has no fields.
+ *
  * @generated from message ebbflow.v1.GetControllerStatusRequest
  */
 export type GetControllerStatusRequest = Message<"ebbflow.v1.GetControllerStatusRequest"> & {
@@ -68,6 +78,8 @@ export const GetControllerStatusRequestSchema: GenMessage<GetControllerStatusReq
   messageDesc(file_ebbflow_v1_controller, 1);
 
 /**
+ * GetControllerStatusResponse is the answering node's view of the group.
+ *
  * @generated from message ebbflow.v1.GetControllerStatusResponse
  */
 export type GetControllerStatusResponse = Message<"ebbflow.v1.GetControllerStatusResponse"> & {
@@ -79,52 +91,70 @@ export type GetControllerStatusResponse = Message<"ebbflow.v1.GetControllerStatu
   nodeId: string;
 
   /**
+   * Its Raft state.
+   *
    * @generated from field: ebbflow.v1.RaftState state = 2;
    */
   state: RaftState;
 
   /**
+   * The leader's node id; empty when it knows of none.
+   *
    * @generated from field: string leader_id = 3;
    */
   leaderId: string;
 
   /**
+   * The leader's API address (host:port); empty when unknown.
+   *
    * @generated from field: string leader_api_address = 4;
    */
   leaderApiAddress: string;
 
   /**
+   * Its current Raft term.
+   *
    * @generated from field: uint64 term = 5;
    */
   term: bigint;
 
   /**
+   * Highest log index it knows to be committed.
+   *
    * @generated from field: uint64 commit_index = 6;
    */
   commitIndex: bigint;
 
   /**
+   * Highest log index applied to its state; it trails commit_index briefly.
+   *
    * @generated from field: uint64 applied_index = 7;
    */
   appliedIndex: bigint;
 
   /**
+   * Index of the last entry in its log.
+   *
    * @generated from field: uint64 last_log_index = 8;
    */
   lastLogIndex: bigint;
 
   /**
+   * The Raft configuration as it sees it.
+   *
    * @generated from field: repeated ebbflow.v1.ControllerMember members = 9;
    */
   members: ControllerMember[];
 
   /**
+   * Its build version.
+   *
    * @generated from field: string version = 10;
    */
   version: string;
 
   /**
-   * Agents the leader holds liveness for.
+   * Agents the leader holds liveness for (alive now); 0 when a follower answers.
    *
    * @generated from field: int64 live_agents = 11;
    */
@@ -139,20 +169,28 @@ export const GetControllerStatusResponseSchema: GenMessage<GetControllerStatusRe
   messageDesc(file_ebbflow_v1_controller, 2);
 
 /**
+ * AddVoterRequest is the input of AddVoter.
+ *
  * @generated from message ebbflow.v1.AddVoterRequest
  */
 export type AddVoterRequest = Message<"ebbflow.v1.AddVoterRequest"> & {
   /**
+   * Node id of the new voter.
+   *
    * @generated from field: string node_id = 1;
    */
   nodeId: string;
 
   /**
+   * host:port its Raft transport listens on; required.
+   *
    * @generated from field: string raft_address = 2;
    */
   raftAddress: string;
 
   /**
+   * host:port of its API; required.
+   *
    * @generated from field: string api_address = 3;
    */
   apiAddress: string;
@@ -166,10 +204,14 @@ export const AddVoterRequestSchema: GenMessage<AddVoterRequest> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_controller, 3);
 
 /**
+ * AddVoterResponse is the output of AddVoter.
+ *
  * @generated from message ebbflow.v1.AddVoterResponse
  */
 export type AddVoterResponse = Message<"ebbflow.v1.AddVoterResponse"> & {
   /**
+   * The Raft configuration after the change.
+   *
    * @generated from field: repeated ebbflow.v1.ControllerMember members = 1;
    */
   members: ControllerMember[];
@@ -183,10 +225,14 @@ export const AddVoterResponseSchema: GenMessage<AddVoterResponse> = /*@__PURE__*
   messageDesc(file_ebbflow_v1_controller, 4);
 
 /**
+ * RemoveServerRequest is the input of RemoveServer.
+ *
  * @generated from message ebbflow.v1.RemoveServerRequest
  */
 export type RemoveServerRequest = Message<"ebbflow.v1.RemoveServerRequest"> & {
   /**
+   * Node id of the member to remove.
+   *
    * @generated from field: string node_id = 1;
    */
   nodeId: string;
@@ -200,10 +246,14 @@ export const RemoveServerRequestSchema: GenMessage<RemoveServerRequest> = /*@__P
   messageDesc(file_ebbflow_v1_controller, 5);
 
 /**
+ * RemoveServerResponse is the output of RemoveServer.
+ *
  * @generated from message ebbflow.v1.RemoveServerResponse
  */
 export type RemoveServerResponse = Message<"ebbflow.v1.RemoveServerResponse"> & {
   /**
+   * The Raft configuration after the change.
+   *
    * @generated from field: repeated ebbflow.v1.ControllerMember members = 1;
    */
   members: ControllerMember[];
@@ -217,6 +267,8 @@ export const RemoveServerResponseSchema: GenMessage<RemoveServerResponse> = /*@_
   messageDesc(file_ebbflow_v1_controller, 6);
 
 /**
+ * ReportAgentStreamsRequest is the input of ReportAgentStreams.
+ *
  * @generated from message ebbflow.v1.ReportAgentStreamsRequest
  */
 export type ReportAgentStreamsRequest = Message<"ebbflow.v1.ReportAgentStreamsRequest"> & {
@@ -229,7 +281,8 @@ export type ReportAgentStreamsRequest = Message<"ebbflow.v1.ReportAgentStreamsRe
 
   /**
    * Every cluster whose agent holds an assignment stream open on that node now (the whole set,
-   * not a change), at most 100,000.
+   * not a change), at most 100,000. The leader counts the set as alive for three heartbeat
+   * intervals.
    *
    * @generated from field: repeated string clusters = 2;
    */
@@ -244,6 +297,8 @@ export const ReportAgentStreamsRequestSchema: GenMessage<ReportAgentStreamsReque
   messageDesc(file_ebbflow_v1_controller, 7);
 
 /**
+ * ReportAgentStreamsResponse is the output of ReportAgentStreams; it has no fields.
+ *
  * @generated from message ebbflow.v1.ReportAgentStreamsResponse
  */
 export type ReportAgentStreamsResponse = Message<"ebbflow.v1.ReportAgentStreamsResponse"> & {
@@ -257,30 +312,42 @@ export const ReportAgentStreamsResponseSchema: GenMessage<ReportAgentStreamsResp
   messageDesc(file_ebbflow_v1_controller, 8);
 
 /**
+ * RaftState is a controller node's Raft role.
+ *
  * @generated from enum ebbflow.v1.RaftState
  */
 export enum RaftState {
   /**
+   * Not known.
+   *
    * @generated from enum value: RAFT_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Follows the leader: serves streams and stale reads, forwards the rest to the leader.
+   *
    * @generated from enum value: RAFT_STATE_FOLLOWER = 1;
    */
   FOLLOWER = 1,
 
   /**
+   * Stands for election; no leader is known to it.
+   *
    * @generated from enum value: RAFT_STATE_CANDIDATE = 2;
    */
   CANDIDATE = 2,
 
   /**
+   * Serves writes and linearizable reads, and runs the rollout engine.
+   *
    * @generated from enum value: RAFT_STATE_LEADER = 3;
    */
   LEADER = 3,
 
   /**
+   * Shutting down.
+   *
    * @generated from enum value: RAFT_STATE_SHUTDOWN = 4;
    */
   SHUTDOWN = 4,
@@ -293,12 +360,19 @@ export const RaftStateSchema: GenEnum<RaftState> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_controller, 0);
 
 /**
- * ControllerService reports and changes the controller's own Raft membership.
+ * ControllerService reports and changes the controller's own Raft membership. Any call may fail
+ * with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint)
+ * or UNAVAILABLE (no leader known).
  *
  * @generated from service ebbflow.v1.ControllerService
  */
 export const ControllerService: GenService<{
   /**
+   * GetControllerStatus answers from the node that receives it, never forwarded: its Raft state,
+   * its view of the leader and the members, and (on the leader) how many agents are alive.
+   *
+   * Needs viewer; any node.
+   *
    * @generated from rpc ebbflow.v1.ControllerService.GetControllerStatus
    */
   getControllerStatus: {
@@ -307,7 +381,12 @@ export const ControllerService: GenService<{
     output: typeof GetControllerStatusResponseSchema;
   },
   /**
-   * AddVoter adds a controller node as a voter. Served by the leader (forwarded from followers).
+   * AddVoter adds a controller node as a voter and records its API address.
+   *
+   * Served by the leader (forwarded from followers); needs admin; audited. Idempotent: a node that
+   * is already a voter at that Raft address only has its API address updated. ABORTED when the Raft
+   * address belongs to another node; INVALID_ARGUMENT when an address is not host:port. Nodes
+   * started with fleet-controller --join add themselves.
    *
    * @generated from rpc ebbflow.v1.ControllerService.AddVoter
    */
@@ -317,7 +396,11 @@ export const ControllerService: GenService<{
     output: typeof AddVoterResponseSchema;
   },
   /**
-   * RemoveServer removes a controller node from the Raft configuration.
+   * RemoveServer removes a controller node from the Raft configuration and forgets its API address;
+   * removing the leader makes it step down.
+   *
+   * Served by the leader (forwarded from followers); needs admin; audited. NOT_FOUND when the node
+   * is not a member.
    *
    * @generated from rpc ebbflow.v1.ControllerService.RemoveServer
    */
@@ -327,10 +410,13 @@ export const ControllerService: GenService<{
     output: typeof RemoveServerResponseSchema;
   },
   /**
-   * ReportAgentStreams tells the leader which agents hold an assignment stream open on the
-   * calling node. An open stream is an agent's liveness (it carries HTTP/2 keepalive pings),
-   * so agents make no Heartbeat call while their stream is up; followers send their set on a
-   * change and every heartbeat interval. Only controller nodes may call it.
+   * ReportAgentStreams tells the leader which agents hold an assignment stream open on the calling
+   * node.
+   *
+   * An open stream is an agent's liveness (it carries HTTP/2 keepalive pings), so agents make no
+   * Heartbeat call while their stream is up; followers send their set on a change and every
+   * heartbeat interval. Only controller nodes may call it. Not forwarded: UNAVAILABLE on a node
+   * that is not the leader; PERMISSION_DENIED when node_id is not the caller's.
    *
    * @generated from rpc ebbflow.v1.ControllerService.ReportAgentStreams
    */

@@ -16,25 +16,31 @@ export const file_ebbflow_v1_measurement: GenFile = /*@__PURE__*/
   fileDesc("ChxlYmJmbG93L3YxL21lYXN1cmVtZW50LnByb3RvEgplYmJmbG93LnYxInIKDVByb2JlU2V0dGluZ3MSJQoGcHJvYmVzGAEgAygLMhUuZWJiZmxvdy52MS5Qcm9iZVNwZWMSDwoHd2luZG93cxgCIAEoBRIpCgZ3YXJtdXAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itgEKCVByb2JlU3BlYxIjCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmQSDgoGdGFyZ2V0GAIgASgJEgwKBHJhdGUYAyABKAESKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFcXVlcnkYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKhAQoOTGF0ZW5jeVN1bW1hcnkSDgoGcDUwX21zGAEgASgBEg4KBnA5MF9tcxgCIAEoARIOCgZwOTlfbXMYAyABKAESDwoHcDk5OV9tcxgEIAEoARIPCgdtZWFuX21zGAUgASgBEg4KBm1pbl9tcxgGIAEoARIOCgZtYXhfbXMYByABKAESDQoFY291bnQYCCABKAMSDgoGZXJyb3JzGAkgASgDIuYCCgtNZWFzdXJlbWVudBIvCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmRCCrpIB4IBBBABIAASGAoGdGFyZ2V0GAIgASgJQgi6SAVyAyiAEBIrCgdsYXRlbmN5GAMgASgLMhouZWJiZmxvdy52MS5MYXRlbmN5U3VtbWFyeRIeCgpzYW1wbGVzX21zGAQgAygBQgq6SAeSAQQQwJoMEiAKDWhkcl9oaXN0b2dyYW0YBSABKAxCCbpIBnoEGICAEBIWCg50aHJvdWdocHV0X2JwcxgGIAEoARIWCg5vcHNfcGVyX3NlY29uZBgHIAEoARIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHd2luZG93cxgKIAEoBSqhAQoJUHJvYmVLaW5kEhoKFlBST0JFX0tJTkRfVU5TUEVDSUZJRUQQABITCg9QUk9CRV9LSU5EX0hUVFAQARIVChFQUk9CRV9LSU5EX1RDUF9SUhACEhYKElBST0JFX0tJTkRfVENQX0NSUhADEhkKFVBST0JFX0tJTkRfVEhST1VHSFBVVBAEEhkKFVBST0JFX0tJTkRfUFJPTUVUSEVVUxAFQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
- * ProbeSettings are the probes an agent runs; the same for baseline and every phase.
+ * ProbeSettings are the probes an agent runs; the same for baseline and every phase, so every
+ * measurement of a rollout is taken the same way.
  *
  * @generated from message ebbflow.v1.ProbeSettings
  */
 export type ProbeSettings = Message<"ebbflow.v1.ProbeSettings"> & {
   /**
+   * The probes, run one after the other in this order; at most 16. None means nothing is
+   * measured, and every phase after the baseline is then judged inconclusive.
+   *
    * @generated from field: repeated ebbflow.v1.ProbeSpec probes = 1;
    */
   probes: ProbeSpec[];
 
   /**
-   * Measurement windows per phase; each yields one sample set.
+   * Measurement windows of each probe, each lasting the probe's duration; the results of all
+   * windows are pooled. 0 means 3; the agent refuses more than 100 (the phase fails).
    *
    * @generated from field: int32 windows = 2;
    */
   windows: number;
 
   /**
-   * Run and discarded once, before the first window.
+   * Run once before each probe's first window, exactly like a window, and discarded (warm
+   * connections and caches). 0 or unset means none; at most 10 minutes.
    *
    * @generated from field: google.protobuf.Duration warmup = 3;
    */
@@ -49,43 +55,54 @@ export const ProbeSettingsSchema: GenMessage<ProbeSettings> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_measurement, 0);
 
 /**
- * ProbeSpec is one probe.
+ * ProbeSpec is one probe. CreateRollout checks its kind, the signs of its numbers and its
+ * sizes; the agent checks the rest when it measures, and a probe it refuses fails the phase.
  *
  * @generated from message ebbflow.v1.ProbeSpec
  */
 export type ProbeSpec = Message<"ebbflow.v1.ProbeSpec"> & {
   /**
+   * What to measure; required.
+   *
    * @generated from field: ebbflow.v1.ProbeKind kind = 1;
    */
   kind: ProbeKind;
 
   /**
-   * URL (http), host:port (tcp, throughput) or the Prometheus base URL.
+   * An http:// or https:// URL (HTTP); host:port (TCP_RR, TCP_CRR, THROUGHPUT); the Prometheus
+   * base URL without query (PROMETHEUS). Required; at most 4 KiB.
    *
    * @generated from field: string target = 2;
    */
   target: string;
 
   /**
-   * Requests per second (http, tcp); 0 means as fast as possible for tcp.
+   * Operations per second: required (> 0) for HTTP; for TCP_RR and TCP_CRR 0 means as fast as
+   * possible; must be 0 for THROUGHPUT and PROMETHEUS. At most 1,000,000.
    *
    * @generated from field: double rate = 3;
    */
   rate: number;
 
   /**
+   * Length of one measurement window; required, more than 0 and at most 10 minutes.
+   *
    * @generated from field: google.protobuf.Duration duration = 4;
    */
   duration?: Duration | undefined;
 
   /**
-   * PromQL for PROBE_KIND_PROMETHEUS.
+   * PromQL for PROBE_KIND_PROMETHEUS, returning a latency in milliseconds; required for that
+   * kind and refused for every other. At most 4 KiB.
    *
    * @generated from field: string query = 5;
    */
   query: string;
 
   /**
+   * Bound on one operation (request, round trip, connect or query); 0 or unset means 5 s, at
+   * most 10 minutes.
+   *
    * @generated from field: google.protobuf.Duration timeout = 6;
    */
   timeout?: Duration | undefined;
@@ -105,46 +122,64 @@ export const ProbeSpecSchema: GenMessage<ProbeSpec> = /*@__PURE__*/
  */
 export type LatencySummary = Message<"ebbflow.v1.LatencySummary"> & {
   /**
+   * Median latency, ms.
+   *
    * @generated from field: double p50_ms = 1;
    */
   p50Ms: number;
 
   /**
+   * 90th percentile latency, ms.
+   *
    * @generated from field: double p90_ms = 2;
    */
   p90Ms: number;
 
   /**
+   * 99th percentile latency, ms.
+   *
    * @generated from field: double p99_ms = 3;
    */
   p99Ms: number;
 
   /**
+   * 99.9th percentile latency, ms.
+   *
    * @generated from field: double p999_ms = 4;
    */
   p999Ms: number;
 
   /**
+   * Mean latency, ms.
+   *
    * @generated from field: double mean_ms = 5;
    */
   meanMs: number;
 
   /**
+   * Smallest latency, ms.
+   *
    * @generated from field: double min_ms = 6;
    */
   minMs: number;
 
   /**
+   * Largest latency, ms.
+   *
    * @generated from field: double max_ms = 7;
    */
   maxMs: number;
 
   /**
+   * Successful operations (latency values) summarised; windows for a THROUGHPUT probe.
+   *
    * @generated from field: int64 count = 8;
    */
   count: bigint;
 
   /**
+   * Failed operations, whose latency is not recorded; failed windows for a THROUGHPUT probe.
+   *
    * @generated from field: int64 errors = 9;
    */
   errors: bigint;
@@ -158,66 +193,84 @@ export const LatencySummarySchema: GenMessage<LatencySummary> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_measurement, 2);
 
 /**
- * Measurement is one probe's result over one measurement window set.
+ * Measurement is one probe's result over all of its windows in one phase.
  *
  * @generated from message ebbflow.v1.Measurement
  */
 export type Measurement = Message<"ebbflow.v1.Measurement"> & {
   /**
+   * The probe's kind; required, never PROBE_KIND_UNSPECIFIED.
+   *
    * @generated from field: ebbflow.v1.ProbeKind kind = 1;
    */
   kind: ProbeKind;
 
   /**
+   * The probe's target.
+   *
    * @generated from field: string target = 2;
    */
   target: string;
 
   /**
+   * The agent's summary over all windows; zero latencies for a THROUGHPUT probe.
+   *
    * @generated from field: ebbflow.v1.LatencySummary latency = 3;
    */
   latency?: LatencySummary | undefined;
 
   /**
-   * Raw latency samples in milliseconds, for the judge (capped); for the throughput probe,
-   * bytes per second per window (higher is better).
+   * Raw samples, in no particular order: latencies in milliseconds (HTTP, TCP_RR, TCP_CRR; a
+   * uniform sample when there are more than the agent keeps), the query's value per window
+   * (PROMETHEUS), or bytes per second per window (THROUGHPUT; higher is better). The
+   * controller keeps at most 5,000 evenly spaced samples, and drops them once a phase other
+   * than the baseline is judged.
    *
    * @generated from field: repeated double samples_ms = 4;
    */
   samplesMs: number[];
 
   /**
-   * HDR histogram of latencies in integer nanoseconds, in its compressed V2 binary encoding.
+   * HDR histogram of latencies in integer nanoseconds, in its compressed V2 binary encoding
+   * (its base64 text is accepted too); the judge reads it when samples_ms is empty. Dropped
+   * with the samples once a phase other than the baseline is judged.
    *
    * @generated from field: bytes hdr_histogram = 5;
    */
   hdrHistogram: Uint8Array;
 
   /**
-   * Bytes per second (throughput probe).
+   * Mean over the windows of the bytes per second the receiver acknowledged (THROUGHPUT); when
+   * 0, the judge takes the mean of samples_ms instead.
    *
    * @generated from field: double throughput_bps = 6;
    */
   throughputBps: number;
 
   /**
-   * Operations per second (tcp probes).
+   * Successful operations per second over the measured windows (HTTP, TCP_RR, TCP_CRR).
    *
    * @generated from field: double ops_per_second = 7;
    */
   opsPerSecond: number;
 
   /**
+   * The agent's clock when the measurement started, warm-up included.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 8;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * The agent's clock when the measurement ended.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 9;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * Measurement windows completed, the warm-up not counted.
+   *
    * @generated from field: int32 windows = 10;
    */
   windows: number;
@@ -231,44 +284,51 @@ export const MeasurementSchema: GenMessage<Measurement> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_measurement, 3);
 
 /**
+ * ProbeKind is what a probe measures. The judge compares the latency of the HTTP, TCP_RR and
+ * TCP_CRR probes (pooled) and the mean throughput of the THROUGHPUT probes; PROMETHEUS results
+ * are reported and stored but never judged.
+ *
  * @generated from enum ebbflow.v1.ProbeKind
  */
 export enum ProbeKind {
   /**
+   * Not a probe kind; refused.
+   *
    * @generated from enum value: PROBE_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Fixed-rate HTTP requests, coordinated-omission aware (like wrk2).
+   * Fixed-rate HTTP GET requests to a URL, coordinated-omission aware (like wrk2).
    *
    * @generated from enum value: PROBE_KIND_HTTP = 1;
    */
   HTTP = 1,
 
   /**
-   * TCP request/response round trips (like netperf TCP_RR).
+   * TCP request/response round trips on one kept connection to an echo server (like netperf
+   * TCP_RR).
    *
    * @generated from enum value: PROBE_KIND_TCP_RR = 2;
    */
   TCP_RR = 2,
 
   /**
-   * TCP connect + request/response (like netperf TCP_CRR).
+   * TCP connect, one request/response and close per transaction (like netperf TCP_CRR).
    *
    * @generated from enum value: PROBE_KIND_TCP_CRR = 3;
    */
   TCP_CRR = 3,
 
   /**
-   * Bytes per second for a duration (like iperf3).
+   * Bytes per second streamed to a discard server for each window (like iperf3).
    *
    * @generated from enum value: PROBE_KIND_THROUGHPUT = 4;
    */
   THROUGHPUT = 4,
 
   /**
-   * A latency query against a Prometheus HTTP API (Flagger-style).
+   * A latency query against a Prometheus HTTP API, one instant query per window (Flagger-style).
    *
    * @generated from enum value: PROBE_KIND_PROMETHEUS = 5;
    */

@@ -24,38 +24,44 @@ export const file_ebbflow_v1_profile: GenFile = /*@__PURE__*/
  */
 export type Profile = Message<"ebbflow.v1.Profile"> & {
   /**
-   * DNS-label name, unique in the fleet.
+   * Profile name: a DNS label (lower-case letters, digits and '-', at most 63 characters),
+   * unique in the fleet.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * Starts at 1 and grows by one on every update.
+   * Revision number: 1 when created, one more on every update. A revision never changes.
    *
    * @generated from field: uint64 revision = 2;
    */
   revision: bigint;
 
   /**
+   * The spec of this revision.
+   *
    * @generated from field: ebbflow.v1.ProfileSpec spec = 3;
    */
   spec?: ProfileSpec | undefined;
 
   /**
+   * When the profile was created (its revision 1), by the leader's clock.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * Time of this revision.
+   * When this revision was written, by the leader's clock.
    *
    * @generated from field: google.protobuf.Timestamp update_time = 5;
    */
   updateTime?: Timestamp | undefined;
 
   /**
-   * Who wrote this revision.
+   * Who wrote this revision: the caller's actor (a person's name, or the Ebbflow-Actor header
+   * when authentication is off).
    *
    * @generated from field: string updated_by = 6;
    */
@@ -70,43 +76,61 @@ export const ProfileSchema: GenMessage<Profile> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 0);
 
 /**
- * ProfileSpec says which Cilium chart to use and which Helm values each phase turns on.
+ * ProfileSpec says which Cilium chart to use and which Helm values each phase turns on. A
+ * phase's values are laid over those of the phases before it (baseline, l7, kpr, xdp; later
+ * wins), and validation checks the cumulative values at every phase. A phase left unset sets
+ * no values of its own; a rollout still runs and measures it unless RolloutSpec.phases leaves
+ * it out.
  *
  * @generated from message ebbflow.v1.ProfileSpec
  */
 export type ProfileSpec = Message<"ebbflow.v1.ProfileSpec"> & {
   /**
+   * Free text for people, at most 4 KiB.
+   *
    * @generated from field: string description = 1;
    */
   description: string;
 
   /**
+   * The Cilium chart and release; chart.repository is required.
+   *
    * @generated from field: ebbflow.v1.ChartRef chart = 2;
    */
   chart?: ChartRef | undefined;
 
   /**
+   * The baseline phase: usually unset (changes nothing).
+   *
    * @generated from field: ebbflow.v1.BaselinePhase baseline = 3;
    */
   baseline?: BaselinePhase | undefined;
 
   /**
+   * The l7 phase: L7 visibility and policies.
+   *
    * @generated from field: ebbflow.v1.L7Phase l7 = 4;
    */
   l7?: L7Phase | undefined;
 
   /**
+   * The kpr phase: kube-proxy replacement and parking; unset parks nothing.
+   *
    * @generated from field: ebbflow.v1.KprPhase kpr = 5;
    */
   kpr?: KprPhase | undefined;
 
   /**
+   * The xdp phase: XDP acceleration.
+   *
    * @generated from field: ebbflow.v1.XdpPhase xdp = 6;
    */
   xdp?: XdpPhase | undefined;
 
   /**
-   * Where the profile's environment is (e.g. "eks", "gke", "aks", "bare-metal"); drives warnings.
+   * Where the profile's clusters run (e.g. "eks", "gke", "aks", "bare-metal"), a DNS label,
+   * case-insensitive. It drives warnings (features managed clouds limit) and, for "eks", adds
+   * kube-system/aws-node to the DaemonSets kpr parks by default.
    *
    * @generated from field: string platform = 7;
    */
@@ -121,41 +145,45 @@ export const ProfileSpecSchema: GenMessage<ProfileSpec> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 1);
 
 /**
- * ChartRef names the Cilium chart.
+ * ChartRef names the Cilium chart and the Helm release it is installed as.
  *
  * @generated from message ebbflow.v1.ChartRef
  */
 export type ChartRef = Message<"ebbflow.v1.ChartRef"> & {
   /**
-   * Helm repository URL (https://helm.cilium.io) or an OCI reference (oci://...), or a local path.
+   * Where the chart comes from: an https:// Helm repository (e.g. https://helm.cilium.io), an
+   * oci:// registry reference, or a local path on the agent's host starting with / or ./.
+   * Required.
    *
    * @generated from field: string repository = 1;
    */
   repository: string;
 
   /**
-   * Chart name in the repository, "cilium" by default.
+   * Chart name in the repository; "cilium" when empty. A DNS label.
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * Semver constraint, e.g. ">=1.16.0 <1.19.0".
+   * Semver constraint the chart version must satisfy, e.g. ">=1.16.0 <1.19.0". The agent keeps
+   * the deployed version when it satisfies the constraint, else takes the highest that does.
+   * Empty allows any version (a warning: each phase gets whatever is newest when it runs).
    *
    * @generated from field: string version = 3;
    */
   version: string;
 
   /**
-   * Helm release name, "cilium" by default.
+   * Helm release name; "cilium" when empty. At most 53 characters.
    *
    * @generated from field: string release_name = 4;
    */
   releaseName: string;
 
   /**
-   * Namespace of the release, "kube-system" by default.
+   * Namespace of the release; "kube-system" when empty. A DNS label.
    *
    * @generated from field: string namespace = 5;
    */
@@ -170,12 +198,15 @@ export const ChartRefSchema: GenMessage<ChartRef> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 2);
 
 /**
- * BaselinePhase changes nothing on the cluster unless values are given.
+ * BaselinePhase is the first phase: it changes nothing unless values are given, and measures
+ * the baseline every later phase is judged against.
  *
  * @generated from message ebbflow.v1.BaselinePhase
  */
 export type BaselinePhase = Message<"ebbflow.v1.BaselinePhase"> & {
   /**
+   * Helm values to set before the baseline is measured; usually unset.
+   *
    * @generated from field: ebbflow.v1.CiliumValues values = 1;
    */
   values?: CiliumValues | undefined;
@@ -189,25 +220,32 @@ export const BaselinePhaseSchema: GenMessage<BaselinePhase> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 3);
 
 /**
- * L7Phase turns on L7 visibility and applies policies.
+ * L7Phase turns on L7 visibility (its values, typically l7_proxy) and applies policies.
  *
  * @generated from message ebbflow.v1.L7Phase
  */
 export type L7Phase = Message<"ebbflow.v1.L7Phase"> & {
   /**
+   * Helm values of the phase, laid over the baseline's.
+   *
    * @generated from field: ebbflow.v1.CiliumValues values = 1;
    */
   values?: CiliumValues | undefined;
 
   /**
-   * CiliumNetworkPolicy (or other L7 visibility) objects, applied with server-side apply.
+   * CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy objects (apiVersion cilium.io/v2,
+   * with metadata.name and spec or specs), applied with server-side apply and deleted by a
+   * rollback; at most 64. A CiliumNetworkPolicy without metadata.namespace is applied once in
+   * each of namespaces.
    *
    * @generated from field: repeated google.protobuf.Struct policies = 2;
    */
   policies: JsonObject[];
 
   /**
-   * Namespaces the policies target.
+   * Namespaces (DNS labels, at most 64, no duplicates) a CiliumNetworkPolicy without its own
+   * namespace is applied in. When set, a policy that names its namespace must name one of
+   * these; when empty, every CiliumNetworkPolicy must name its namespace.
    *
    * @generated from field: repeated string namespaces = 3;
    */
@@ -228,11 +266,15 @@ export const L7PhaseSchema: GenMessage<L7Phase> = /*@__PURE__*/
  */
 export type DaemonSetRef = Message<"ebbflow.v1.DaemonSetRef"> & {
   /**
+   * Namespace of the DaemonSet (a DNS label); "kube-system" when empty.
+   *
    * @generated from field: string namespace = 1;
    */
   namespace: string;
 
   /**
+   * Name of the DaemonSet; required. Cilium's own DaemonSet is refused.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -246,24 +288,33 @@ export const DaemonSetRefSchema: GenMessage<DaemonSetRef> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 5);
 
 /**
- * KprPhase enables kube-proxy replacement with the profile's tuning values.
+ * KprPhase enables kube-proxy replacement with the profile's tuning values and parks the
+ * DaemonSets it replaces.
  *
  * @generated from message ebbflow.v1.KprPhase
  */
 export type KprPhase = Message<"ebbflow.v1.KprPhase"> & {
   /**
+   * Helm values of the phase, laid over the baseline's and l7's; for kube-proxy replacement
+   * typically kube_proxy_replacement, k8s_service_host and k8s_service_port.
+   *
    * @generated from field: ebbflow.v1.CiliumValues values = 1;
    */
   values?: CiliumValues | undefined;
 
   /**
-   * DaemonSets parked with a nodeSelector that matches no node. Defaults to kube-system/kube-proxy.
+   * DaemonSets parked (given a nodeSelector that matches no node) once the upgrade has rolled
+   * out, and un-parked by a rollback; at most 16, no duplicates. One that does not exist on a
+   * cluster is skipped. Empty parks kube-system/kube-proxy, plus kube-system/aws-node when the
+   * platform is "eks". Parking needs kube_proxy_replacement true from kpr on (park-needs-kpr).
    *
    * @generated from field: repeated ebbflow.v1.DaemonSetRef park_daemon_sets = 2;
    */
   parkDaemonSets: DaemonSetRef[];
 
   /**
+   * How kpr is rolled out inside a cluster; see KprMode (only cluster-wide is implemented).
+   *
    * @generated from field: ebbflow.v1.KprMode mode = 3;
    */
   mode: KprMode;
@@ -283,6 +334,9 @@ export const KprPhaseSchema: GenMessage<KprPhase> = /*@__PURE__*/
  */
 export type XdpPhase = Message<"ebbflow.v1.XdpPhase"> & {
   /**
+   * Helm values of the phase, laid over every earlier phase's; typically
+   * load_balancer_acceleration.
+   *
    * @generated from field: ebbflow.v1.CiliumValues values = 1;
    */
   values?: CiliumValues | undefined;
@@ -296,202 +350,222 @@ export const XdpPhaseSchema: GenMessage<XdpPhase> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 7);
 
 /**
- * CiliumValues are the typed Helm values a phase sets. An unset field is not touched.
+ * CiliumValues are the typed Helm values a phase sets. An unset field (an optional left out, an
+ * empty string, an UNSPECIFIED enum) is not touched: the release keeps its current value.
+ * Validation checks each value's range and format and the rules across values at every phase;
+ * after the upgrade the agent verifies the typed values in cilium-config.
  *
  * @generated from message ebbflow.v1.CiliumValues
  */
 export type CiliumValues = Message<"ebbflow.v1.CiliumValues"> & {
   /**
-   * kubeProxyReplacement
+   * kubeProxyReplacement: true replaces kube-proxy with Cilium's eBPF service handling (sent to
+   * the chart as the string "true" or "false").
    *
    * @generated from field: optional bool kube_proxy_replacement = 1;
    */
   kubeProxyReplacement?: boolean | undefined;
 
   /**
-   * k8sServiceHost
+   * k8sServiceHost: the API server's host name or IP address, without a scheme; Cilium needs
+   * it to reach the API server without kube-proxy.
    *
    * @generated from field: string k8s_service_host = 2;
    */
   k8sServiceHost: string;
 
   /**
-   * k8sServicePort
+   * k8sServicePort: the API server's port, 1 to 65535.
    *
    * @generated from field: optional int32 k8s_service_port = 3;
    */
   k8sServicePort?: number | undefined;
 
   /**
-   * routingMode
+   * routingMode.
    *
    * @generated from field: ebbflow.v1.RoutingMode routing_mode = 4;
    */
   routingMode: RoutingMode;
 
   /**
-   * tunnelProtocol
+   * tunnelProtocol.
    *
    * @generated from field: ebbflow.v1.TunnelProtocol tunnel_protocol = 5;
    */
   tunnelProtocol: TunnelProtocol;
 
   /**
-   * autoDirectNodeRoutes
+   * autoDirectNodeRoutes: install routes to the other nodes' pod CIDRs (native routing on a
+   * shared L2 network).
    *
    * @generated from field: optional bool auto_direct_node_routes = 6;
    */
   autoDirectNodeRoutes?: boolean | undefined;
 
   /**
-   * ipv4NativeRoutingCIDR
+   * ipv4NativeRoutingCIDR: the IPv4 CIDR routed natively, without masquerading, e.g.
+   * "10.0.0.0/8".
    *
    * @generated from field: string ipv4_native_routing_cidr = 7;
    */
   ipv4NativeRoutingCidr: string;
 
   /**
-   * bpf.masquerade
+   * bpf.masquerade: masquerade in eBPF instead of iptables.
    *
    * @generated from field: optional bool bpf_masquerade = 8;
    */
   bpfMasquerade?: boolean | undefined;
 
   /**
-   * bpf.hostLegacyRouting (false = eBPF host routing)
+   * bpf.hostLegacyRouting: false selects eBPF host routing explicitly (preflight wants kernel
+   * 5.10 or later; needs kube-proxy replacement and BPF masquerading), true the legacy stack.
    *
    * @generated from field: optional bool bpf_host_legacy_routing = 9;
    */
   bpfHostLegacyRouting?: boolean | undefined;
 
   /**
-   * bpf.datapathMode
+   * bpf.datapathMode.
    *
    * @generated from field: ebbflow.v1.DatapathMode bpf_datapath_mode = 10;
    */
   bpfDatapathMode: DatapathMode;
 
   /**
-   * bpf.mapDynamicSizeRatio
+   * bpf.mapDynamicSizeRatio: the share of memory eBPF maps are sized for, 0 to 1 (the chart's
+   * default is 0.0025).
    *
    * @generated from field: optional double bpf_map_dynamic_size_ratio = 11;
    */
   bpfMapDynamicSizeRatio?: number | undefined;
 
   /**
-   * enableIPv4BIGTCP
+   * enableIPv4BIGTCP: BIG TCP for IPv4 (kernel 6.3 or later; takes effect on mlx4, mlx5 and
+   * ice NICs; needs native routing, kube-proxy replacement, BPF masquerading and eBPF host
+   * routing).
    *
    * @generated from field: optional bool enable_ipv4_big_tcp = 12;
    */
   enableIpv4BigTcp?: boolean | undefined;
 
   /**
-   * enableIPv6BIGTCP
+   * enableIPv6BIGTCP: BIG TCP for IPv6 (kernel 5.19 or later; otherwise as IPv4).
    *
    * @generated from field: optional bool enable_ipv6_big_tcp = 13;
    */
   enableIpv6BigTcp?: boolean | undefined;
 
   /**
-   * installNoConntrackIptablesRules
+   * installNoConntrackIptablesRules: skip connection tracking of pod traffic in iptables (kernel
+   * 4.19.57 or later; needs native routing and kube-proxy replacement; not on managed clouds).
    *
    * @generated from field: optional bool install_no_conntrack_iptables_rules = 14;
    */
   installNoConntrackIptablesRules?: boolean | undefined;
 
   /**
-   * bandwidthManager.enabled
+   * bandwidthManager.enabled: EDT-based pod egress rate limiting (kernel 5.1 or later; needs
+   * kube-proxy replacement).
    *
    * @generated from field: optional bool bandwidth_manager_enabled = 15;
    */
   bandwidthManagerEnabled?: boolean | undefined;
 
   /**
-   * bandwidthManager.bbr
+   * bandwidthManager.bbr: BBR congestion control for pods (kernel 5.18 or later; needs the
+   * bandwidth manager and eBPF host routing).
    *
    * @generated from field: optional bool bandwidth_manager_bbr = 16;
    */
   bandwidthManagerBbr?: boolean | undefined;
 
   /**
-   * loadBalancer.algorithm
+   * loadBalancer.algorithm.
    *
    * @generated from field: ebbflow.v1.LoadBalancerAlgorithm load_balancer_algorithm = 17;
    */
   loadBalancerAlgorithm: LoadBalancerAlgorithm;
 
   /**
-   * loadBalancer.mode
+   * loadBalancer.mode.
    *
    * @generated from field: ebbflow.v1.LoadBalancerMode load_balancer_mode = 18;
    */
   loadBalancerMode: LoadBalancerMode;
 
   /**
-   * loadBalancer.acceleration
+   * loadBalancer.acceleration.
    *
    * @generated from field: ebbflow.v1.LoadBalancerAcceleration load_balancer_acceleration = 19;
    */
   loadBalancerAcceleration: LoadBalancerAcceleration;
 
   /**
-   * loadBalancer.dsrDispatch
+   * loadBalancer.dsrDispatch.
    *
    * @generated from field: ebbflow.v1.DsrDispatch load_balancer_dsr_dispatch = 20;
    */
   loadBalancerDsrDispatch: DsrDispatch;
 
   /**
-   * maglev.tableSize
+   * maglev.tableSize: the Maglev lookup table size per service, one of Cilium's primes: 251,
+   * 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071.
    *
    * @generated from field: optional int32 maglev_table_size = 21;
    */
   maglevTableSize?: number | undefined;
 
   /**
-   * maglev.hashSeed (base64)
+   * maglev.hashSeed: standard base64 of 12 random bytes (head -c12 /dev/urandom | base64).
    *
    * @generated from field: string maglev_hash_seed = 22;
    */
   maglevHashSeed: string;
 
   /**
-   * hubble.enabled
+   * hubble.enabled.
    *
    * @generated from field: optional bool hubble_enabled = 23;
    */
   hubbleEnabled?: boolean | undefined;
 
   /**
-   * l7Proxy
+   * l7Proxy: the Envoy-based L7 proxy L7 policies and visibility need.
    *
    * @generated from field: optional bool l7_proxy = 24;
    */
   l7Proxy?: boolean | undefined;
 
   /**
-   * socketLB.enabled
+   * socketLB.enabled: socket-level load balancing (services translated at connect time).
    *
    * @generated from field: optional bool socket_lb_enabled = 25;
    */
   socketLbEnabled?: boolean | undefined;
 
   /**
-   * MTU (0 = auto)
+   * MTU: 0 means auto-detect, else 576 to 65535.
    *
    * @generated from field: optional int32 mtu = 26;
    */
   mtu?: number | undefined;
 
   /**
-   * Other Helm keys by dotted path, passed through and reported as unvalidated.
+   * Other Helm keys by dotted path ("a\.b" escapes a dot), at most 128, passed to Helm as they
+   * are: not validated (each raises a warning and is listed in unvalidated_keys) and not
+   * verified in cilium-config. A key may not set or cover a typed field.
    *
    * @generated from field: map<string, google.protobuf.Value> extra = 27;
    */
   extra: { [key: string]: Value };
 
   /**
-   * Helm keys (dotted paths) that this phase may turn off although an earlier phase turned them on.
+   * Helm keys (dotted paths, or a typed field's JSON name such as "bpfMasquerade") that this
+   * phase may turn off (a bool from true to false) or change (an enum) although an earlier
+   * phase set them; otherwise that is a validation error (rule turn-off-not-allowed). At most
+   * 64; it applies to this phase only.
    *
    * @generated from field: repeated string allow_turn_off = 28;
    */
@@ -506,26 +580,31 @@ export const CiliumValuesSchema: GenMessage<CiliumValues> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 8);
 
 /**
- * ValidationIssue is one problem found in a spec.
+ * ValidationIssue is one problem found in a profile or a rollout spec. An INVALID_ARGUMENT
+ * error lists its issues in the message and in a google.rpc.BadRequest detail.
  *
  * @generated from message ebbflow.v1.ValidationIssue
  */
 export type ValidationIssue = Message<"ebbflow.v1.ValidationIssue"> & {
   /**
-   * Field path, e.g. "spec.kpr.values.load_balancer_acceleration".
+   * Path of the field. Inside a profile or rollout spec the path uses JSON (lowerCamelCase)
+   * names, e.g. "spec.kpr.values.loadBalancerAcceleration" or "spec.automatic.canaryCount";
+   * map keys and list positions in brackets.
    *
    * @generated from field: string field = 1;
    */
   field: string;
 
   /**
-   * Stable rule identifier, e.g. "xdp-needs-native-routing".
+   * Stable rule identifier, e.g. "xdp-needs-native-routing", "dns-label" or "required".
    *
    * @generated from field: string rule = 2;
    */
   rule: string;
 
   /**
+   * What is wrong, for people.
+   *
    * @generated from field: string message = 3;
    */
   message: string;
@@ -539,15 +618,22 @@ export const ValidationIssueSchema: GenMessage<ValidationIssue> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 9);
 
 /**
+ * CreateProfileRequest is the input of CreateProfile.
+ *
  * @generated from message ebbflow.v1.CreateProfileRequest
  */
 export type CreateProfileRequest = Message<"ebbflow.v1.CreateProfileRequest"> & {
   /**
+   * Name of the new profile: a DNS label (lower-case letters, digits and '-', at most 63
+   * characters). Required; checked with the spec (INVALID_ARGUMENT).
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The profile's spec; required and validated in full.
+   *
    * @generated from field: ebbflow.v1.ProfileSpec spec = 2;
    */
   spec?: ProfileSpec | undefined;
@@ -561,15 +647,21 @@ export const CreateProfileRequestSchema: GenMessage<CreateProfileRequest> = /*@_
   messageDesc(file_ebbflow_v1_profile, 10);
 
 /**
+ * CreateProfileResponse is the output of CreateProfile.
+ *
  * @generated from message ebbflow.v1.CreateProfileResponse
  */
 export type CreateProfileResponse = Message<"ebbflow.v1.CreateProfileResponse"> & {
   /**
+   * The stored profile, revision 1.
+   *
    * @generated from field: ebbflow.v1.Profile profile = 1;
    */
   profile?: Profile | undefined;
 
   /**
+   * Validation warnings: worth reading, but they did not stop the write.
+   *
    * @generated from field: repeated ebbflow.v1.ValidationIssue warnings = 2;
    */
   warnings: ValidationIssue[];
@@ -583,22 +675,28 @@ export const CreateProfileResponseSchema: GenMessage<CreateProfileResponse> = /*
   messageDesc(file_ebbflow_v1_profile, 11);
 
 /**
+ * GetProfileRequest is the input of GetProfile.
+ *
  * @generated from message ebbflow.v1.GetProfileRequest
  */
 export type GetProfileRequest = Message<"ebbflow.v1.GetProfileRequest"> & {
   /**
+   * Name of the profile.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * 0 means the latest revision.
+   * Revision to return; 0 means the latest revision.
    *
    * @generated from field: uint64 revision = 2;
    */
   revision: bigint;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 3;
    */
   read?: ReadOptions | undefined;
@@ -612,10 +710,14 @@ export const GetProfileRequestSchema: GenMessage<GetProfileRequest> = /*@__PURE_
   messageDesc(file_ebbflow_v1_profile, 12);
 
 /**
+ * GetProfileResponse is the output of GetProfile.
+ *
  * @generated from message ebbflow.v1.GetProfileResponse
  */
 export type GetProfileResponse = Message<"ebbflow.v1.GetProfileResponse"> & {
   /**
+   * The requested revision.
+   *
    * @generated from field: ebbflow.v1.Profile profile = 1;
    */
   profile?: Profile | undefined;
@@ -629,23 +731,28 @@ export const GetProfileResponseSchema: GenMessage<GetProfileResponse> = /*@__PUR
   messageDesc(file_ebbflow_v1_profile, 13);
 
 /**
+ * ListProfilesRequest is the input of ListProfiles.
+ *
  * @generated from message ebbflow.v1.ListProfilesRequest
  */
 export type ListProfilesRequest = Message<"ebbflow.v1.ListProfilesRequest"> & {
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 1;
    */
   read?: ReadOptions | undefined;
 
   /**
-   * At most this many; 0 means the server's default (100). Max 1000.
+   * Most profiles to return; 0 means the server's default (100). At most 1000.
    *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
-   * From a previous response's next_page_token.
+   * next_page_token of the previous response; empty for the first page. A token this API did
+   * not return is refused with INVALID_ARGUMENT.
    *
    * @generated from field: string page_token = 3;
    */
@@ -660,6 +767,8 @@ export const ListProfilesRequestSchema: GenMessage<ListProfilesRequest> = /*@__P
   messageDesc(file_ebbflow_v1_profile, 14);
 
 /**
+ * ListProfilesResponse is the output of ListProfiles.
+ *
  * @generated from message ebbflow.v1.ListProfilesResponse
  */
 export type ListProfilesResponse = Message<"ebbflow.v1.ListProfilesResponse"> & {
@@ -671,6 +780,8 @@ export type ListProfilesResponse = Message<"ebbflow.v1.ListProfilesResponse"> & 
   profiles: Profile[];
 
   /**
+   * Token of the next page, for page_token; empty on the last page. Opaque.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -684,21 +795,29 @@ export const ListProfilesResponseSchema: GenMessage<ListProfilesResponse> = /*@_
   messageDesc(file_ebbflow_v1_profile, 15);
 
 /**
+ * UpdateProfileRequest is the input of UpdateProfile.
+ *
  * @generated from message ebbflow.v1.UpdateProfileRequest
  */
 export type UpdateProfileRequest = Message<"ebbflow.v1.UpdateProfileRequest"> & {
   /**
+   * Name of the profile to update; it must exist (NOT_FOUND otherwise).
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The new spec, replacing the previous revision's whole; required and validated as in
+   * CreateProfile.
+   *
    * @generated from field: ebbflow.v1.ProfileSpec spec = 2;
    */
   spec?: ProfileSpec | undefined;
 
   /**
-   * If non-zero, the update fails unless the latest revision is this one (optimistic concurrency).
+   * If non-zero, the update is made only if the latest revision is this one, else it fails
+   * with ABORTED (optimistic concurrency). 0 updates whatever the latest revision is.
    *
    * @generated from field: uint64 expected_revision = 3;
    */
@@ -713,15 +832,21 @@ export const UpdateProfileRequestSchema: GenMessage<UpdateProfileRequest> = /*@_
   messageDesc(file_ebbflow_v1_profile, 16);
 
 /**
+ * UpdateProfileResponse is the output of UpdateProfile.
+ *
  * @generated from message ebbflow.v1.UpdateProfileResponse
  */
 export type UpdateProfileResponse = Message<"ebbflow.v1.UpdateProfileResponse"> & {
   /**
+   * The new revision.
+   *
    * @generated from field: ebbflow.v1.Profile profile = 1;
    */
   profile?: Profile | undefined;
 
   /**
+   * Validation warnings: worth reading, but they did not stop the write.
+   *
    * @generated from field: repeated ebbflow.v1.ValidationIssue warnings = 2;
    */
   warnings: ValidationIssue[];
@@ -735,16 +860,21 @@ export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*
   messageDesc(file_ebbflow_v1_profile, 17);
 
 /**
+ * DeleteProfileRequest is the input of DeleteProfile.
+ *
  * @generated from message ebbflow.v1.DeleteProfileRequest
  */
 export type DeleteProfileRequest = Message<"ebbflow.v1.DeleteProfileRequest"> & {
   /**
+   * Name of the profile to delete.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * If non-zero, the delete fails unless the latest revision is this one.
+   * If non-zero, the delete is made only if the latest revision is this one, else it fails
+   * with ABORTED. 0 deletes whatever the latest revision is.
    *
    * @generated from field: uint64 expected_revision = 2;
    */
@@ -759,11 +889,13 @@ export const DeleteProfileRequestSchema: GenMessage<DeleteProfileRequest> = /*@_
   messageDesc(file_ebbflow_v1_profile, 18);
 
 /**
+ * DeleteProfileResponse is the output of DeleteProfile.
+ *
  * @generated from message ebbflow.v1.DeleteProfileResponse
  */
 export type DeleteProfileResponse = Message<"ebbflow.v1.DeleteProfileResponse"> & {
   /**
-   * Revision of the profile at deletion.
+   * Latest revision of the profile when it was deleted.
    *
    * @generated from field: uint64 revision = 1;
    */
@@ -778,15 +910,21 @@ export const DeleteProfileResponseSchema: GenMessage<DeleteProfileResponse> = /*
   messageDesc(file_ebbflow_v1_profile, 19);
 
 /**
+ * ListProfileRevisionsRequest is the input of ListProfileRevisions.
+ *
  * @generated from message ebbflow.v1.ListProfileRevisionsRequest
  */
 export type ListProfileRevisionsRequest = Message<"ebbflow.v1.ListProfileRevisionsRequest"> & {
   /**
+   * Name of the profile.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
@@ -800,10 +938,14 @@ export const ListProfileRevisionsRequestSchema: GenMessage<ListProfileRevisionsR
   messageDesc(file_ebbflow_v1_profile, 20);
 
 /**
+ * ListProfileRevisionsResponse is the output of ListProfileRevisions.
+ *
  * @generated from message ebbflow.v1.ListProfileRevisionsResponse
  */
 export type ListProfileRevisionsResponse = Message<"ebbflow.v1.ListProfileRevisionsResponse"> & {
   /**
+   * Every revision of the profile, newest first.
+   *
    * @generated from field: repeated ebbflow.v1.Profile revisions = 1;
    */
   revisions: Profile[];
@@ -817,15 +959,22 @@ export const ListProfileRevisionsResponseSchema: GenMessage<ListProfileRevisions
   messageDesc(file_ebbflow_v1_profile, 21);
 
 /**
+ * ValidateProfileRequest is the input of ValidateProfile.
+ *
  * @generated from message ebbflow.v1.ValidateProfileRequest
  */
 export type ValidateProfileRequest = Message<"ebbflow.v1.ValidateProfileRequest"> & {
   /**
+   * Name to check the spec under, as CreateProfile would; an empty or invalid name is reported
+   * as an error in the response.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The spec to check; required (INVALID_ARGUMENT when missing).
+   *
    * @generated from field: ebbflow.v1.ProfileSpec spec = 2;
    */
   spec?: ProfileSpec | undefined;
@@ -839,26 +988,34 @@ export const ValidateProfileRequestSchema: GenMessage<ValidateProfileRequest> = 
   messageDesc(file_ebbflow_v1_profile, 22);
 
 /**
+ * ValidateProfileResponse is the output of ValidateProfile.
+ *
  * @generated from message ebbflow.v1.ValidateProfileResponse
  */
 export type ValidateProfileResponse = Message<"ebbflow.v1.ValidateProfileResponse"> & {
   /**
+   * True when errors is empty: CreateProfile would accept this name and spec.
+   *
    * @generated from field: bool valid = 1;
    */
   valid: boolean;
 
   /**
+   * Problems that make the profile unusable; CreateProfile and UpdateProfile refuse it.
+   *
    * @generated from field: repeated ebbflow.v1.ValidationIssue errors = 2;
    */
   errors: ValidationIssue[];
 
   /**
+   * Problems worth reading that do not stop the profile.
+   *
    * @generated from field: repeated ebbflow.v1.ValidationIssue warnings = 3;
    */
   warnings: ValidationIssue[];
 
   /**
-   * Extra Helm keys passed through without validation.
+   * Extra Helm keys of every phase, passed through without validation; sorted, no duplicates.
    *
    * @generated from field: repeated string unvalidated_keys = 4;
    */
@@ -873,25 +1030,30 @@ export const ValidateProfileResponseSchema: GenMessage<ValidateProfileResponse> 
   messageDesc(file_ebbflow_v1_profile, 23);
 
 /**
- * KprMode says how kube-proxy replacement is rolled out inside one cluster.
+ * KprMode says how kube-proxy replacement is rolled out inside one cluster. Only the
+ * cluster-wide rollout is implemented: the agent applies kpr to the whole cluster whatever the
+ * mode says.
  *
  * @generated from enum ebbflow.v1.KprMode
  */
 export enum KprMode {
   /**
+   * Same as KPR_MODE_CLUSTER_WIDE.
+   *
    * @generated from enum value: KPR_MODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * The whole cluster at once.
+   * The whole cluster at once, with one Helm upgrade.
    *
    * @generated from enum value: KPR_MODE_CLUSTER_WIDE = 1;
    */
   CLUSTER_WIDE = 1,
 
   /**
-   * Node by node with CiliumNodeConfig and a node label.
+   * Node by node with CiliumNodeConfig and a node label. Accepted and stored, but not acted
+   * on yet: the agent rolls kpr out cluster-wide.
    *
    * @generated from enum value: KPR_MODE_NODE_BY_NODE = 2;
    */
@@ -905,20 +1067,29 @@ export const KprModeSchema: GenEnum<KprMode> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 0);
 
 /**
+ * RoutingMode is Cilium's routingMode.
+ *
  * @generated from enum ebbflow.v1.RoutingMode
  */
 export enum RoutingMode {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: ROUTING_MODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "native": pod traffic is routed by the network without encapsulation. XDP acceleration,
+   * BIG TCP and DSR with dsrDispatch opt need it.
+   *
    * @generated from enum value: ROUTING_MODE_NATIVE = 1;
    */
   NATIVE = 1,
 
   /**
+   * "tunnel": pod traffic is encapsulated (tunnelProtocol); the chart's default.
+   *
    * @generated from enum value: ROUTING_MODE_TUNNEL = 2;
    */
   TUNNEL = 2,
@@ -931,20 +1102,28 @@ export const RoutingModeSchema: GenEnum<RoutingMode> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 1);
 
 /**
+ * TunnelProtocol is Cilium's tunnelProtocol, used in tunnel routing.
+ *
  * @generated from enum ebbflow.v1.TunnelProtocol
  */
 export enum TunnelProtocol {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: TUNNEL_PROTOCOL_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "vxlan", the chart's default.
+   *
    * @generated from enum value: TUNNEL_PROTOCOL_VXLAN = 1;
    */
   VXLAN = 1,
 
   /**
+   * "geneve"; needed by dsrDispatch geneve.
+   *
    * @generated from enum value: TUNNEL_PROTOCOL_GENEVE = 2;
    */
   GENEVE = 2,
@@ -957,25 +1136,35 @@ export const TunnelProtocolSchema: GenEnum<TunnelProtocol> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 2);
 
 /**
+ * DatapathMode is Cilium's bpf.datapathMode: the device pairs pods are connected with.
+ *
  * @generated from enum ebbflow.v1.DatapathMode
  */
 export enum DatapathMode {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: DATAPATH_MODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "veth", the chart's default.
+   *
    * @generated from enum value: DATAPATH_MODE_VETH = 1;
    */
   VETH = 1,
 
   /**
+   * "netkit" (kernel 6.8 or later on every node; needs eBPF host routing).
+   *
    * @generated from enum value: DATAPATH_MODE_NETKIT = 2;
    */
   NETKIT = 2,
 
   /**
+   * "netkit-l2": netkit in L2 mode (kernel 6.8 or later; needs eBPF host routing).
+   *
    * @generated from enum value: DATAPATH_MODE_NETKIT_L2 = 3;
    */
   NETKIT_L2 = 3,
@@ -988,20 +1177,28 @@ export const DatapathModeSchema: GenEnum<DatapathMode> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 3);
 
 /**
+ * LoadBalancerAlgorithm is Cilium's loadBalancer.algorithm: how a service backend is chosen.
+ *
  * @generated from enum ebbflow.v1.LoadBalancerAlgorithm
  */
 export enum LoadBalancerAlgorithm {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: LOAD_BALANCER_ALGORITHM_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "random", the chart's default.
+   *
    * @generated from enum value: LOAD_BALANCER_ALGORITHM_RANDOM = 1;
    */
   RANDOM = 1,
 
   /**
+   * "maglev": consistent hashing (see maglev_table_size and maglev_hash_seed).
+   *
    * @generated from enum value: LOAD_BALANCER_ALGORITHM_MAGLEV = 2;
    */
   MAGLEV = 2,
@@ -1014,25 +1211,35 @@ export const LoadBalancerAlgorithmSchema: GenEnum<LoadBalancerAlgorithm> = /*@__
   enumDesc(file_ebbflow_v1_profile, 4);
 
 /**
+ * LoadBalancerMode is Cilium's loadBalancer.mode: how traffic to a remote backend is forwarded.
+ *
  * @generated from enum ebbflow.v1.LoadBalancerMode
  */
 export enum LoadBalancerMode {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: LOAD_BALANCER_MODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "snat": the node masquerades forwarded traffic; the chart's default.
+   *
    * @generated from enum value: LOAD_BALANCER_MODE_SNAT = 1;
    */
   SNAT = 1,
 
   /**
+   * "dsr": direct server return, backends answer clients directly (see dsrDispatch).
+   *
    * @generated from enum value: LOAD_BALANCER_MODE_DSR = 2;
    */
   DSR = 2,
 
   /**
+   * "hybrid": DSR for TCP, SNAT for UDP.
+   *
    * @generated from enum value: LOAD_BALANCER_MODE_HYBRID = 3;
    */
   HYBRID = 3,
@@ -1045,25 +1252,37 @@ export const LoadBalancerModeSchema: GenEnum<LoadBalancerMode> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 5);
 
 /**
+ * LoadBalancerAcceleration is Cilium's loadBalancer.acceleration: XDP acceleration of the
+ * load balancer. Any value other than disabled needs native routing and kube-proxy replacement,
+ * and preflight checks each node's NIC driver and kernel.
+ *
  * @generated from enum ebbflow.v1.LoadBalancerAcceleration
  */
 export enum LoadBalancerAcceleration {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: LOAD_BALANCER_ACCELERATION_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "disabled", the chart's default.
+   *
    * @generated from enum value: LOAD_BALANCER_ACCELERATION_DISABLED = 1;
    */
   DISABLED = 1,
 
   /**
+   * "native": XDP in the NIC driver; every node's driver must support native XDP.
+   *
    * @generated from enum value: LOAD_BALANCER_ACCELERATION_NATIVE = 2;
    */
   NATIVE = 2,
 
   /**
+   * "best-effort": native XDP where the driver supports it, none elsewhere.
+   *
    * @generated from enum value: LOAD_BALANCER_ACCELERATION_BEST_EFFORT = 3;
    */
   BEST_EFFORT = 3,
@@ -1076,25 +1295,37 @@ export const LoadBalancerAccelerationSchema: GenEnum<LoadBalancerAcceleration> =
   enumDesc(file_ebbflow_v1_profile, 6);
 
 /**
+ * DsrDispatch is Cilium's loadBalancer.dsrDispatch: how DSR carries the service address to the
+ * backend.
+ *
  * @generated from enum ebbflow.v1.DsrDispatch
  */
 export enum DsrDispatch {
   /**
+   * Not set: the release keeps its current value.
+   *
    * @generated from enum value: DSR_DISPATCH_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * "opt": an IP option or IPv6 extension header; needs native routing (a managed cloud's
+   * fabric may drop it). The chart's default.
+   *
    * @generated from enum value: DSR_DISPATCH_OPT = 1;
    */
   OPT = 1,
 
   /**
+   * "ipip": IP-in-IP encapsulation.
+   *
    * @generated from enum value: DSR_DISPATCH_IPIP = 2;
    */
   IPIP = 2,
 
   /**
+   * "geneve": Geneve encapsulation; needs tunnelProtocol geneve.
+   *
    * @generated from enum value: DSR_DISPATCH_GENEVE = 3;
    */
   GENEVE = 3,
@@ -1107,12 +1338,24 @@ export const DsrDispatchSchema: GenEnum<DsrDispatch> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_profile, 7);
 
 /**
- * ProfileService stores tuning profiles. Every write makes a new immutable revision.
+ * ProfileService stores tuning profiles: which Cilium chart to install and which Helm values
+ * each canary phase turns on. Every write makes a new immutable revision, and a rollout pins
+ * one. Reads need the viewer role and take ReadOptions; writes need admin, run on the leader (a
+ * follower forwards them) and are audited. Any call may fail with UNAUTHENTICATED,
+ * PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint) or UNAVAILABLE (no
+ * leader known).
  *
  * @generated from service ebbflow.v1.ProfileService
  */
 export const ProfileService: GenService<{
   /**
+   * CreateProfile stores revision 1 of a new profile.
+   *
+   * Needs admin; runs on the leader; audited. The name and spec are validated in full: errors
+   * refuse the call with INVALID_ARGUMENT (a google.rpc.BadRequest detail names every field and
+   * rule), warnings come back in the response. ALREADY_EXISTS when a profile of that name exists; a
+   * retry after an unknown outcome gets ALREADY_EXISTS when the first call went through.
+   *
    * @generated from rpc ebbflow.v1.ProfileService.CreateProfile
    */
   createProfile: {
@@ -1121,6 +1364,11 @@ export const ProfileService: GenService<{
     output: typeof CreateProfileResponseSchema;
   },
   /**
+   * GetProfile returns one revision of a profile, the latest unless revision is set.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+   * profile or the revision does not exist.
+   *
    * @generated from rpc ebbflow.v1.ProfileService.GetProfile
    */
   getProfile: {
@@ -1129,6 +1377,11 @@ export const ProfileService: GenService<{
     output: typeof GetProfileResponseSchema;
   },
   /**
+   * ListProfiles lists the latest revision of every profile in name order, a page at a time.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+   * for a page_size out of range or a page_token this API did not return.
+   *
    * @generated from rpc ebbflow.v1.ProfileService.ListProfiles
    */
   listProfiles: {
@@ -1137,6 +1390,13 @@ export const ProfileService: GenService<{
     output: typeof ListProfilesResponseSchema;
   },
   /**
+   * UpdateProfile stores the next revision of an existing profile with the given spec, which
+   * replaces the previous one whole (a new revision is written even when nothing changed).
+   *
+   * Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
+   * CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
+   * expected_revision is set and is not the latest revision. Set expected_revision to retry safely.
+   *
    * @generated from rpc ebbflow.v1.ProfileService.UpdateProfile
    */
   updateProfile: {
@@ -1145,6 +1405,12 @@ export const ProfileService: GenService<{
     output: typeof UpdateProfileResponseSchema;
   },
   /**
+   * DeleteProfile deletes a profile with every revision; the name may then be created anew.
+   *
+   * Needs admin; runs on the leader; audited. NOT_FOUND when it does not exist; ABORTED when
+   * expected_revision is set and is not the latest revision (or an update landed during the call);
+   * FAILED_PRECONDITION while an active (not yet ended) rollout pins it.
+   *
    * @generated from rpc ebbflow.v1.ProfileService.DeleteProfile
    */
   deleteProfile: {
@@ -1153,7 +1419,11 @@ export const ProfileService: GenService<{
     output: typeof DeleteProfileResponseSchema;
   },
   /**
-   * ListProfileRevisions lists every stored revision of one profile, newest first.
+   * ListProfileRevisions lists every stored revision of one profile, newest first, in one response
+   * (not paginated).
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+   * profile does not exist.
    *
    * @generated from rpc ebbflow.v1.ProfileService.ListProfileRevisions
    */
@@ -1163,7 +1433,11 @@ export const ProfileService: GenService<{
     output: typeof ListProfileRevisionsResponseSchema;
   },
   /**
-   * ValidateProfile checks a spec without storing it and returns errors and warnings.
+   * ValidateProfile checks a name and spec without storing anything and returns every error and
+   * warning: an invalid spec is a normal response with valid false, not an error.
+   *
+   * Needs viewer; served by the node that receives it (it reads no state). INVALID_ARGUMENT only
+   * when spec is missing.
    *
    * @generated from rpc ebbflow.v1.ProfileService.ValidateProfile
    */

@@ -24,41 +24,52 @@ export const file_ebbflow_v1_rollout: GenFile = /*@__PURE__*/
   fileDesc("ChhlYmJmbG93L3YxL3JvbGxvdXQucHJvdG8SCmViYmZsb3cudjEinwYKC1JvbGxvdXRTcGVjEg8KB3Byb2ZpbGUYASABKAkSGAoQcHJvZmlsZV9yZXZpc2lvbhgCIAEoBBIYChBjbHVzdGVyX3NlbGVjdG9yGAMgASgJEi0KCGV4cGxpY2l0GAQgASgLMhkuZWJiZmxvdy52MS5FeHBsaWNpdFdhdmVzSAASLwoJYXV0b21hdGljGAUgASgLMhouZWJiZmxvdy52MS5BdXRvbWF0aWNXYXZlc0gAEiEKBnBoYXNlcxgGIAMoDjIRLmViYmZsb3cudjEuUGhhc2USLQoHYnVkZ2V0cxgHIAMoCzIcLmViYmZsb3cudjEuUmVncmVzc2lvbkJ1ZGdldBIxCg5mYWlsdXJlX3BvbGljeRgIIAEoDjIZLmViYmZsb3cudjEuRmFpbHVyZVBvbGljeRLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgM7aAzIAEhIKCnNvcnRfbGFiZWwYCiABKAkSKQoGcHJvYmVzGAsgASgLMhkuZWJiZmxvdy52MS5Qcm9iZVNldHRpbmdzEhMKC2Rlc2NyaXB0aW9uGAwgASgJEsABCg1waGFzZV90aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQo0BukiJAboBewofZHVyYXRpb24uZGVmYXVsdF9vcl9hdF9sZWFzdF8xcxImbXVzdCBiZSAwICh0aGUgZGVmYXVsdCkgb3IgYXQgbGVhc3QgMXMaMHRoaXMgPT0gZHVyYXRpb24oJzBzJykgfHwgdGhpcyA+PSBkdXJhdGlvbignMXMnKaoBCCIECICjBTIAQgcKBXdhdmVzIjQKDUV4cGxpY2l0V2F2ZXMSIwoFd2F2ZXMYASADKAsyFC5lYmJmbG93LnYxLldhdmVTcGVjImIKCFdhdmVTcGVjEgwKBG5hbWUYASABKAkSEAoIc2VsZWN0b3IYAiABKAkSEAoIY2x1c3RlcnMYAyADKAkSJAoFZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcyLTAQoOQXV0b21hdGljV2F2ZXMSIQoMY2FuYXJ5X2NvdW50GAEgASgFQgu6SAgaBhignAEoABIgCgl3YXZlX3NpemUYAiABKAVCC7pICBoGGKCcASgBSAASIQoMd2F2ZV9wZXJjZW50GAMgASgFQgm6SAYaBBhkKAFIABIrCgxjYW5hcnlfZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcxIkCgVnYXRlcxgFIAEoCzIVLmViYmZsb3cudjEuV2F2ZUdhdGVzQgYKBHNpemUitwMKCVdhdmVHYXRlcxIkCg9tYXhfY29uY3VycmVuY3kYASABKAVCC7pICBoGGKCcASgAEikKEm1heF9mYWlsdXJlc19jb3VudBgCIAEoBUILukgIGgYYoJwBKABIABIpChRtYXhfZmFpbHVyZXNfcGVyY2VudBgDIAEoBUIJukgGGgQYZCgASAASPAoJc29ha190aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgJqeATIAEhgKEHJlcXVpcmVfYXBwcm92YWwYBiABKAhCDgoMbWF4X2ZhaWx1cmVzIosCChBSZWdyZXNzaW9uQnVkZ2V0EiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIgChhtYXhfcDUwX2luY3JlYXNlX3BlcmNlbnQYAiABKAESIAoYbWF4X3A5OV9pbmNyZWFzZV9wZXJjZW50GAMgASgBEicKH21heF90aHJvdWdocHV0X2RlY3JlYXNlX3BlcmNlbnQYBCABKAESDQoFYWxwaGEYBSABKAESIAoLbWluX3NhbXBsZXMYBiABKAVCC7pICBoGGMCEPSgAEjcKD29uX2luY29uY2x1c2l2ZRgHIAEoDjIeLmViYmZsb3cudjEuSW5jb25jbHVzaXZlUG9saWN5IpYDCgdSb2xsb3V0EgoKAmlkGAEgASgJEiUKBHNwZWMYAiABKAsyFy5lYmJmbG93LnYxLlJvbGxvdXRTcGVjEhgKEHByb2ZpbGVfcmV2aXNpb24YAyABKAQSJwoFc3RhdGUYBCABKA4yGC5lYmJmbG93LnYxLlJvbGxvdXRTdGF0ZRIfCgV3YXZlcxgFIAMoCzIQLmViYmZsb3cudjEuV2F2ZRIrCgdza2lwcGVkGAYgAygLMhouZWJiZmxvdy52MS5Ta2lwcGVkQ2x1c3RlchIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAogASgJEg8KB21lc3NhZ2UYCyABKAkSEgoKZ2VuZXJhdGlvbhgMIAEoBCIxCg5Ta2lwcGVkQ2x1c3RlchIPCgdjbHVzdGVyGAEgASgJEg4KBnJlYXNvbhgCIAEoCSLXAgoEV2F2ZRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEiQKBXN0YXRlGAMgASgOMhUuZWJiZmxvdy52MS5XYXZlU3RhdGUSJAoFZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcxIsCghjbHVzdGVycxgFIAMoCzIaLmViYmZsb3cudjEuUm9sbG91dENsdXN0ZXISLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPc29ha19zdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYXBwcm92ZWRfYnkYCSABKAkSEAoIYXBwcm92ZWQYCiABKAgipwQKDlJvbGxvdXRDbHVzdGVyEg8KB2NsdXN0ZXIYASABKAkSIAoFcGhhc2UYAiABKA4yES5lYmJmbG93LnYxLlBoYXNlEi4KBXN0YXRlGAMgASgOMh8uZWJiZmxvdy52MS5DbHVzdGVyUm9sbG91dFN0YXRlEhUKDWFzc2lnbm1lbnRfaWQYBCABKAkSKAoHcmVzdWx0cxgFIAMoCzIXLmViYmZsb3cudjEuUGhhc2VSZXN1bHQSDgoGcmVhc29uGAYgASgJEiEKGXByZV9yb2xsb3V0X2hlbG1fcmV2aXNpb24YByABKAUSIQoGcGhhc2VzGAggAygOMhEuZWJiZmxvdy52MS5QaGFzZRImCgtoZWxkX3BoYXNlcxgJIAMoDjIRLmViYmZsb3cudjEuUGhhc2USEwoLaGVsZF9yZWFzb24YCiABKAkSFgoOYXNzaWdubWVudF9zZXEYCyABKA0SLAoGYWN0aW9uGAwgASgOMhwuZWJiZmxvdy52MS5Bc3NpZ25tZW50QWN0aW9uEjQKEHBoYXNlX3N0YXJ0X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfcmVwb3J0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKC2xhc3Rfc3RhdHVzGA8gASgOMhcuZWJiZmxvdy52MS5QaGFzZVN0YXR1cyKoAwoLUGhhc2VSZXN1bHQSIAoFcGhhc2UYASABKA4yES5lYmJmbG93LnYxLlBoYXNlEhAKCHZlcmlmaWVkGAIgASgIEiQKB3ZlcmRpY3QYAyABKA4yEy5lYmJmbG93LnYxLlZlcmRpY3QSGQoRcDUwX2RlbHRhX3BlcmNlbnQYBCABKAESGQoRcDk5X2RlbHRhX3BlcmNlbnQYBSABKAESIAoYdGhyb3VnaHB1dF9kZWx0YV9wZXJjZW50GAYgASgBEg8KB3BfdmFsdWUYByABKAESDgoGcmVhc29uGAggASgJEisKB2xhdGVuY3kYCSABKAsyGi5lYmJmbG93LnYxLkxhdGVuY3lTdW1tYXJ5Ei8KC3JlcG9ydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRoZWxtX3JldmlzaW9uX2JlZm9yZRgLIAEoBRIbChNoZWxtX3JldmlzaW9uX2FmdGVyGAwgASgFEi0KDG1lYXN1cmVtZW50cxgNIAMoCzIXLmViYmZsb3cudjEuTWVhc3VyZW1lbnQipwEKDFJvbGxvdXRFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgCIAEoCRIMCgRraW5kGAMgASgJEg8KB2NsdXN0ZXIYBCABKAkSDAoEd2F2ZRgFIAEoBRIgCgVwaGFzZRgGIAEoDjIRLmViYmZsb3cudjEuUGhhc2USDwoHbWVzc2FnZRgHIAEoCSJ2ChRDcmVhdGVSb2xsb3V0UmVxdWVzdBI3CgJpZBgBIAEoCUIrukgo2AEBciMYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIlCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Sb2xsb3V0U3BlYyI9ChVDcmVhdGVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCJyChFHZXRSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIjoKEkdldFJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0Im8KE0xpc3RSb2xsb3V0c1JlcXVlc3QSJQoEcmVhZBgBIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFJvbGxvdXRzUmVzcG9uc2USJQoIcm9sbG91dHMYASADKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KE1dhdGNoUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCI8ChRXYXRjaFJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0ImcKE1BhdXNlUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIAIIjwKFFBhdXNlUm9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQiTgoUUmVzdW1lUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCI9ChVSZXN1bWVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCKbAQoVQXBwcm92ZVJvbGxvdXRSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSDAoEd2F2ZRgCIAEoBRI8CgdjbHVzdGVyGAMgASgJQiu6SCjYAQFyIxg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIj4KFkFwcHJvdmVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCKjAQoSU2tpcENsdXN0ZXJSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSOwoHY2x1c3RlchgCIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhgKBnJlYXNvbhgDIAEoCUIIukgFcgMogAgiOwoTU2tpcENsdXN0ZXJSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0ImcKE0Fib3J0Um9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIAIIjwKFEFib3J0Um9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQi2wEKFlJvbGxiYWNrUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI9CgdjbHVzdGVyGAIgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyRIABIXCgR3YXZlGAMgASgFQge6SAQaAigASAASDQoDYWxsGAQgASgISAASGAoGcmVhc29uGAUgASgJQgi6SAVyAyiACEIICgZ0YXJnZXQiPwoXUm9sbGJhY2tSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCI7ChJQbGFuUm9sbG91dFJlcXVlc3QSJQoEc3BlYxgBIAEoCzIXLmViYmZsb3cudjEuUm9sbG91dFNwZWMijgEKDlByZWZsaWdodENoZWNrEiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIPCgdmZWF0dXJlGAIgASgJEgwKBG5vZGUYAyABKAkSKwoGcmVzdWx0GAQgASgOMhsuZWJiZmxvdy52MS5QcmVmbGlnaHRSZXN1bHQSDgoGcmVhc29uGAUgASgJIqMBCgtDbHVzdGVyUGxhbhIPCgdjbHVzdGVyGAEgASgJEgwKBHdhdmUYAiABKAUSIQoGcGhhc2VzGAMgAygOMhEuZWJiZmxvdy52MS5QaGFzZRImCgtoZWxkX3BoYXNlcxgEIAMoDjIRLmViYmZsb3cudjEuUGhhc2USKgoGY2hlY2tzGAUgAygLMhouZWJiZmxvdy52MS5QcmVmbGlnaHRDaGVjayKwAQoTUGxhblJvbGxvdXRSZXNwb25zZRIYChBwcm9maWxlX3JldmlzaW9uGAEgASgEEiMKBXdhdmVzGAIgAygLMhQuZWJiZmxvdy52MS5XYXZlUGxhbhIrCgdza2lwcGVkGAMgAygLMhouZWJiZmxvdy52MS5Ta2lwcGVkQ2x1c3RlchItCgh3YXJuaW5ncxgEIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlIlIKCFdhdmVQbGFuEg0KBWluZGV4GAEgASgFEgwKBG5hbWUYAiABKAkSKQoIY2x1c3RlcnMYAyADKAsyFy5lYmJmbG93LnYxLkNsdXN0ZXJQbGFuInkKGEdldFJvbGxvdXRIaXN0b3J5UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIkUKGUdldFJvbGxvdXRIaXN0b3J5UmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhguZWJiZmxvdy52MS5Sb2xsb3V0RXZlbnQqnAEKDUZhaWx1cmVQb2xpY3kSHgoaRkFJTFVSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhGQUlMVVJFX1BPTElDWV9IQUxUX09OTFkQARIrCidGQUlMVVJFX1BPTElDWV9ST0xMQkFDS19GQUlMRURfQ0xVU1RFUlMQAhIgChxGQUlMVVJFX1BPTElDWV9ST0xMQkFDS19XQVZFEAMqggEKEkluY29uY2x1c2l2ZVBvbGljeRIjCh9JTkNPTkNMVVNJVkVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHAoYSU5DT05DTFVTSVZFX1BPTElDWV9GQUlMEAESKQolSU5DT05DTFVTSVZFX1BPTElDWV9XQUlUX0ZPUl9BUFBST1ZBTBACKrYCCgxSb2xsb3V0U3RhdGUSHQoZUk9MTE9VVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVJPTExPVVRfU1RBVEVfUEVORElORxABEhkKFVJPTExPVVRfU1RBVEVfUlVOTklORxACEhgKFFJPTExPVVRfU1RBVEVfUEFVU0VEEAMSJgoiUk9MTE9VVF9TVEFURV9XQUlUSU5HX0ZPUl9BUFBST1ZBTBAEEhsKF1JPTExPVVRfU1RBVEVfU1VDQ0VFREVEEAUSGAoUUk9MTE9VVF9TVEFURV9GQUlMRUQQBhIZChVST0xMT1VUX1NUQVRFX0FCT1JURUQQBxIeChpST0xMT1VUX1NUQVRFX1JPTExJTkdfQkFDSxAIEh0KGVJPTExPVVRfU1RBVEVfUk9MTEVEX0JBQ0sQCSrlAQoJV2F2ZVN0YXRlEhoKFldBVkVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJXQVZFX1NUQVRFX1BFTkRJTkcQARIjCh9XQVZFX1NUQVRFX1dBSVRJTkdfRk9SX0FQUFJPVkFMEAISGgoWV0FWRV9TVEFURV9QUk9HUkVTU0lORxADEhYKEldBVkVfU1RBVEVfU09BS0lORxAEEhgKFFdBVkVfU1RBVEVfU1VDQ0VFREVEEAUSFQoRV0FWRV9TVEFURV9GQUlMRUQQBhIaChZXQVZFX1NUQVRFX1JPTExFRF9CQUNLEAcqtAMKE0NsdXN0ZXJSb2xsb3V0U3RhdGUSJQohQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASIQodQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1BFTkRJTkcQARIiCh5DTFVTVEVSX1JPTExPVVRfU1RBVEVfQVBQTFlJTkcQAhIjCh9DTFVTVEVSX1JPTExPVVRfU1RBVEVfTUVBU1VSSU5HEAMSLgoqQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1dBSVRJTkdfRk9SX0FQUFJPVkFMEAQSIwofQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1NVQ0NFRURFRBAFEiAKHENMVVNURVJfUk9MTE9VVF9TVEFURV9GQUlMRUQQBhImCiJDTFVTVEVSX1JPTExPVVRfU1RBVEVfUk9MTElOR19CQUNLEAcSJQohQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1JPTExFRF9CQUNLEAgSIQodQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1NLSVBQRUQQCRIhCh1DTFVTVEVSX1JPTExPVVRfU1RBVEVfVU5LTk9XThAKKmYKB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhAKDFZFUkRJQ1RfUEFTUxABEhYKElZFUkRJQ1RfUkVHUkVTU0lPThACEhgKFFZFUkRJQ1RfSU5DT05DTFVTSVZFEAMqhwEKD1ByZWZsaWdodFJlc3VsdBIgChxQUkVGTElHSFRfUkVTVUxUX1VOU1BFQ0lGSUVEEAASGQoVUFJFRkxJR0hUX1JFU1VMVF9QQVNTEAESGQoVUFJFRkxJR0hUX1JFU1VMVF9GQUlMEAISHAoYUFJFRkxJR0hUX1JFU1VMVF9VTktOT1dOEAMyoggKDlJvbGxvdXRTZXJ2aWNlElQKDUNyZWF0ZVJvbGxvdXQSIC5lYmJmbG93LnYxLkNyZWF0ZVJvbGxvdXRSZXF1ZXN0GiEuZWJiZmxvdy52MS5DcmVhdGVSb2xsb3V0UmVzcG9uc2USUAoKR2V0Um9sbG91dBIdLmViYmZsb3cudjEuR2V0Um9sbG91dFJlcXVlc3QaHi5lYmJmbG93LnYxLkdldFJvbGxvdXRSZXNwb25zZSIDkAIBElYKDExpc3RSb2xsb3V0cxIfLmViYmZsb3cudjEuTGlzdFJvbGxvdXRzUmVxdWVzdBogLmViYmZsb3cudjEuTGlzdFJvbGxvdXRzUmVzcG9uc2UiA5ACARJTCgxXYXRjaFJvbGxvdXQSHy5lYmJmbG93LnYxLldhdGNoUm9sbG91dFJlcXVlc3QaIC5lYmJmbG93LnYxLldhdGNoUm9sbG91dFJlc3BvbnNlMAESUQoMUGF1c2VSb2xsb3V0Eh8uZWJiZmxvdy52MS5QYXVzZVJvbGxvdXRSZXF1ZXN0GiAuZWJiZmxvdy52MS5QYXVzZVJvbGxvdXRSZXNwb25zZRJUCg1SZXN1bWVSb2xsb3V0EiAuZWJiZmxvdy52MS5SZXN1bWVSb2xsb3V0UmVxdWVzdBohLmViYmZsb3cudjEuUmVzdW1lUm9sbG91dFJlc3BvbnNlElcKDkFwcHJvdmVSb2xsb3V0EiEuZWJiZmxvdy52MS5BcHByb3ZlUm9sbG91dFJlcXVlc3QaIi5lYmJmbG93LnYxLkFwcHJvdmVSb2xsb3V0UmVzcG9uc2USTgoLU2tpcENsdXN0ZXISHi5lYmJmbG93LnYxLlNraXBDbHVzdGVyUmVxdWVzdBofLmViYmZsb3cudjEuU2tpcENsdXN0ZXJSZXNwb25zZRJRCgxBYm9ydFJvbGxvdXQSHy5lYmJmbG93LnYxLkFib3J0Um9sbG91dFJlcXVlc3QaIC5lYmJmbG93LnYxLkFib3J0Um9sbG91dFJlc3BvbnNlEloKD1JvbGxiYWNrUm9sbG91dBIiLmViYmZsb3cudjEuUm9sbGJhY2tSb2xsb3V0UmVxdWVzdBojLmViYmZsb3cudjEuUm9sbGJhY2tSb2xsb3V0UmVzcG9uc2USUwoLUGxhblJvbGxvdXQSHi5lYmJmbG93LnYxLlBsYW5Sb2xsb3V0UmVxdWVzdBofLmViYmZsb3cudjEuUGxhblJvbGxvdXRSZXNwb25zZSIDkAIBEmUKEUdldFJvbGxvdXRIaXN0b3J5EiQuZWJiZmxvdy52MS5HZXRSb2xsb3V0SGlzdG9yeVJlcXVlc3QaJS5lYmJmbG93LnYxLkdldFJvbGxvdXRIaXN0b3J5UmVzcG9uc2UiA5ACAUI3WjVnaXRodWIuY29tL2ViYmZsb3cvZWJiZmxvdy9wcm90by9lYmJmbG93L3YxO2ViYmZsb3d2MWIGcHJvdG8z", [file_buf_validate_validate, file_ebbflow_v1_agent, file_ebbflow_v1_common, file_ebbflow_v1_profile, file_ebbflow_v1_measurement, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
- * RolloutSpec is the rollout definition; immutable once created.
+ * RolloutSpec is the rollout definition; immutable once created. CreateRollout validates it in
+ * full and names every problem with its JSON field path (e.g. spec.automatic.canaryCount).
  *
  * @generated from message ebbflow.v1.RolloutSpec
  */
 export type RolloutSpec = Message<"ebbflow.v1.RolloutSpec"> & {
   /**
+   * Name of the profile to roll out; required, a DNS label.
+   *
    * @generated from field: string profile = 1;
    */
   profile: string;
 
   /**
-   * 0 pins the latest revision at creation.
+   * Profile revision to pin; 0 pins the latest revision at creation (Rollout.profile_revision
+   * says which).
    *
    * @generated from field: uint64 profile_revision = 2;
    */
   profileRevision: bigint;
 
   /**
-   * Label selector of the clusters in scope.
+   * Label selector of the clusters in scope, e.g. "env=prod,region in (eu,us)"; empty selects
+   * every registered cluster. At most 4 KiB.
    *
    * @generated from field: string cluster_selector = 3;
    */
   clusterSelector: string;
 
   /**
+   * How the clusters in scope are cut into waves; exactly one is required.
+   *
    * @generated from oneof ebbflow.v1.RolloutSpec.waves
    */
   waves: {
     /**
+     * Waves listed one by one.
+     *
      * @generated from field: ebbflow.v1.ExplicitWaves explicit = 4;
      */
     value: ExplicitWaves;
     case: "explicit";
   } | {
     /**
+     * A canary wave, then waves of one size.
+     *
      * @generated from field: ebbflow.v1.AutomaticWaves automatic = 5;
      */
     value: AutomaticWaves;
@@ -66,31 +77,43 @@ export type RolloutSpec = Message<"ebbflow.v1.RolloutSpec"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * Phases to run, in order; empty means all four.
+   * Phases to run, in the order baseline, l7, kpr, xdp, each at most once; empty means all
+   * four. Without baseline, later phases have nothing to be judged against and come out
+   * inconclusive.
    *
    * @generated from field: repeated ebbflow.v1.Phase phases = 6;
    */
   phases: Phase[];
 
   /**
+   * Regression budgets, at most one per phase and at most 16. A phase without a budget of its
+   * own uses the one for PHASE_UNSPECIFIED, else the defaults (p50 +10%, p99 +20%, throughput
+   * -10%, alpha 0.05, 30 samples, inconclusive fails).
+   *
    * @generated from field: repeated ebbflow.v1.RegressionBudget budgets = 7;
    */
   budgets: RegressionBudget[];
 
   /**
+   * What happens when a cluster or a wave fails; unset means ROLLBACK_FAILED_CLUSTERS.
+   *
    * @generated from field: ebbflow.v1.FailurePolicy failure_policy = 8;
    */
   failurePolicy: FailurePolicy;
 
   /**
-   * Deadline for the whole rollout; 0 means none.
+   * Deadline for the whole rollout, counted from its creation (pauses included): when it
+   * passes, unless the rollout is rolling back, clusters in flight stop and it ends FAILED.
+   * 0 or unset means none; otherwise 10 s to 90 days.
    *
    * @generated from field: google.protobuf.Duration progress_deadline = 9;
    */
   progressDeadline?: Duration | undefined;
 
   /**
-   * Label to sort clusters by inside a wave (then by name).
+   * Label key to order clusters by inside a wave, and before automatic waves are cut: by its
+   * value (numerically when both values are integers; clusters without it last), then by name.
+   * Empty orders by name.
    *
    * @generated from field: string sort_label = 10;
    */
@@ -104,13 +127,16 @@ export type RolloutSpec = Message<"ebbflow.v1.RolloutSpec"> & {
   probes?: ProbeSettings | undefined;
 
   /**
+   * Free text for people, at most 4 KiB.
+   *
    * @generated from field: string description = 12;
    */
   description: string;
 
   /**
-   * How long a cluster may go without reporting on its current phase before it counts as
-   * unknown (a failure, never a pass). Default 10 minutes.
+   * How long a cluster may go without reporting on its current assignment (counted from the
+   * assignment, then from its latest report) before it turns UNKNOWN: a failure, never a pass.
+   * Sent to agents as Assignment.deadline. 0 or unset means 10 minutes; otherwise 1 s to 24 h.
    *
    * @generated from field: google.protobuf.Duration phase_timeout = 13;
    */
@@ -131,6 +157,10 @@ export const RolloutSpecSchema: GenMessage<RolloutSpec> = /*@__PURE__*/
  */
 export type ExplicitWaves = Message<"ebbflow.v1.ExplicitWaves"> & {
   /**
+   * The waves, at least one and at most 1000. A cluster in scope goes into the first wave that
+   * lists it by name or whose selector matches it; clusters matching no wave are skipped. A wave
+   * that gets no cluster stays, so indexes match the spec.
+   *
    * @generated from field: repeated ebbflow.v1.WaveSpec waves = 1;
    */
   waves: WaveSpec[];
@@ -144,27 +174,38 @@ export const ExplicitWavesSchema: GenMessage<ExplicitWaves> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 1);
 
 /**
- * WaveSpec picks a wave's clusters by selector or by name.
+ * WaveSpec picks a wave's clusters by selector, by name, or both.
  *
  * @generated from message ebbflow.v1.WaveSpec
  */
 export type WaveSpec = Message<"ebbflow.v1.WaveSpec"> & {
   /**
+   * Wave name, a DNS label unique among the waves; empty names it "wave-<n>", n counting from 1.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Label selector of the wave's clusters, within the rollout's cluster_selector.
+   *
    * @generated from field: string selector = 2;
    */
   selector: string;
 
   /**
+   * Clusters of the wave by name, at most 10,000, no duplicates. A listed cluster that is not
+   * registered or is outside the rollout's cluster_selector is skipped with the reason.
+   * selector or clusters (or both) must be set.
+   *
    * @generated from field: repeated string clusters = 3;
    */
   clusters: string[];
 
   /**
+   * The wave's gates; unset means no limits (every cluster at once, no failure tolerated, no
+   * soak, no deadline, no approval).
+   *
    * @generated from field: ebbflow.v1.WaveGates gates = 4;
    */
   gates?: WaveGates | undefined;
@@ -178,27 +219,38 @@ export const WaveSpecSchema: GenMessage<WaveSpec> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 2);
 
 /**
- * AutomaticWaves cuts a canary wave then equal waves.
+ * AutomaticWaves cuts a canary wave, then equal waves, from the clusters in scope ordered by
+ * sort_label and name.
  *
  * @generated from message ebbflow.v1.AutomaticWaves
  */
 export type AutomaticWaves = Message<"ebbflow.v1.AutomaticWaves"> & {
   /**
+   * Clusters in the first wave, named "canary"; 0 means no canary wave.
+   *
    * @generated from field: int32 canary_count = 1;
    */
   canaryCount: number;
 
   /**
+   * Size of each wave after the canary (named "wave-1", "wave-2", ...); exactly one is
+   * required.
+   *
    * @generated from oneof ebbflow.v1.AutomaticWaves.size
    */
   size: {
     /**
+     * Clusters per wave; the last wave may be smaller.
+     *
      * @generated from field: int32 wave_size = 2;
      */
     value: number;
     case: "waveSize";
   } | {
     /**
+     * Percent of the clusters left after the canary per wave, rounded up (at least one
+     * cluster): 25% of 10 gives waves of 3, 3, 3 and 1.
+     *
      * @generated from field: int32 wave_percent = 3;
      */
     value: number;
@@ -206,11 +258,16 @@ export type AutomaticWaves = Message<"ebbflow.v1.AutomaticWaves"> & {
   } | { case: undefined; value?: undefined };
 
   /**
+   * Gates of the canary wave; unset means the same as gates.
+   *
    * @generated from field: ebbflow.v1.WaveGates canary_gates = 4;
    */
   canaryGates?: WaveGates | undefined;
 
   /**
+   * Gates of every other wave (and of the canary when canary_gates is unset); unset means no
+   * limits.
+   *
    * @generated from field: ebbflow.v1.WaveGates gates = 5;
    */
   gates?: WaveGates | undefined;
@@ -224,29 +281,38 @@ export const AutomaticWavesSchema: GenMessage<AutomaticWaves> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 3);
 
 /**
- * WaveGates are the per-wave limits and gates.
+ * WaveGates are the per-wave limits and gates. Unset fields mean no limit, except max_failures:
+ * unset tolerates no failure.
  *
  * @generated from message ebbflow.v1.WaveGates
  */
 export type WaveGates = Message<"ebbflow.v1.WaveGates"> & {
   /**
-   * Clusters in flight at once; 0 means all of the wave.
+   * Clusters of the wave working at once; a cluster between two phases keeps its slot. 0 means
+   * all of the wave.
    *
    * @generated from field: int32 max_concurrency = 1;
    */
   maxConcurrency: number;
 
   /**
+   * How many failed clusters (FAILED, ROLLING_BACK, ROLLED_BACK or UNKNOWN; not SKIPPED) the
+   * wave tolerates; one more fails the wave and halts the rollout. Unset tolerates none.
+   *
    * @generated from oneof ebbflow.v1.WaveGates.max_failures
    */
   maxFailures: {
     /**
+     * Tolerated failures, as a count.
+     *
      * @generated from field: int32 max_failures_count = 2;
      */
     value: number;
     case: "maxFailuresCount";
   } | {
     /**
+     * Tolerated failures, as a percent of the wave's clusters rounded down (10% of 25 is 2).
+     *
      * @generated from field: int32 max_failures_percent = 3;
      */
     value: number;
@@ -254,18 +320,27 @@ export type WaveGates = Message<"ebbflow.v1.WaveGates"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * Starts when the last cluster of the wave reports verified and measured.
+   * How long the wave soaks once every cluster is done, counted from the agent's timestamp of
+   * the wave's last measured report, before it succeeds and the next wave starts. 0 means no
+   * soak; at most 7 days.
    *
    * @generated from field: google.protobuf.Duration soak_time = 4;
    */
   soakTime?: Duration | undefined;
 
   /**
+   * How long the wave may progress, counted from its start; when it passes, every cluster of
+   * the wave not yet done turns UNKNOWN (a failure). 0 or unset means none; otherwise 10 s to
+   * 30 days.
+   *
    * @generated from field: google.protobuf.Duration progress_deadline = 5;
    */
   progressDeadline?: Duration | undefined;
 
   /**
+   * When true the wave does not start until ApproveRollout opens its gate; meanwhile the
+   * rollout waits in ROLLOUT_STATE_WAITING_FOR_APPROVAL.
+   *
    * @generated from field: bool require_approval = 6;
    */
   requireApproval: boolean;
@@ -279,44 +354,67 @@ export const WaveGatesSchema: GenMessage<WaveGates> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 4);
 
 /**
- * RegressionBudget is what a phase may cost against the baseline.
+ * RegressionBudget is what a phase may cost against the baseline. A phase regresses when its
+ * p50 or p99 latency grows beyond the budget and a one-sided Mann-Whitney U test finds the
+ * slowdown significant, or when its mean throughput drops beyond the budget. A zero limit means
+ * its default.
  *
  * @generated from message ebbflow.v1.RegressionBudget
  */
 export type RegressionBudget = Message<"ebbflow.v1.RegressionBudget"> & {
   /**
+   * Phase the budget applies to; PHASE_UNSPECIFIED makes it the budget of every phase without
+   * its own. At most one budget per phase. The baseline itself is never judged.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 1;
    */
   phase: Phase;
 
   /**
+   * Largest allowed increase of p50 latency over the baseline, in percent (10 means +10%);
+   * 0 means 10. A finite number >= 0.
+   *
    * @generated from field: double max_p50_increase_percent = 2;
    */
   maxP50IncreasePercent: number;
 
   /**
+   * Largest allowed increase of p99 latency over the baseline, in percent; 0 means 20. A
+   * finite number >= 0.
+   *
    * @generated from field: double max_p99_increase_percent = 3;
    */
   maxP99IncreasePercent: number;
 
   /**
+   * Largest allowed decrease of mean throughput (THROUGHPUT probes) below the baseline, in
+   * percent, 0 to 100; 0 means 10. A decrease beyond it is a regression on its own, without a
+   * significance test. Checked only when the baseline measured a throughput.
+   *
    * @generated from field: double max_throughput_decrease_percent = 4;
    */
   maxThroughputDecreasePercent: number;
 
   /**
-   * Significance level of the Mann-Whitney U test, e.g. 0.05.
+   * Significance level of the Mann-Whitney U test, e.g. 0.05: a latency increase over budget
+   * with p >= alpha is inconclusive, not a regression. Required in a budget: strictly between
+   * 0 and 1.
    *
    * @generated from field: double alpha = 5;
    */
   alpha: number;
 
   /**
+   * Fewest latency samples each side (baseline and phase) needs for a verdict; fewer is
+   * inconclusive. 0 means 30.
+   *
    * @generated from field: int32 min_samples = 6;
    */
   minSamples: number;
 
   /**
+   * What an inconclusive verdict does; unset means INCONCLUSIVE_POLICY_FAIL.
+   *
    * @generated from field: ebbflow.v1.InconclusivePolicy on_inconclusive = 7;
    */
   onInconclusive: InconclusivePolicy;
@@ -336,68 +434,89 @@ export const RegressionBudgetSchema: GenMessage<RegressionBudget> = /*@__PURE__*
  */
 export type Rollout = Message<"ebbflow.v1.Rollout"> & {
   /**
+   * Rollout id: a DNS label, unique; given at creation or generated as "<profile>-<8 hex
+   * digits>".
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The spec as created; immutable.
+   *
    * @generated from field: ebbflow.v1.RolloutSpec spec = 2;
    */
   spec?: RolloutSpec | undefined;
 
   /**
-   * The pinned profile revision.
+   * The pinned profile revision: spec.profile_revision, or the latest at creation. Agents are
+   * given this revision's spec.
    *
    * @generated from field: uint64 profile_revision = 3;
    */
   profileRevision: bigint;
 
   /**
+   * Where the rollout is; see RolloutState.
+   *
    * @generated from field: ebbflow.v1.RolloutState state = 4;
    */
   state: RolloutState;
 
   /**
+   * The waves in order, each with its clusters' records.
+   *
    * @generated from field: repeated ebbflow.v1.Wave waves = 5;
    */
   waves: Wave[];
 
   /**
-   * Clusters in scope that are not in any wave (cordoned, or matching no wave), with the reason.
+   * Clusters in scope that are in no wave, with the reason: cordoned at creation, matching no
+   * explicit wave, or listed by an explicit wave but not registered or out of scope. Clusters
+   * taken out later stay in their wave as CLUSTER_ROLLOUT_STATE_SKIPPED.
    *
    * @generated from field: repeated ebbflow.v1.SkippedCluster skipped = 6;
    */
   skipped: SkippedCluster[];
 
   /**
+   * When the rollout was created, by the leader's clock.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When the rollout's header (state, message, waves) last changed; a change to cluster records
+   * alone leaves it.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
 
   /**
+   * When the rollout reached a terminal state; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 9;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * Who created the rollout (the caller's actor).
+   *
    * @generated from field: string created_by = 10;
    */
   createdBy: string;
 
   /**
-   * Human-readable reason of the current state.
+   * Human-readable reason of the current state, e.g. "wave canary in progress".
    *
    * @generated from field: string message = 11;
    */
   message: string;
 
   /**
-   * Grows by one on every stored change.
+   * Grows by one on every stored change (each decision, accepted report and manual action).
    *
    * @generated from field: uint64 generation = 12;
    */
@@ -412,15 +531,21 @@ export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 6);
 
 /**
+ * SkippedCluster is a cluster in the rollout's scope that no wave holds.
+ *
  * @generated from message ebbflow.v1.SkippedCluster
  */
 export type SkippedCluster = Message<"ebbflow.v1.SkippedCluster"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
+   * Why it is skipped, e.g. "cordoned: kernel upgrade" or "matches no wave".
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -434,50 +559,73 @@ export const SkippedClusterSchema: GenMessage<SkippedCluster> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 7);
 
 /**
+ * Wave is one wave of a rollout with its clusters' records.
+ *
  * @generated from message ebbflow.v1.Wave
  */
 export type Wave = Message<"ebbflow.v1.Wave"> & {
   /**
+   * Position of the wave in the rollout, from 0; ApproveRollout and RollbackRollout name waves
+   * by it.
+   *
    * @generated from field: int32 index = 1;
    */
   index: number;
 
   /**
+   * Wave name: the explicit wave's name, "canary", or "wave-<n>".
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * Where the wave is; see WaveState.
+   *
    * @generated from field: ebbflow.v1.WaveState state = 3;
    */
   state: WaveState;
 
   /**
+   * The gates the wave runs under, copied from the spec at creation; unset means no limits
+   * (and no failure tolerated).
+   *
    * @generated from field: ebbflow.v1.WaveGates gates = 4;
    */
   gates?: WaveGates | undefined;
 
   /**
+   * The wave's clusters, in rollout order (sort_label, then name).
+   *
    * @generated from field: repeated ebbflow.v1.RolloutCluster clusters = 5;
    */
   clusters: RolloutCluster[];
 
   /**
+   * When the wave started progressing; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 6;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * Start of the soak: the agent's timestamp of the wave's last measured report (the
+   * controller's time when there was none); unset before soaking.
+   *
    * @generated from field: google.protobuf.Timestamp soak_start_time = 7;
    */
   soakStartTime?: Timestamp | undefined;
 
   /**
+   * When the wave succeeded, failed or was rolled back; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 8;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * Who opened the approval gate; empty until then.
+   *
    * @generated from field: string approved_by = 9;
    */
   approvedBy: string;
@@ -504,41 +652,52 @@ export const WaveSchema: GenMessage<Wave> = /*@__PURE__*/
  */
 export type RolloutCluster = Message<"ebbflow.v1.RolloutCluster"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
-   * Phase in progress or last completed.
+   * Phase in progress or last completed; PHASE_UNSPECIFIED before the first assignment.
    *
    * @generated from field: ebbflow.v1.Phase phase = 2;
    */
   phase: Phase;
 
   /**
+   * Where the cluster is; see ClusterRolloutState.
+   *
    * @generated from field: ebbflow.v1.ClusterRolloutState state = 3;
    */
   state: ClusterRolloutState;
 
   /**
-   * Current assignment; reports for any other id are ignored.
+   * Current assignment, "<rollout>.<cluster>.<assignment_seq>"; empty before the first. Agent
+   * reports naming another id are refused.
    *
    * @generated from field: string assignment_id = 4;
    */
   assignmentId: string;
 
   /**
+   * One result per phase assigned so far, in the order they ran.
+   *
    * @generated from field: repeated ebbflow.v1.PhaseResult results = 5;
    */
   results: PhaseResult[];
 
   /**
+   * Human-readable reason of the current state (why it failed, was skipped, waits or was
+   * stopped); empty when there is none.
+   *
    * @generated from field: string reason = 6;
    */
   reason: string;
 
   /**
-   * Helm revision of Cilium before the rollout touched the cluster.
+   * Helm revision of the Cilium release before the rollout touched the cluster, from the
+   * agent's first report; rollbacks return to it. 0 until known.
    *
    * @generated from field: int32 pre_rollout_helm_revision = 7;
    */
@@ -552,32 +711,39 @@ export type RolloutCluster = Message<"ebbflow.v1.RolloutCluster"> & {
   phases: Phase[];
 
   /**
-   * Phases held out by preflight, and why.
+   * Phases held out by preflight, at creation or by the agent's PREFLIGHT_FAILED report; every
+   * phase after a held one is held too.
    *
    * @generated from field: repeated ebbflow.v1.Phase held_phases = 9;
    */
   heldPhases: Phase[];
 
   /**
+   * Why phases were held: the failing checks, "; "-separated.
+   *
    * @generated from field: string held_reason = 10;
    */
   heldReason: string;
 
   /**
-   * Grows with every new assignment; part of the assignment id.
+   * Assignments issued to this cluster so far (phases and rollbacks); the last part of
+   * assignment_id.
    *
    * @generated from field: uint32 assignment_seq = 11;
    */
   assignmentSeq: number;
 
   /**
-   * What the current assignment tells the agent to do.
+   * What the current assignment tells the agent to do; IDLE once the cluster is done, stopped
+   * or skipped.
    *
    * @generated from field: ebbflow.v1.AssignmentAction action = 12;
    */
   action: AssignmentAction;
 
   /**
+   * When the current assignment was issued, by the leader's clock (Assignment.issue_time).
+   *
    * @generated from field: google.protobuf.Timestamp phase_start_time = 13;
    */
   phaseStartTime?: Timestamp | undefined;
@@ -590,6 +756,9 @@ export type RolloutCluster = Message<"ebbflow.v1.RolloutCluster"> & {
   lastReportTime?: Timestamp | undefined;
 
   /**
+   * The latest status the agent reported on the current assignment; UNSPECIFIED until its
+   * first.
+   *
    * @generated from field: ebbflow.v1.PhaseStatus last_status = 15;
    */
   lastStatus: PhaseStatus;
@@ -603,73 +772,104 @@ export const RolloutClusterSchema: GenMessage<RolloutCluster> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 9);
 
 /**
- * PhaseResult is the outcome of one phase on one cluster.
+ * PhaseResult is the outcome of one phase on one cluster. Deltas are in percent of the
+ * baseline; 0 for the baseline itself and while either side has no samples.
  *
  * @generated from message ebbflow.v1.PhaseResult
  */
 export type PhaseResult = Message<"ebbflow.v1.PhaseResult"> & {
   /**
+   * The phase.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 1;
    */
   phase: Phase;
 
   /**
+   * The agent verified the values in cilium-config and the Cilium DaemonSet rolled out.
+   *
    * @generated from field: bool verified = 2;
    */
   verified: boolean;
 
   /**
+   * The judge's verdict; UNSPECIFIED until the phase is measured and judged.
+   *
    * @generated from field: ebbflow.v1.Verdict verdict = 3;
    */
   verdict: Verdict;
 
   /**
+   * Change of p50 latency against the baseline, in percent; positive is slower.
+   *
    * @generated from field: double p50_delta_percent = 4;
    */
   p50DeltaPercent: number;
 
   /**
+   * Change of p99 latency against the baseline, in percent; positive is slower.
+   *
    * @generated from field: double p99_delta_percent = 5;
    */
   p99DeltaPercent: number;
 
   /**
+   * Change of mean throughput against the baseline, in percent; negative is a decrease. 0 when
+   * the baseline measured none.
+   *
    * @generated from field: double throughput_delta_percent = 6;
    */
   throughputDeltaPercent: number;
 
   /**
+   * One-sided Mann-Whitney U p-value of "slower than the baseline"; 1 when a side has no
+   * samples or the measurements were invalid, 0 for the baseline.
+   *
    * @generated from field: double p_value = 7;
    */
   pValue: number;
 
   /**
+   * The verdict's explanation, e.g. "p99 +23.4% > budget 20% (p=0.0003)"; an approval of an
+   * inconclusive result appends "; accepted by <actor>".
+   *
    * @generated from field: string reason = 8;
    */
   reason: string;
 
   /**
+   * Summary of the phase's pooled latency samples (HTTP, TCP_RR, TCP_CRR probes) with the
+   * probes' error counts; unset when there was none.
+   *
    * @generated from field: ebbflow.v1.LatencySummary latency = 9;
    */
   latency?: LatencySummary | undefined;
 
   /**
+   * The agent's timestamp of the MEASURED report that was judged.
+   *
    * @generated from field: google.protobuf.Timestamp report_time = 10;
    */
   reportTime?: Timestamp | undefined;
 
   /**
+   * Helm revision of the Cilium release before the phase's upgrade, as the agent reported it.
+   *
    * @generated from field: int32 helm_revision_before = 11;
    */
   helmRevisionBefore: number;
 
   /**
+   * Helm revision after the phase's upgrade; equal to before when the release had the values.
+   *
    * @generated from field: int32 helm_revision_after = 12;
    */
   helmRevisionAfter: number;
 
   /**
-   * The measurements the verdict was judged on (raw samples capped for storage).
+   * The measurements the verdict was judged on. Raw samples are capped at 5,000 per measurement
+   * when stored; once a phase other than the baseline is judged, its raw samples and
+   * histograms are dropped and the summaries stay.
    *
    * @generated from field: repeated ebbflow.v1.Measurement measurements = 13;
    */
@@ -690,40 +890,53 @@ export const PhaseResultSchema: GenMessage<PhaseResult> = /*@__PURE__*/
  */
 export type RolloutEvent = Message<"ebbflow.v1.RolloutEvent"> & {
   /**
+   * When it happened, by the leader's clock.
+   *
    * @generated from field: google.protobuf.Timestamp time = 1;
    */
   time?: Timestamp | undefined;
 
   /**
-   * "controller" for the engine's decisions, else the person.
+   * "controller" for the engine's decisions and the agents' reports, else the caller who
+   * steered the rollout.
    *
    * @generated from field: string actor = 2;
    */
   actor: string;
 
   /**
-   * e.g. "assign", "verdict", "rollback", "pause", "approve".
+   * What happened: "create", "start-wave", "assign", "report", "verdict", "fail", "rollback",
+   * "rolled-back", "skip", "timeout", "soak", "wave-succeeded", "wave-failed", "succeeded",
+   * "failed", "pause", "resume", "approve" or "abort".
    *
    * @generated from field: string kind = 3;
    */
   kind: string;
 
   /**
+   * The cluster it concerns; empty for a wave or the whole rollout.
+   *
    * @generated from field: string cluster = 4;
    */
   cluster: string;
 
   /**
+   * Index of the wave it concerns; -1 for the whole rollout.
+   *
    * @generated from field: int32 wave = 5;
    */
   wave: number;
 
   /**
+   * The phase it concerns; PHASE_UNSPECIFIED when none.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 6;
    */
   phase: Phase;
 
   /**
+   * What happened, for people.
+   *
    * @generated from field: string message = 7;
    */
   message: string;
@@ -737,17 +950,22 @@ export const RolloutEventSchema: GenMessage<RolloutEvent> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 11);
 
 /**
+ * CreateRolloutRequest is the input of CreateRollout.
+ *
  * @generated from message ebbflow.v1.CreateRolloutRequest
  */
 export type CreateRolloutRequest = Message<"ebbflow.v1.CreateRolloutRequest"> & {
   /**
-   * Optional; generated when empty.
+   * Rollout id: a DNS label of at most 63 characters, unique among all rollouts ever created.
+   * Optional; when empty one is generated ("<profile>-<8 hex digits>").
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The rollout to start; required.
+   *
    * @generated from field: ebbflow.v1.RolloutSpec spec = 2;
    */
   spec?: RolloutSpec | undefined;
@@ -761,10 +979,14 @@ export const CreateRolloutRequestSchema: GenMessage<CreateRolloutRequest> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 12);
 
 /**
+ * CreateRolloutResponse is the output of CreateRollout.
+ *
  * @generated from message ebbflow.v1.CreateRolloutResponse
  */
 export type CreateRolloutResponse = Message<"ebbflow.v1.CreateRolloutResponse"> & {
   /**
+   * The new rollout, PENDING.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -778,15 +1000,21 @@ export const CreateRolloutResponseSchema: GenMessage<CreateRolloutResponse> = /*
   messageDesc(file_ebbflow_v1_rollout, 13);
 
 /**
+ * GetRolloutRequest is the input of GetRollout.
+ *
  * @generated from message ebbflow.v1.GetRolloutRequest
  */
 export type GetRolloutRequest = Message<"ebbflow.v1.GetRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
@@ -800,10 +1028,14 @@ export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE_
   messageDesc(file_ebbflow_v1_rollout, 14);
 
 /**
+ * GetRolloutResponse is the output of GetRollout.
+ *
  * @generated from message ebbflow.v1.GetRolloutResponse
  */
 export type GetRolloutResponse = Message<"ebbflow.v1.GetRolloutResponse"> & {
   /**
+   * The rollout.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -817,20 +1049,29 @@ export const GetRolloutResponseSchema: GenMessage<GetRolloutResponse> = /*@__PUR
   messageDesc(file_ebbflow_v1_rollout, 15);
 
 /**
+ * ListRolloutsRequest is the input of ListRollouts.
+ *
  * @generated from message ebbflow.v1.ListRolloutsRequest
  */
 export type ListRolloutsRequest = Message<"ebbflow.v1.ListRolloutsRequest"> & {
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 1;
    */
   read?: ReadOptions | undefined;
 
   /**
+   * Most rollouts to return; 0 means the server's default (100). At most 1000.
+   *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous response; empty for the first page. A token this API did
+   * not return is refused with INVALID_ARGUMENT.
+   *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
@@ -844,15 +1085,21 @@ export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 16);
 
 /**
+ * ListRolloutsResponse is the output of ListRollouts.
+ *
  * @generated from message ebbflow.v1.ListRolloutsResponse
  */
 export type ListRolloutsResponse = Message<"ebbflow.v1.ListRolloutsResponse"> & {
   /**
+   * Rollouts in id order.
+   *
    * @generated from field: repeated ebbflow.v1.Rollout rollouts = 1;
    */
   rollouts: Rollout[];
 
   /**
+   * Token of the next page, for page_token; empty on the last page. Opaque.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -866,10 +1113,14 @@ export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 17);
 
 /**
+ * WatchRolloutRequest is the input of WatchRollout.
+ *
  * @generated from message ebbflow.v1.WatchRolloutRequest
  */
 export type WatchRolloutRequest = Message<"ebbflow.v1.WatchRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -883,10 +1134,14 @@ export const WatchRolloutRequestSchema: GenMessage<WatchRolloutRequest> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 18);
 
 /**
+ * WatchRolloutResponse is one message of WatchRollout.
+ *
  * @generated from message ebbflow.v1.WatchRolloutResponse
  */
 export type WatchRolloutResponse = Message<"ebbflow.v1.WatchRolloutResponse"> & {
   /**
+   * The rollout as it is now, in full.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -900,15 +1155,21 @@ export const WatchRolloutResponseSchema: GenMessage<WatchRolloutResponse> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 19);
 
 /**
+ * PauseRolloutRequest is the input of PauseRollout.
+ *
  * @generated from message ebbflow.v1.PauseRolloutRequest
  */
 export type PauseRolloutRequest = Message<"ebbflow.v1.PauseRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Why; appended to the rollout's message and history. Optional.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -922,10 +1183,14 @@ export const PauseRolloutRequestSchema: GenMessage<PauseRolloutRequest> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 20);
 
 /**
+ * PauseRolloutResponse is the output of PauseRollout.
+ *
  * @generated from message ebbflow.v1.PauseRolloutResponse
  */
 export type PauseRolloutResponse = Message<"ebbflow.v1.PauseRolloutResponse"> & {
   /**
+   * The rollout after the change.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -939,10 +1204,14 @@ export const PauseRolloutResponseSchema: GenMessage<PauseRolloutResponse> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 21);
 
 /**
+ * ResumeRolloutRequest is the input of ResumeRollout.
+ *
  * @generated from message ebbflow.v1.ResumeRolloutRequest
  */
 export type ResumeRolloutRequest = Message<"ebbflow.v1.ResumeRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -956,10 +1225,14 @@ export const ResumeRolloutRequestSchema: GenMessage<ResumeRolloutRequest> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 22);
 
 /**
+ * ResumeRolloutResponse is the output of ResumeRollout.
+ *
  * @generated from message ebbflow.v1.ResumeRolloutResponse
  */
 export type ResumeRolloutResponse = Message<"ebbflow.v1.ResumeRolloutResponse"> & {
   /**
+   * The rollout after the change.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -973,23 +1246,29 @@ export const ResumeRolloutResponseSchema: GenMessage<ResumeRolloutResponse> = /*
   messageDesc(file_ebbflow_v1_rollout, 23);
 
 /**
+ * ApproveRolloutRequest is the input of ApproveRollout: give exactly one of a wave (>= 0, no
+ * cluster) or a cluster (with wave -1).
+ *
  * @generated from message ebbflow.v1.ApproveRolloutRequest
  */
 export type ApproveRolloutRequest = Message<"ebbflow.v1.ApproveRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Wave index whose gate to open; -1 when approving a cluster.
+   * Wave index whose gate to open; -1 when approving a cluster. 0 is the first wave, so a
+   * cluster approval must set -1 explicitly.
    *
    * @generated from field: int32 wave = 2;
    */
   wave: number;
 
   /**
-   * Cluster whose inconclusive result to accept.
+   * Cluster whose inconclusive result to accept; empty when approving a wave.
    *
    * @generated from field: string cluster = 3;
    */
@@ -1004,10 +1283,14 @@ export const ApproveRolloutRequestSchema: GenMessage<ApproveRolloutRequest> = /*
   messageDesc(file_ebbflow_v1_rollout, 24);
 
 /**
+ * ApproveRolloutResponse is the output of ApproveRollout.
+ *
  * @generated from message ebbflow.v1.ApproveRolloutResponse
  */
 export type ApproveRolloutResponse = Message<"ebbflow.v1.ApproveRolloutResponse"> & {
   /**
+   * The rollout after the change.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -1021,20 +1304,28 @@ export const ApproveRolloutResponseSchema: GenMessage<ApproveRolloutResponse> = 
   messageDesc(file_ebbflow_v1_rollout, 25);
 
 /**
+ * SkipClusterRequest is the input of SkipCluster.
+ *
  * @generated from message ebbflow.v1.SkipClusterRequest
  */
 export type SkipClusterRequest = Message<"ebbflow.v1.SkipClusterRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Cluster to take out of the rollout.
+   *
    * @generated from field: string cluster = 2;
    */
   cluster: string;
 
   /**
+   * Why; appended to the cluster's reason and the history. Optional.
+   *
    * @generated from field: string reason = 3;
    */
   reason: string;
@@ -1048,10 +1339,14 @@ export const SkipClusterRequestSchema: GenMessage<SkipClusterRequest> = /*@__PUR
   messageDesc(file_ebbflow_v1_rollout, 26);
 
 /**
+ * SkipClusterResponse is the output of SkipCluster.
+ *
  * @generated from message ebbflow.v1.SkipClusterResponse
  */
 export type SkipClusterResponse = Message<"ebbflow.v1.SkipClusterResponse"> & {
   /**
+   * The rollout after the change.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -1065,15 +1360,21 @@ export const SkipClusterResponseSchema: GenMessage<SkipClusterResponse> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 27);
 
 /**
+ * AbortRolloutRequest is the input of AbortRollout.
+ *
  * @generated from message ebbflow.v1.AbortRolloutRequest
  */
 export type AbortRolloutRequest = Message<"ebbflow.v1.AbortRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Why; appended to the rollout's message and history. Optional.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
@@ -1087,10 +1388,14 @@ export const AbortRolloutRequestSchema: GenMessage<AbortRolloutRequest> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 28);
 
 /**
+ * AbortRolloutResponse is the output of AbortRollout.
+ *
  * @generated from message ebbflow.v1.AbortRolloutResponse
  */
 export type AbortRolloutResponse = Message<"ebbflow.v1.AbortRolloutResponse"> & {
   /**
+   * The rollout after the change, ABORTED.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -1104,31 +1409,43 @@ export const AbortRolloutResponseSchema: GenMessage<AbortRolloutResponse> = /*@_
   messageDesc(file_ebbflow_v1_rollout, 29);
 
 /**
+ * RollbackRolloutRequest is the input of RollbackRollout.
+ *
  * @generated from message ebbflow.v1.RollbackRolloutRequest
  */
 export type RollbackRolloutRequest = Message<"ebbflow.v1.RollbackRolloutRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * What to roll back; exactly one is required (INVALID_ARGUMENT otherwise).
+   *
    * @generated from oneof ebbflow.v1.RollbackRolloutRequest.target
    */
   target: {
     /**
+     * One cluster of the rollout.
+     *
      * @generated from field: string cluster = 2;
      */
     value: string;
     case: "cluster";
   } | {
     /**
+     * One started wave, by index (0 is the first).
+     *
      * @generated from field: int32 wave = 3;
      */
     value: number;
     case: "wave";
   } | {
     /**
+     * Every started wave; must be true (false is refused with FAILED_PRECONDITION).
+     *
      * @generated from field: bool all = 4;
      */
     value: boolean;
@@ -1136,6 +1453,8 @@ export type RollbackRolloutRequest = Message<"ebbflow.v1.RollbackRolloutRequest"
   } | { case: undefined; value?: undefined };
 
   /**
+   * Why; recorded in the clusters' reasons and the history. Optional.
+   *
    * @generated from field: string reason = 5;
    */
   reason: string;
@@ -1149,10 +1468,14 @@ export const RollbackRolloutRequestSchema: GenMessage<RollbackRolloutRequest> = 
   messageDesc(file_ebbflow_v1_rollout, 30);
 
 /**
+ * RollbackRolloutResponse is the output of RollbackRollout.
+ *
  * @generated from message ebbflow.v1.RollbackRolloutResponse
  */
 export type RollbackRolloutResponse = Message<"ebbflow.v1.RollbackRolloutResponse"> & {
   /**
+   * The rollout after the change.
+   *
    * @generated from field: ebbflow.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -1166,10 +1489,14 @@ export const RollbackRolloutResponseSchema: GenMessage<RollbackRolloutResponse> 
   messageDesc(file_ebbflow_v1_rollout, 31);
 
 /**
+ * PlanRolloutRequest is the input of PlanRollout.
+ *
  * @generated from message ebbflow.v1.PlanRolloutRequest
  */
 export type PlanRolloutRequest = Message<"ebbflow.v1.PlanRolloutRequest"> & {
   /**
+   * The rollout spec to plan, as CreateRollout takes it; required.
+   *
    * @generated from field: ebbflow.v1.RolloutSpec spec = 1;
    */
   spec?: RolloutSpec | undefined;
@@ -1189,26 +1516,38 @@ export const PlanRolloutRequestSchema: GenMessage<PlanRolloutRequest> = /*@__PUR
  */
 export type PreflightCheck = Message<"ebbflow.v1.PreflightCheck"> & {
   /**
+   * The phase checked; a feature is checked at every phase whose cumulative values turn it on.
+   *
    * @generated from field: ebbflow.v1.Phase phase = 1;
    */
   phase: Phase;
 
   /**
+   * The feature, e.g. "kube-proxy-replacement", "host-routing", "xdp-acceleration",
+   * "big-tcp-ipv4", "inventory"; "after-held-phase" for a phase held because an earlier one was.
+   *
    * @generated from field: string feature = 2;
    */
   feature: string;
 
   /**
+   * The node checked; empty for a cluster-wide check, or when every node passes the feature
+   * (folded into one check).
+   *
    * @generated from field: string node = 3;
    */
   node: string;
 
   /**
+   * The outcome.
+   *
    * @generated from field: ebbflow.v1.PreflightResult result = 4;
    */
   result: PreflightResult;
 
   /**
+   * Why, e.g. "kernel 5.4.0 does not meet 5.10 needed for host-routing".
+   *
    * @generated from field: string reason = 5;
    */
   reason: string;
@@ -1228,30 +1567,37 @@ export const PreflightCheckSchema: GenMessage<PreflightCheck> = /*@__PURE__*/
  */
 export type ClusterPlan = Message<"ebbflow.v1.ClusterPlan"> & {
   /**
+   * Cluster id.
+   *
    * @generated from field: string cluster = 1;
    */
   cluster: string;
 
   /**
+   * Index of its wave.
+   *
    * @generated from field: int32 wave = 2;
    */
   wave: number;
 
   /**
-   * Phases that pass preflight on every node.
+   * Phases that pass preflight on every node, in order.
    *
    * @generated from field: repeated ebbflow.v1.Phase phases = 3;
    */
   phases: Phase[];
 
   /**
-   * Phases held out, with the checks that held them.
+   * Phases held out, with the checks that held them; every phase after a held one is held.
    *
    * @generated from field: repeated ebbflow.v1.Phase held_phases = 4;
    */
   heldPhases: Phase[];
 
   /**
+   * The checks of every phase: per node for a feature some node fails or leaves unknown, one
+   * cluster-wide check for a feature every node passes.
+   *
    * @generated from field: repeated ebbflow.v1.PreflightCheck checks = 5;
    */
   checks: PreflightCheck[];
@@ -1265,25 +1611,36 @@ export const ClusterPlanSchema: GenMessage<ClusterPlan> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 34);
 
 /**
+ * PlanRolloutResponse is the output of PlanRollout.
+ *
  * @generated from message ebbflow.v1.PlanRolloutResponse
  */
 export type PlanRolloutResponse = Message<"ebbflow.v1.PlanRolloutResponse"> & {
   /**
+   * The profile revision the rollout would pin.
+   *
    * @generated from field: uint64 profile_revision = 1;
    */
   profileRevision: bigint;
 
   /**
+   * The waves in order.
+   *
    * @generated from field: repeated ebbflow.v1.WavePlan waves = 2;
    */
   waves: WavePlan[];
 
   /**
+   * Clusters in scope that no wave would hold, with the reason, by name.
+   *
    * @generated from field: repeated ebbflow.v1.SkippedCluster skipped = 3;
    */
   skipped: SkippedCluster[];
 
   /**
+   * The profile's validation warnings, then each planned cluster's inventory warnings (fields
+   * named clusters.<cluster>.inventory...).
+   *
    * @generated from field: repeated ebbflow.v1.ValidationIssue warnings = 4;
    */
   warnings: ValidationIssue[];
@@ -1297,20 +1654,28 @@ export const PlanRolloutResponseSchema: GenMessage<PlanRolloutResponse> = /*@__P
   messageDesc(file_ebbflow_v1_rollout, 35);
 
 /**
+ * WavePlan is one wave of a plan.
+ *
  * @generated from message ebbflow.v1.WavePlan
  */
 export type WavePlan = Message<"ebbflow.v1.WavePlan"> & {
   /**
+   * Position of the wave, from 0.
+   *
    * @generated from field: int32 index = 1;
    */
   index: number;
 
   /**
+   * Wave name.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * The wave's clusters in rollout order, each with its preflight.
+   *
    * @generated from field: repeated ebbflow.v1.ClusterPlan clusters = 3;
    */
   clusters: ClusterPlan[];
@@ -1324,15 +1689,21 @@ export const WavePlanSchema: GenMessage<WavePlan> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 36);
 
 /**
+ * GetRolloutHistoryRequest is the input of GetRolloutHistory.
+ *
  * @generated from message ebbflow.v1.GetRolloutHistoryRequest
  */
 export type GetRolloutHistoryRequest = Message<"ebbflow.v1.GetRolloutHistoryRequest"> & {
   /**
+   * Rollout id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Read level; linearizable when unset.
+   *
    * @generated from field: ebbflow.v1.ReadOptions read = 2;
    */
   read?: ReadOptions | undefined;
@@ -1346,10 +1717,14 @@ export const GetRolloutHistoryRequestSchema: GenMessage<GetRolloutHistoryRequest
   messageDesc(file_ebbflow_v1_rollout, 37);
 
 /**
+ * GetRolloutHistoryResponse is the output of GetRolloutHistory.
+ *
  * @generated from message ebbflow.v1.GetRolloutHistoryResponse
  */
 export type GetRolloutHistoryResponse = Message<"ebbflow.v1.GetRolloutHistoryResponse"> & {
   /**
+   * Every event of the rollout, oldest first.
+   *
    * @generated from field: repeated ebbflow.v1.RolloutEvent events = 1;
    */
   events: RolloutEvent[];
@@ -1363,7 +1738,7 @@ export const GetRolloutHistoryResponseSchema: GenMessage<GetRolloutHistoryRespon
   messageDesc(file_ebbflow_v1_rollout, 38);
 
 /**
- * FailurePolicy says what happens when a wave fails.
+ * FailurePolicy says what happens to clusters when a phase fails on them and when a wave fails.
  *
  * @generated from enum ebbflow.v1.FailurePolicy
  */
@@ -1376,21 +1751,26 @@ export enum FailurePolicy {
   UNSPECIFIED = 0,
 
   /**
-   * Stop; roll nothing back automatically.
+   * Roll nothing back automatically: a failed cluster keeps what it has, and a failed wave only
+   * halts the rollout (it ends FAILED).
    *
    * @generated from enum value: FAILURE_POLICY_HALT_ONLY = 1;
    */
   HALT_ONLY = 1,
 
   /**
-   * Roll back each failed cluster (the default).
+   * Roll back each failed cluster that applied a phase past the baseline to its pre-rollout
+   * Helm revision; the other clusters keep their change (the default). A failed wave halts the
+   * rollout, which ends FAILED.
    *
    * @generated from enum value: FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS = 2;
    */
   ROLLBACK_FAILED_CLUSTERS = 2,
 
   /**
-   * Roll every cluster of the failing wave back to its pre-rollout revision.
+   * As ROLLBACK_FAILED_CLUSTERS, and when a wave fails, every cluster of that wave that applied
+   * a phase past the baseline is rolled back too, succeeded ones included; the wave and the
+   * rollout end ROLLED_BACK.
    *
    * @generated from enum value: FAILURE_POLICY_ROLLBACK_WAVE = 3;
    */
@@ -1404,7 +1784,8 @@ export const FailurePolicySchema: GenEnum<FailurePolicy> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_rollout, 0);
 
 /**
- * InconclusivePolicy says what to do when data is missing or inconclusive.
+ * InconclusivePolicy says what to do when a phase's data is missing or inconclusive (too few
+ * samples, or over budget but not significant).
  *
  * @generated from enum ebbflow.v1.InconclusivePolicy
  */
@@ -1417,12 +1798,16 @@ export enum InconclusivePolicy {
   UNSPECIFIED = 0,
 
   /**
+   * The cluster fails, as on a regression (and rolls back per the failure policy).
+   *
    * @generated from enum value: INCONCLUSIVE_POLICY_FAIL = 1;
    */
   FAIL = 1,
 
   /**
-   * Wait for a person to approve or roll back.
+   * The cluster waits in CLUSTER_ROLLOUT_STATE_WAITING_FOR_APPROVAL, holding its concurrency
+   * slot, for a person: ApproveRollout with the cluster accepts the result, RollbackRollout or
+   * SkipCluster take it out.
    *
    * @generated from enum value: INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL = 2;
    */
@@ -1436,55 +1821,79 @@ export const InconclusivePolicySchema: GenEnum<InconclusivePolicy> = /*@__PURE__
   enumDesc(file_ebbflow_v1_rollout, 1);
 
 /**
+ * RolloutState is where a rollout is. SUCCEEDED, FAILED, ABORTED and ROLLED_BACK are terminal:
+ * a terminal rollout holds no cluster and takes no steering call.
+ *
  * @generated from enum ebbflow.v1.RolloutState
  */
 export enum RolloutState {
   /**
+   * Never stored.
+   *
    * @generated from enum value: ROLLOUT_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Created; the engine starts it at its next step, within about a second.
+   *
    * @generated from enum value: ROLLOUT_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
+   * Waves progress.
+   *
    * @generated from enum value: ROLLOUT_STATE_RUNNING = 2;
    */
   RUNNING = 2,
 
   /**
+   * Paused by PauseRollout: no cluster starts a new phase until ResumeRollout.
+   *
    * @generated from enum value: ROLLOUT_STATE_PAUSED = 3;
    */
   PAUSED = 3,
 
   /**
+   * The next wave's approval gate is closed; ApproveRollout opens it.
+   *
    * @generated from enum value: ROLLOUT_STATE_WAITING_FOR_APPROVAL = 4;
    */
   WAITING_FOR_APPROVAL = 4,
 
   /**
+   * Every wave succeeded (possibly with tolerated failures). Terminal.
+   *
    * @generated from enum value: ROLLOUT_STATE_SUCCEEDED = 5;
    */
   SUCCEEDED = 5,
 
   /**
+   * A wave failed past its max failures, or the rollout's progress deadline passed. Terminal.
+   *
    * @generated from enum value: ROLLOUT_STATE_FAILED = 6;
    */
   FAILED = 6,
 
   /**
+   * Ended by AbortRollout. Terminal.
+   *
    * @generated from enum value: ROLLOUT_STATE_ABORTED = 7;
    */
   ABORTED = 7,
 
   /**
+   * Ending: waits for the clusters rolling back to report. It ends ROLLED_BACK when a wave was
+   * rolled back as a whole, else FAILED.
+   *
    * @generated from enum value: ROLLOUT_STATE_ROLLING_BACK = 8;
    */
   ROLLING_BACK = 8,
 
   /**
+   * A wave (or every started wave) was rolled back as a whole. Terminal.
+   *
    * @generated from enum value: ROLLOUT_STATE_ROLLED_BACK = 9;
    */
   ROLLED_BACK = 9,
@@ -1497,45 +1906,64 @@ export const RolloutStateSchema: GenEnum<RolloutState> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_rollout, 2);
 
 /**
+ * WaveState is where a wave is.
+ *
  * @generated from enum ebbflow.v1.WaveState
  */
 export enum WaveState {
   /**
+   * Never stored.
+   *
    * @generated from enum value: WAVE_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Not started.
+   *
    * @generated from enum value: WAVE_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
+   * Next in line, waiting for its approval gate to open.
+   *
    * @generated from enum value: WAVE_STATE_WAITING_FOR_APPROVAL = 2;
    */
   WAITING_FOR_APPROVAL = 2,
 
   /**
+   * Its clusters are being given phases, within max_concurrency.
+   *
    * @generated from enum value: WAVE_STATE_PROGRESSING = 3;
    */
   PROGRESSING = 3,
 
   /**
+   * Every cluster is done; the wave waits out its soak time.
+   *
    * @generated from enum value: WAVE_STATE_SOAKING = 4;
    */
   SOAKING = 4,
 
   /**
+   * Soaked; the next wave may start. Tolerated failures included.
+   *
    * @generated from enum value: WAVE_STATE_SUCCEEDED = 5;
    */
   SUCCEEDED = 5,
 
   /**
+   * More clusters failed than max failures allows; later waves never start.
+   *
    * @generated from enum value: WAVE_STATE_FAILED = 6;
    */
   FAILED = 6,
 
   /**
+   * Rolled back as a whole (FAILURE_POLICY_ROLLBACK_WAVE, or RollbackRollout of the wave or of
+   * all).
+   *
    * @generated from enum value: WAVE_STATE_ROLLED_BACK = 7;
    */
   ROLLED_BACK = 7,
@@ -1548,61 +1976,90 @@ export const WaveStateSchema: GenEnum<WaveState> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_rollout, 3);
 
 /**
+ * ClusterRolloutState is where one cluster is in a rollout. FAILED, ROLLING_BACK, ROLLED_BACK
+ * and UNKNOWN count as failures of the cluster's wave.
+ *
  * @generated from enum ebbflow.v1.ClusterRolloutState
  */
 export enum ClusterRolloutState {
   /**
+   * Never stored.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Waiting: for its wave, for a concurrency slot, or between two phases while the rollout does
+   * not run.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
+   * Given an APPLY assignment; the agent applies and verifies the phase.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_APPLYING = 2;
    */
   APPLYING = 2,
 
   /**
+   * The agent verified the phase and measures it.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_MEASURING = 3;
    */
   MEASURING = 3,
 
   /**
+   * Its phase was judged inconclusive under INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL; waits for
+   * ApproveRollout (or a rollback or skip).
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_WAITING_FOR_APPROVAL = 4;
    */
   WAITING_FOR_APPROVAL = 4,
 
   /**
+   * Passed every phase it runs.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_SUCCEEDED = 5;
    */
   SUCCEEDED = 5,
 
   /**
+   * A phase failed, regressed or was inconclusive, or its rollback failed (reason says which).
+   * Under a rolling-back failure policy, a cluster that applied a phase past the baseline
+   * moves on to ROLLING_BACK.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_FAILED = 6;
    */
   FAILED = 6,
 
   /**
+   * Given a ROLLBACK assignment to its pre-rollout Helm revision.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_ROLLING_BACK = 7;
    */
   ROLLING_BACK = 7,
 
   /**
+   * Its agent reported the rollback done.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_ROLLED_BACK = 8;
    */
   ROLLED_BACK = 8,
 
   /**
+   * Taken out (reason says why): SkipCluster, deleted or cordoned during the rollout, or
+   * preflight held every phase. Not a failure.
+   *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_SKIPPED = 9;
    */
   SKIPPED = 9,
 
   /**
-   * Silent past the deadline; counts against max failures.
+   * Silent past the phase timeout, or not done at the wave's progress deadline; counts against
+   * max failures.
    *
    * @generated from enum value: CLUSTER_ROLLOUT_STATE_UNKNOWN = 10;
    */
@@ -1616,25 +2073,36 @@ export const ClusterRolloutStateSchema: GenEnum<ClusterRolloutState> = /*@__PURE
   enumDesc(file_ebbflow_v1_rollout, 4);
 
 /**
+ * Verdict is the judge's decision on one measured phase against the baseline.
+ *
  * @generated from enum ebbflow.v1.Verdict
  */
 export enum Verdict {
   /**
+   * Not judged yet.
+   *
    * @generated from enum value: VERDICT_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Within budget, significant or not; the baseline passes once validly measured.
+   *
    * @generated from enum value: VERDICT_PASS = 1;
    */
   PASS = 1,
 
   /**
+   * Over budget and significant, or throughput below its budget.
+   *
    * @generated from enum value: VERDICT_REGRESSION = 2;
    */
   REGRESSION = 2,
 
   /**
+   * The data cannot decide: too few samples, over budget but not significant, or missing or
+   * invalid measurements. on_inconclusive decides what follows.
+   *
    * @generated from enum value: VERDICT_INCONCLUSIVE = 3;
    */
   INCONCLUSIVE = 3,
@@ -1647,26 +2115,34 @@ export const VerdictSchema: GenEnum<Verdict> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_rollout, 5);
 
 /**
+ * PreflightResult is the outcome of one preflight check.
+ *
  * @generated from enum ebbflow.v1.PreflightResult
  */
 export enum PreflightResult {
   /**
+   * Never returned.
+   *
    * @generated from enum value: PREFLIGHT_RESULT_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * The node (or cluster) supports the feature.
+   *
    * @generated from enum value: PREFLIGHT_RESULT_PASS = 1;
    */
   PASS = 1,
 
   /**
+   * It does not (e.g. a kernel older than the feature needs): the phase is held.
+   *
    * @generated from enum value: PREFLIGHT_RESULT_FAIL = 2;
    */
   FAIL = 2,
 
   /**
-   * An input was missing (e.g. NIC driver unknown); never assumed to pass.
+   * An input was missing (e.g. NIC driver unknown); never assumed to pass: the phase is held.
    *
    * @generated from enum value: PREFLIGHT_RESULT_UNKNOWN = 3;
    */
@@ -1680,12 +2156,28 @@ export const PreflightResultSchema: GenEnum<PreflightResult> = /*@__PURE__*/
   enumDesc(file_ebbflow_v1_rollout, 6);
 
 /**
- * RolloutService starts, watches and steers rollouts of a profile across the fleet.
+ * RolloutService starts, watches and steers rollouts of a profile across the fleet. The leader's
+ * engine drives every rollout (waves, gates, verdicts, rollbacks); these calls create, read and
+ * steer them. Reads need the viewer role; creating and steering need operator, run on the
+ * leader (a follower forwards them) and are audited. Only one active rollout may hold a
+ * cluster; rollouts are never deleted. A steering call on a rollout that has ended, or in a
+ * state that does not allow it, fails with FAILED_PRECONDITION. Any call may fail with
+ * UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit, with a retry hint) or
+ * UNAVAILABLE (no leader known).
  *
  * @generated from service ebbflow.v1.RolloutService
  */
 export const RolloutService: GenService<{
   /**
+   * CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout in
+   * ROLLOUT_STATE_PENDING, which the engine starts within about a second.
+   *
+   * Needs operator; runs on the leader; audited. INVALID_ARGUMENT for an invalid spec (every issue
+   * named) or a profile that does not validate; NOT_FOUND when the profile or the pinned revision
+   * does not exist; FAILED_PRECONDITION when a cluster it would hold is held by another active
+   * rollout (named in the message); ALREADY_EXISTS when the id is taken. Give an id to retry
+   * safely.
+   *
    * @generated from rpc ebbflow.v1.RolloutService.CreateRollout
    */
   createRollout: {
@@ -1694,6 +2186,11 @@ export const RolloutService: GenService<{
     output: typeof CreateRolloutResponseSchema;
   },
   /**
+   * GetRollout returns a rollout with every wave, cluster record and stored measurement.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when it
+   * does not exist.
+   *
    * @generated from rpc ebbflow.v1.RolloutService.GetRollout
    */
   getRollout: {
@@ -1702,6 +2199,12 @@ export const RolloutService: GenService<{
     output: typeof GetRolloutResponseSchema;
   },
   /**
+   * ListRollouts lists every rollout, ended ones included, in id order, a page at a time.
+   *
+   * Each comes in full (waves, records, measurements): use a small page_size for large rollouts.
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. INVALID_ARGUMENT
+   * for a page_size out of range or a page_token this API did not return.
+   *
    * @generated from rpc ebbflow.v1.RolloutService.ListRollouts
    */
   listRollouts: {
@@ -1710,7 +2213,13 @@ export const RolloutService: GenService<{
     output: typeof ListRolloutsResponseSchema;
   },
   /**
-   * WatchRollout sends the rollout now and again after every change, until it ends or the caller leaves.
+   * WatchRollout sends the rollout now and again after every change (at most one message every
+   * 100 ms), until it reaches a terminal state (the stream then ends OK) or the caller leaves.
+   *
+   * Needs viewer; served by any node from its replica, after it caught up with the leader's commit
+   * index, so it never starts from a state older than a write acknowledged before it was opened.
+   * NOT_FOUND when the rollout does not exist; UNAVAILABLE when the node shuts down (watch again,
+   * from any node).
    *
    * @generated from rpc ebbflow.v1.RolloutService.WatchRollout
    */
@@ -1720,6 +2229,14 @@ export const RolloutService: GenService<{
     output: typeof WatchRolloutResponseSchema;
   },
   /**
+   * PauseRollout stops new assignments: clusters working on a phase finish it and report, but none
+   * starts another until ResumeRollout.
+   *
+   * Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
+   * operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
+   * RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
+   * exist.
+   *
    * @generated from rpc ebbflow.v1.RolloutService.PauseRollout
    */
   pauseRollout: {
@@ -1728,6 +2245,12 @@ export const RolloutService: GenService<{
     output: typeof PauseRolloutResponseSchema;
   },
   /**
+   * ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
+   * wave's gate is still closed).
+   *
+   * Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
+   * NOT_FOUND when it does not exist.
+   *
    * @generated from rpc ebbflow.v1.RolloutService.ResumeRollout
    */
   resumeRollout: {
@@ -1736,7 +2259,14 @@ export const RolloutService: GenService<{
     output: typeof ResumeRolloutResponseSchema;
   },
   /**
-   * ApproveRollout opens a wave's approval gate or accepts an inconclusive cluster.
+   * ApproveRollout opens a wave's approval gate (wave >= 0; it may be opened before the wave is
+   * reached) or accepts the inconclusive result of a cluster waiting for approval (cluster, with
+   * wave -1), which then goes on as if its phase had passed.
+   *
+   * Needs operator; runs on the leader; audited. INVALID_ARGUMENT unless exactly one of wave and
+   * cluster is given; FAILED_PRECONDITION when the rollout has ended, the wave does not exist, has
+   * no approval gate, is already approved or has started, or the cluster is not in the rollout or
+   * not waiting for approval; NOT_FOUND when the rollout does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.ApproveRollout
    */
@@ -1746,7 +2276,12 @@ export const RolloutService: GenService<{
     output: typeof ApproveRolloutResponseSchema;
   },
   /**
-   * SkipCluster takes a cluster out of the rollout, recorded as skipped.
+   * SkipCluster takes a cluster out of the rollout: it stays listed, SKIPPED with the reason, its
+   * action becomes IDLE, it no longer counts against its wave, and another rollout may take it.
+   *
+   * What it applied stays (nothing is rolled back). Needs operator; runs on the leader; audited.
+   * FAILED_PRECONDITION when the rollout has ended, the cluster is not in it, or it is SKIPPED,
+   * SUCCEEDED, ROLLING_BACK or ROLLED_BACK; NOT_FOUND when the rollout does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.SkipCluster
    */
@@ -1756,7 +2291,11 @@ export const RolloutService: GenService<{
     output: typeof SkipClusterResponseSchema;
   },
   /**
-   * AbortRollout stops issuing new phases; clusters keep what they have.
+   * AbortRollout ends the rollout ABORTED at once: no new assignments; clusters keep what they
+   * have, and those applying or rolling back are told to stop (action IDLE).
+   *
+   * Nothing is rolled back: roll back first to undo. Needs operator; runs on the leader; audited.
+   * FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.AbortRollout
    */
@@ -1766,7 +2305,17 @@ export const RolloutService: GenService<{
     output: typeof AbortRolloutResponseSchema;
   },
   /**
-   * RollbackRollout rolls back one cluster, one wave, or the whole rollout.
+   * RollbackRollout rolls back one cluster, one wave, or the whole rollout, each cluster to its
+   * pre-rollout Helm revision.
+   *
+   * A cluster: that cluster only (it must have applied a phase past the baseline); it counts as a
+   * failure of its wave and the rollout goes on. A wave, or all: every cluster of that wave (or of
+   * every started wave) that applied a phase past the baseline; clusters in flight stop, those
+   * waves become ROLLED_BACK, and the rollout goes ROLLING_BACK and ends ROLLED_BACK once the
+   * agents report their rollbacks. Needs operator; runs on the leader; audited. INVALID_ARGUMENT
+   * when no target is given; FAILED_PRECONDITION when the rollout has ended, the wave does not
+   * exist or has not started, or the cluster is not in the rollout, has nothing to roll back, or is
+   * skipped, rolling back or rolled back; NOT_FOUND when the rollout does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.RollbackRollout
    */
@@ -1776,7 +2325,12 @@ export const RolloutService: GenService<{
     output: typeof RollbackRolloutResponseSchema;
   },
   /**
-   * PlanRollout is a dry run: which clusters, in which wave, and preflight per phase.
+   * PlanRollout is a dry run of CreateRollout: which clusters, in which wave, each cluster's
+   * preflight per phase, the clusters skipped and the warnings, as a rollout created now would have
+   * them.
+   *
+   * It stores nothing and does not check whether other rollouts hold the clusters. Needs viewer;
+   * runs on the leader with a linearizable read. INVALID_ARGUMENT and NOT_FOUND as CreateRollout.
    *
    * @generated from rpc ebbflow.v1.RolloutService.PlanRollout
    */
@@ -1786,7 +2340,11 @@ export const RolloutService: GenService<{
     output: typeof PlanRolloutResponseSchema;
   },
   /**
-   * GetRolloutHistory lists every decision and manual action.
+   * GetRolloutHistory lists every event of a rollout, oldest first, in one response (not
+   * paginated): the engine's decisions, the agents' reports and every manual action.
+   *
+   * Needs viewer; linearizable on the leader unless read asks for a stale read. NOT_FOUND when the
+   * rollout does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.GetRolloutHistory
    */
