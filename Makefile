@@ -12,6 +12,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 GOLANGCI_LINT_VERSION := v2.15.0
+PROTOC_GEN_OPENAPIV2_VERSION := v2.34.0
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
@@ -44,7 +45,12 @@ $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@touch $@
 
-TOOLS := $(BIN)/buf-$(BUF_VERSION) $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION) $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
+$(BIN)/protoc-gen-openapiv2-$(PROTOC_GEN_OPENAPIV2_VERSION):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(PROTOC_GEN_OPENAPIV2_VERSION)
+	@touch $@
+
+TOOLS := $(BIN)/protoc-gen-openapiv2-$(PROTOC_GEN_OPENAPIV2_VERSION) $(BIN)/buf-$(BUF_VERSION) $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION) $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
 	$(BIN)/protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION)
 
@@ -65,12 +71,14 @@ generate: tools ## Wipe and regenerate the code generated from proto/.
 	rm -rf $(TS_DIR)/src/gen
 	go run ./internal/protovendor > proto/buf/validate/validate.proto
 	buf generate
+	buf build --path proto/ebbflow/v1 -o proto/ebbflowdesc/ebbflow.binpb
+	go run ./internal/openapi openapi/ebbflow.swagger.json > openapi/ebbflow.openapi.json
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when the checked-in generated code differs from proto/.
-	@if [ -n "$$(git status --porcelain -- proto $(TS_DIR)/src/gen)" ]; then \
+	@if [ -n "$$(git status --porcelain -- proto $(TS_DIR)/src/gen openapi)" ]; then \
 		echo "generated code is out of date with proto/; run 'make generate' and commit:"; \
-		git status --porcelain -- proto $(TS_DIR)/src/gen; git diff --stat -- proto $(TS_DIR)/src/gen; exit 1; fi
+		git status --porcelain -- proto $(TS_DIR)/src/gen openapi; git diff --stat -- proto $(TS_DIR)/src/gen openapi; exit 1; fi
 
 .PHONY: build
 build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.

@@ -18,6 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/ebbflow/ebbflow/controller/controllertest"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -118,6 +120,30 @@ func TestProtocolsReachTheSameHandler(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("reflection does not list %s: %v", want, names)
 		}
+	}
+
+	// The file of a service comes with its comments, so describe shows them.
+	if err := stream.Send(&reflectpb.ServerReflectionRequest{MessageRequest: &reflectpb.ServerReflectionRequest_FileContainingSymbol{
+		FileContainingSymbol: "ebbflow.v1.ClusterService"}}); err != nil {
+		t.Fatal(err)
+	}
+	rr, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commented := false
+	for _, raw := range rr.GetFileDescriptorResponse().GetFileDescriptorProto() {
+		var fd descriptorpb.FileDescriptorProto
+		if err := proto.Unmarshal(raw, &fd); err != nil {
+			t.Fatal(err)
+		}
+		for _, loc := range fd.GetSourceCodeInfo().GetLocation() {
+			// Path 6, 0: the file's first service.
+			commented = commented || (slices.Equal(loc.GetPath(), []int32{6, 0}) && strings.TrimSpace(loc.GetLeadingComments()) != "")
+		}
+	}
+	if !commented {
+		t.Errorf("reflection serves ebbflow.v1.ClusterService's file without its comments")
 	}
 }
 

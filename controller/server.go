@@ -20,6 +20,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/pki"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+	"github.com/ebbflow/ebbflow/proto/ebbflowdesc"
 )
 
 // Read limits of request messages. An agent's measurement report carries up to maxMeasurements
@@ -224,7 +225,13 @@ func New(cfg Config) (*Server, error) {
 	mount(ebbflowv1connect.NewAuditServiceHandler(&auditService{s}, opts...))
 	mount(ebbflowv1connect.NewAccessServiceHandler(&accessService{s}, opts...))
 	mux.Handle(grpchealth.NewHandler(s.healthChecker()))
-	reflector := grpcreflect.NewStaticReflector(s.services...)
+	// Reflection answers from the descriptors with comments (ebbflowdesc), so a client's
+	// describe shows what each element means.
+	files, err := ebbflowdesc.Files()
+	if err != nil {
+		return nil, err
+	}
+	reflector := grpcreflect.NewReflector(serviceNames(s.services), grpcreflect.WithDescriptorResolver(files))
 	for _, h := range []func(*grpcreflect.Reflector, ...connect.HandlerOption) (string, http.Handler){grpcreflect.NewHandlerV1, grpcreflect.NewHandlerV1Alpha} {
 		path, handler := h(reflector)
 		mux.Handle(path, s.httpAuthorized(reflectionResource, handler))
@@ -237,6 +244,11 @@ func New(cfg Config) (*Server, error) {
 	s.handler = withCORS(withClientCertificates(mux), cfg.CORSOrigins)
 	return s, nil
 }
+
+// serviceNames lists the services reflection describes.
+type serviceNames []string
+
+func (n serviceNames) Names() []string { return n }
 
 // Handler serves Connect, gRPC and gRPC-Web, health, reflection, /metrics, /healthz, /readyz.
 // Serve it over HTTP/2 (h2c or TLS) for gRPC.
@@ -295,6 +307,9 @@ func (s *Server) recovered(ctx context.Context, spec connect.Spec, _ http.Header
 
 func (s *Server) registerMetrics(mp metric.MeterProvider) error {
 	m := mp.Meter("github.com/ebbflow/ebbflow/controller")
+	if err := s.registerRolloutMetrics(m); err != nil {
+		return err
+	}
 	term, err := m.Int64ObservableGauge("ebbflow_raft_term", metric.WithDescription("Current Raft term."))
 	if err != nil {
 		return err
