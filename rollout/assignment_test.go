@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 )
 
-var echoProbes = &ebbflowv1.ProbeSettings{Windows: 3, Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo"}}}
+var echoProbes = &ebbflowv1.ProbeSettings{Windows: 3, Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo", Rate: 100, Duration: durationpb.New(time.Second)}}}
 
 func TestAssignmentFor(t *testing.T) {
 	x := start(t, func(s *ebbflowv1.RolloutSpec) {

@@ -142,14 +142,22 @@ func TestValidateSpec(t *testing.T) {
 		{name: "failure policy unknown", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.FailurePolicy = 42 }), field: "spec.failurePolicy", rule: "enum"},
 		{name: "sort label bad", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.SortLabel = "not a label" }), field: "spec.sortLabel", rule: "label-key"},
 		{name: "sort label ok", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.SortLabel = "ebbflow.io/rank" })},
-		{name: "probe windows negative", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = &ebbflowv1.ProbeSettings{Windows: -1} }), field: "spec.probes.windows", rule: "range"},
-		{name: "probe warmup negative", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = &ebbflowv1.ProbeSettings{Warmup: dur(-time.Second)} }), field: "spec.probes.warmup", rule: "duration"},
+		{name: "probe windows negative", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = &ebbflowv1.ProbeSettings{Windows: -1} }), field: "spec.probes.windows", rule: "probe"},
+		{name: "probe warmup negative", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = &ebbflowv1.ProbeSettings{Warmup: dur(-time.Second)} }), field: "spec.probes.warmup", rule: "probe"},
 		{name: "probe duration negative", spec: edit(func(s *ebbflowv1.RolloutSpec) {
-			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Duration: dur(-time.Second)}}}
-		}), field: "spec.probes.probes[0].duration", rule: "duration"},
+			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo", Rate: 100, Duration: dur(-time.Second)}}}
+		}), field: "spec.probes.probes[0].duration", rule: "probe"},
 		{name: "probe rate negative", spec: edit(func(s *ebbflowv1.RolloutSpec) {
-			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Rate: -1}}}
-		}), field: "spec.probes.probes[0].rate", rule: "range"},
+			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo", Rate: -1}}}
+		}), field: "spec.probes.probes[0].rate", rule: "probe"},
+		// What the agent cannot run is refused at creation, not at every cluster's phase.
+		{name: "probe http rate zero", spec: edit(func(s *ebbflowv1.RolloutSpec) {
+			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo", Duration: dur(time.Second)}}}
+		}), field: "spec.probes.probes[0].rate", rule: "probe"},
+		{name: "probe target not a URL", spec: edit(func(s *ebbflowv1.RolloutSpec) {
+			s.Probes = &ebbflowv1.ProbeSettings{Probes: []*ebbflowv1.ProbeSpec{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "echo:80", Rate: 10, Duration: dur(time.Second)}}}
+		}), field: "spec.probes.probes[0].target", rule: "probe"},
+		{name: "probe windows over the cap", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = &ebbflowv1.ProbeSettings{Windows: 101} }), field: "spec.probes.windows", rule: "probe"},
 		{name: "probes ok", spec: edit(func(s *ebbflowv1.RolloutSpec) {
 			s.Probes = &ebbflowv1.ProbeSettings{Windows: 5, Warmup: dur(10 * time.Second), Probes: []*ebbflowv1.ProbeSpec{
 				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo.bench:8080/", Rate: 1000, Duration: dur(time.Minute), Timeout: dur(time.Second)},

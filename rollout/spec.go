@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/probespec"
 	"github.com/ebbflow/ebbflow/rollout/profile"
 )
 
@@ -258,26 +260,21 @@ func probes(v *issues, p *ebbflowv1.ProbeSettings) {
 	if p == nil {
 		return
 	}
-	if p.GetWindows() < 0 {
-		v.Add("spec.probes.windows", "range", "must not be negative, got %d", p.GetWindows())
-	}
-	duration(v, "spec.probes.warmup", p.GetWarmup())
 	if len(p.GetProbes()) > MaxProbes {
 		v.Add("spec.probes.probes", "max-items", "at most %d probes, got %d", MaxProbes, len(p.GetProbes()))
+		return
 	}
 	for i, pr := range p.GetProbes() {
-		path := idx("spec.probes.probes", i)
-		if !knownEnum(pr.GetKind()) {
-			v.Add(path+".kind", "enum", "unknown value %d", pr.GetKind())
-		}
-		if r := pr.GetRate(); math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
-			v.Add(path+".rate", "range", "must be a finite number >= 0, got %v", r)
-		}
-		duration(v, path+".duration", pr.GetDuration())
-		duration(v, path+".timeout", pr.GetTimeout())
 		if len(pr.GetTarget()) > maxTextBytes || len(pr.GetQuery()) > maxTextBytes {
-			v.Add(path, "max-length", "target and query are at most %d bytes", maxTextBytes)
+			v.Add(idx("spec.probes.probes", i), "max-length", "target and query are at most %d bytes", maxTextBytes)
+			return
 		}
+	}
+	// What the agents' probes can run: a probe they would refuse is refused here, not after
+	// every cluster's phase has started.
+	var perr *probespec.Error
+	if err := probespec.ValidateSettings(p); errors.As(err, &perr) {
+		v.Add("spec.probes."+perr.Field, "probe", "%s", perr.Reason)
 	}
 }
 

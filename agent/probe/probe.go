@@ -10,24 +10,26 @@ import (
 	"time"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/probespec"
 )
 
 // Defaults and limits. They are fixed so that every measurement of a rollout (baseline and
-// phases) runs with the same settings.
+// phases) runs with the same settings. The rules of a spec are rollout/probespec's, shared
+// with the controller, which refuses at creation what the agent would refuse.
 const (
 	// DefaultWindows is the number of measurement windows when Options.Windows is 0.
-	DefaultWindows = 3
+	DefaultWindows = probespec.DefaultWindows
 	// MaxWindows bounds Options.Windows and ProbeSettings.windows.
-	MaxWindows = 100
+	MaxWindows = probespec.MaxWindows
 	// DefaultMaxSamples bounds the raw samples kept per Result when Options.MaxSamples is 0.
 	DefaultMaxSamples = 100_000
 	// DefaultTimeout bounds one operation (request, round trip, connect, query) when the spec
 	// has no timeout.
-	DefaultTimeout = 5 * time.Second
+	DefaultTimeout = probespec.DefaultTimeout
 	// MaxDuration bounds a window's duration, the warm-up and a spec's timeout.
-	MaxDuration = 10 * time.Minute
+	MaxDuration = probespec.MaxDuration
 	// MaxRate bounds a spec's rate, in operations per second.
-	MaxRate = 1_000_000
+	MaxRate = probespec.MaxRate
 	// MaxConnections bounds the HTTP probe's pool of connections.
 	MaxConnections = 1024
 )
@@ -36,7 +38,7 @@ const (
 var (
 	// ErrInvalid is wrapped by every *ValidationError: the spec, settings or options are
 	// unusable and nothing was measured.
-	ErrInvalid = errors.New("invalid probe configuration")
+	ErrInvalid = probespec.ErrInvalid
 	// ErrNoSuccess means every operation of every window failed; the Result still carries the
 	// error count and the last error.
 	ErrNoSuccess = errors.New("no successful operation")
@@ -45,21 +47,16 @@ var (
 )
 
 // ValidationError names the field of a ProbeSpec, ProbeSettings or Options that is unusable.
-type ValidationError struct {
-	// Field is the field's path, e.g. "rate", "probes[2].target" or "options.windows".
-	Field string
-	// Reason says what is wrong and what is allowed.
-	Reason string
-}
+type ValidationError = probespec.Error
 
-func (e *ValidationError) Error() string { return "probe: " + e.Field + ": " + e.Reason }
+// Validate checks one ProbeSpec (probespec.Validate).
+func Validate(spec *ebbflowv1.ProbeSpec) error { return probespec.Validate(spec) }
 
-// Is makes errors.Is(err, ErrInvalid) true for every ValidationError.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// ValidateSettings checks the windows, the warm-up and every probe of s
+// (probespec.ValidateSettings).
+func ValidateSettings(s *ebbflowv1.ProbeSettings) error { return probespec.ValidateSettings(s) }
 
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+var invalid = probespec.Invalid
 
 // Dialer opens connections for the TCP, throughput and default HTTP clients. *net.Dialer
 // implements it.
