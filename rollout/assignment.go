@@ -50,9 +50,8 @@ func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1
 	if p := spec.GetProbes(); p != nil {
 		a.Probes = proto.Clone(p).(*ebbflowv1.ProbeSettings)
 	}
-	if d := spec.GetPhaseTimeout(); d != nil {
-		a.Deadline = proto.Clone(d).(*durationpb.Duration)
-	}
+	// The phase timeout the engine applies, the default included, so the agent sees the same.
+	a.Deadline = durationpb.New(phaseTimeout(spec))
 	if t := c.GetPhaseStartTime(); t != nil {
 		a.IssueTime = proto.Clone(t).(*timestamppb.Timestamp)
 	}

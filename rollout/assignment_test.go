@@ -54,8 +54,9 @@ func TestAssignmentFor(t *testing.T) {
 
 	noTimeout := proto.Clone(x.r).(*ebbflowv1.Rollout)
 	noTimeout.Spec.PhaseTimeout = nil
-	if a := AssignmentFor(noTimeout, x.c("c2")); a.GetDeadline() != nil {
-		t.Fatalf("deadline %v without a phase timeout", a.GetDeadline())
+	// Without a phase timeout the assignment carries the default the engine applies.
+	if a := AssignmentFor(noTimeout, x.c("c2")); a.GetDeadline().AsDuration() != DefaultPhaseTimeout {
+		t.Fatalf("deadline %v without a phase timeout, want the default %s", a.GetDeadline(), DefaultPhaseTimeout)
 	}
 
 	over := proto.Clone(x.r).(*ebbflowv1.Rollout)

@@ -191,9 +191,9 @@ type Assignment struct {
 	RollbackToHelmRevision int32 `protobuf:"varint,10,opt,name=rollback_to_helm_revision,json=rollbackToHelmRevision,proto3" json:"rollback_to_helm_revision,omitempty"`
 	// When the controller issued the assignment, by its clock.
 	IssueTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
-	// The rollout's phase_timeout: the agent must report within this long of the assignment and
-	// of each report, or the cluster becomes unknown. Unset when the rollout sets none: the
-	// controller then waits 10 minutes.
+	// The rollout's phase_timeout, or the default of 10 minutes when the rollout sets none: the
+	// agent must report within this long of the assignment and of each report, or the cluster
+	// becomes unknown.
 	Deadline      *durationpb.Duration `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

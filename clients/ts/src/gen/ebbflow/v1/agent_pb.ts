@@ -111,9 +111,9 @@ export type Assignment = Message<"ebbflow.v1.Assignment"> & {
   issueTime?: Timestamp | undefined;
 
   /**
-   * The rollout's phase_timeout: the agent must report within this long of the assignment and
-   * of each report, or the cluster becomes unknown. Unset when the rollout sets none: the
-   * controller then waits 10 minutes.
+   * The rollout's phase_timeout, or the default of 10 minutes when the rollout sets none: the
+   * agent must report within this long of the assignment and of each report, or the cluster
+   * becomes unknown.
    *
    * @generated from field: google.protobuf.Duration deadline = 12;
    */
