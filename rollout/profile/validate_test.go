@@ -126,6 +126,13 @@ func TestValidateFields(t *testing.T) {
 				policy(cnp(fmt.Sprintf("p%d", i), "web"))(s)
 			}
 		}), field: "spec.l7.policies", rule: "max-items"},
+		// Refused until the agent does it, rather than rolled out cluster-wide.
+		{name: "kpr node by node", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+		}), field: "spec.kpr.mode", rule: "kpr-mode-not-implemented"},
+		{name: "kpr cluster-wide", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_CLUSTER_WIDE
+		})},
 		{name: "park cilium", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
 			s.Kpr.ParkDaemonSets = []*ebbflowv1.DaemonSetRef{{Name: "cilium"}}
 		}), field: "spec.kpr.parkDaemonSets[0].name", rule: "park-cilium"},

@@ -34,8 +34,8 @@ const (
 	KprMode_KPR_MODE_UNSPECIFIED KprMode = 0
 	// The whole cluster at once, with one Helm upgrade.
 	KprMode_KPR_MODE_CLUSTER_WIDE KprMode = 1
-	// Node by node with CiliumNodeConfig and a node label. Accepted and stored, but not acted
-	// on yet: the agent rolls kpr out cluster-wide.
+	// Node by node with CiliumNodeConfig and a node label. Not implemented yet: a profile that
+	// names it is refused (INVALID_ARGUMENT at spec.kpr.mode) rather than rolled out cluster-wide.
 	KprMode_KPR_MODE_NODE_BY_NODE KprMode = 2
 )
 

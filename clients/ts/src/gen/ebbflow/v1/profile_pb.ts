@@ -1052,8 +1052,8 @@ export enum KprMode {
   CLUSTER_WIDE = 1,
 
   /**
-   * Node by node with CiliumNodeConfig and a node label. Accepted and stored, but not acted
-   * on yet: the agent rolls kpr out cluster-wide.
+   * Node by node with CiliumNodeConfig and a node label. Not implemented yet: a profile that
+   * names it is refused (INVALID_ARGUMENT at spec.kpr.mode) rather than rolled out cluster-wide.
    *
    * @generated from enum value: KPR_MODE_NODE_BY_NODE = 2;
    */
