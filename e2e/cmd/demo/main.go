@@ -245,18 +245,24 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	return nil
 }
 
-// waitAlive waits until the leader counts n live agents.
+// waitAlive waits until the leader counts n live agents. Only the leader holds liveness (a
+// follower answers live_agents 0), so each try asks the node that leads now.
 func waitAlive(ctx context.Context, f *fleet.Fleet, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	var live int64
 	for {
-		st, err := f.Client().Controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
-		if err == nil && st.Msg.GetLiveAgents() >= int64(n) {
-			return nil
+		if leader, err := f.Leader(ctx); err == nil {
+			st, err := f.ClientsFor(leader.URL).Controller.GetControllerStatus(ctx, connect.NewRequest(&ebbflowv1.GetControllerStatusRequest{}))
+			if err == nil && st.Msg.GetLeaderId() == leader.ID {
+				if live = st.Msg.GetLiveAgents(); live >= int64(n) {
+					return nil
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the agents did not come back to the new leader: %w", ctx.Err())
+			return fmt.Errorf("the agents did not come back to the new leader (it counts %d of %d live): %w", live, n, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
