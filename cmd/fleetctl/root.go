@@ -49,7 +49,8 @@ type app struct {
 	timeout    time.Duration
 
 	clients *clients
-	// servers are every controller URL given (--server a,b,c); clients talk to the first.
+	// servers are every controller URL given (--server a,b,c); each call goes to the one that
+	// answered last and moves on when a node refuses the connection (failover.go).
 	// A --watch moves on to the next when its controller goes away.
 	servers    []string
 	httpClient *http.Client
@@ -237,8 +238,22 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	// The watch follows the servers itself (status.go), on the plain client; every other
+	// call goes through the failover.
+	a.httpClient = hc
+	if len(a.servers) > 1 {
+		tr := hc.Transport
+		if tr == nil {
+			tr = http.DefaultTransport
+		}
+		fo, err := newFailover(tr, a.servers)
+		if err != nil {
+			return usageErr("server: %v", err)
+		}
+		hc = &http.Client{Transport: fo, Timeout: hc.Timeout, Jar: hc.Jar, CheckRedirect: hc.CheckRedirect}
+	}
 	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(token))}
-	a.httpClient, a.clientOpts = hc, opts
+	a.clientOpts = opts
 	a.clients = &clients{
 		profiles:   ebbflowv1connect.NewProfileServiceClient(hc, server, opts...),
 		clusters:   ebbflowv1connect.NewClusterServiceClient(hc, server, opts...),

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/ebbflow/ebbflow/controller/controllertest"
+)
+
+// With --server a,b,c every call moves on when a node is down: a write and a read succeed
+// through the live node whatever the dead one's place in the list.
+func TestEveryCallSurvivesADeadServer(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	// An address nothing listens on: a port taken and released.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	for _, servers := range []string{dead + "," + n.URL, n.URL + "," + dead} {
+		mustRun(t, servers, "cluster", "register", "c-"+strings.Repeat("x", len(servers)%5+1), "--label", "env=prod")
+		if out := mustRun(t, servers, "cluster", "list"); !strings.Contains(out, "env=prod") {
+			t.Fatalf("cluster list through %s: %s", servers, out)
+		}
+	}
+	// Only dead servers: the call fails as unavailable, naming the refusal.
+	code, _, errOut := fleetctl(t, dead+","+dead, "", "--timeout", "2s", "cluster", "list")
+	if code != exitUnavailable || !strings.Contains(errOut, "refused") {
+		t.Fatalf("all servers dead: exit %d, %s", code, errOut)
+	}
+}
