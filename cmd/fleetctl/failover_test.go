@@ -31,3 +31,26 @@ func TestEveryCallSurvivesADeadServer(t *testing.T) {
 		t.Fatalf("all servers dead: exit %d, %s", code, errOut)
 	}
 }
+
+// A mistyped subcommand or flag is a usage error (exit 2) naming it, with the closest command,
+// not a help page and exit 0: a script must see its typo. A group alone still prints its help.
+func TestTyposAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollout", "get", "x"}, `unknown command "get" for "fleetctl rollout"`},
+		{[]string{"profile", "revisions", "eks"}, `unknown command "revisions" for "fleetctl profile"`},
+		{[]string{"rollout", "stauts", "x"}, "did you mean status?"},
+		{[]string{"rollut", "list"}, "did you mean rollout?"},
+		{[]string{"cluster", "list", "--bogus"}, "unknown flag: --bogus"},
+	} {
+		code, _, errOut := fleetctl(t, "http://127.0.0.1:1", "", tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("fleetctl %s: exit %d, %q; want %d and %q", strings.Join(tc.args, " "), code, errOut, exitUsage, tc.want)
+		}
+	}
+	if code, out, _ := fleetctl(t, "http://127.0.0.1:1", "", "rollout"); code != exitOK || !strings.Contains(out, "Available Commands") {
+		t.Errorf("fleetctl rollout alone: exit %d, %q; want its help", code, out)
+	}
+}

@@ -173,7 +173,34 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controlle
 	a.creds.flags(f)
 	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd(),
 		a.tokenCmd(), a.whoamiCmd())
+	strictGroups(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	return root
+}
+
+// strictGroups makes every command that only groups others (fleetctl, rollout, profile, ...)
+// refuse an unknown subcommand with a usage error (exit 2) and the closest names, instead of
+// printing its help and exiting 0: `fleetctl rollout get x` is a typo a script must see. Alone,
+// a group still prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.SuggestionsMinimumDistance = 2
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageErr("%s (see %s --help)", msg, cmd.CommandPath())
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // setup resolves the server and builds the clients.
