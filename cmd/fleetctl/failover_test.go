@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,4 +55,20 @@ func TestTyposAreUsageErrors(t *testing.T) {
 	if code, out, _ := fleetctl(t, "http://127.0.0.1:1", "", "rollout"); code != exitOK || !strings.Contains(out, "Available Commands") {
 		t.Errorf("fleetctl rollout alone: exit %d, %q; want its help", code, out)
 	}
+}
+
+// Without the controller's CA the call fails saying which flag to pass, not as an outage
+// (exit 1, not 5); with it, the same call works.
+func TestMissingCAIsNamed(t *testing.T) {
+	sec := controllertest.NewSecurity(t)
+	url := controllertest.StartSecureCluster(t, 1, sec, nil)[0].URL
+	code, _, errOut := fleetctl(t, url, "", "--token", sec.Tokens["viewer"], "cluster", "list")
+	if code != exitError || !strings.Contains(errOut, "--ca") || strings.Contains(errOut, "unavailable") {
+		t.Fatalf("without --ca: exit %d, %q", code, errOut)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, sec.CA.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, url, "--token", sec.Tokens["viewer"], "--ca", ca, "cluster", "list")
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -99,6 +101,15 @@ func execute(args []string, in io.Reader, out, errOut io.Writer) int {
 
 // describe turns an error into one plain sentence.
 func describe(err error) string {
+	if untrusted(err) {
+		why := err.Error()
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			why = cv.Error()
+		}
+		return "the controller's certificate is not signed by a CA fleetctl trusts (" + why +
+			"): pass the controller's CA with --ca <ca.crt>, $EBBFLOW_CA or the context's ca"
+	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		switch ce.Code() {
@@ -112,10 +123,21 @@ func describe(err error) string {
 	return err.Error()
 }
 
+// untrusted says whether err is a TLS verification failure (a missing or wrong --ca), which is
+// a setting to fix, not an outage.
+func untrusted(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &cv)
+}
+
 func codeOf(err error) int {
 	var ee *exitErr
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	if untrusted(err) {
+		return exitError
 	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
