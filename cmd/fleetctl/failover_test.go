@@ -72,3 +72,19 @@ func TestMissingCAIsNamed(t *testing.T) {
 	}
 	mustRun(t, url, "--token", sec.Tokens["viewer"], "--ca", ca, "cluster", "list")
 }
+
+// An empty list says so on stderr instead of printing a lone header, and is [] in JSON.
+func TestEmptyListsSaySo(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	code, out, errOut := fleetctl(t, n.URL, "", "cluster", "list")
+	if code != exitOK || out != "" || !strings.Contains(errOut, "No clusters found.") {
+		t.Fatalf("empty cluster list: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out := mustRun(t, n.URL, "-o", "json", "profile", "list"); !strings.Contains(strings.ReplaceAll(out, " ", ""), `"profiles":[]`) {
+		t.Fatalf("empty profile list in JSON: %s", out)
+	}
+	mustRun(t, n.URL, "cluster", "register", "c1")
+	if out := mustRun(t, n.URL, "cluster", "list"); !strings.Contains(out, "c1") {
+		t.Fatalf("cluster list with one cluster: %s", out)
+	}
+}
