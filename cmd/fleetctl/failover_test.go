@@ -88,3 +88,17 @@ func TestEmptyListsSaySo(t *testing.T) {
 		t.Fatalf("cluster list with one cluster: %s", out)
 	}
 }
+
+// version prints fleetctl's version and the controller's; --client needs no controller.
+func TestVersion(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{})
+	if out := mustRun(t, n.URL, "version"); !strings.Contains(out, "client: ") || !strings.Contains(out, "controller: ") {
+		t.Fatalf("version: %s", out)
+	}
+	if out := mustRun(t, "http://127.0.0.1:1", "version", "--client"); !strings.HasPrefix(out, "client: ") || strings.Contains(out, "controller") {
+		t.Fatalf("version --client: %s", out)
+	}
+	if code, out, _ := fleetctl(t, "http://127.0.0.1:1", "", "--timeout", "2s", "version"); code != exitUnavailable || !strings.HasPrefix(out, "client: ") {
+		t.Fatalf("version without a controller: exit %d, %s", code, out)
+	}
+}

@@ -194,7 +194,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controlle
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call (not of --watch)")
 	a.creds.flags(f)
 	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd(),
-		a.tokenCmd(), a.whoamiCmd())
+		a.tokenCmd(), a.whoamiCmd(), a.versionCmd())
 	strictGroups(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	return root
