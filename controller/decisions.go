@@ -177,6 +177,9 @@ func (s *Server) mutateRollout(ctx context.Context, id, actor string, fn func(r 
 		}
 		return nil, err
 	}
+	if next == r {
+		return r, nil // a repeated control (rollout.manual): nothing to write
+	}
 	if _, err := s.store.Apply(ctx, decisionCommand(actor, r, next, events)); err != nil {
 		return nil, err
 	}

@@ -251,3 +251,37 @@ func TestRolloutSurvivesLeaderLoss(t *testing.T) {
 		}
 	}
 }
+
+// Repeating a control is a no-op, as with kubectl: a second pause (or resume) succeeds, returns
+// the rollout as it is and writes nothing (the generation does not move).
+func TestRepeatedControlsAreNoOps(t *testing.T) {
+	n := controllertest.Start(t, controllertest.Options{Config: fastEngine})
+	c := newClients(n.URL)
+	applyBareMetal(t, c)
+	ctx := context.Background()
+	// A cluster without an agent: the rollout keeps running while it waits for it.
+	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "c1", Labels: map[string]string{"env": "prod"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: fleetSpec(ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY, 0)})); err != nil {
+		t.Fatal(err)
+	}
+	pause := func() *ebbflowv1.Rollout {
+		t.Helper()
+		res, err := c.rollouts.PauseRollout(ctx, connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: "r1", Reason: "look"}))
+		if err != nil {
+			t.Fatalf("pause: %v", err)
+		}
+		return res.Msg.GetRollout()
+	}
+	first, second := pause(), pause()
+	if second.GetState() != ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED || second.GetGeneration() != first.GetGeneration() {
+		t.Fatalf("second pause: %v generation %d, first %d", second.GetState(), second.GetGeneration(), first.GetGeneration())
+	}
+	for range 2 {
+		res, err := c.rollouts.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: "r1"}))
+		if err != nil || res.Msg.GetRollout().GetState() == ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED {
+			t.Fatalf("resume: %v %v", res.Msg.GetRollout().GetState(), err)
+		}
+	}
+}

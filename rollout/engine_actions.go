@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,7 +21,9 @@ func manual(r *ebbflowv1.Rollout, actor string, now time.Time, act func(n *ebbfl
 	}
 	e := &recorder{now: now, actor: actor}
 	n := e.begin(r)
-	if err := act(n, e); err != nil {
+	if err := act(n, e); errors.Is(err, errUnchanged) {
+		return r, nil, nil // the same rollout back: nothing to write
+	} else if err != nil {
 		return r, nil, err
 	}
 	e.done(r, n)
@@ -36,6 +39,11 @@ func ownCluster(n *ebbflowv1.Rollout, name string, e *recorder) (int32, *ebbflow
 	wv := n.Waves[w]
 	return wv.Index, e.own(wv, i)
 }
+
+// errUnchanged ends a manual action that asks for what already is (pausing a paused rollout,
+// resuming a running one): manual returns the rollout itself, unchanged, which callers take as
+// "nothing to write". Repeating a control is a no-op, as with kubectl, not an error.
+var errUnchanged = errors.New("unchanged")
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidAction, fmt.Sprintf(format, args...))
@@ -54,6 +62,8 @@ func Pause(r *ebbflowv1.Rollout, actor, reason string, now time.Time) (*ebbflowv
 	return manual(r, actor, now, func(n *ebbflowv1.Rollout, e *recorder) error {
 		switch n.State {
 		case rPending, rRunning, rWaiting:
+		case rPaused:
+			return errUnchanged
 		default:
 			return invalid("rollout %s is %s; only a pending, running or waiting rollout can be paused", n.Id, stateName(n.State))
 		}
@@ -70,7 +80,11 @@ func Pause(r *ebbflowv1.Rollout, actor, reason string, now time.Time) (*ebbflowv
 // Resume lets a paused rollout run again.
 func Resume(r *ebbflowv1.Rollout, actor string, now time.Time) (*ebbflowv1.Rollout, []*ebbflowv1.RolloutEvent, error) {
 	return manual(r, actor, now, func(n *ebbflowv1.Rollout, e *recorder) error {
-		if n.State != rPaused {
+		switch n.State {
+		case rPaused:
+		case rPending, rRunning, rWaiting:
+			return errUnchanged
+		default:
 			return invalid("rollout %s is %s, not paused", n.Id, stateName(n.State))
 		}
 		n.State, n.Message = rRunning, "resumed by "+actor

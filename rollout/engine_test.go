@@ -658,8 +658,8 @@ func TestEngine(t *testing.T) {
 			x.wantRollout(rPaused)
 			x.wantCluster("c1", cPendingS, aIdle)
 			x.wantCluster("c2", cPendingS, aIdle)
-			if _, _, err := Pause(x.r, "bob", "", x.now); !errors.Is(err, ErrInvalidAction) {
-				t.Fatalf("double pause: %v", err)
+			if again, events, err := Pause(x.r, "bob", "", x.now); err != nil || again != x.r || len(events) != 0 {
+				t.Fatalf("double pause: %v (a no-op returns the same rollout and no events)", err)
 			}
 			if r, _, err = Resume(x.r, "bob", x.now); err != nil {
 				t.Fatal(err)
@@ -967,12 +967,15 @@ func TestEngineEdges(t *testing.T) {
 				"skip unknown":     func() error { _, _, err := Skip(x.r, "zz", "", "bob", x.now); return err },
 				"approve applying": func() error { _, _, err := Approve(x.r, -1, "c2", "bob", x.now); return err },
 				"approve no wave":  func() error { _, _, err := Approve(x.r, 7, "", "bob", x.now); return err },
-				"resume running":   func() error { _, _, err := Resume(x.r, "bob", x.now); return err },
 				"no actor":         func() error { _, _, err := Pause(x.r, "", "", x.now); return err },
 			} {
 				if err := f(); !errors.Is(err, ErrInvalidAction) {
 					t.Errorf("%s: %v", name, err)
 				}
+			}
+			// Resuming a running rollout is a no-op, not an error.
+			if again, events, err := Resume(x.r, "bob", x.now); err != nil || again != x.r || len(events) != 0 {
+				t.Errorf("resume running: %v (a no-op returns the same rollout and no events)", err)
 			}
 		}},
 	}

@@ -78,15 +78,16 @@ type RolloutServiceClient interface {
 	// starts another until ResumeRollout.
 	//
 	// Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
-	// operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
-	// RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
-	// exist.
+	// operator; runs on the leader; audited. A second pause of a PAUSED rollout is a no-op that
+	// returns it as it is; FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does
+	// not exist.
 	PauseRollout(ctx context.Context, in *PauseRolloutRequest, opts ...grpc.CallOption) (*PauseRolloutResponse, error)
 	// ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
 	// wave's gate is still closed).
 	//
-	// Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
-	// NOT_FOUND when it does not exist.
+	// Needs operator; runs on the leader; audited. Resuming a PENDING, RUNNING or
+	// WAITING_FOR_APPROVAL rollout is a no-op that returns it as it is; FAILED_PRECONDITION when
+	// the rollout has ended; NOT_FOUND when it does not exist.
 	ResumeRollout(ctx context.Context, in *ResumeRolloutRequest, opts ...grpc.CallOption) (*ResumeRolloutResponse, error)
 	// ApproveRollout opens a wave's approval gate (wave >= 0; it may be opened before the wave is
 	// reached) or accepts the inconclusive result of a cluster waiting for approval (cluster, with
@@ -319,15 +320,16 @@ type RolloutServiceServer interface {
 	// starts another until ResumeRollout.
 	//
 	// Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
-	// operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
-	// RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
-	// exist.
+	// operator; runs on the leader; audited. A second pause of a PAUSED rollout is a no-op that
+	// returns it as it is; FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does
+	// not exist.
 	PauseRollout(context.Context, *PauseRolloutRequest) (*PauseRolloutResponse, error)
 	// ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
 	// wave's gate is still closed).
 	//
-	// Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
-	// NOT_FOUND when it does not exist.
+	// Needs operator; runs on the leader; audited. Resuming a PENDING, RUNNING or
+	// WAITING_FOR_APPROVAL rollout is a no-op that returns it as it is; FAILED_PRECONDITION when
+	// the rollout has ended; NOT_FOUND when it does not exist.
 	ResumeRollout(context.Context, *ResumeRolloutRequest) (*ResumeRolloutResponse, error)
 	// ApproveRollout opens a wave's approval gate (wave >= 0; it may be opened before the wave is
 	// reached) or accepts the inconclusive result of a cluster waiting for approval (cluster, with

@@ -2233,9 +2233,9 @@ export const RolloutService: GenService<{
    * starts another until ResumeRollout.
    *
    * Silence still turns clusters UNKNOWN and the rollout's progress deadline keeps running. Needs
-   * operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PENDING,
-   * RUNNING or WAITING_FOR_APPROVAL (so a second pause is refused); NOT_FOUND when it does not
-   * exist.
+   * operator; runs on the leader; audited. A second pause of a PAUSED rollout is a no-op that
+   * returns it as it is; FAILED_PRECONDITION when the rollout has ended; NOT_FOUND when it does
+   * not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.PauseRollout
    */
@@ -2248,8 +2248,9 @@ export const RolloutService: GenService<{
    * ResumeRollout lets a paused rollout run again (RUNNING; it waits for approval again if the next
    * wave's gate is still closed).
    *
-   * Needs operator; runs on the leader; audited. FAILED_PRECONDITION unless the rollout is PAUSED;
-   * NOT_FOUND when it does not exist.
+   * Needs operator; runs on the leader; audited. Resuming a PENDING, RUNNING or
+   * WAITING_FOR_APPROVAL rollout is a no-op that returns it as it is; FAILED_PRECONDITION when
+   * the rollout has ended; NOT_FOUND when it does not exist.
    *
    * @generated from rpc ebbflow.v1.RolloutService.ResumeRollout
    */
