@@ -215,11 +215,13 @@ func TestMisspeltLabelsKeepTheLabels(t *testing.T) {
 	}
 }
 
-// Values the schema bounds are refused over Connect JSON with the field's path and the rule:
+// Values the schema bounds are refused over Connect JSON, gRPC and gRPC-Web with the field's
+// path and the rule:
 // the ones a portal could once store (a 1 ns deadline, a 10,000-year soak, a canary of 2^31-1
 // clusters), and a huge name is not echoed back.
 func TestOutOfRangeValuesAreRefused(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{})
+	hc := h2c()
 	huge := strings.Repeat("n", 10000)
 	for _, tc := range []struct {
 		procedure, body, field, rule string
@@ -250,6 +252,27 @@ func TestOutOfRangeValuesAreRefused(t *testing.T) {
 		}
 		if len(body) > 2000 {
 			t.Errorf("%s: the refusal is %d bytes; values must not be echoed whole", tc.procedure, len(body))
+		}
+
+		// The same request in binary over gRPC and gRPC-Web meets the same rules.
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName("ebbflow.v1." + strings.ReplaceAll(tc.procedure, "/", ".")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := d.(protoreflect.MethodDescriptor)
+		msg := dynamicpb.NewMessage(md.Input())
+		if err := protojson.Unmarshal([]byte(tc.body), msg); err != nil {
+			t.Fatal(err)
+		}
+		bin, err := proto.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range protocols[1:] {
+			err := send(context.Background(), hc, n.URL, md, p.opts, p.codec, bin)
+			if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tc.field+":") || len(err.Error()) > 2000 {
+				t.Errorf("%s over %s: %s, want invalid_argument naming %s", tc.procedure, p.name, clipped(fmt.Sprint(err)), tc.field)
+			}
 		}
 	}
 }
