@@ -95,12 +95,19 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 	s.readYourWrites(ctx)
 	var last *ebbflowv1.Assignment
 	for {
+		release, err := s.sends.enter(ctx, sendLease)
+		if err != nil {
+			return nil
+		}
 		a, err := s.assignment(ctx, name)
 		if err != nil {
+			release()
 			return toConnectError(err)
 		}
 		if last == nil || !proto.Equal(last, a) {
-			if err := stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a}); err != nil {
+			err := stream.Send(&ebbflowv1.WatchAssignmentResponse{Assignment: a})
+			release()
+			if err != nil {
 				return err
 			}
 			if last == nil {
@@ -108,6 +115,8 @@ func (s *agentService) WatchAssignment(ctx context.Context, req *connect.Request
 				defer s.local.add(name)()
 			}
 			last = a
+		} else {
+			release()
 		}
 		select {
 		case <-ctx.Done():

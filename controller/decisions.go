@@ -25,12 +25,18 @@ import (
 
 // runEngine steps every active rollout whenever the replicated state changes, and on a tick so
 // soak times and deadlines pass without a report. It returns when ctx ends (leadership lost).
+// Steps that changes trigger are at least engineSpacing apart: a step reads every cluster of
+// every active rollout, and while a large wave reports, a change lands every few
+// milliseconds. A report's own next assignment does not wait for a step (the report's batch
+// decides it), so the spacing delays only wave-level decisions, by at most engineSpacing.
 func (s *Server) runEngine(ctx context.Context) {
 	sub := s.store.Subscribe()
 	defer sub.Close()
 	tick := time.NewTicker(s.cfg.EngineInterval)
 	defer tick.Stop()
+	spacing := min(engineSpacing, s.cfg.EngineInterval)
 	for {
+		stepped := time.Now()
 		if err := s.stepAll(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("rollout engine step", "err", err)
 		}
@@ -41,10 +47,22 @@ func (s *Server) runEngine(ctx context.Context) {
 			if !ok {
 				return
 			}
+			if wait := spacing - time.Since(stepped); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 			// Coalesce a burst of changes into one step.
 			for drained := false; !drained; {
 				select {
-				case <-sub.C:
+				case _, ok := <-sub.C:
+					if !ok {
+						return
+					}
 				default:
 					drained = true
 				}
@@ -53,6 +71,9 @@ func (s *Server) runEngine(ctx context.Context) {
 		}
 	}
 }
+
+// engineSpacing is the least time between two engine steps that changes trigger.
+const engineSpacing = 100 * time.Millisecond
 
 // stepAll runs one engine step over every rollout that has not ended. The rollouts come from
 // the store's index, which holds every committed decision once linearize returns; the step
@@ -239,6 +260,11 @@ func (s *Server) createRollout(ctx context.Context, id, actor string, spec rollo
 	}
 	if len(busy) > 0 {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(strings.Join(busy, "; ")))
+	}
+	// The engine's first step goes in the same write: the first wave's agents are told when
+	// the rollout commits, not one more Raft round of every record later.
+	if next, more, changed := rollout.Step(r, rollout.World{Now: s.now(), Lookup: s.store.Registered}); changed {
+		r, events = next, append(events, more...)
 	}
 	if _, err := s.store.Apply(ctx, &storev1.Command{Actor: actor, Body: &storev1.Command_PutRollout{
 		PutRollout: &storev1.PutRollout{Rollout: r, Events: events},

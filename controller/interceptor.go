@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -35,6 +36,14 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err := s.limits.allow(p, id, remote, req.Any()); err != nil {
 			s.log.DebugContext(ctx, "rate limited", "procedure", name, "actor", id.Actor, "remote", remote)
 			return nil, err
+		}
+		if p.limit == limitCluster {
+			// An agent's write waits for a slot on this node (admission.go).
+			release, err := s.agentWrites.enter(ctx, 0)
+			if err != nil {
+				return nil, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("waiting for this node to admit the call: %w", err))
+			}
+			defer release()
 		}
 		authErr := authorize(name, id, req.Any())
 		if p.resource == nil || connect.CodeOf(authErr) == connect.CodeUnauthenticated {

@@ -93,6 +93,16 @@ func TestRolloutTwentyClustersOneRegression(t *testing.T) {
 	if got := len(res.Msg.GetRollout().GetWaves()); got != 3 {
 		t.Fatalf("waves %d", got)
 	}
+	// The engine's first step is in the creating write: the canaries are assigned already.
+	created := res.Msg.GetRollout()
+	if created.GetState() != ebbflowv1.RolloutState_ROLLOUT_STATE_RUNNING {
+		t.Fatalf("CreateRollout returned a rollout in %s, want RUNNING", created.GetState())
+	}
+	for _, rc := range created.GetWaves()[0].GetClusters() {
+		if rc.GetAction() != ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY || rc.GetPhase() != ebbflowv1.Phase_PHASE_BASELINE {
+			t.Fatalf("canary %s in the created rollout: %s %s, want APPLY BASELINE", rc.GetCluster(), rc.GetAction(), rc.GetPhase())
+		}
+	}
 	// A second rollout over the same clusters is refused, naming the holder.
 	_, err = c.rollouts.CreateRollout(context.Background(), connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "tune-20b", Spec: fleetSpec(0, 1)}))
 	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "tune-20") {

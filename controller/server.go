@@ -103,6 +103,8 @@ type Server struct {
 	reports reportQueue
 	// profiles caches profile revisions (immutable) for assignments.
 	profiles profileCache
+	// sends and agentWrites admit the work a whole fleet can cause at once (admission.go).
+	sends, agentWrites *gate
 }
 
 // New builds the server. Call Run to follow leadership changes.
@@ -194,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.local = newStreamSet()
+	s.sends, s.agentWrites = newGate(sendSlots), newGate(agentWriteSlots)
 	s.live = newLiveness(3*cfg.HeartbeatInterval, s.local)
 	s.store = auditingStore{Store: cfg.Store, s: s}
 	if err := s.registerMetrics(cfg.Meter); err != nil {

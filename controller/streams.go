@@ -98,13 +98,19 @@ const streamsPushInterval = time.Second
 
 // pushStreams runs on every node until ctx ends. While this node follows, it sends its set of
 // open agent streams to the leader when the set changed, when the leader changed, and at least
-// every heartbeat interval (the leader counts a set for three).
+// every heartbeat interval (the leader counts a set for three). After a leader change it sends
+// on a few ticks in a row: a new leader forgets every set when it takes over, which may be
+// just after the first one arrived (the same node winning again changes no address).
 func (s *Server) pushStreams(ctx context.Context) {
 	tick := time.NewTicker(min(streamsPushInterval, s.cfg.HeartbeatInterval/2))
 	defer tick.Stop()
-	var sentVersion uint64
-	var sentTo string
-	var sentAt time.Time
+	var (
+		sentVersion uint64
+		sentTo      string
+		sentAt      time.Time
+		moved       <-chan struct{} // closed when this node next sees the leader change
+		again       int             // ticks left on which the set is sent regardless
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -112,15 +118,23 @@ func (s *Server) pushStreams(ctx context.Context) {
 		case <-tick.C:
 		}
 		if s.store.IsLeader() {
-			sentTo = ""
+			sentTo, moved = "", nil
 			continue
 		}
+		if moved != nil {
+			select {
+			case <-moved:
+				moved, again = nil, pushesAfterLeaderChange
+			default:
+			}
+		}
+		changed := s.store.LeaderChanged()
 		leader, addr, err := s.fwd.leaderController(ctx)
 		if err != nil {
 			continue
 		}
 		now := s.now()
-		if addr == sentTo && s.local.currentVersion() == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
+		if again == 0 && addr == sentTo && s.local.currentVersion() == sentVersion && now.Sub(sentAt) < s.cfg.HeartbeatInterval {
 			continue // nothing new to send: no list built
 		}
 		clusters, version := s.local.snapshot()
@@ -130,12 +144,21 @@ func (s *Server) pushStreams(ctx context.Context) {
 		_, err = leader.ReportAgentStreams(cctx, req)
 		cancel()
 		if err != nil {
-			s.log.Debug("sending the agent streams to the leader", "leader", addr, "err", err)
+			s.log.Warn("sending the agent streams to the leader", "leader", addr, "streams", len(clusters), "err", err)
 			continue
 		}
-		sentTo, sentVersion, sentAt = addr, version, now
+		if addr != sentTo {
+			again = pushesAfterLeaderChange - 1
+		} else if again > 0 {
+			again--
+		}
+		sentTo, sentVersion, sentAt, moved = addr, version, now, changed
 	}
 }
+
+// pushesAfterLeaderChange is how many ticks in a row a follower sends its streams after it
+// sees a new leader (or the same one again).
+const pushesAfterLeaderChange = 3
 
 // ReportAgentStreams records a follower's open agent streams on the leader.
 func (s *controllerService) ReportAgentStreams(ctx context.Context, req *connect.Request[ebbflowv1.ReportAgentStreamsRequest]) (*connect.Response[ebbflowv1.ReportAgentStreamsResponse], error) {

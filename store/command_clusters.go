@@ -122,7 +122,7 @@ func (w *writer) putCluster(c *ebbflowv1.Cluster) {
 	must(w.tx.Bucket(bucketClusters).Put([]byte(c.GetName()), encode(c)))
 	w.changed(KindCluster, c.GetName())
 	w.wake(c.GetName())
-	e := registryEntry{cordoned: c.GetCordoned(), reason: c.GetCordonReason()}
 	name := c.GetName()
+	e := newRegistryEntry(name, c.GetCordoned(), c.GetCordonReason())
 	w.after = append(w.after, func(ix *index) { ix.putCluster(name, e) })
 }

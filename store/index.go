@@ -35,9 +35,13 @@ type liveRollout struct {
 	pos    map[string][2]int32 // cluster -> (wave, position)
 }
 
-type registryEntry struct {
-	cordoned bool
-	reason   string
+// registryEntry is what the index keeps of a registered cluster: its name and cordon, as
+// one read-only Cluster shared by every caller of Registered (the engine looks every cluster
+// of a rollout up on each step; it must not cost an allocation each).
+type registryEntry struct{ view *ebbflowv1.Cluster }
+
+func newRegistryEntry(name string, cordoned bool, reason string) registryEntry {
+	return registryEntry{view: &ebbflowv1.Cluster{Name: name, Cordoned: cordoned, CordonReason: reason}}
 }
 
 func newIndex() *index {
@@ -52,7 +56,7 @@ func loadIndex(tx *bbolt.Tx) (*index, error) {
 		if err := proto.Unmarshal(v, c); err != nil {
 			return fmt.Errorf("decode cluster %q: %w", k, err)
 		}
-		ix.registry[string(k)] = registryEntry{cordoned: c.GetCordoned(), reason: c.GetCordonReason()}
+		ix.registry[string(k)] = newRegistryEntry(string(k), c.GetCordoned(), c.GetCordonReason())
 		return nil
 	})
 	if err != nil {
@@ -261,7 +265,8 @@ func (s *Store) ActiveRolloutsOf(cluster string) []string {
 }
 
 // Registered reports whether the cluster is in the registry, and its cordon, as this node has
-// applied it.
+// applied it. The Cluster holds only the name and the cordon, and is shared: read it, never
+// change it.
 func (s *Store) Registered(name string) (c *ebbflowv1.Cluster, ok bool) {
 	ix := s.fsm.index()
 	ix.mu.RLock()
@@ -270,5 +275,5 @@ func (s *Store) Registered(name string) (c *ebbflowv1.Cluster, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	return &ebbflowv1.Cluster{Name: name, Cordoned: e.cordoned, CordonReason: e.reason}, true
+	return e.view, true
 }

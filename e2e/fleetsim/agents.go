@@ -408,7 +408,7 @@ func (c *countingClient) Heartbeat(ctx context.Context, in *ebbflowv1.HeartbeatR
 func (c *countingClient) ReportPhaseStatus(ctx context.Context, in *ebbflowv1.ReportPhaseStatusRequest, opts ...grpc.CallOption) (*ebbflowv1.ReportPhaseStatusResponse, error) {
 	res, err := c.AgentServiceClient.ReportPhaseStatus(ctx, in, opts...)
 	now := time.Now()
-	if err != nil || !c.count(res.GetAccepted(), now) {
+	if err != nil || !c.count(res.GetAccepted(), res.GetReason(), now) {
 		return res, err
 	}
 	a, phase := c.a, in.GetRef().GetPhase()
@@ -431,14 +431,16 @@ func (c *countingClient) ReportPhaseStatus(ctx context.Context, in *ebbflowv1.Re
 func (c *countingClient) ReportMeasurement(ctx context.Context, in *ebbflowv1.ReportMeasurementRequest, opts ...grpc.CallOption) (*ebbflowv1.ReportMeasurementResponse, error) {
 	res, err := c.AgentServiceClient.ReportMeasurement(ctx, in, opts...)
 	if err == nil {
-		c.count(res.GetAccepted(), time.Now())
+		c.count(res.GetAccepted(), res.GetReason(), time.Now())
 	}
 	return res, err
 }
 
-func (c *countingClient) count(accepted bool, now time.Time) bool {
+func (c *countingClient) count(accepted bool, reason string, now time.Time) bool {
 	if !accepted {
-		c.a.f.rejected.Add(1)
+		if c.a.f.rejected.Add(1) <= 5 {
+			c.a.f.log.Warn("report not accepted", "cluster", c.a.name, "reason", reason)
+		}
 		return false
 	}
 	c.a.f.accepted.Add(1)

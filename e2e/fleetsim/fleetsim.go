@@ -237,13 +237,21 @@ type Result struct {
 	ClusterEnds map[string]ebbflowv1.ClusterRolloutState
 	// Live is the leader's count of live agents at the end.
 	Live float64
+	// SchedP999 and SchedMax are the controllers' scheduling latency over the wave (how long
+	// a runnable goroutine waited for a CPU, from go_sched_latencies_seconds): the highest
+	// node's 99.9th percentile and the largest wait (a histogram bucket's upper bound).
+	SchedP999, SchedMax float64
+	// Elections is how many Raft terms began from the agents' start to the end of the run
+	// (the highest ebbflow_raft_term of the nodes, before and after): leader changes under
+	// load, which a healthy group has none of.
+	Elections float64
 
 	// Notes are what went wrong without stopping the run.
 	Notes []string
 }
 
 func newResult(label, bin string, o *Options) *Result {
-	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan}
+	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan, Elections: nan, SchedP999: nan, SchedMax: nan}
 	for _, p := range []*float64{&r.ConnectSeconds, &r.RSSPerAgent, &r.HeapPerAgent, &r.CPUIdleAll, &r.CPUIdleLeader, &r.CPUIdleSim,
 		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.LeaderCPUPerAgent, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s,
 		&r.TurnP50, &r.TurnP99, &r.BeforeAck, &r.RollbackP50, &r.RollbackP99, &r.ReportsAccepted, &r.ReportsRejected, &r.ReportErrors,
@@ -330,6 +338,7 @@ func Run(ctx context.Context, o Options, label, bin string) (_ *Result, err erro
 		}
 	}
 	before, heapBefore := g.sample(ctx)
+	termBefore := g.term(ctx)
 
 	logf, err := os.Create(filepath.Join(o.Dir, "logs", "agents.log"))
 	if err != nil {
@@ -371,12 +380,26 @@ func Run(ctx context.Context, o Options, label, bin string) (_ *Result, err erro
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	r.Elections = g.term(sctx) - termBefore
 	if _, st, err := g.leader(sctx); err == nil {
 		r.Live = float64(st.GetLiveAgents())
 	} else {
 		r.note("live agents at the end: %v", err)
 	}
 	return r, nil
+}
+
+// term is the highest Raft term the nodes report (NaN when none answers).
+func (g *group) term(ctx context.Context) float64 {
+	t := nan
+	for _, n := range g.nodes {
+		if ss, err := g.scrape(ctx, n); err == nil {
+			if v := metricValue(ss, "ebbflow_raft_term"); !math.IsNaN(v) && (math.IsNaN(t) || v > t) {
+				t = v
+			}
+		}
+	}
+	return t
 }
 
 // sample reads every node's RSS (/proc) and Go heap in use (/metrics; NaN when not exposed).
@@ -597,6 +620,7 @@ func wave(ctx context.Context, g *group, f *fleet, o *Options, r *Result) error 
 	}
 	_, rollouts := g.clients(leader)
 	raft0 := g.raftCounters(ctx)
+	sched0 := g.schedLatencies(ctx)
 	accepted0, rejected0, errors0 := f.accepted.Load(), f.rejected.Load(), f.reportErrors.Load()
 
 	cctx, cancel := context.WithTimeout(ctx, o.WaveTimeout)
@@ -648,6 +672,7 @@ func wave(ctx context.Context, g *group, f *fleet, o *Options, r *Result) error 
 	if gerr := g.exited(); gerr != nil {
 		return gerr
 	}
+	r.SchedP999, r.SchedMax = schedFigures(sched0, g.schedLatencies(ctx))
 	if err != nil {
 		r.TimedOut = true
 		r.note("%v", err)

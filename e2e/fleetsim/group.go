@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -367,4 +368,73 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 		case <-t.C:
 		}
 	}
+}
+
+// histogram is one node's cumulative histogram: upper bounds (ascending, the last +Inf) and
+// counts.
+type histogram struct {
+	le  []float64
+	cum []float64
+}
+
+// schedLatencies reads every node's go_sched_latencies_seconds (nil for a node without it).
+func (g *group) schedLatencies(ctx context.Context) []*histogram {
+	out := make([]*histogram, len(g.nodes))
+	for i, n := range g.nodes {
+		ss, err := g.scrape(ctx, n)
+		if err != nil {
+			continue
+		}
+		h := &histogram{}
+		for _, s := range ss {
+			if s.name != "go_sched_latencies_seconds_bucket" {
+				continue
+			}
+			le, err := strconv.ParseFloat(labelValue(s.labels, "le"), 64)
+			if err != nil {
+				continue
+			}
+			h.le, h.cum = append(h.le, le), append(h.cum, s.value)
+		}
+		if len(h.le) > 0 {
+			out[i] = h
+		}
+	}
+	return out
+}
+
+// schedFigures is the highest 99.9th percentile and the largest wait over the nodes, from the
+// difference of two reads (NaN without them).
+func schedFigures(before, after []*histogram) (p999, maxWait float64) {
+	p999, maxWait = nan, nan
+	for i := range min(len(before), len(after)) {
+		b, a := before[i], after[i]
+		if b == nil || a == nil || len(a.le) != len(b.le) {
+			continue
+		}
+		total := a.cum[len(a.cum)-1] - b.cum[len(b.cum)-1]
+		if total <= 0 {
+			continue
+		}
+		q, m := nan, nan
+		for j := range a.le {
+			d := a.cum[j] - b.cum[j]
+			if math.IsNaN(q) && d >= 0.999*total {
+				q = a.le[j]
+			}
+			if j > 0 && d > a.cum[j-1]-b.cum[j-1] {
+				m = a.le[j]
+			}
+		}
+		if math.IsInf(m, 1) && len(a.le) > 1 {
+			m = a.le[len(a.le)-2]
+		}
+		if math.IsNaN(p999) || q > p999 {
+			p999 = q
+		}
+		if math.IsNaN(maxWait) || m > maxWait {
+			maxWait = m
+		}
+	}
+	return p999, maxWait
 }

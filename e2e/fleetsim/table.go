@@ -82,6 +82,9 @@ var rows = []row{
 	{"rollback: regression -> rollback p50", seconds, func(r *Result) float64 { return r.RollbackP50 }},
 	{"rollback: regression -> rollback p99", seconds, func(r *Result) float64 { return r.RollbackP99 }},
 	{"agents live at the end (leader)", count, func(r *Result) float64 { return r.Live }},
+	{"Raft elections during the run", count, func(r *Result) float64 { return r.Elections }},
+	{"wave: controller scheduling latency p99.9 (worst node)", seconds, func(r *Result) float64 { return r.SchedP999 }},
+	{"wave: controller scheduling latency max", seconds, func(r *Result) float64 { return r.SchedMax }},
 }
 
 // waveCount is n, or NaN when no rollout ran.

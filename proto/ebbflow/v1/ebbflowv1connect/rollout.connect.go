@@ -73,8 +73,10 @@ const (
 
 // RolloutServiceClient is a client for the ebbflow.v1.RolloutService service.
 type RolloutServiceClient interface {
-	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout in
-	// ROLLOUT_STATE_PENDING, which the engine starts within about a second.
+	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout and
+	// takes the engine's first step in the same write: the rollout returned is RUNNING with its
+	// first wave's clusters assigned, and their agents are told as soon as it commits (it stays
+	// PENDING only when nothing may start yet, e.g. a first wave that waits for approval).
 	//
 	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT for an invalid spec (every issue
 	// named) or a profile that does not validate; NOT_FOUND when the profile or the pinned revision
@@ -333,8 +335,10 @@ func (c *rolloutServiceClient) GetRolloutHistory(ctx context.Context, req *conne
 
 // RolloutServiceHandler is an implementation of the ebbflow.v1.RolloutService service.
 type RolloutServiceHandler interface {
-	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout in
-	// ROLLOUT_STATE_PENDING, which the engine starts within about a second.
+	// CreateRollout snapshots the plan (waves, each cluster's preflight) into a new rollout and
+	// takes the engine's first step in the same write: the rollout returned is RUNNING with its
+	// first wave's clusters assigned, and their agents are told as soon as it commits (it stays
+	// PENDING only when nothing may start yet, e.g. a first wave that waits for approval).
 	//
 	// Needs operator; runs on the leader; audited. INVALID_ARGUMENT for an invalid spec (every issue
 	// named) or a profile that does not validate; NOT_FOUND when the profile or the pinned revision
