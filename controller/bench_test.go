@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ebbflow/ebbflow/controller"
 	"github.com/ebbflow/ebbflow/controller/controllertest"
@@ -105,4 +107,53 @@ func BenchmarkSecureHeartbeats(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "heartbeats/s")
+}
+
+// BenchmarkCreateRollout10k measures CreateRollout over 10,000 registered clusters in one
+// wave on one node: the plan, the engine's first step and the write that assigns every
+// cluster (each iteration aborts the rollout so the next one may hold the clusters again).
+func BenchmarkCreateRollout10k(b *testing.B) {
+	n := controllertest.Start(b, controllertest.Options{Config: unlimited})
+	c := newClients(n.URL)
+	ctx := context.Background()
+	applyBareMetal(b, c)
+	const clusters = 10000
+	values, _ := structpb.NewStruct(map[string]any{"k8sServiceHost": "10.0.0.1", "k8sServicePort": 6443})
+	inv := &ebbflowv1.Inventory{KubernetesVersion: "v1.34.3", HelmValues: values, KubeProxyPresent: true, Nodes: []*ebbflowv1.NodeInfo{
+		{Name: "n1", KernelVersion: "6.8.0-45-generic", NicDriver: "mlx5", Ready: true},
+		{Name: "n2", KernelVersion: "6.8.0-45-generic", NicDriver: "mlx5", Ready: true},
+	}}
+	var g errgroup.Group
+	g.SetLimit(32)
+	for i := range clusters {
+		g.Go(func() error {
+			_, err := c.agents.RegisterAgent(ctx, connect.NewRequest(&ebbflowv1.RegisterAgentRequest{
+				Cluster: fmt.Sprintf("c-%05d", i), Labels: map[string]string{"env": "prod"}, Inventory: inv,
+			}))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	spec := &ebbflowv1.RolloutSpec{
+		Profile: "bare-metal", ClusterSelector: "env=prod",
+		Waves: &ebbflowv1.RolloutSpec_Explicit{Explicit: &ebbflowv1.ExplicitWaves{Waves: []*ebbflowv1.WaveSpec{{Name: "all", Selector: "env=prod"}}}},
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("r-%d", i)
+		res, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := len(res.Msg.GetRollout().GetWaves()[0].GetClusters()); got != clusters {
+			b.Fatalf("clusters in the wave: %d", got)
+		}
+		b.StopTimer()
+		if _, err := c.rollouts.AbortRollout(ctx, connect.NewRequest(&ebbflowv1.AbortRolloutRequest{Id: id})); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/ebbflow/ebbflow/rollout/profile"
 )
 
-func applyBareMetal(t *testing.T, c clients) {
+func applyBareMetal(t testing.TB, c clients) {
 	t.Helper()
 	b, err := os.ReadFile("../deploy/profiles/bare-metal.yaml")
 	if err != nil {
