@@ -16,7 +16,8 @@ import (
 //
 // So the work an agent can cause is admitted through bounded gates: at most sendSlots
 // assignment messages are built and sent at once on a node, and at most agentWriteSlots
-// agent writes (registrations, reports) are in flight on a node. Waiters are parked (a
+// agent writes (registrations, reports) run on a node at once (a follower gives a write's
+// slot back when it forwards it to the leader, which admits it again). Waiters are parked (a
 // channel's FIFO queue), not runnable, so the run queue stays short and a Raft message waits
 // behind a few dozen goroutines, not thousands. Throughput is not lost: a send takes tens of
 // microseconds, and the leader still decides each batch of reports (reports.go) from every
@@ -24,8 +25,8 @@ import (
 const (
 	// sendSlots is how many assignment messages a node builds and sends at once.
 	sendSlots = 32
-	// agentWriteSlots is how many agent writes a node runs or forwards at once (the leader
-	// counts the ones followers forward too, so a batch holds at most this many reports).
+	// agentWriteSlots is how many agent writes a node runs at once (the leader counts the
+	// ones followers forward too, so a batch holds at most this many reports).
 	agentWriteSlots = 128
 	// sendLease is the longest a send holds its slot: an agent that does not read its stream
 	// (a full HTTP/2 flow-control window) must not hold a slot the others need.

@@ -37,10 +37,11 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			s.log.DebugContext(ctx, "rate limited", "procedure", name, "actor", id.Actor, "remote", remote)
 			return nil, err
 		}
+		release := func() {}
 		if p.limit == limitCluster {
-			// An agent's write waits for a slot on this node (admission.go).
-			release, err := s.agentWrites.enter(ctx, 0)
-			if err != nil {
+			// An agent's write waits for a slot on this node (admission.go); a call this node
+			// forwards gives its slot back while the leader works on it.
+			if release, err = s.agentWrites.enter(ctx, 0); err != nil {
 				return nil, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("waiting for this node to admit the call: %w", err))
 			}
 			defer release()
@@ -53,10 +54,11 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			if err := validateRequest(req.Any()); err != nil {
 				return nil, err
 			}
-			return s.run(ctx, p, req, next)
+			return s.run(ctx, p, req, next, release)
 		}
 		// A mutation is validated, executed and audited (a refused one too) on the leader.
 		if s.mustForward(p, req) {
+			release()
 			return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
 		}
 		c := &auditCall{
@@ -67,7 +69,7 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		var res connect.AnyResponse
 		if err = authErr; err == nil {
 			if err = validateRequest(req.Any()); err == nil {
-				res, err = s.run(ctx, p, req, next)
+				res, err = s.run(ctx, p, req, next, release)
 			}
 		}
 		s.finish(ctx, c, res, err)
@@ -77,8 +79,10 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 
 // run calls the handler where the procedure table says the call runs: here, or, when it must
 // run on the leader and this node is not (or stopped being during the call), on the leader.
-func (s *Server) run(ctx context.Context, p procedure, req connect.AnyRequest, next connect.UnaryFunc) (connect.AnyResponse, error) {
+// release gives back the call's admission slot before it is forwarded.
+func (s *Server) run(ctx context.Context, p procedure, req connect.AnyRequest, next connect.UnaryFunc, release func()) (connect.AnyResponse, error) {
 	if s.mustForward(p, req) {
+		release()
 		return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
 	}
 	res, err := next(ctx, req)
@@ -86,6 +90,7 @@ func (s *Server) run(ctx context.Context, p procedure, req connect.AnyRequest, n
 		return res, nil
 	}
 	if p.runs != anyNode && errors.Is(err, store.ErrNotLeader) {
+		release()
 		return s.fwd.forward(ctx, req, forwardHeaders(ctx, s.fwd))
 	}
 	return nil, toConnectError(err)

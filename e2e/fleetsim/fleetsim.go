@@ -208,8 +208,11 @@ type Result struct {
 	CreateRolloutSeconds                    float64
 	FirstAssigned                           int
 	FirstP50, FirstP99, FirstMax, FirstIn2s float64
-	TurnP50, TurnP99                        float64
-	Turnarounds                             int
+	// FirstCallP99 is the 99th percentile of the first assignments timed from the
+	// CreateRollout call instead of its acknowledgement (what the person who started it waits).
+	FirstCallP99     float64
+	TurnP50, TurnP99 float64
+	Turnarounds      int
 	// BeforeAck is the share of the timed assignments that arrived before the acknowledgement
 	// they are timed from (the controller commits the next assignment with the report, and
 	// the stream may be faster than the report's response); they count as 0.
@@ -253,7 +256,7 @@ type Result struct {
 func newResult(label, bin string, o *Options) *Result {
 	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan, Elections: nan, SchedP999: nan, SchedMax: nan}
 	for _, p := range []*float64{&r.ConnectSeconds, &r.RSSPerAgent, &r.HeapPerAgent, &r.CPUIdleAll, &r.CPUIdleLeader, &r.CPUIdleSim,
-		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.LeaderCPUPerAgent, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s,
+		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.LeaderCPUPerAgent, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s, &r.FirstCallP99,
 		&r.TurnP50, &r.TurnP99, &r.BeforeAck, &r.RollbackP50, &r.RollbackP99, &r.ReportsAccepted, &r.ReportsRejected, &r.ReportErrors,
 		&r.ReportsPerSecond, &r.RaftBytesPerReport, &r.RaftEntriesPerReport, &r.RaftBytesPerEntry, &r.ReportsPerEntry, &r.RolloutBytes, &r.EndSeconds} {
 		*p = nan
@@ -707,7 +710,7 @@ func wave(ctx context.Context, g *group, f *fleet, o *Options, r *Result) error 
 		r.RaftEntriesPerReport = float64(st1.GetCommitIndex()-st0.GetCommitIndex()) / r.ReportsAccepted
 	}
 	raftBytes(raft0, g.raftCounters(sctx), r)
-	waveTimes(f, ack, r)
+	waveTimes(f, t0, ack, r)
 	return nil
 }
 
@@ -755,9 +758,9 @@ func raftBytes(before, after raftCounters, r *Result) {
 // CreateRollout, MEASURED acknowledged to the next phase's APPLY, and a regressing phase's
 // MEASURED acknowledged to the ROLLBACK. An assignment that arrived before the
 // acknowledgement it is timed from counts as 0 (and in BeforeAck).
-func waveTimes(f *fleet, ack time.Time, r *Result) {
+func waveTimes(f *fleet, call, ack time.Time, r *Result) {
 	phases := []ebbflowv1.Phase{ebbflowv1.Phase_PHASE_BASELINE, ebbflowv1.Phase_PHASE_L7, ebbflowv1.Phase_PHASE_KPR, ebbflowv1.Phase_PHASE_XDP}
-	var first, turn, back []float64
+	var first, fromCall, turn, back []float64
 	within, early, timed := 0, 0, 0
 	since := func(from, to time.Time) float64 {
 		timed++
@@ -778,6 +781,7 @@ func waveTimes(f *fleet, ack time.Time, r *Result) {
 		if !firstAt.IsZero() {
 			d := since(ack, firstAt)
 			first = append(first, d)
+			fromCall = append(fromCall, firstAt.Sub(call).Seconds())
 			if d <= 2 {
 				within++
 			}
@@ -804,6 +808,7 @@ func waveTimes(f *fleet, ack time.Time, r *Result) {
 		r.FirstIn2s = float64(within) / float64(len(f.agents))
 	}
 	r.FirstP50, r.FirstP99, r.FirstMax = quantiles(first, 0.5), quantiles(first, 0.99), quantiles(first, 1)
+	r.FirstCallP99 = quantiles(fromCall, 0.99)
 	r.TurnP50, r.TurnP99 = quantiles(turn, 0.5), quantiles(turn, 0.99)
 	r.RollbackP50, r.RollbackP99 = quantiles(back, 0.5), quantiles(back, 0.99)
 }

@@ -66,6 +66,7 @@ var rows = []row{
 	{"wave: first assignment p99", seconds, func(r *Result) float64 { return r.FirstP99 }},
 	{"wave: first assignment max", seconds, func(r *Result) float64 { return r.FirstMax }},
 	{"wave: first assignment within 2 s", share, func(r *Result) float64 { return r.FirstIn2s }},
+	{"wave: first assignment p99, from the call", seconds, func(r *Result) float64 { return r.FirstCallP99 }},
 	{"wave: next-phase turn-around p50", seconds, func(r *Result) float64 { return r.TurnP50 }},
 	{"wave: next-phase turn-around p99", seconds, func(r *Result) float64 { return r.TurnP99 }},
 	{"wave/rollback: assignment before the report's ack", share, func(r *Result) float64 { return r.BeforeAck }},
