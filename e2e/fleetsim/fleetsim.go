@@ -240,10 +240,12 @@ type Result struct {
 	ClusterEnds map[string]ebbflowv1.ClusterRolloutState
 	// Live is the leader's count of live agents at the end.
 	Live float64
-	// SchedP999 and SchedMax are the controllers' scheduling latency over the wave (how long
-	// a runnable goroutine waited for a CPU, from go_sched_latencies_seconds): the highest
-	// node's 99.9th percentile and the largest wait (a histogram bucket's upper bound).
-	SchedP999, SchedMax float64
+	// SchedOver10ms and SchedOver117ms are the controllers' scheduling waits over the wave
+	// (how long a runnable goroutine waited for a CPU, from go_sched_latencies_seconds, whose
+	// top bounds are 10.5 ms and 117 ms): the worst node's share of waits over 10 ms and its
+	// number of waits over 117 ms (a Raft heartbeat waiting that long is a third of the way
+	// to an election).
+	SchedOver10ms, SchedOver117ms float64
 	// Elections is how many Raft terms began from the agents' start to the end of the run
 	// (the highest ebbflow_raft_term of the nodes, before and after): leader changes under
 	// load, which a healthy group has none of.
@@ -254,7 +256,7 @@ type Result struct {
 }
 
 func newResult(label, bin string, o *Options) *Result {
-	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan, Elections: nan, SchedP999: nan, SchedMax: nan}
+	r := &Result{Label: label, Binary: bin, N: o.N, Regress: o.Regress, Live: nan, Elections: nan, SchedOver10ms: nan, SchedOver117ms: nan}
 	for _, p := range []*float64{&r.ConnectSeconds, &r.RSSPerAgent, &r.HeapPerAgent, &r.CPUIdleAll, &r.CPUIdleLeader, &r.CPUIdleSim,
 		&r.Heartbeats, &r.HeartbeatRate, &r.HeartbeatCPU, &r.LeaderCPUPerAgent, &r.CreateRolloutSeconds, &r.FirstP50, &r.FirstP99, &r.FirstMax, &r.FirstIn2s, &r.FirstCallP99,
 		&r.TurnP50, &r.TurnP99, &r.BeforeAck, &r.RollbackP50, &r.RollbackP99, &r.ReportsAccepted, &r.ReportsRejected, &r.ReportErrors,
@@ -675,7 +677,7 @@ func wave(ctx context.Context, g *group, f *fleet, o *Options, r *Result) error 
 	if gerr := g.exited(); gerr != nil {
 		return gerr
 	}
-	r.SchedP999, r.SchedMax = schedFigures(sched0, g.schedLatencies(ctx))
+	r.SchedOver10ms, r.SchedOver117ms = schedFigures(sched0, g.schedLatencies(ctx))
 	if err != nil {
 		r.TimedOut = true
 		r.note("%v", err)

@@ -403,10 +403,11 @@ func (g *group) schedLatencies(ctx context.Context) []*histogram {
 	return out
 }
 
-// schedFigures is the highest 99.9th percentile and the largest wait over the nodes, from the
-// difference of two reads (NaN without them).
-func schedFigures(before, after []*histogram) (p999, maxWait float64) {
-	p999, maxWait = nan, nan
+// schedFigures is, over the nodes, the largest share of goroutine waits longer than 10 ms
+// and the largest number of waits longer than 117 ms (the runtime histogram's two top
+// bounds), from the difference of two reads (NaN without them).
+func schedFigures(before, after []*histogram) (over10ms, over117ms float64) {
+	over10ms, over117ms = nan, nan
 	for i := range min(len(before), len(after)) {
 		b, a := before[i], after[i]
 		if b == nil || a == nil || len(a.le) != len(b.le) {
@@ -416,25 +417,21 @@ func schedFigures(before, after []*histogram) (p999, maxWait float64) {
 		if total <= 0 {
 			continue
 		}
-		q, m := nan, nan
-		for j := range a.le {
-			d := a.cum[j] - b.cum[j]
-			if math.IsNaN(q) && d >= 0.999*total {
-				q = a.le[j]
+		under := func(bound float64) float64 {
+			for j := range a.le {
+				if a.le[j] >= bound*0.999 {
+					return a.cum[j] - b.cum[j]
+				}
 			}
-			if j > 0 && d > a.cum[j-1]-b.cum[j-1] {
-				m = a.le[j]
-			}
+			return total
 		}
-		if math.IsInf(m, 1) && len(a.le) > 1 {
-			m = a.le[len(a.le)-2]
+		share, long := (total-under(0.01048576))/total, total-under(0.117440512)
+		if math.IsNaN(over10ms) || share > over10ms {
+			over10ms = share
 		}
-		if math.IsNaN(p999) || q > p999 {
-			p999 = q
-		}
-		if math.IsNaN(maxWait) || m > maxWait {
-			maxWait = m
+		if math.IsNaN(over117ms) || long > over117ms {
+			over117ms = long
 		}
 	}
-	return p999, maxWait
+	return over10ms, over117ms
 }

@@ -84,8 +84,8 @@ var rows = []row{
 	{"rollback: regression -> rollback p99", seconds, func(r *Result) float64 { return r.RollbackP99 }},
 	{"agents live at the end (leader)", count, func(r *Result) float64 { return r.Live }},
 	{"Raft elections during the run", count, func(r *Result) float64 { return r.Elections }},
-	{"wave: controller scheduling latency p99.9 (worst node)", seconds, func(r *Result) float64 { return r.SchedP999 }},
-	{"wave: controller scheduling latency max", seconds, func(r *Result) float64 { return r.SchedMax }},
+	{"wave: goroutine waits over 10 ms (worst node)", share, func(r *Result) float64 { return r.SchedOver10ms }},
+	{"wave: goroutine waits over 117 ms (worst node)", count, func(r *Result) float64 { return r.SchedOver117ms }},
 }
 
 // waveCount is n, or NaN when no rollout ran.
