@@ -272,22 +272,23 @@ func Plan(spec Spec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cluster) (*R
 		Skipped:         skipped,
 		Warnings:        slices.Clone(res.Warnings),
 	}
+	pf := profile.NewPreflighter(prof.GetSpec())
 	for _, w := range waves {
 		wp := WavePlan{Index: w.Index, Name: w.Name, Gates: w.Gates}
 		for _, c := range w.Clusters {
-			wp.Clusters = append(wp.Clusters, planCluster(prof.GetSpec(), phases, c, w.Index))
-			out.Warnings = append(out.Warnings, profile.PreflightWarnings(c.GetName(), prof.GetSpec(), c.GetInventory())...)
+			wp.Clusters = append(wp.Clusters, planCluster(pf, phases, c, w.Index))
+			out.Warnings = append(out.Warnings, pf.Warnings(c.GetName(), c.GetInventory())...)
 		}
 		out.Waves = append(out.Waves, wp)
 	}
 	return out, nil
 }
 
-func planCluster(spec *ebbflowv1.ProfileSpec, phases []ebbflowv1.Phase, c *ebbflowv1.Cluster, wave int) *ebbflowv1.ClusterPlan {
+func planCluster(pf *profile.Preflighter, phases []ebbflowv1.Phase, c *ebbflowv1.Cluster, wave int) *ebbflowv1.ClusterPlan {
 	cp := &ebbflowv1.ClusterPlan{Cluster: c.GetName(), Wave: int32(wave)}
 	held := ebbflowv1.Phase_PHASE_UNSPECIFIED
 	for _, p := range phases {
-		checks := profile.Preflight(spec, p, c.GetInventory())
+		checks := pf.Check(p, c.GetInventory())
 		ok, _ := profile.PhasePasses(checks)
 		switch {
 		case held != ebbflowv1.Phase_PHASE_UNSPECIFIED:

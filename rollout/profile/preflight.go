@@ -82,6 +82,32 @@ var nodeFeatures = []nodeFeature{
 // fixed order), plus cluster-wide checks (node empty). A missing or unreadable input is UNKNOWN,
 // never PASS; an inventory without nodes yields one UNKNOWN check for the cluster.
 func Preflight(spec *ebbflowv1.ProfileSpec, phase ebbflowv1.Phase, inv *ebbflowv1.Inventory) []*ebbflowv1.PreflightCheck {
+	return NewPreflighter(spec).Check(phase, inv)
+}
+
+// Preflighter evaluates one profile against many clusters (a plan): the cumulative values of
+// each phase are computed once, not for every cluster (Preflight and PreflightWarnings merged
+// them eight times per cluster, half of a 10,000-cluster plan's time). It is read-only and
+// safe to share.
+type Preflighter struct {
+	spec   *ebbflowv1.ProfileSpec
+	values []*ebbflowv1.CiliumValues // by phase order; nil without a spec
+}
+
+// NewPreflighter prepares spec's checks.
+func NewPreflighter(spec *ebbflowv1.ProfileSpec) *Preflighter {
+	p := &Preflighter{spec: spec}
+	if spec != nil {
+		for _, ph := range phaseOrder {
+			p.values = append(p.values, CumulativeValues(spec, ph))
+		}
+	}
+	return p
+}
+
+// Check is Preflight of the profile's phase against inv.
+func (p *Preflighter) Check(phase ebbflowv1.Phase, inv *ebbflowv1.Inventory) []*ebbflowv1.PreflightCheck {
+	spec := p.spec
 	clusterUnknown := func(feature, reason string) []*ebbflowv1.PreflightCheck {
 		return []*ebbflowv1.PreflightCheck{{Phase: phase, Feature: feature, Result: unknown, Reason: reason}}
 	}
@@ -95,7 +121,7 @@ func Preflight(spec *ebbflowv1.ProfileSpec, phase ebbflowv1.Phase, inv *ebbflowv
 	case len(inv.GetNodes()) == 0:
 		return clusterUnknown(FeatureInventory, "the inventory lists no nodes")
 	}
-	v := CumulativeValues(spec, phase)
+	v := p.values[phaseIndex(phase)]
 	var out []*ebbflowv1.PreflightCheck
 	add := func(feature, node string, r ebbflowv1.PreflightResult, format string, args ...any) {
 		out = append(out, &ebbflowv1.PreflightCheck{Phase: phase, Feature: feature, Node: node, Result: r, Reason: fmt.Sprintf(format, args...)})
@@ -240,11 +266,15 @@ func PhasePasses(checks []*ebbflowv1.PreflightCheck) (bool, []string) {
 // phase: BIG TCP on nodes whose NIC is not mlx4/mlx5/ice, and no-conntrack rules on a cloud.
 // Fields are named clusters["<cluster>"].inventory....
 func PreflightWarnings(cluster string, spec *ebbflowv1.ProfileSpec, inv *ebbflowv1.Inventory) []*ebbflowv1.ValidationIssue {
+	return NewPreflighter(spec).Warnings(cluster, inv)
+}
+
+// Warnings is PreflightWarnings of the profile for cluster's inventory.
+func (p *Preflighter) Warnings(cluster string, inv *ebbflowv1.Inventory) []*ebbflowv1.ValidationIssue {
 	var w Issues
 	base := pathKey("clusters", cluster) + ".inventory"
 	var bigTCPOn, noCTOn bool
-	for _, p := range phaseOrder {
-		v := CumulativeValues(spec, p)
+	for _, v := range p.values {
 		bigTCPOn = bigTCPOn || bigTCP(v)
 		noCTOn = noCTOn || v.GetInstallNoConntrackIptablesRules()
 	}
