@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	helmrelease "helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestImageMatchesCharts: the Dockerfile builds the three commands static in one stage and
@@ -54,5 +57,14 @@ func TestImageMatchesCharts(t *testing.T) {
 		if psc["runAsNonRoot"] != true || psc["seccompProfile"].(map[string]any)["type"] != "RuntimeDefault" {
 			t.Errorf("%s pod securityContext %v", c.chart, psc)
 		}
+	}
+	// The controller's `helm test` Pod runs fleetctl from the same image.
+	pod := find(t, hooks(t, release(t, controllerChart, controllerChart, testNamespace, nil), helmrelease.HookTest), "Pod", controllerChart+"-test-health")
+	cmd := stringsAt(t, podContainer(t, pod, "fleetctl"), "command")
+	if len(cmd) != 1 || path.Dir(cmd[0])+"/" != copied[2] || !strings.Contains(copied[1], "/out/"+path.Base(cmd[0])) {
+		t.Errorf("the controller's test runs %v; the image has %s in %s", cmd, copied[1], copied[2])
+	}
+	if v, _, _ := unstructured.NestedBool(pod.Object, "spec", "securityContext", "runAsNonRoot"); !v {
+		t.Error("the controller's test Pod may run as root")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	helmrelease "helm.sh/helm/v3/pkg/release"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -42,22 +44,63 @@ func render(t testing.TB, chart, name, namespace string, values map[string]any) 
 }
 
 func tryRender(chart, name, namespace string, values map[string]any) (string, error) {
-	ch, err := loader.Load(chart)
-	if err != nil {
-		return "", err
-	}
-	kv, err := chartutil.ParseKubeVersion(kubeVersion)
-	if err != nil {
-		return "", err
-	}
-	in := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	in.DryRun, in.ClientOnly, in.Replace = true, true, true
-	in.ReleaseName, in.Namespace, in.KubeVersion = name, namespace, kv
-	rel, err := in.Run(ch, values)
+	rel, err := tryRelease(chart, name, namespace, values)
 	if err != nil {
 		return "", err
 	}
 	return rel.Manifest, nil
+}
+
+// release installs chart (a folder: one beside this file, or a parent chart built by a test)
+// client-only and returns the release: the manifest, the hooks (helm test's among them) and
+// the NOTES, subcharts' NOTES included.
+func release(t testing.TB, chart, name, namespace string, values map[string]any) *helmrelease.Release {
+	t.Helper()
+	rel, err := tryRelease(chart, name, namespace, values)
+	if err != nil {
+		t.Fatalf("render %s: %v", chart, err)
+	}
+	return rel
+}
+
+func tryRelease(chart, name, namespace string, values map[string]any) (*helmrelease.Release, error) {
+	ch, err := loader.Load(chart)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		return nil, err
+	}
+	in := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	in.DryRun, in.ClientOnly, in.Replace, in.SubNotes = true, true, true, true
+	in.ReleaseName, in.Namespace, in.KubeVersion = name, namespace, kv
+	return in.Run(ch, values)
+}
+
+// templateOutput is what `helm template` prints for a release: the manifest, then each hook
+// under its source.
+func templateOutput(rel *helmrelease.Release) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSpace(rel.Manifest) + "\n")
+	for _, h := range rel.Hooks {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
+	}
+	return b.String()
+}
+
+// hooks decodes the release's hooks of one event (e.g. helm test's).
+func hooks(t testing.TB, rel *helmrelease.Release, event helmrelease.HookEvent) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, h := range rel.Hooks {
+		for _, e := range h.Events {
+			if e == event {
+				out = append(out, objects(t, h.Manifest)...)
+			}
+		}
+	}
+	return out
 }
 
 // objects decodes every document of a manifest (numbers as int64, as the API server has them).

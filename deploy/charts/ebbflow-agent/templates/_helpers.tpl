@@ -1,12 +1,23 @@
+{{/* The chart's name (nameOverride replaces it): app.kubernetes.io/name, and part of fullname. */}}
 {{- define "ebbflow-agent.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The name of every object the chart creates (suffixed where it creates several of a kind):
+fullnameOverride, else the release name when it already holds the chart's name, else
+<release>-<name>. At most 50 characters, so suffixes and pod names stay within 63.
+*/}}
 {{- define "ebbflow-agent.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,12 +1,23 @@
+{{/* The chart's name (nameOverride replaces it): app.kubernetes.io/name, and part of fullname. */}}
 {{- define "ebbflow-controller.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The name of every object the chart creates (suffixed where it creates several of a kind):
+fullnameOverride, else the release name when it already holds the chart's name, else
+<release>-<name>. At most 50 characters, so suffixes and pod names stay within 63.
+*/}}
 {{- define "ebbflow-controller.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -49,4 +60,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $svc := include "ebbflow-controller.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.%s" $svc $svc $ns $svc $ns $svc $ns .Values.clusterDomain -}}
+{{- end -}}
+
+{{/* The API's URL for clients: apiUrl, else the client Service. */}}
+{{- define "ebbflow-controller.apiUrl" -}}
+{{- if .Values.apiUrl -}}
+{{- .Values.apiUrl | trimSuffix "/" -}}
+{{- else -}}
+{{- printf "%s://%s.%s.svc:%v" (include "ebbflow-controller.scheme" .) (include "ebbflow-controller.fullname" .) .Release.Namespace .Values.service.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the CA of the API's certificate (key ca.crt). */}}
+{{- define "ebbflow-controller.apiCASecret" -}}
+{{- if .Values.tls.enabled }}{{ .Values.tls.secretName }}{{ else }}{{ .Values.pki.secretName }}{{ end -}}
 {{- end -}}
