@@ -215,7 +215,7 @@ func (s *Server) mutateRollout(ctx context.Context, id, actor string, fn func(r 
 
 // createRollout snapshots the plan into a new rollout. Only one active rollout may hold a
 // cluster: a second one is refused, naming the rollout that holds it.
-func (s *Server) createRollout(ctx context.Context, id, actor string, spec rollout.Spec) (*ebbflowv1.Rollout, error) {
+func (s *Server) createRollout(ctx context.Context, id, actor string, spec rollout.Spec, allowEmpty bool) (*ebbflowv1.Rollout, error) {
 	if !s.store.IsLeader() {
 		return nil, store.ErrNotLeader
 	}
@@ -251,6 +251,9 @@ func (s *Server) createRollout(ctx context.Context, id, actor string, spec rollo
 	r, events, err := rollout.New(id, spec, prof, clusters, actor, s.now())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if why := rollout.Empty(r); why != "" && !allowEmpty {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(why+" (allow_empty creates it anyway)"))
 	}
 	var busy []string
 	for _, c := range rollout.HeldClusters(r) {

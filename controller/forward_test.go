@@ -129,7 +129,7 @@ func TestFollowerWatchSeesAcknowledgedCreate(t *testing.T) {
 		spec := fleetSpec(0, 0)
 		spec.ClusterSelector = fmt.Sprintf("idx=%d", i)
 		id := fmt.Sprintf("r-%02d", i)
-		if _, err := lc.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec})); err != nil {
+		if _, err := lc.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec, AllowEmpty: true})); err != nil {
 			t.Fatal(err)
 		}
 		f := followers[i%len(followers)]

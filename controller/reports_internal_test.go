@@ -70,7 +70,7 @@ func batchServer(t *testing.T, n int) (*Server, *store.Store, *ebbflowv1.Rollout
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.createRollout(ctx, "big", "tester", rspec)
+	r, err := s.createRollout(ctx, "big", "tester", rspec, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,6 +263,11 @@ func (m *rolloutMetrics) observeRollout(o metric.Observer, r *ebbflowv1.Rollout)
 		phase := attribute.String("phase", enumLabel(res.GetPhase(), "PHASE_"))
 		o.ObserveFloat64(m.latency, res.GetP50DeltaPercent(), attrs(id, phase, attribute.String("quantile", "p50")))
 		o.ObserveFloat64(m.latency, res.GetP99DeltaPercent(), attrs(id, phase, attribute.String("quantile", "p99")))
+		for _, pv := range res.GetPercentiles() {
+			if pv.GetName() == "p999" { // judged only with enough samples: the series exists then
+				o.ObserveFloat64(m.latency, res.GetP999DeltaPercent(), attrs(id, phase, attribute.String("quantile", "p999")))
+			}
+		}
 	}
 }
 

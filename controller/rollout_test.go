@@ -273,7 +273,7 @@ func TestRepeatedControlsAreNoOps(t *testing.T) {
 	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "c1", Labels: map[string]string{"env": "prod"}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: fleetSpec(ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY, 0)})); err != nil {
+	if _, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: fleetSpec(ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY, 0), AllowEmpty: true})); err != nil {
 		t.Fatal(err)
 	}
 	pause := func() *ebbflowv1.Rollout {

@@ -22,7 +22,7 @@ func (s *rolloutService) CreateRollout(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), spec)
+	r, err := s.createRollout(ctx, m.GetId(), actorOf(ctx), spec, m.GetAllowEmpty())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/judge"
 )
 
 // What an agent is told is derived from the rollout record of its cluster; these are the
@@ -26,7 +27,9 @@ func Holds(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) bool {
 // AssignmentFor is the assignment record c of rollout r gives its cluster: id, phase and
 // action of the record (UNSPECIFIED reads as IDLE), the pinned profile name and revision, the
 // probes, the Helm revision to roll back to, issued at the record's phase start with the
-// spec's phase_timeout as deadline (none when unset). Profile is left nil: the caller attaches
+// spec's phase_timeout as deadline (none when unset), and for an APPLY the measurement window
+// it asks for (the phase result's windows so far plus one) and the budget's most windows
+// (1 for the baseline, which is measured once). Profile is left nil: the caller attaches
 // the pinned revision's spec. When r does not hold c (see Holds), it is Idle. The result
 // shares nothing with r or c.
 func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1.Assignment {
@@ -46,6 +49,13 @@ func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1
 	}
 	if a.Action == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_UNSPECIFIED {
 		a.Action = aIdle
+	}
+	if a.Action == aApply {
+		// The window the phase's result has judged so far, plus this one.
+		a.MeasureWindow, a.MaxWindows = result(c, c.GetPhase()).GetWindow()+1, 1
+		if c.GetPhase() != phBaseline {
+			a.MaxWindows = int32(judge.BudgetFrom(budgetFor(spec, c.GetPhase())).MaxWindows)
+		}
 	}
 	if p := spec.GetProbes(); p != nil {
 		a.Probes = proto.Clone(p).(*ebbflowv1.ProbeSettings)

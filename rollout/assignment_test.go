@@ -30,6 +30,7 @@ func TestAssignmentFor(t *testing.T) {
 		Id: "r1.c2.1", RolloutId: "r1", Cluster: "c2", Action: aApply, Phase: baseline,
 		ProfileName: "eks", ProfileRevision: 3, Probes: echoProbes, RollbackToHelmRevision: 7,
 		Deadline: dur(5 * time.Minute), IssueTime: timestamppb.New(t0),
+		MeasureWindow: 1, MaxWindows: 1, // the baseline is measured once
 	}
 	if !proto.Equal(apply, want) {
 		t.Fatalf("apply\n got %v\nwant %v", apply, want)
@@ -42,7 +43,7 @@ func TestAssignmentFor(t *testing.T) {
 	}
 
 	back := AssignmentFor(x.r, x.c("c1"))
-	if back.GetAction() != aRollback || back.GetId() != "r1.c1.3" || back.GetRollbackToHelmRevision() != 7 || back.GetPhase() != kpr {
+	if back.GetAction() != aRollback || back.GetId() != "r1.c1.3" || back.GetRollbackToHelmRevision() != 7 || back.GetPhase() != kpr || back.GetMeasureWindow() != 0 {
 		t.Fatalf("rollback %v", back)
 	}
 

@@ -105,6 +105,47 @@ func HeldClusters(r *ebbflowv1.Rollout) []string {
 	return out
 }
 
+// Empty says why rollout r would change nothing on any cluster: every cluster its plan selected
+// is skipped (cordoned, matching no wave; Rollout.skipped) or SKIPPED in its wave because
+// preflight holds every phase. It is "" when some cluster has a phase to run. The reason names
+// up to three clusters with theirs, e.g. `the plan changes nothing on any of 2 clusters: eu-1:
+// matches no wave; eu-2: every phase held: kernel 5.4 < 5.10`.
+func Empty(r *ebbflowv1.Rollout) string {
+	if len(HeldClusters(r)) > 0 {
+		return ""
+	}
+	var reasons []string
+	n := 0
+	note := func(cluster, why string) {
+		n++
+		if len(reasons) < 3 {
+			var parts []string // a held reason repeats itself phase by phase
+			for p := range strings.SplitSeq(why, "; ") {
+				if !slices.Contains(parts, p) {
+					parts = append(parts, p)
+				}
+			}
+			reasons = append(reasons, cluster+": "+strings.Join(parts, "; "))
+		}
+	}
+	for _, w := range r.GetWaves() {
+		for _, c := range w.GetClusters() {
+			note(c.GetCluster(), cmp.Or(c.GetReason(), c.GetHeldReason(), "skipped"))
+		}
+	}
+	for _, s := range r.GetSkipped() {
+		note(s.GetCluster(), s.GetReason())
+	}
+	if n == 0 {
+		return "the plan selects no cluster"
+	}
+	more := ""
+	if n > len(reasons) {
+		more = fmt.Sprintf("; and %d more", n-len(reasons))
+	}
+	return fmt.Sprintf("the plan changes nothing on any of %d clusters: %s%s", n, strings.Join(reasons, "; "), more)
+}
+
 // New builds a rollout from its spec: the waves of PlanWaves with each cluster's preflight
 // (Plan) snapshotted into phases, held_phases and held_reason. A cluster whose every phase is
 // held is in its wave as SKIPPED; clusters cordoned or matching no wave are in Rollout.skipped.

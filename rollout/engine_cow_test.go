@@ -301,7 +301,9 @@ func TestDecisionsCopyOnWrite(t *testing.T) {
 			x.cowReport("c2", stFailed) // the rollback fails
 			x.wantCluster("c2", cFailedS, aIdle)
 			x.cowPhase("c3", 200, 1.0)
-			x.cowPhase("c3", 10, 1.0) // inconclusive without a wait policy: fails, rolls back
+			for range 3 { // too few samples in every window; inconclusive after the third: fails, rolls back
+				x.cowPhase("c3", 5, 1.0)
+			}
 			x.wantCluster("c3", cRollingBackS, aRollback)
 			x.cowPhase("c4", 200, 1.0)
 			x.cowReport("c4", stRolled) // the agent rolled back by itself
@@ -317,7 +319,9 @@ func TestDecisionsCopyOnWrite(t *testing.T) {
 			}, wave(maxFail(2), "c1", "c2", "c3"))
 			x.cowStep()
 			x.cowPhase("c1", 200, 1.0)
-			x.cowPhase("c1", 10, 1.0)
+			for range 3 {
+				x.cowPhase("c1", 5, 1.0)
+			}
 			x.wantCluster("c1", cWaitingS, aApply)
 			x.mustRefuse("approve a wave and a cluster", approve(0, "c1", x.now))
 			x.mustRefuse("approve an applying cluster", approve(-1, "c2", x.now))

@@ -175,7 +175,10 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 		if !rep.ReportTime.IsZero() {
 			res.ReportTime = timestamppb.New(rep.ReportTime)
 		}
-		res.HelmRevisionBefore, res.HelmRevisionAfter = rep.HelmBefore, rep.HelmAfter
+		if res.Window == 0 {
+			// A later window's assignment only measures: the phase's revisions are the first's.
+			res.HelmRevisionBefore, res.HelmRevisionAfter = rep.HelmBefore, rep.HelmAfter
+		}
 		e.add("report", wave, c.Cluster, c.Phase, "%s %s%s", name, status, detail)
 		judgePhase(n, wave, c, res, now, e)
 	case ebbflowv1.PhaseStatus_PHASE_STATUS_FAILED:
@@ -219,13 +222,18 @@ func CapSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
 }
 
 // judgePhase decides a measured phase: the baseline just passes; every other phase is judged
-// against the baseline under its budget.
+// against the baseline under its budget, on all of its measurement windows so far. While the
+// budgeted percentiles are undecided and the budget allows another window, the cluster measures
+// again (a new assignment for the same phase, see measureAgain) and the verdict waits.
 func judgePhase(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, res *ebbflowv1.PhaseResult, now time.Time, e *recorder) {
 	name := profile.PhaseName(c.Phase)
 	cand, err := judge.SamplesFrom(res.Measurements)
 	res.Latency = summarize(cand.LatencyMs, res.Measurements)
-	budget := budgetFor(n.GetSpec(), c.Phase)
+	budget := judge.BudgetFrom(budgetFor(n.GetSpec(), c.Phase))
+	window := int(res.Window) + 1
+	res.Window, res.MaxWindows = int32(window), int32(budget.MaxWindows)
 	if c.Phase == phBaseline && err == nil {
+		res.MaxWindows = 1
 		res.Verdict = ebbflowv1.Verdict_VERDICT_PASS
 		res.Reason = fmt.Sprintf("baseline: %d samples, p50 %.3f ms, p99 %.3f ms", len(cand.LatencyMs), res.Latency.GetP50Ms(), res.Latency.GetP99Ms())
 		e.add("verdict", wave, c.Cluster, c.Phase, "%s: PASS", res.Reason)
@@ -240,17 +248,27 @@ func judgePhase(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, r
 		if b := result(c, phBaseline); b != nil {
 			base, err = judge.SamplesFrom(b.Measurements)
 		}
-		jr := judge.Judge(base, cand, judge.BudgetFrom(budget))
+		jr := judge.JudgeWindow(base, cand, budget, window)
 		res.Verdict, res.Reason = jr.Verdict, jr.Reason
-		res.P50DeltaPercent, res.P99DeltaPercent = jr.P50DeltaPct, jr.P99DeltaPct
+		res.P50DeltaPercent, res.P99DeltaPercent, res.P999DeltaPercent = jr.P50DeltaPct, jr.P99DeltaPct, jr.P999DeltaPct
 		res.ThroughputDeltaPercent, res.PValue = jr.ThroughputDeltaPct, jr.PValue
-		if err != nil {
+		res.Percentiles = judge.PercentilesProto(jr.Percentiles)
+		switch {
+		case err != nil:
 			res.Verdict = ebbflowv1.Verdict_VERDICT_INCONCLUSIVE
 			res.Reason = "invalid baseline measurement: " + err.Error()
+		case jr.MeasureAgain:
+			res.Verdict = ebbflowv1.Verdict_VERDICT_UNSPECIFIED
+			e.add("verdict", wave, c.Cluster, c.Phase, "%s: window %d/%d undecided: %s", name, window, budget.MaxWindows, res.Reason)
+			measureAgain(n, wave, c, window+1, budget.MaxWindows, now, e)
+			return
 		}
 	}
-	e.add("verdict", wave, c.Cluster, c.Phase, "%s: p50 %+.1f%%, p99 %+.1f%% (p=%.4g): %s: %s",
-		name, res.P50DeltaPercent, res.P99DeltaPercent, res.PValue, stateName(res.Verdict), res.Reason)
+	e.add("verdict", wave, c.Cluster, c.Phase, "%s: p50 %+.1f%%, p99 %+.1f%% (p=%.4g), window %d/%d: %s: %s",
+		name, res.P50DeltaPercent, res.P99DeltaPercent, res.PValue, window, budget.MaxWindows, stateName(res.Verdict), res.Reason)
+	if strings.HasPrefix(c.Reason, "measuring window ") {
+		c.Reason = ""
+	}
 	switch res.Verdict {
 	case ebbflowv1.Verdict_VERDICT_PASS:
 		passCluster(n, wave, c, now, e)
@@ -258,12 +276,23 @@ func judgePhase(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, r
 		failCluster(n, wave, c, fmt.Sprintf("regression in %s: %s", name, res.Reason), now, e)
 	default:
 		why := fmt.Sprintf("inconclusive in %s: %s", name, res.Reason)
-		if budget.GetOnInconclusive() == ebbflowv1.InconclusivePolicy_INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL {
+		if budget := budgetFor(n.GetSpec(), c.Phase); budget.GetOnInconclusive() == ebbflowv1.InconclusivePolicy_INCONCLUSIVE_POLICY_WAIT_FOR_APPROVAL {
 			c.State, c.Reason = cWaiting, why+"; waiting for approval"
 			return
 		}
 		failCluster(n, wave, c, why, now, e)
 	}
+}
+
+// measureAgain gives c a new assignment for the phase it is in: measure window (of max) again.
+// The agent changes nothing on the cluster for it: it verifies the phase's values, measures
+// with the same probes and reports MEASURED (Assignment.measure_window above 1).
+func measureAgain(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, window, max int, now time.Time, e *recorder) {
+	newAssignment(n, c, now)
+	c.Action, c.State = aApply, cMeasuring
+	c.Reason = fmt.Sprintf("measuring window %d/%d", window, max)
+	e.add("assign", wave, c.Cluster, c.Phase, "measure phase %s again, window %d/%d (assignment %s)",
+		profile.PhaseName(c.Phase), window, max, c.AssignmentId)
 }
 
 // summarize is the latency summary of pooled samples, with the measurements' error counts.

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -548,8 +549,17 @@ func TestEngine(t *testing.T) {
 			}, wave(nil, "c1"))
 			x.step()
 			x.phase("c1", 200, 1.0)
-			x.phase("c1", 10, 1.0) // too few samples
+			x.phase("c1", 5, 1.0) // too few samples: measured again, up to the default 3 windows
+			for w := 2; w <= 3; w++ {
+				x.wantCluster("c1", cMeasuringS, aApply)
+				a := AssignmentFor(x.r, x.c("c1"))
+				if a.GetMeasureWindow() != int32(w) || a.GetMaxWindows() != 3 || a.GetPhase() != kpr || x.c("c1").GetReason() != fmt.Sprintf("measuring window %d/3", w) {
+					t.Fatalf("window %d: assignment %v, reason %q", w, a, x.c("c1").GetReason())
+				}
+				x.phase("c1", 5, 1.0) // 15 samples after 3 windows, still under min_samples 30
+			}
 			x.wantCluster("c1", cWaitingS, aApply)
+			x.wantEvent("verdict", "c1", "undecided after window 3/3, the last")
 			x.wantEvent("verdict", "c1", "INCONCLUSIVE")
 			x.advance(time.Hour) // waiting on a person is not silence
 			if x.step() {
@@ -572,7 +582,9 @@ func TestEngine(t *testing.T) {
 			x := start(t, nil, wave(nil, "c1"))
 			x.step()
 			x.phase("c1", 200, 1.0)
-			x.phase("c1", 10, 1.0)
+			for range 3 {
+				x.phase("c1", 5, 1.0)
+			}
 			x.wantCluster("c1", cRollingBackS, aRollback)
 			if !strings.HasPrefix(x.c("c1").GetReason(), "inconclusive in kpr") {
 				t.Fatalf("reason %q", x.c("c1").GetReason())

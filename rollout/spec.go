@@ -20,8 +20,10 @@ const (
 	MaxWaves           = 1000
 	MaxClustersPerWave = 10000
 	MaxBudgets         = 16
-	MaxProbes          = 16
-	maxTextBytes       = 4 << 10
+	// MaxWindows is the most measurement windows a budget may give a phase.
+	MaxWindows   = 10
+	MaxProbes    = 16
+	maxTextBytes = 4 << 10
 )
 
 type issues = profile.Issues
@@ -234,6 +236,10 @@ func budgets(v *issues, bs []*ebbflowv1.RegressionBudget) {
 		nonNegative(v, path+".maxP50IncreasePercent", b.GetMaxP50IncreasePercent(), math.Inf(1))
 		nonNegative(v, path+".maxP99IncreasePercent", b.GetMaxP99IncreasePercent(), math.Inf(1))
 		nonNegative(v, path+".maxThroughputDecreasePercent", b.GetMaxThroughputDecreasePercent(), 100)
+		nonNegative(v, path+".maxP999IncreasePercent", b.GetMaxP999IncreasePercent(), math.Inf(1))
+		if w := b.GetMaxWindows(); w < 0 || w > MaxWindows {
+			v.Add(path+".maxWindows", "range", "must be 0..%d (0 means 3), got %d", MaxWindows, w)
+		}
 		if a := b.GetAlpha(); !(a > 0 && a < 1) {
 			v.Add(path+".alpha", "range", "must be between 0 and 1 (exclusive), e.g. 0.05; got %v", a)
 		}

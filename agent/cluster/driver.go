@@ -204,6 +204,8 @@ func releaseOf(spec *ebbflowv1.ProfileSpec) releaseRef {
 // A failing preflight reports PREFLIGHT_FAILED with the reasons and changes nothing (Execute
 // returns nil). Any other failure rolls the step back to the revision before it, un-parks and
 // deletes what the step parked and applied, reports FAILED with the reason, and returns it.
+// An APPLY whose measure_window is above 1 (the judge asked for another window of a phase
+// already applied) only verifies and measures: VERIFIED, the measurements, MEASURED.
 // A rollback reports STARTED then ROLLED_BACK (or FAILED).
 func (d *Driver) Execute(ctx context.Context, a *ebbflowv1.Assignment, r Reporter) error {
 	switch a.GetAction() {
@@ -250,6 +252,11 @@ func (d *Driver) Execute(ctx context.Context, a *ebbflowv1.Assignment, r Reporte
 	}
 	if a.GetAction() == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_ROLLBACK {
 		np.Action = actionRollback
+	} else if a.GetMeasureWindow() > 1 {
+		// Another measurement window of a phase an earlier assignment applied and verified:
+		// nothing to change, only verify and measure. HelmBefore stays 0, so a failure undoes
+		// nothing here; the controller rolls the cluster back as a whole.
+		np.Step = StepApplied
 	}
 	if err := st.save(ctx, np, a); err != nil {
 		return err

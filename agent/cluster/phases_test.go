@@ -194,6 +194,24 @@ func TestPhasesAndRollback(t *testing.T) {
 		t.Errorf("pre-rollout revision %d, want 1", p.PreRollout["r1"])
 	}
 
+	// kpr, measurement window 2 (the judge was undecided): verify and measure only, nothing
+	// upgraded, restarted or parked again.
+	ciliumGen := e.ds("cilium").Generation
+	second := assignment("a-kpr-2", ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY, ebbflowv1.Phase_PHASE_KPR, spec, ps)
+	second.MeasureWindow, second.MaxWindows = 2, 3
+	if err := d.Execute(ctx, second, rec); err != nil {
+		t.Fatalf("a-kpr-2: %v", err)
+	}
+	rs = rec.take()
+	wantReports(rs, []string{"VERIFIED", "M", "MEASURED"}, 0, 0)
+	wantRevision(3, "kpr")
+	if g := e.ds("cilium").Generation; g != ciliumGen {
+		t.Errorf("window 2 changed the cilium DaemonSet: generation %d -> %d", ciliumGen, g)
+	}
+	if p, err := d.Progress(ctx); err != nil || len(p.Parked) != 1 || p.Parked[0].AssignmentID != "a-kpr" {
+		t.Errorf("after window 2 the parked record is %+v (%v), want kube-proxy parked by a-kpr", p.Parked, err)
+	}
+
 	// xdp: native acceleration (every node has a native-XDP driver).
 	rs = apply("a-xdp", ebbflowv1.Phase_PHASE_XDP)
 	wantReports(rs, []string{"STARTED", "APPLIED", "VERIFIED", "M", "MEASURED"}, 3, 4)

@@ -27,7 +27,7 @@ func (a *app) whoamiCmd() *cobra.Command {
 			}
 			m := res.Msg
 			return a.printMsg(m, func(w io.Writer) {
-				row(w, "KIND", "NAME", "ROLE", "METHOD")
+				header(w, "KIND", "NAME", "ROLE", "METHOD")
 				row(w, enumName(m.GetKind().String(), "IDENTITY_KIND_"), m.GetName(), enumName(m.GetRole().String(), "ROLE_"), m.GetMethod())
 			})
 		},
@@ -65,7 +65,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			}
 			return a.printMsg(res.Msg, func(w io.Writer) {
 				t := res.Msg.GetJoinToken()
-				row(w, "TOKEN", "CLUSTER", "EXPIRES")
+				header(w, "TOKEN", "CLUSTER", "EXPIRES")
 				row(w, res.Msg.GetToken(), t.GetCluster(), t.GetExpireTime().AsTime().UTC().Format(time.RFC3339))
 			})
 		},
@@ -88,7 +88,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return err
 			}
 			return a.printMsg(res.Msg, func(w io.Writer) {
-				row(w, "ID", "CLUSTER", "STATE", "CREATED BY", "EXPIRES", "DESCRIPTION")
+				header(w, "ID", "CLUSTER", "STATE", "CREATED BY", "EXPIRES", "DESCRIPTION")
 				for _, t := range res.Msg.GetJoinTokens() {
 					row(w, t.GetId(), t.GetCluster(), enumName(t.GetState().String(), "JOIN_TOKEN_STATE_"), orDash(t.GetCreatedBy()),
 						t.GetExpireTime().AsTime().UTC().Format(time.RFC3339), orDash(t.GetDescription()))

@@ -57,7 +57,7 @@ func (a *app) auditCmd() *cobra.Command {
 				req.PageToken = out.NextPageToken
 			}
 			return a.printMsg(out, func(w io.Writer) {
-				row(w, "TIME", "ACTOR", "FROM", "WHAT", "RESOURCE", "RESULT")
+				header(w, "TIME", "ACTOR", "FROM", "WHAT", "RESOURCE", "RESULT")
 				for _, r := range out.GetRecords() {
 					row(w, r.GetTime().AsTime().UTC().Format(time.RFC3339), r.GetActor(), orDash(r.GetRemoteAddress()),
 						strings.TrimPrefix(r.GetProcedure(), "ebbflow.v1."), orDash(r.GetResource()), auditResult(r))

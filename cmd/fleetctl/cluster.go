@@ -15,7 +15,7 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Aliases: []string{"clusters"}, Short: "Member clusters: register, list, label, cordon"}
-	cmd.AddCommand(a.clusterRegister(), a.clusterList(), a.clusterGet(), a.clusterLabel(), a.clusterCordon(), a.clusterUncordon(), a.clusterDelete(), a.clusterRevoke())
+	cmd.AddCommand(a.clusterRegister(), a.clusterList(), a.clusterGet(), a.clusterDescribe(), a.clusterLabel(), a.clusterCordon(), a.clusterUncordon(), a.clusterDelete(), a.clusterRevoke())
 	return cmd
 }
 
@@ -54,7 +54,11 @@ func labelString(m map[string]string) string {
 }
 
 func clusterTable(w io.Writer, cs []*ebbflowv1.Cluster) {
-	row(w, "NAME", "LIVENESS", "CORDONED", "K8S", "CILIUM", "NODES", "KERNELS", "LABELS")
+	if wide(w) {
+		header(w, "NAME", "LIVENESS", "CORDONED", "K8S", "CILIUM", "NODES", "KERNELS", "KUBE-PROXY", "CLOUD", "GENERATION", "LABELS")
+	} else {
+		header(w, "NAME", "LIVENESS", "CORDONED", "K8S", "CILIUM", "NODES", "KERNELS", "LABELS")
+	}
 	for _, c := range cs {
 		cordoned := "no"
 		if c.GetCordoned() {
@@ -64,6 +68,12 @@ func clusterTable(w io.Writer, cs []*ebbflowv1.Cluster) {
 			}
 		}
 		inv := c.GetInventory()
+		if wide(w) {
+			row(w, c.GetName(), enumName(c.GetLiveness().String(), "LIVENESS_"), cordoned, orDash(inv.GetKubernetesVersion()),
+				orDash(inv.GetCiliumImageVersion()), len(inv.GetNodes()), kernels(inv), map[bool]string{true: "yes", false: "no"}[inv.GetKubeProxyPresent()],
+				orDash(inv.GetCloudProvider()), c.GetGeneration(), labelString(c.GetLabels()))
+			continue
+		}
 		row(w, c.GetName(), enumName(c.GetLiveness().String(), "LIVENESS_"), cordoned, orDash(inv.GetKubernetesVersion()),
 			orDash(inv.GetCiliumImageVersion()), len(inv.GetNodes()), kernels(inv), labelString(c.GetLabels()))
 	}
@@ -119,23 +129,7 @@ func (a *app) clusterList() *cobra.Command {
 		Short: "List clusters, optionally by label selector (env=prod,region in (eu,us))",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			all := &ebbflowv1.ListClustersResponse{}
-			tok := ""
-			for {
-				res, err := a.clients.clusters.ListClusters(ctx, connect.NewRequest(&ebbflowv1.ListClustersRequest{
-					Selector: selector, Read: readOpts(stale), PageSize: 1000, PageToken: tok,
-				}))
-				if err != nil {
-					return err
-				}
-				all.Clusters = append(all.Clusters, res.Msg.GetClusters()...)
-				if tok = res.Msg.GetNextPageToken(); tok == "" {
-					break
-				}
-			}
-			return a.printMsg(all, func(w io.Writer) { clusterTable(w, all.GetClusters()) })
+			return a.get(cmd, "Cluster", nil, selector, stale)
 		},
 	}
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector")
@@ -143,12 +137,25 @@ func (a *app) clusterList() *cobra.Command {
 	return cmd
 }
 
+func (a *app) clusterDescribe() *cobra.Command {
+	return &cobra.Command{
+		Use:               "describe NAME",
+		Short:             "Show a cluster in detail: labels, inventory, nodes",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames("Cluster"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.describe(cmd, "Cluster", args[0])
+		},
+	}
+}
+
 func (a *app) clusterGet() *cobra.Command {
 	var stale bool
 	cmd := &cobra.Command{
-		Use:   "get NAME",
-		Short: "Show one cluster with its inventory",
-		Args:  cobra.ExactArgs(1),
+		Use:               "get NAME",
+		Short:             "Show one cluster with its inventory",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames("Cluster"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -161,7 +168,7 @@ func (a *app) clusterGet() *cobra.Command {
 				clusterTable(w, []*ebbflowv1.Cluster{c})
 				if nodes := c.GetInventory().GetNodes(); len(nodes) > 0 {
 					fmt.Fprintln(w)
-					row(w, "NODE", "READY", "KERNEL", "OS", "NIC DRIVER", "CLOUD")
+					header(w, "NODE", "READY", "KERNEL", "OS", "NIC DRIVER", "CLOUD")
 					for _, n := range nodes {
 						row(w, n.GetName(), n.GetReady(), orDash(n.GetKernelVersion()), orDash(n.GetOsImage()), orDash(n.GetNicDriver()), orDash(n.GetCloudProvider()))
 					}
@@ -175,9 +182,10 @@ func (a *app) clusterGet() *cobra.Command {
 
 func (a *app) clusterLabel() *cobra.Command {
 	return &cobra.Command{
-		Use:   "label NAME key=value ... [key- ...]",
-		Short: "Add, change (key=value) or remove (key-) labels",
-		Args:  cobra.MinimumNArgs(2),
+		Use:               "label NAME key=value ... [key- ...]",
+		Short:             "Add, change (key=value) or remove (key-) labels",
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: a.completeNames("Cluster"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, remove, err := parseLabelArgs(args[1:], true)
 			if err != nil {
@@ -213,9 +221,10 @@ func (a *app) clusterLabel() *cobra.Command {
 func (a *app) clusterCordon() *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:   "cordon NAME [--reason TEXT]",
-		Short: "Make rollouts skip the cluster (shown as skipped with the reason)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "cordon NAME [--reason TEXT]",
+		Short:             "Make rollouts skip the cluster (shown as skipped with the reason)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames("Cluster"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -232,9 +241,10 @@ func (a *app) clusterCordon() *cobra.Command {
 
 func (a *app) clusterUncordon() *cobra.Command {
 	return &cobra.Command{
-		Use:   "uncordon NAME",
-		Short: "Let rollouts include the cluster again",
-		Args:  cobra.ExactArgs(1),
+		Use:               "uncordon NAME",
+		Short:             "Let rollouts include the cluster again",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames("Cluster"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -249,9 +259,10 @@ func (a *app) clusterUncordon() *cobra.Command {
 
 func (a *app) clusterDelete() *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Remove a cluster from the fleet",
-		Args:  cobra.ExactArgs(1),
+		Use:               "delete NAME",
+		Short:             "Remove a cluster from the fleet",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames("Cluster"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -186,6 +188,91 @@ func (a *app) configCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(set, use, view)
+	getContexts := &cobra.Command{
+		Use:   "get-contexts",
+		Short: "List the contexts of the config file; * marks the current one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.configFile())
+			if err != nil {
+				return err
+			}
+			if len(cfg.Contexts) == 0 {
+				fmt.Fprintf(a.errOut, "No contexts found in %s.\n", a.configFile())
+				return nil
+			}
+			if a.outputKind() == "name" {
+				for _, c := range cfg.Contexts {
+					fmt.Fprintln(a.out, c.Name)
+				}
+				return nil
+			}
+			tw := &table{Writer: tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0), noHeaders: a.noHeaders}
+			header(tw, "CURRENT", "NAME", "SERVER", "AUTH", "CA")
+			for _, c := range cfg.Contexts {
+				cur := ""
+				if c.Name == cfg.CurrentContext {
+					cur = "*"
+				}
+				auth := "-"
+				switch {
+				case c.Token != "":
+					auth = "token"
+				case c.TokenFile != "":
+					auth = "token-file " + c.TokenFile
+				case c.Cert != "":
+					auth = "cert " + c.Cert
+				}
+				row(tw, cur, c.Name, c.Server, auth, orDash(c.CA))
+			}
+			return tw.Flush()
+		},
+	}
+	current := &cobra.Command{
+		Use:   "current-context",
+		Short: "Print the current context's name",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(a.configFile())
+			if err != nil {
+				return err
+			}
+			if cfg.CurrentContext == "" {
+				return &exitErr{code: exitNotFound, err: fmt.Errorf("no current context in %s (config use-context NAME sets one)", a.configFile())}
+			}
+			fmt.Fprintln(a.out, cfg.CurrentContext)
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:               "delete-context NAME",
+		Short:             "Remove a context from the config file (the current one too: then none is current)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeContexts,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := a.configFile()
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(cfg.Contexts, func(c contextConfig) bool { return c.Name == args[0] })
+			if i < 0 {
+				return &exitErr{code: exitNotFound, err: fmt.Errorf("context %q is not in %s", args[0], path)}
+			}
+			cfg.Contexts = slices.Delete(cfg.Contexts, i, i+1)
+			msg := fmt.Sprintf("deleted context %q from %s", args[0], path)
+			if cfg.CurrentContext == args[0] {
+				cfg.CurrentContext = ""
+				msg += "; no context is current now"
+			}
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.out, msg)
+			return nil
+		},
+	}
+	use.ValidArgsFunction = a.completeContexts
+	cmd.AddCommand(set, use, view, getContexts, current, del)
 	return cmd
 }

@@ -41,7 +41,7 @@ func TestTyposAreUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"rollout", "get", "x"}, `unknown command "get" for "fleetctl rollout"`},
+		{[]string{"rollout", "show", "x"}, `unknown command "show" for "fleetctl rollout"`},
 		{[]string{"profile", "revisions", "eks"}, `unknown command "revisions" for "fleetctl profile"`},
 		{[]string{"rollout", "stauts", "x"}, "did you mean status?"},
 		{[]string{"rollut", "list"}, "did you mean rollout?"},
@@ -65,6 +65,11 @@ func TestMissingCAIsNamed(t *testing.T) {
 	code, _, errOut := fleetctl(t, url, "", "--token", sec.Tokens["viewer"], "cluster", "list")
 	if code != exitError || !strings.Contains(errOut, "--ca") || strings.Contains(errOut, "unavailable") {
 		t.Fatalf("without --ca: exit %d, %q", code, errOut)
+	}
+	// http:// against a TLS controller says so instead of a bare "400 Bad Request".
+	code, _, errOut = fleetctl(t, strings.Replace(url, "https://", "http://", 1), "", "--token", sec.Tokens["viewer"], "cluster", "list")
+	if code == exitOK || !strings.Contains(errOut, "use an https:// server URL") {
+		t.Errorf("http:// against TLS: exit %d, %q", code, errOut)
 	}
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(ca, sec.CA.CertPEM, 0o600); err != nil {

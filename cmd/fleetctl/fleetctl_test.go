@@ -49,14 +49,14 @@ func TestProfileLifecycle(t *testing.T) {
 		t.Fatalf("validate: %s", out)
 	}
 	out = mustRun(t, n.URL, "profile", "apply", "-f", eks)
-	if !strings.Contains(out, "revision 1 applied") {
+	if !strings.Contains(out, "revision 1 created") {
 		t.Fatalf("apply: %s", out)
 	}
 	// get -o yaml round-trips through apply as a new revision.
 	y := mustRun(t, n.URL, "profile", "get", "eks", "-o", "yaml")
 	y2 := strings.Replace(y, "description:", "description: revised -", 1)
 	code, out, errOut := fleetctl(t, n.URL, y2, "profile", "apply", "-f", "-")
-	if code != 0 || !strings.Contains(out, "revision 2 applied") {
+	if code != 0 || !strings.Contains(out, "revision 2 configured") {
 		t.Fatalf("re-apply from get -o yaml: %d %s %s", code, out, errOut)
 	}
 	diff := mustRun(t, n.URL, "profile", "diff", "eks")

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 
 	"connectrpc.com/connect"
@@ -15,31 +14,8 @@ import (
 
 func (a *app) profileCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "profile", Aliases: []string{"profiles"}, Short: "Tuning profiles: apply, get, list, diff, validate, delete"}
-	cmd.AddCommand(a.profileApply(), a.profileGet(), a.profileList(), a.profileHistory(), a.profileDiff(), a.profileValidate(), a.profileDelete())
+	cmd.AddCommand(a.profileApply(), a.profileGet(), a.profileDescribe(), a.profileList(), a.profileHistory(), a.profileDiff(), a.profileValidate(), a.profileDelete())
 	return cmd
-}
-
-// readFile reads -f FILE, or standard input for "-".
-func (a *app) readFile(path string) ([]byte, error) {
-	if path == "" {
-		return nil, usageErr("-f FILE is required")
-	}
-	if path == "-" {
-		return io.ReadAll(io.LimitReader(a.in, 4<<20))
-	}
-	return os.ReadFile(path)
-}
-
-func (a *app) decodeProfile(path string) (string, *ebbflowv1.ProfileSpec, error) {
-	b, err := a.readFile(path)
-	if err != nil {
-		return "", nil, err
-	}
-	name, spec, err := profile.DecodeYAML(b)
-	if err != nil {
-		return "", nil, &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
-	}
-	return name, spec, nil
 }
 
 func (a *app) printWarnings(ws []*ebbflowv1.ValidationIssue) {
@@ -49,46 +25,22 @@ func (a *app) printWarnings(ws []*ebbflowv1.ValidationIssue) {
 }
 
 func (a *app) profileApply() *cobra.Command {
-	var file string
+	var ff fileFlags
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "Create the profile, or store a new revision of it",
+		Use:   "apply -f FILE|DIR|- [-f ...] [-R]",
+		Short: "Create profiles, or store a new revision of those that changed (as fleetctl apply)",
+		Long:  applyLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, spec, err := a.decodeProfile(file)
+			ms, err := a.readManifests(ff.files, ff.recursive)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			var p *ebbflowv1.Profile
-			var warnings []*ebbflowv1.ValidationIssue
-			cur, err := a.clients.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: name}))
-			switch {
-			case connect.CodeOf(err) == connect.CodeNotFound:
-				res, err := a.clients.profiles.CreateProfile(ctx, connect.NewRequest(&ebbflowv1.CreateProfileRequest{Name: name, Spec: spec}))
-				if err != nil {
-					return err
-				}
-				p, warnings = res.Msg.GetProfile(), res.Msg.GetWarnings()
-			case err != nil:
-				return err
-			default:
-				res, err := a.clients.profiles.UpdateProfile(ctx, connect.NewRequest(&ebbflowv1.UpdateProfileRequest{
-					Name: name, Spec: spec, ExpectedRevision: cur.Msg.GetProfile().GetRevision(),
-				}))
-				if err != nil {
-					return err
-				}
-				p, warnings = res.Msg.GetProfile(), res.Msg.GetWarnings()
-			}
-			a.printWarnings(warnings)
-			return a.printMsg(p, func(w io.Writer) {
-				fmt.Fprintf(w, "profile/%s revision %d applied\n", p.GetName(), p.GetRevision())
-			})
+			return a.applyAll(cmd, ms, false)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "profile YAML file (- for standard input)")
+	ff.add(cmd, "profile files")
+	a.addDryRun(cmd)
 	return cmd
 }
 
@@ -96,9 +48,10 @@ func (a *app) profileGet() *cobra.Command {
 	var rev uint64
 	var stale bool
 	cmd := &cobra.Command{
-		Use:   "get NAME",
-		Short: "Show a profile (the latest revision unless --revision); -o yaml prints an applyable file",
-		Args:  cobra.ExactArgs(1),
+		Use:               "get NAME",
+		Short:             "Show a profile (the latest revision unless --revision); -o yaml prints an applyable file",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindProfile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -108,24 +61,24 @@ func (a *app) profileGet() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p := res.Msg.GetProfile()
-			if a.output == "yaml" {
-				b, err := profile.EncodeYAML(p)
-				if err != nil {
-					return err
-				}
-				_, err = a.out.Write(b)
-				return err
-			}
-			return a.printMsg(p, func(w io.Writer) {
-				row(w, "NAME", "REVISION", "CHART", "UPDATED", "BY", "DESCRIPTION")
-				row(w, p.GetName(), p.GetRevision(), chartOf(p.GetSpec()), age(p.GetUpdateTime()), orDash(p.GetUpdatedBy()), orDash(p.GetSpec().GetDescription()))
-			})
+			return a.printProfile(res.Msg.GetProfile())
 		},
 	}
 	cmd.Flags().Uint64Var(&rev, "revision", 0, "revision to show (default latest)")
 	cmd.Flags().BoolVar(&stale, "stale", false, "allow a stale read from any controller node")
 	return cmd
+}
+
+func (a *app) profileDescribe() *cobra.Command {
+	return &cobra.Command{
+		Use:               "describe NAME",
+		Short:             "Show a profile in detail, with its revisions",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindProfile),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.describe(cmd, kindProfile, args[0])
+		},
+	}
 }
 
 func chartOf(s *ebbflowv1.ProfileSpec) string {
@@ -154,28 +107,7 @@ func (a *app) profileList() *cobra.Command {
 		Short: "List profiles (latest revision of each)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			all := &ebbflowv1.ListProfilesResponse{}
-			tok := ""
-			for {
-				res, err := a.clients.profiles.ListProfiles(ctx, connect.NewRequest(&ebbflowv1.ListProfilesRequest{
-					Read: readOpts(stale), PageSize: 500, PageToken: tok,
-				}))
-				if err != nil {
-					return err
-				}
-				all.Profiles = append(all.Profiles, res.Msg.GetProfiles()...)
-				if tok = res.Msg.GetNextPageToken(); tok == "" {
-					break
-				}
-			}
-			return a.printMsg(all, func(w io.Writer) {
-				row(w, "NAME", "REVISION", "CHART", "UPDATED", "DESCRIPTION")
-				for _, p := range all.GetProfiles() {
-					row(w, p.GetName(), p.GetRevision(), chartOf(p.GetSpec()), age(p.GetUpdateTime()), orDash(p.GetSpec().GetDescription()))
-				}
-			})
+			return a.get(cmd, kindProfile, nil, "", stale)
 		},
 	}
 	cmd.Flags().BoolVar(&stale, "stale", false, "allow a stale read from any controller node")
@@ -184,9 +116,10 @@ func (a *app) profileList() *cobra.Command {
 
 func (a *app) profileHistory() *cobra.Command {
 	return &cobra.Command{
-		Use:   "history NAME",
-		Short: "List every stored revision of a profile",
-		Args:  cobra.ExactArgs(1),
+		Use:               "history NAME",
+		Short:             "List every stored revision of a profile",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindProfile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -195,7 +128,7 @@ func (a *app) profileHistory() *cobra.Command {
 				return err
 			}
 			return a.printMsg(res.Msg, func(w io.Writer) {
-				row(w, "REVISION", "UPDATED", "BY", "CHART")
+				header(w, "REVISION", "UPDATED", "BY", "CHART")
 				for _, p := range res.Msg.GetRevisions() {
 					row(w, p.GetRevision(), age(p.GetUpdateTime()), orDash(p.GetUpdatedBy()), chartOf(p.GetSpec()))
 				}
@@ -206,9 +139,10 @@ func (a *app) profileHistory() *cobra.Command {
 
 func (a *app) profileDiff() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "diff NAME [FROM [TO]]",
-		Short: "Show what changed between two revisions (default: the previous and the latest)",
-		Args:  cobra.RangeArgs(1, 3),
+		Use:               "diff NAME [FROM [TO]]",
+		Short:             "Show what changed between two revisions (default: the previous and the latest); fleetctl diff -f compares a file",
+		Args:              cobra.RangeArgs(1, 3),
+		ValidArgsFunction: a.completeNames(kindProfile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var revs [2]uint64
 			for i, s := range args[1:] {
@@ -256,55 +190,79 @@ func (a *app) profileDiff() *cobra.Command {
 }
 
 func (a *app) profileValidate() *cobra.Command {
-	var file string
+	var ff fileFlags
 	cmd := &cobra.Command{
-		Use:   "validate -f FILE",
-		Short: "Validate a profile file with the controller's rules without storing it",
+		Use:   "validate -f FILE|DIR|- [-R]",
+		Short: "Validate profile files with the controller's rules without storing them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, spec, err := a.decodeProfile(file)
+			ms, err := a.readManifests(ff.files, ff.recursive)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			res, err := a.clients.profiles.ValidateProfile(ctx, connect.NewRequest(&ebbflowv1.ValidateProfileRequest{Name: name, Spec: spec}))
-			if err != nil {
-				return err
-			}
-			m := res.Msg
-			if err := a.printMsg(m, func(w io.Writer) {
-				row(w, "SEVERITY", "FIELD", "RULE", "MESSAGE")
-				for _, e := range m.GetErrors() {
-					row(w, "error", e.GetField(), e.GetRule(), e.GetMessage())
+			invalid := 0
+			for _, m := range ms {
+				if m.kind != kindProfile {
+					return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %s is a %s; profile validate reads profiles (rollout plan -f checks a rollout)", m.pos, m.ref(), m.kind)}
 				}
-				for _, e := range m.GetWarnings() {
-					row(w, "warning", e.GetField(), e.GetRule(), e.GetMessage())
+				ok, err := a.validateProfile(cmd, m.name, m.profile)
+				if err != nil {
+					return err
 				}
-				for _, k := range m.GetUnvalidatedKeys() {
-					row(w, "note", k, "unvalidated", "passed through to Helm without validation")
+				if !ok {
+					invalid++
 				}
-			}); err != nil {
-				return err
 			}
-			if !m.GetValid() {
-				return &exitErr{code: exitUsage, err: fmt.Errorf("profile %s is not valid: %d error(s)", name, len(m.GetErrors()))}
-			}
-			if a.output == "table" {
-				fmt.Fprintf(a.out, "profile %s is valid\n", name)
+			if invalid > 0 {
+				return &exitErr{code: exitUsage, err: fmt.Errorf("%d of %d profiles are not valid", invalid, len(ms))}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "profile YAML file (- for standard input)")
+	ff.add(cmd, "profile files")
 	return cmd
+}
+
+func (a *app) validateProfile(cmd *cobra.Command, name string, spec *ebbflowv1.ProfileSpec) (bool, error) {
+	ctx, cancel := a.call(cmd)
+	defer cancel()
+	res, err := a.clients.profiles.ValidateProfile(ctx, connect.NewRequest(&ebbflowv1.ValidateProfileRequest{Name: name, Spec: spec}))
+	if err != nil {
+		return false, err
+	}
+	m := res.Msg
+	if len(m.GetErrors())+len(m.GetWarnings())+len(m.GetUnvalidatedKeys()) > 0 || !a.isTable() {
+		if err := a.printMsg(m, func(w io.Writer) {
+			header(w, "SEVERITY", "FIELD", "RULE", "MESSAGE")
+			for _, e := range m.GetErrors() {
+				row(w, "error", e.GetField(), e.GetRule(), e.GetMessage())
+			}
+			for _, e := range m.GetWarnings() {
+				row(w, "warning", e.GetField(), e.GetRule(), e.GetMessage())
+			}
+			for _, k := range m.GetUnvalidatedKeys() {
+				row(w, "note", k, "unvalidated", "passed through to Helm without validation")
+			}
+		}); err != nil {
+			return false, err
+		}
+	}
+	if !m.GetValid() {
+		fmt.Fprintf(a.errOut, "profile %s is not valid: %d error(s)\n", name, len(m.GetErrors()))
+		return false, nil
+	}
+	if a.isTable() {
+		fmt.Fprintf(a.out, "profile %s is valid\n", name)
+	}
+	return true, nil
 }
 
 func (a *app) profileDelete() *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a profile and its revisions (refused while an active rollout pins it)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "delete NAME",
+		Short:             "Delete a profile and its revisions (refused while an active rollout pins it)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindProfile),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()

@@ -4,19 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout"
 )
 
 func (a *app) rolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Aliases: []string{"rollouts"}, Short: "Rollouts: plan, create, status --watch, steer, history"}
-	cmd.AddCommand(a.rolloutPlan(), a.rolloutCreate(), a.rolloutList(), a.rolloutStatus(), a.rolloutHistory())
+	cmd.AddCommand(a.rolloutPlan(), a.rolloutCreate(), a.rolloutApply(), a.rolloutList(), a.rolloutGet(), a.rolloutDescribe(), a.rolloutStatus(), a.rolloutHistory())
 	for _, v := range []struct{ use, short string }{
 		{"pause ID", "Stop starting new phases until resumed"},
 		{"resume ID", "Resume a paused rollout"},
@@ -30,48 +30,31 @@ func (a *app) rolloutCmd() *cobra.Command {
 	return cmd
 }
 
-// rolloutFile is the YAML form of a rollout: metadata.name is the rollout id.
-type rolloutFile struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name string `json:"name"`
-	} `json:"metadata"`
-	Spec map[string]any `json:"spec"`
-}
-
-func (a *app) decodeRollout(path string) (string, *ebbflowv1.RolloutSpec, error) {
-	b, err := a.readFile(path)
+// oneRollout reads the -f sources of a command that takes one rollout.
+func (a *app) oneRollout(ff fileFlags) (*manifest, error) {
+	ms, err := a.readManifests(ff.files, ff.recursive)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	bad := func(err error) error { return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)} }
-	var f rolloutFile
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return "", nil, bad(err)
+	var found *manifest
+	for _, m := range ms {
+		if m.kind != kindRollout {
+			continue
+		}
+		if found != nil {
+			return nil, usageErr("%s and %s: give one rollout", found.pos, m.pos)
+		}
+		found = m
 	}
-	if f.Kind != "Rollout" {
-		return "", nil, bad(fmt.Errorf("kind: want Rollout, got %q", f.Kind))
+	if found == nil {
+		return nil, usageErr("%s: no rollout in the file", strings.Join(ff.files, ", "))
 	}
-	if f.APIVersion != "ebbflow.io/v1" {
-		return "", nil, bad(fmt.Errorf("apiVersion: want ebbflow.io/v1, got %q", f.APIVersion))
-	}
-	j, err := yaml.Marshal(f.Spec)
-	if err != nil {
-		return "", nil, bad(err)
-	}
-	if j, err = yaml.YAMLToJSON(j); err != nil {
-		return "", nil, bad(err)
-	}
-	spec := &ebbflowv1.RolloutSpec{}
-	if err := protojson.Unmarshal(j, spec); err != nil {
-		return "", nil, bad(fmt.Errorf("spec: %w", err))
-	}
-	return f.Metadata.Name, spec, nil
+	return found, nil
 }
 
 func (a *app) rolloutPlan() *cobra.Command {
-	var file, prof, selector string
+	var ff fileFlags
+	var prof, selector string
 	var rev uint64
 	var canary, waveSize, wavePercent int32
 	cmd := &cobra.Command{
@@ -81,11 +64,12 @@ func (a *app) rolloutPlan() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var spec *ebbflowv1.RolloutSpec
 			switch {
-			case file != "":
-				var err error
-				if _, spec, err = a.decodeRollout(file); err != nil {
+			case len(ff.files) > 0:
+				m, err := a.oneRollout(ff)
+				if err != nil {
 					return err
 				}
+				spec = m.rollout
 			case prof != "":
 				auto := &ebbflowv1.AutomaticWaves{CanaryCount: canary}
 				switch {
@@ -110,7 +94,7 @@ func (a *app) rolloutPlan() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "filename", "f", "", "rollout YAML file (- for standard input)")
+	ff.add(cmd, "rollout file")
 	f.StringVar(&prof, "profile", "", "profile name")
 	f.Uint64Var(&rev, "revision", 0, "profile revision (default latest)")
 	f.StringVarP(&selector, "selector", "l", "", "cluster label selector")
@@ -140,7 +124,7 @@ func phaseList(ps []ebbflowv1.Phase) string {
 
 func planTable(w io.Writer, p *ebbflowv1.PlanRolloutResponse) {
 	fmt.Fprintf(w, "profile revision %d\n\n", p.GetProfileRevision())
-	row(w, "WAVE", "CLUSTER", "PHASES", "HELD", "WHY HELD")
+	header(w, "WAVE", "CLUSTER", "PHASES", "HELD", "WHY HELD")
 	for _, wv := range p.GetWaves() {
 		name := fmt.Sprintf("%d", wv.GetIndex())
 		if wv.GetName() != "" {
@@ -183,67 +167,94 @@ func heldReasons(c *ebbflowv1.ClusterPlan) string {
 }
 
 func (a *app) rolloutCreate() *cobra.Command {
-	var file string
+	var ff fileFlags
 	cmd := &cobra.Command{
-		Use:   "create -f FILE",
-		Short: "Start a rollout",
+		Use:   "create -f FILE|DIR|- [-f ...] [-R]",
+		Short: "Start the rollouts of files (one that exists already is an error: see rollout apply)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, spec, err := a.decodeRollout(file)
+			ms, err := a.readManifests(ff.files, ff.recursive)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			res, err := a.clients.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: id, Spec: spec}))
-			if err != nil {
-				return err
+			for _, m := range ms {
+				if m.kind != kindRollout {
+					return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %s is a %s; rollout create starts rollouts (fleetctl apply takes both)", m.pos, m.ref(), m.kind)}
+				}
 			}
-			return a.printMsg(res.Msg.GetRollout(), func(w io.Writer) {
-				fmt.Fprintf(w, "rollout/%s created\n", res.Msg.GetRollout().GetId())
-			})
+			return a.applyAll(cmd, ms, true)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "rollout YAML file (- for standard input)")
+	ff.add(cmd, "rollout files")
+	a.addAllowEmpty(cmd)
+	return cmd
+}
+
+func (a *app) rolloutApply() *cobra.Command {
+	var ff fileFlags
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR|- [-f ...] [-R]",
+		Short: "Start the rollouts of files that are not running yet (as fleetctl apply)",
+		Long:  applyLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ms, err := a.readManifests(ff.files, ff.recursive)
+			if err != nil {
+				return err
+			}
+			return a.applyAll(cmd, ms, false)
+		},
+	}
+	ff.add(cmd, "rollout files")
+	a.addDryRun(cmd)
+	a.addAllowEmpty(cmd)
 	return cmd
 }
 
 func (a *app) rolloutList() *cobra.Command {
-	return &cobra.Command{
+	var stale bool
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List rollouts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.call(cmd)
-			defer cancel()
-			all := &ebbflowv1.ListRolloutsResponse{}
-			tok := ""
-			for {
-				res, err := a.clients.rollouts.ListRollouts(ctx, connect.NewRequest(&ebbflowv1.ListRolloutsRequest{PageSize: 500, PageToken: tok}))
-				if err != nil {
-					return err
-				}
-				all.Rollouts = append(all.Rollouts, res.Msg.GetRollouts()...)
-				if tok = res.Msg.GetNextPageToken(); tok == "" {
-					break
-				}
-			}
-			return a.printMsg(all, func(w io.Writer) {
-				row(w, "ID", "PROFILE", "STATE", "WAVES", "CREATED", "BY")
-				for _, r := range all.GetRollouts() {
-					row(w, r.GetId(), fmt.Sprintf("%s@%d", r.GetSpec().GetProfile(), r.GetProfileRevision()),
-						enumName(r.GetState().String(), "ROLLOUT_STATE_"), len(r.GetWaves()), age(r.GetCreateTime()), orDash(r.GetCreatedBy()))
-				}
-			})
+			return a.get(cmd, kindRollout, nil, "", stale)
+		},
+	}
+	cmd.Flags().BoolVar(&stale, "stale", false, "allow a stale read from any controller node")
+	return cmd
+}
+
+func (a *app) rolloutGet() *cobra.Command {
+	return &cobra.Command{
+		Use:               "get ID",
+		Short:             "Show one rollout's summary row (-o yaml for all of it)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindRollout),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.get(cmd, kindRollout, args, "", false)
+		},
+	}
+}
+
+func (a *app) rolloutDescribe() *cobra.Command {
+	return &cobra.Command{
+		Use:               "describe ID",
+		Short:             "Show a rollout in detail: spec, waves, each cluster's verdicts per percentile, history",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindRollout),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.describe(cmd, kindRollout, args[0])
 		},
 	}
 }
 
 func (a *app) rolloutHistory() *cobra.Command {
 	return &cobra.Command{
-		Use:   "history ID",
-		Short: "Every decision and manual action of a rollout, with time and actor",
-		Args:  cobra.ExactArgs(1),
+		Use:               "history ID",
+		Short:             "Every decision and manual action of a rollout, with time and actor",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindRollout),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -251,15 +262,41 @@ func (a *app) rolloutHistory() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printMsg(res.Msg, func(w io.Writer) {
-				row(w, "TIME", "ACTOR", "KIND", "WAVE", "CLUSTER", "PHASE", "MESSAGE")
-				for _, e := range res.Msg.GetEvents() {
-					row(w, e.GetTime().AsTime().Format("2006-01-02T15:04:05Z07:00"), e.GetActor(), e.GetKind(), e.GetWave(),
-						orDash(e.GetCluster()), phaseName(e.GetPhase()), e.GetMessage())
-				}
-			})
+			return a.printMsg(res.Msg, func(w io.Writer) { historyTable(w, res.Msg.GetEvents()) })
 		},
 	}
+}
+
+// historyTable lists a rollout's events; WAVE is "-" for an event of no wave.
+func historyTable(w io.Writer, events []*ebbflowv1.RolloutEvent) {
+	header(w, "TIME", "ACTOR", "KIND", "WAVE", "CLUSTER", "PHASE", "MESSAGE")
+	for _, e := range events {
+		wave := "-"
+		if e.GetWave() >= 0 {
+			wave = strconv.Itoa(int(e.GetWave()))
+		}
+		row(w, e.GetTime().AsTime().Format("2006-01-02T15:04:05Z07:00"), e.GetActor(), e.GetKind(), wave,
+			orDash(e.GetCluster()), phaseName(e.GetPhase()), e.GetMessage())
+	}
+}
+
+// alreadyThere makes a repeated pause or resume a no-op success, as kubectl's are: when the
+// controller refuses the change as a conflict and the rollout is already where the verb would
+// take it (there says), it prints so and exits 0; any other refusal stands.
+func (a *app) alreadyThere(cmd *cobra.Command, id, verb string, err error, there func(ebbflowv1.RolloutState) bool) error {
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition && connect.CodeOf(err) != connect.CodeAborted {
+		return err
+	}
+	ctx, cancel := a.call(cmd)
+	defer cancel()
+	cur, gerr := a.clients.rollouts.GetRollout(ctx, connect.NewRequest(&ebbflowv1.GetRolloutRequest{Id: id}))
+	if gerr != nil || !there(cur.Msg.GetRollout().GetState()) {
+		return err
+	}
+	r := cur.Msg.GetRollout()
+	return a.printMsg(r, func(w io.Writer) {
+		fmt.Fprintf(w, "rollout/%s %s: already %s\n", id, verb, enumName(r.GetState().String(), "ROLLOUT_STATE_"))
+	})
 }
 
 // rolloutSteer builds pause/resume/approve/skip/abort/rollback.
@@ -269,9 +306,10 @@ func (a *app) rolloutSteer(use, short string) *cobra.Command {
 	var wave int32
 	var all bool
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               use,
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindRollout),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.call(cmd)
 			defer cancel()
@@ -284,14 +322,18 @@ func (a *app) rolloutSteer(use, short string) *cobra.Command {
 				var res *connect.Response[ebbflowv1.PauseRolloutResponse]
 				res, err = rc.PauseRollout(ctx, connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: id, Reason: reason}))
 				if err != nil {
-					return err
+					return a.alreadyThere(cmd, id, verb, err, func(st ebbflowv1.RolloutState) bool {
+						return st == ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED
+					})
 				}
 				r = res.Msg.GetRollout()
 			case "resume":
 				var res *connect.Response[ebbflowv1.ResumeRolloutResponse]
 				res, err = rc.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: id}))
 				if err != nil {
-					return err
+					return a.alreadyThere(cmd, id, verb, err, func(st ebbflowv1.RolloutState) bool {
+						return st != ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED && !rollout.Terminal(st)
+					})
 				}
 				r = res.Msg.GetRollout()
 			case "approve":

@@ -36,6 +36,7 @@ const (
 	exitRolloutFailed   = 10 // rollout status --watch: the rollout failed or was rolled back
 	exitRolloutAborted  = 11 // rollout status --watch: the rollout was aborted
 	exitPermissionError = 12 // the controller refused the caller
+	exitWatchTimeout    = 13 // rollout status --watch --timeout: the rollout had not ended in time
 )
 
 // app is one invocation's state.
@@ -47,6 +48,9 @@ type app struct {
 	configPath string
 	context    string
 	output     string
+	noHeaders  bool
+	dryRun     string // apply's --dry-run
+	allowEmpty bool   // --allow-empty of the commands that create rollouts
 	creds      credentials
 	timeout    time.Duration
 
@@ -95,6 +99,9 @@ func execute(args []string, in io.Reader, out, errOut io.Writer) int {
 		return exitOK
 	}
 	code := codeOf(err)
+	if errors.Is(err, errDiffers) {
+		return code
+	}
 	fmt.Fprintln(errOut, "fleetctl:", describe(err))
 	return code
 }
@@ -117,6 +124,10 @@ func describe(err error) string {
 			return "controller unavailable: " + ce.Message()
 		case connect.CodeUnimplemented:
 			return ce.Message()
+		}
+		if ce.Code() == connect.CodeInternal && strings.HasPrefix(ce.Message(), "400 Bad Request") {
+			// Go's TLS server answers a plain HTTP request with a bare 400.
+			return ce.Message() + " (internal): the controller may serve TLS only; use an https:// server URL"
 		}
 		return ce.Message() + " (" + ce.Code().String() + ")"
 	}
@@ -180,22 +191,27 @@ context's), or a client certificate (--cert and --key); the controller's CA with
 into <data-dir>/pki (admin.token, ca.crt).
 
 Exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict, 5 controller unavailable,
-6 not offered by this controller, 10 rollout failed, 11 rollout aborted, 12 permission denied.`,
+6 not offered by this controller, 10 rollout failed, 11 rollout aborted, 12 permission denied,
+13 rollout status --watch --timeout passed before the rollout ended. fleetctl diff exits 1 when
+it finds differences.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           buildinfo.Version(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
 	}
 	f := root.PersistentFlags()
-	f.StringVar(&a.server, "server", "", "controller URL, or several comma-separated (a --watch moves on when one goes away); overrides $EBBFLOW_SERVER and the config file")
+	f.StringVar(&a.server, "server", "", "controller URL, or several comma-separated (a call moves on when one refuses the connection, a --watch when its stream breaks); overrides $EBBFLOW_SERVER and the config file")
 	f.StringVar(&a.configPath, "config", "", "config file (default $EBBFLOW_CONFIG or ~/.config/ebbflow/config.yaml)")
 	f.StringVar(&a.context, "context", "", "config context to use (default: the current context)")
-	f.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
-	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call (not of --watch)")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table, wide, json, yaml, name or jsonpath=TEMPLATE")
+	f.BoolVar(&a.noHeaders, "no-headers", false, "print tables without their header row")
+	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call; with rollout status --watch, of the whole watch (unbounded unless given)")
 	a.creds.flags(f)
-	root.AddCommand(a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd(),
+	root.AddCommand(a.applyCmd(), a.diffCmd(), a.getCmd(), a.describeCmd(), a.profileCmd(), a.clusterCmd(), a.rolloutCmd(), a.controllerCmd(), a.auditCmd(), a.configCmd(),
 		a.tokenCmd(), a.whoamiCmd(), a.versionCmd())
 	strictGroups(root)
+	_ = root.RegisterFlagCompletionFunc("output", completeOutput)
+	_ = root.RegisterFlagCompletionFunc("context", a.completeContexts)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	return root
 }
@@ -227,13 +243,14 @@ func strictGroups(c *cobra.Command) {
 
 // setup resolves the server and builds the clients.
 func (a *app) setup(cmd *cobra.Command) error {
-	switch a.output {
-	case "table", "json", "yaml":
-	default:
-		return usageErr("--output: want table, json or yaml, got %q", a.output)
+	if err := a.checkOutput(); err != nil {
+		return err
 	}
 	if cmd.HasParent() && cmd.Parent().Name() == "config" {
 		return nil
+	}
+	if cmd.Name() == cobra.ShellCompRequestCmd || cmd.Name() == cobra.ShellCompNoDescRequestCmd {
+		return nil // completion sets up for the command it completes (completion.go)
 	}
 	cfg, err := loadConfig(a.configFile())
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,11 +24,16 @@ import (
 func (a *app) rolloutStatus() *cobra.Command {
 	var watch bool
 	cmd := &cobra.Command{
-		Use:   "status ID [--watch]",
+		Use:   "status ID [--watch [--timeout 30m]]",
 		Short: "Show a rollout: waves, per-cluster phase, state, latency deltas, verdicts and reasons",
-		Long: `Show a rollout. With --watch, redraw as the controller streams changes and exit when the
-rollout ends: 0 if it succeeded, 10 if it failed or was rolled back, 11 if it was aborted.`,
-		Args: cobra.ExactArgs(1),
+		Long: `Show a rollout: waves, each cluster's phase and state, the latency deltas and verdict of its
+latest judged phase, and the judge's test of each percentile against its budget.
+
+With --watch, redraw as the controller streams changes and exit when the rollout ends: 0 if it
+succeeded, 10 if it failed or was rolled back, 11 if it was aborted. --timeout bounds the whole
+watch (unbounded unless given): when it passes first, exit 13.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeNames(kindRollout),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !watch {
 				ctx, cancel := a.call(cmd)
@@ -37,7 +44,17 @@ rollout ends: 0 if it succeeded, 10 if it failed or was rolled back, 11 if it wa
 				}
 				return a.printMsg(res.Msg.GetRollout(), func(w io.Writer) { rolloutView(w, res.Msg.GetRollout()) })
 			}
-			return a.watchRollout(cmd.Context(), args[0])
+			ctx := cmd.Context()
+			if f := cmd.Flag("timeout"); f != nil && f.Changed {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, a.timeout)
+				defer cancel()
+			}
+			err := a.watchRollout(ctx, args[0])
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && cmd.Context().Err() == nil {
+				return &exitErr{code: exitWatchTimeout, err: fmt.Errorf("rollout %s had not ended after %s", args[0], a.timeout)}
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "stream changes until the rollout ends; the exit code tells how it ended")
@@ -112,13 +129,13 @@ func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServ
 		n++
 		r := stream.Msg().GetRollout()
 		*last = r
-		if a.output == "table" && isTerminal(a.out) {
+		if a.isTable() && isTerminal(a.out) {
 			fmt.Fprint(a.out, "\033[H\033[2J") // redraw in place on a terminal
 		}
 		if err := a.printMsg(r, func(w io.Writer) { rolloutView(w, r) }); err != nil {
 			return n, err
 		}
-		if a.output == "table" && !isTerminal(a.out) {
+		if a.isTable() && !isTerminal(a.out) {
 			fmt.Fprintln(a.out, "---")
 		}
 		if rollout.Terminal(r.GetState()) {
@@ -157,7 +174,8 @@ func isTerminal(w io.Writer) bool {
 	return isatty(f.Fd())
 }
 
-// rolloutView prints the rollout header, its waves, and one row per cluster.
+// rolloutView prints the rollout header, its waves, one row per cluster, and the judge's
+// per-percentile verdicts of each cluster's latest judged phase.
 func rolloutView(w io.Writer, r *ebbflowv1.Rollout) {
 	fmt.Fprintf(w, "Rollout %s\tprofile %s@%d\tstate %s\n", r.GetId(), r.GetSpec().GetProfile(), r.GetProfileRevision(),
 		strings.ToUpper(enumName(r.GetState().String(), "ROLLOUT_STATE_")))
@@ -165,22 +183,39 @@ func rolloutView(w io.Writer, r *ebbflowv1.Rollout) {
 		fmt.Fprintf(w, "  %s\n", r.GetMessage())
 	}
 	fmt.Fprintln(w)
-	row(w, "WAVE", "CLUSTER", "PHASE", "STATE", "P50 Δ", "P99 Δ", "VERDICT", "REASON")
+	wavesView(w, r)
+}
+
+// wavesView is the status view without its header: the waves table and the percentiles.
+func wavesView(w io.Writer, r *ebbflowv1.Rollout) {
+	header(w, "WAVE", "CLUSTER", "PHASE", "STATE", "P50 Δ", "P99 Δ", "VERDICT", "REASON")
+	var verdicts []string
 	for _, wv := range r.GetWaves() {
-		label := fmt.Sprintf("%d %s", wv.GetIndex(), enumName(wv.GetState().String(), "WAVE_STATE_"))
+		state := waveState(r, wv)
+		label := fmt.Sprintf("%d %s", wv.GetIndex(), state)
 		if wv.GetName() != "" {
-			label = fmt.Sprintf("%d %s (%s)", wv.GetIndex(), wv.GetName(), enumName(wv.GetState().String(), "WAVE_STATE_"))
+			label = fmt.Sprintf("%d %s (%s)", wv.GetIndex(), wv.GetName(), state)
 		}
 		for _, c := range wv.GetClusters() {
 			p50, p99, verdict := "-", "-", "-"
-			if res := lastResult(c); res != nil && res.GetVerdict() != ebbflowv1.Verdict_VERDICT_UNSPECIFIED {
+			res := lastResult(c)
+			if res != nil {
 				p50 = fmt.Sprintf("%+.1f%%", res.GetP50DeltaPercent())
 				p99 = fmt.Sprintf("%+.1f%%", res.GetP99DeltaPercent())
 				verdict = enumName(res.GetVerdict().String(), "VERDICT_")
+				if ps := percentileVerdicts(res); ps != "" {
+					verdicts = append(verdicts, fmt.Sprintf("  %s %s: %s", c.GetCluster(), phaseName(res.GetPhase()), ps))
+				}
 			}
 			reason := c.GetReason()
 			if reason == "" && len(c.GetHeldPhases()) > 0 {
 				reason = "held " + phaseList(c.GetHeldPhases()) + " by preflight: " + c.GetHeldReason()
+			}
+			switch m := measuringWindow(c); {
+			case c.GetState() != ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING && strings.HasPrefix(reason, "measuring window"):
+				reason = "" // left over from the phase's measuring: not what the cluster does now
+			case m != "" && !strings.Contains(reason, "measuring window"):
+				reason = strings.TrimPrefix(reason+"; "+m, "; ")
 			}
 			row(w, label, c.GetCluster(), phaseName(c.GetPhase()), enumName(c.GetState().String(), "CLUSTER_ROLLOUT_STATE_"),
 				p50, p99, verdict, orDash(shorten(reason, 160)))
@@ -189,9 +224,87 @@ func rolloutView(w io.Writer, r *ebbflowv1.Rollout) {
 	for _, s := range r.GetSkipped() {
 		row(w, "skipped", s.GetCluster(), "-", "skipped", "-", "-", "-", s.GetReason())
 	}
-	if tw, ok := w.(*tabwriter.Writer); ok {
+	if tw, ok := w.(*table); ok {
+		_ = tw.Flush()
+	} else if tw, ok := w.(*tabwriter.Writer); ok {
 		_ = tw.Flush()
 	}
+	if len(verdicts) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Percentiles (change against the baseline [interval] against the budget):")
+		for _, v := range verdicts {
+			fmt.Fprintln(w, v)
+		}
+	}
+}
+
+// waveState is a wave's state as the table shows it: once the rollout is aborted, a wave the
+// controller left progressing, soaking or waiting shows as aborted, and one that never started
+// as "not started", not as if it were still moving.
+func waveState(r *ebbflowv1.Rollout, wv *ebbflowv1.Wave) string {
+	st := enumName(wv.GetState().String(), "WAVE_STATE_")
+	if r.GetState() != ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED {
+		return st
+	}
+	switch wv.GetState() {
+	case ebbflowv1.WaveState_WAVE_STATE_PROGRESSING, ebbflowv1.WaveState_WAVE_STATE_SOAKING, ebbflowv1.WaveState_WAVE_STATE_WAITING_FOR_APPROVAL:
+		return "aborted"
+	case ebbflowv1.WaveState_WAVE_STATE_PENDING:
+		return "not started"
+	}
+	return st
+}
+
+// percentileVerdicts renders a result's per-percentile tests:
+// "p50 +1.0% [-2.0%, +4.1%] <= budget 10% pass; p99 +12.1% [+4.0%, +20.9%] > budget 10% regression".
+// "" for a result without them (the baseline, or one judged before they were recorded).
+func percentileVerdicts(res *ebbflowv1.PhaseResult) string {
+	var out []string
+	for _, p := range res.GetPercentiles() {
+		cmp := "~"
+		switch p.GetVerdict() {
+		case ebbflowv1.Verdict_VERDICT_PASS:
+			cmp = "<="
+		case ebbflowv1.Verdict_VERDICT_REGRESSION:
+			cmp = ">"
+		case ebbflowv1.Verdict_VERDICT_INCONCLUSIVE:
+			cmp = "spans"
+		}
+		out = append(out, fmt.Sprintf("%s %s [%s, %s] %s budget %s%% %s", p.GetName(), pct(p.GetDeltaPercent()),
+			pct(p.GetLowerPercent()), pct(p.GetUpperPercent()), cmp, strconv.FormatFloat(p.GetBudgetPercent(), 'g', -1, 64),
+			enumName(p.GetVerdict().String(), "VERDICT_")))
+	}
+	return strings.Join(out, "; ")
+}
+
+// pct writes a signed percentage with one decimal; an unbounded end is +inf or -inf.
+func pct(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	case math.IsNaN(f):
+		return "?"
+	}
+	return fmt.Sprintf("%+.1f%%", f)
+}
+
+// measuringWindow is "measuring window 2/3" for a cluster the judge asked for another window
+// of; "" otherwise, and for results recorded before windows were (window 0).
+func measuringWindow(c *ebbflowv1.RolloutCluster) string {
+	if c.GetState() != ebbflowv1.ClusterRolloutState_CLUSTER_ROLLOUT_STATE_MEASURING {
+		return ""
+	}
+	rs := c.GetResults()
+	if len(rs) == 0 {
+		return ""
+	}
+	res := rs[len(rs)-1]
+	if res.GetPhase() != c.GetPhase() || res.GetWindow() <= 0 || res.GetWindow() >= res.GetMaxWindows() {
+		return ""
+	}
+	return fmt.Sprintf("measuring window %d/%d", res.GetWindow()+1, res.GetMaxWindows())
 }
 
 // lastResult is the result of the cluster's latest judged phase.

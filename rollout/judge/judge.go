@@ -1,8 +1,57 @@
 // Package judge decides whether a phase's latency regressed against the
-// baseline: a Mann-Whitney U test on the raw samples plus percentile deltas
-// against the rollout's budget. Pure: no I/O, no clock.
+// baseline. Pure: no I/O, no clock.
 //
-// # Worked example
+// JudgeWindow is the judge the rollout engine uses (v2). It tests each
+// budgeted latency percentile, p50, p99 and, with enough samples, p999, on
+// its own, with a distribution-free interval of its relative change ("Percentile
+// tests" below), and spends the budget's alpha across the phase's measurement
+// windows ("Sequential windows"), so that a phase the data cannot decide yet is
+// measured again instead of failed. Judge, the first judge (a Mann-Whitney U
+// test plus percentile deltas), is kept: BenchmarkJudgeOperatingCharacteristics
+// compares the two, and JudgeWindow reports the U test's p-value for
+// information.
+//
+// # Decision rule of JudgeWindow
+//
+// The baseline Sample is measured once, before the rollout touched the
+// cluster; the candidate Sample holds all the phase's windows so far, pooled,
+// and window counts them (1-based, at most Budget.MaxWindows).
+//
+//  1. Input: a NaN, infinite or negative latency on either side, a baseline
+//     with fewer than MinSamples latencies (none at all included), a window
+//     outside 1..MaxWindows or an unusable budget is INCONCLUSIVE with a
+//     reason naming the side or the field; none of it is retried. A candidate
+//     with fewer than MinSamples latencies is undecided: another window may
+//     bring them.
+//  2. Percentiles: each is compared with its budget B (MaxP50IncreasePct,
+//     MaxP99IncreasePct, MaxP999IncreasePct) through an interval of its change
+//     at the two-sided level 1 - WindowAlpha(Alpha, window, MaxWindows): PASS
+//     when the upper bound is at most B, REGRESSION when the lower bound is
+//     above B, undecided otherwise. p999 is judged only when both sides hold
+//     DefaultP999MinTailSamples*1000 samples (75,000).
+//  3. Throughput: as Judge's rules 3 and 4 (mean over windows, no test; a
+//     decrease beyond MaxThroughputDecreasePct is REGRESSION on its own; a
+//     baseline throughput without a candidate one is INCONCLUSIVE).
+//  4. Verdict: REGRESSION when any percentile or the throughput regressed;
+//     PASS when every judged percentile passed and the throughput is within
+//     budget or not measured; INCONCLUSIVE otherwise. When it is
+//     INCONCLUSIVE with a percentile undecided (or too few candidate samples)
+//     and window < MaxWindows, MeasureAgain asks for another window; after the
+//     last, the rollout's on_inconclusive applies.
+//
+// Reasons list the percentiles in order, joined with "; ", each like
+// "p99 +12.1% [+4.0%, +20.9%] > budget 10%" ("<= budget" for PASS,
+// "straddles budget" for undecided), then the throughput; an undecided verdict
+// starts with "undecided after window 1/3: " (", the last" added at the cap).
+//
+// # Judge (v1)
+//
+// Judge compares whole distributions with a one-sided Mann-Whitney U test and
+// checks p50's and p99's point estimates against the budget. Its blind spot is
+// the tail (rule 7 below), and a noisy phase's point estimate crosses a budget
+// by chance, so it is no longer the engine's judge.
+//
+// # Judge (v1): worked example
 //
 // Budget p50 +10%, p99 +20%, alpha 0.05; a baseline of 100 requests at 10.0, 10.1, ... 19.9 ms.
 //
@@ -16,7 +65,7 @@
 //
 // (Example in example_test.go prints both verdicts, so this text is checked by go test.)
 //
-// # Rules
+// # Judge (v1): rules
 //
 // Judge compares a candidate Sample (measured after a phase was applied) with
 // the baseline Sample (measured before the rollout touched the cluster):
@@ -69,26 +118,39 @@ const (
 	DefaultMaxThroughputDecreasePct = 10
 	DefaultAlpha                    = 0.05
 	DefaultMinSamples               = 30
+	// DefaultMaxWindows is how many measurement windows a phase gets by
+	// default before an undecided verdict becomes INCONCLUSIVE.
+	DefaultMaxWindows = 3
+	// MaxMaxWindows is the most windows a budget may allow.
+	MaxMaxWindows = 10
 )
 
 // Budget is what a phase may cost against the baseline. Percentages are in
 // percent of the baseline value (10 means 10%).
 type Budget struct {
-	// MaxP50IncreasePct and MaxP99IncreasePct bound the latency percentiles' increase.
-	MaxP50IncreasePct, MaxP99IncreasePct float64
+	// MaxP50IncreasePct, MaxP99IncreasePct and MaxP999IncreasePct bound the
+	// latency percentiles' increase (Judge uses the first two only).
+	MaxP50IncreasePct, MaxP99IncreasePct, MaxP999IncreasePct float64
 	// MaxThroughputDecreasePct bounds the mean throughput's decrease.
 	MaxThroughputDecreasePct float64
-	// Alpha is the significance level of the one-sided Mann-Whitney U test.
+	// Alpha is, for JudgeWindow, the error level of each percentile's verdict
+	// over all of a phase's windows together (spent across them, see
+	// WindowAlpha); for Judge, the significance level of the one-sided
+	// Mann-Whitney U test.
 	Alpha float64
-	// MinSamples is the fewest latency samples per side that Judge will test;
-	// values below 1 count as 1.
+	// MinSamples is the fewest latency samples per side that Judge and
+	// JudgeWindow will test; values below 1 count as 1.
 	MinSamples int
+	// MaxWindows is the most measurement windows JudgeWindow spends alpha
+	// over; values below 1 count as 1.
+	MaxWindows int
 }
 
 // BudgetFrom converts a rollout's regression budget. Unset fields (zero, or
 // for robustness negative or NaN; and an alpha of 1 or more, which is no
-// significance level) take the defaults: p50 10%, p99 20%, throughput 10%,
-// alpha 0.05, 30 samples. A nil budget is all defaults.
+// significance level) take the defaults: p50 10%, p99 20%, p999 50%,
+// throughput 10%, alpha 0.05, 30 samples, 3 windows. max_windows above
+// MaxMaxWindows counts as MaxMaxWindows. A nil budget is all defaults.
 func BudgetFrom(b *ebbflowv1.RegressionBudget) Budget {
 	orDefault := func(v, def float64) float64 {
 		if !(v > 0) || math.IsInf(v, 0) {
@@ -99,15 +161,23 @@ func BudgetFrom(b *ebbflowv1.RegressionBudget) Budget {
 	out := Budget{
 		MaxP50IncreasePct:        orDefault(b.GetMaxP50IncreasePercent(), DefaultMaxP50IncreasePct),
 		MaxP99IncreasePct:        orDefault(b.GetMaxP99IncreasePercent(), DefaultMaxP99IncreasePct),
+		MaxP999IncreasePct:       orDefault(b.GetMaxP999IncreasePercent(), DefaultMaxP999IncreasePct),
 		MaxThroughputDecreasePct: orDefault(b.GetMaxThroughputDecreasePercent(), DefaultMaxThroughputDecreasePct),
 		Alpha:                    orDefault(b.GetAlpha(), DefaultAlpha),
 		MinSamples:               int(b.GetMinSamples()),
+		MaxWindows:               int(b.GetMaxWindows()),
 	}
 	if out.Alpha >= 1 {
 		out.Alpha = DefaultAlpha
 	}
 	if out.MinSamples <= 0 {
 		out.MinSamples = DefaultMinSamples
+	}
+	switch {
+	case out.MaxWindows <= 0:
+		out.MaxWindows = DefaultMaxWindows
+	case out.MaxWindows > MaxMaxWindows:
+		out.MaxWindows = MaxMaxWindows
 	}
 	return out
 }
@@ -121,7 +191,22 @@ type Result struct {
 	Verdict                                              ebbflowv1.Verdict
 	P50DeltaPct, P99DeltaPct, ThroughputDeltaPct, PValue float64
 	BaselineP50, BaselineP99, CandidateP50, CandidateP99 float64
-	Reason                                               string
+	// P999DeltaPct, BaselineP999 and CandidateP999 are p999's figures, filled
+	// by JudgeWindow whether or not p999 is judged.
+	P999DeltaPct, BaselineP999, CandidateP999 float64
+	Reason                                    string
+
+	// Percentiles holds JudgeWindow's test of each budgeted percentile: p50,
+	// p99 and, when both sides have enough samples, p999; nil when the
+	// samples could not be tested (and always for Judge).
+	Percentiles []QuantileVerdict
+	// Window is the 1-based measurement window JudgeWindow judged, MaxWindows
+	// the budget's cap (at least 1); both 0 for Judge.
+	Window, MaxWindows int
+	// MeasureAgain is set by JudgeWindow when the verdict is INCONCLUSIVE, a
+	// percentile is undecided or the candidate has too few samples, and
+	// Window < MaxWindows: another window of the candidate may decide.
+	MeasureAgain bool
 }
 
 // Judge decides whether candidate regressed against baseline under budget b,
@@ -144,22 +229,14 @@ func Judge(baseline, candidate Sample, b Budget) Result {
 		_, r.PValue = mannWhitneySorted(bs, cs)
 	}
 
-	var regressions, doubts []string
-
 	// Throughput (rules 3 and 4).
-	thrMeasured := false
-	switch bt, ct := baseline.ThroughputBps, candidate.ThroughputBps; {
-	case !positive(bt):
-		// No baseline throughput: nothing to compare against.
-	case !positive(ct):
-		doubts = append(doubts, fmt.Sprintf("candidate throughput missing (baseline %.4g B/s)", bt))
-	default:
-		thrMeasured = true
-		r.ThroughputDeltaPct = deltaPct(bt, ct)
-		if -r.ThroughputDeltaPct > b.MaxThroughputDecreasePct {
-			regressions = append(regressions, fmt.Sprintf("throughput %+.1f%% > budget %g%% decrease (mean of windows)",
-				r.ThroughputDeltaPct, b.MaxThroughputDecreasePct))
-		}
+	var regressions, doubts []string
+	thrRegression, thrDoubt, thrMeasured := judgeThroughput(baseline, candidate, b, &r)
+	if thrRegression != "" {
+		regressions = append(regressions, thrRegression)
+	}
+	if thrDoubt != "" {
+		doubts = append(doubts, thrDoubt)
 	}
 
 	// Sample counts (rule 5).
@@ -209,6 +286,26 @@ func Judge(baseline, candidate Sample, b Budget) Result {
 		pass += fmt.Sprintf(" (%s)", formatP(r.PValue))
 	}
 	return r.with(ebbflowv1.Verdict_VERDICT_PASS, []string{pass})
+}
+
+// judgeThroughput applies rules 3 and 4: it sets r.ThroughputDeltaPct and
+// returns the throughput's regression and doubt ("" for none), and whether
+// both sides had a throughput to compare.
+func judgeThroughput(baseline, candidate Sample, b Budget, r *Result) (regression, doubt string, measured bool) {
+	switch bt, ct := baseline.ThroughputBps, candidate.ThroughputBps; {
+	case !positive(bt):
+		// No baseline throughput: nothing to compare against.
+	case !positive(ct):
+		doubt = fmt.Sprintf("candidate throughput missing (baseline %.4g B/s)", bt)
+	default:
+		measured = true
+		r.ThroughputDeltaPct = deltaPct(bt, ct)
+		if -r.ThroughputDeltaPct > b.MaxThroughputDecreasePct {
+			regression = fmt.Sprintf("throughput %+.1f%% > budget %g%% decrease (mean of windows)",
+				r.ThroughputDeltaPct, b.MaxThroughputDecreasePct)
+		}
+	}
+	return regression, doubt, measured
 }
 
 func (r Result) with(v ebbflowv1.Verdict, reasons []string) Result {

@@ -272,7 +272,9 @@ func TestJudgeExactFigures(t *testing.T) {
 }
 
 func TestBudgetFrom(t *testing.T) {
-	def := judge.Budget{MaxP50IncreasePct: 10, MaxP99IncreasePct: 20, MaxThroughputDecreasePct: 10, Alpha: 0.05, MinSamples: 30}
+	def := judge.Budget{MaxP50IncreasePct: 10, MaxP99IncreasePct: 20, MaxP999IncreasePct: 50, MaxThroughputDecreasePct: 10,
+		Alpha: 0.05, MinSamples: 30, MaxWindows: 3}
+	with := func(f func(*judge.Budget)) judge.Budget { b := def; f(&b); return b }
 	tests := []struct {
 		name string
 		in   *ebbflowv1.RegressionBudget
@@ -282,11 +284,16 @@ func TestBudgetFrom(t *testing.T) {
 		{"zero", &ebbflowv1.RegressionBudget{}, def},
 		{"all set", &ebbflowv1.RegressionBudget{
 			MaxP50IncreasePercent: 5, MaxP99IncreasePercent: 15, MaxThroughputDecreasePercent: 3, Alpha: 0.01, MinSamples: 100,
-		}, judge.Budget{MaxP50IncreasePct: 5, MaxP99IncreasePct: 15, MaxThroughputDecreasePct: 3, Alpha: 0.01, MinSamples: 100}},
+			MaxP999IncreasePercent: 30, MaxWindows: 5,
+		}, judge.Budget{MaxP50IncreasePct: 5, MaxP99IncreasePct: 15, MaxP999IncreasePct: 30, MaxThroughputDecreasePct: 3,
+			Alpha: 0.01, MinSamples: 100, MaxWindows: 5}},
 		{"partly set", &ebbflowv1.RegressionBudget{MaxP99IncreasePercent: 50},
-			judge.Budget{MaxP50IncreasePct: 10, MaxP99IncreasePct: 50, MaxThroughputDecreasePct: 10, Alpha: 0.05, MinSamples: 30}},
+			with(func(b *judge.Budget) { b.MaxP99IncreasePct = 50 })},
+		{"one window", &ebbflowv1.RegressionBudget{MaxWindows: 1}, with(func(b *judge.Budget) { b.MaxWindows = 1 })},
+		{"windows capped", &ebbflowv1.RegressionBudget{MaxWindows: 11}, with(func(b *judge.Budget) { b.MaxWindows = judge.MaxMaxWindows })},
 		{"nonsense falls back", &ebbflowv1.RegressionBudget{
 			MaxP50IncreasePercent: -1, MaxP99IncreasePercent: math.NaN(), MaxThroughputDecreasePercent: math.Inf(1), Alpha: 1, MinSamples: -5,
+			MaxP999IncreasePercent: math.Inf(1), MaxWindows: -2,
 		}, def},
 	}
 	for _, tt := range tests {

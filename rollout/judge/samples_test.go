@@ -128,11 +128,33 @@ func TestSamplesFrom(t *testing.T) {
 			wantLatency: []float64{0.25, 0.5, 1, 1.5, 2},
 		},
 		{
-			name: "raw samples preferred over the histogram",
+			// The controller keeps a few thousand raw samples but the whole histogram.
+			name: "the histogram preferred when it records more values than samples_ms holds",
 			in: []*ebbflowv1.Measurement{
 				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, SamplesMs: []float64{10}, HdrHistogram: hdr},
 			},
-			wantLatency: []float64{10},
+			wantLatency: []float64{0.25, 1.5},
+		},
+		{
+			name: "raw samples preferred when they are at least as many",
+			in: []*ebbflowv1.Measurement{
+				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, SamplesMs: []float64{10, 11}, HdrHistogram: hdr},
+			},
+			wantLatency: []float64{10, 11},
+		},
+		{
+			name: "invalid raw samples are an error even beside a histogram",
+			in: []*ebbflowv1.Measurement{
+				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, SamplesMs: []float64{math.Inf(1)}, HdrHistogram: hdr},
+			},
+			wantErr: "invalid latency sample +Inf",
+		},
+		{
+			name: "a corrupt histogram is an error even beside raw samples",
+			in: []*ebbflowv1.Measurement{
+				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, SamplesMs: []float64{1, 2, 3}, HdrHistogram: []byte("garbage")},
+			},
+			wantErr: "decode hdr histogram",
 		},
 		{
 			name: "throughput is the mean of the throughput probes",

@@ -194,7 +194,14 @@ type Assignment struct {
 	// The rollout's phase_timeout, or the default of 10 minutes when the rollout sets none: the
 	// agent must report within this long of the assignment and of each report, or the cluster
 	// becomes unknown.
-	Deadline      *durationpb.Duration `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Deadline *durationpb.Duration `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// For ASSIGNMENT_ACTION_APPLY: which measurement window of the phase this is, 1-based; 0
+	// reads as 1. Above 1 the phase is already applied and verified and its verdict is still
+	// undecided: the agent verifies the phase's values again, measures with the same probes and
+	// reports MEASURED, without upgrading or restarting anything.
+	MeasureWindow int32 `protobuf:"varint,13,opt,name=measure_window,json=measureWindow,proto3" json:"measure_window,omitempty"`
+	// The budget's most windows for this phase (default applied), for display.
+	MaxWindows    int32 `protobuf:"varint,14,opt,name=max_windows,json=maxWindows,proto3" json:"max_windows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +318,20 @@ func (x *Assignment) GetDeadline() *durationpb.Duration {
 		return x.Deadline
 	}
 	return nil
+}
+
+func (x *Assignment) GetMeasureWindow() int32 {
+	if x != nil {
+		return x.MeasureWindow
+	}
+	return 0
+}
+
+func (x *Assignment) GetMaxWindows() int32 {
+	if x != nil {
+		return x.MaxWindows
+	}
+	return 0
 }
 
 // ReportRef names what a report refers to; all four must match the cluster's current
@@ -1249,7 +1270,7 @@ var File_ebbflow_v1_agent_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16ebbflow/v1/agent.proto\x12\n" +
-	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x04\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x04\n" +
 	"\n" +
 	"Assignment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -1266,7 +1287,10 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	" \x01(\x05R\x16rollbackToHelmRevision\x129\n" +
 	"\n" +
 	"issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\x125\n" +
-	"\bdeadline\x18\f \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\xeb\x01\n" +
+	"\bdeadline\x18\f \x01(\v2\x19.google.protobuf.DurationR\bdeadline\x12%\n" +
+	"\x0emeasure_window\x18\r \x01(\x05R\rmeasureWindow\x12\x1f\n" +
+	"\vmax_windows\x18\x0e \x01(\x05R\n" +
+	"maxWindows\"\xeb\x01\n" +
 	"\tReportRef\x12D\n" +
 	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12/\n" +
 	"\rassignment_id\x18\x02 \x01(\tB\n" +

@@ -1097,17 +1097,30 @@ type RegressionBudget struct {
 	// percent, 0 to 100; 0 means 10. A decrease beyond it is a regression on its own, without a
 	// significance test. Checked only when the baseline measured a throughput.
 	MaxThroughputDecreasePercent float64 `protobuf:"fixed64,4,opt,name=max_throughput_decrease_percent,json=maxThroughputDecreasePercent,proto3" json:"max_throughput_decrease_percent,omitempty"`
-	// Significance level of the Mann-Whitney U test, e.g. 0.05: a latency increase over budget
-	// with p >= alpha is inconclusive, not a regression. Required in a budget: strictly between
-	// 0 and 1.
+	// Error level of each budgeted percentile's verdict, e.g. 0.05: the interval of each
+	// percentile's change holds with probability at least 1 - alpha over all the phase's
+	// measurement windows together (alpha is spent across the windows, see max_windows), so a
+	// phase exactly at its budget is wrongly rolled back, or one over it wrongly passed, with
+	// probability at most alpha per percentile (half of it in practice). Required in a budget:
+	// strictly between 0 and 1.
 	Alpha float64 `protobuf:"fixed64,5,opt,name=alpha,proto3" json:"alpha,omitempty"`
 	// Fewest latency samples each side (baseline and phase) needs for a verdict; fewer is
 	// inconclusive. 0 means 30.
 	MinSamples int32 `protobuf:"varint,6,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
-	// What an inconclusive verdict does; unset means INCONCLUSIVE_POLICY_FAIL.
+	// What a verdict still undecided after max_windows windows (or inconclusive for another
+	// reason: too few samples, invalid measurements) does; unset means INCONCLUSIVE_POLICY_FAIL.
 	OnInconclusive InconclusivePolicy `protobuf:"varint,7,opt,name=on_inconclusive,json=onInconclusive,proto3,enum=ebbflow.v1.InconclusivePolicy" json:"on_inconclusive,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Largest allowed increase of p999 latency over the baseline, in percent; 0 means 50. A
+	// finite number >= 0. p999 is judged only when both sides hold at least 75,000 latency
+	// samples (its interval is too wide to pass before that).
+	MaxP999IncreasePercent float64 `protobuf:"fixed64,8,opt,name=max_p999_increase_percent,json=maxP999IncreasePercent,proto3" json:"max_p999_increase_percent,omitempty"`
+	// Most measurement windows a phase gets before on_inconclusive applies: when the
+	// percentiles' intervals cannot yet tell the change from the budget, the agent measures the
+	// phase again (the probes' full settings each time) and the judge decides on all windows so
+	// far. 0 means 3; at most 10. The baseline is measured once.
+	MaxWindows    int32 `protobuf:"varint,9,opt,name=max_windows,json=maxWindows,proto3" json:"max_windows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegressionBudget) Reset() {
@@ -1187,6 +1200,20 @@ func (x *RegressionBudget) GetOnInconclusive() InconclusivePolicy {
 		return x.OnInconclusive
 	}
 	return InconclusivePolicy_INCONCLUSIVE_POLICY_UNSPECIFIED
+}
+
+func (x *RegressionBudget) GetMaxP999IncreasePercent() float64 {
+	if x != nil {
+		return x.MaxP999IncreasePercent
+	}
+	return 0
+}
+
+func (x *RegressionBudget) GetMaxWindows() int32 {
+	if x != nil {
+		return x.MaxWindows
+	}
+	return 0
 }
 
 // Rollout is a rollout with its snapshotted plan and live status.
@@ -1735,12 +1762,23 @@ type PhaseResult struct {
 	HelmRevisionBefore int32 `protobuf:"varint,11,opt,name=helm_revision_before,json=helmRevisionBefore,proto3" json:"helm_revision_before,omitempty"`
 	// Helm revision after the phase's upgrade; equal to before when the release had the values.
 	HelmRevisionAfter int32 `protobuf:"varint,12,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
-	// The measurements the verdict was judged on. Raw samples are capped at 5,000 per measurement
-	// when stored; once a phase other than the baseline is judged, its raw samples and
-	// histograms are dropped and the summaries stay.
-	Measurements  []*Measurement `protobuf:"bytes,13,rep,name=measurements,proto3" json:"measurements,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The measurements the verdict was judged on, every window's. Raw samples are capped at
+	// 5,000 per measurement when stored; once a phase other than the baseline is judged, its raw
+	// samples and histograms are dropped and the summaries stay.
+	Measurements []*Measurement `protobuf:"bytes,13,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	// Each budgeted percentile's test at the latest judgement: p50 and p99, and p999 when both
+	// sides had enough samples. Empty for the baseline.
+	Percentiles []*PercentileVerdict `protobuf:"bytes,14,rep,name=percentiles,proto3" json:"percentiles,omitempty"`
+	// Measurement windows judged so far (1 after the first MEASURED report); the judge asks for
+	// another while the percentiles are undecided and window < max_windows.
+	Window int32 `protobuf:"varint,15,opt,name=window,proto3" json:"window,omitempty"`
+	// The budget's max_windows (default applied) when the phase was judged.
+	MaxWindows int32 `protobuf:"varint,16,opt,name=max_windows,json=maxWindows,proto3" json:"max_windows,omitempty"`
+	// Change of p999 latency against the baseline, in percent; 0 when either side has no
+	// samples.
+	P999DeltaPercent float64 `protobuf:"fixed64,17,opt,name=p999_delta_percent,json=p999DeltaPercent,proto3" json:"p999_delta_percent,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PhaseResult) Reset() {
@@ -1864,6 +1902,183 @@ func (x *PhaseResult) GetMeasurements() []*Measurement {
 	return nil
 }
 
+func (x *PhaseResult) GetPercentiles() []*PercentileVerdict {
+	if x != nil {
+		return x.Percentiles
+	}
+	return nil
+}
+
+func (x *PhaseResult) GetWindow() int32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *PhaseResult) GetMaxWindows() int32 {
+	if x != nil {
+		return x.MaxWindows
+	}
+	return 0
+}
+
+func (x *PhaseResult) GetP999DeltaPercent() float64 {
+	if x != nil {
+		return x.P999DeltaPercent
+	}
+	return 0
+}
+
+// PercentileVerdict is the test of one latency percentile against its budget: a
+// distribution-free interval of the percentile's relative change, e.g. "p99 +12.1% [+4.0%,
+// +20.9%] > budget 10%".
+type PercentileVerdict struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "p50", "p99" or "p999".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The quantile, e.g. 0.99.
+	Quantile float64 `protobuf:"fixed64,2,opt,name=quantile,proto3" json:"quantile,omitempty"`
+	// PASS (interval's upper bound at most the budget), REGRESSION (lower bound above it),
+	// INCONCLUSIVE (the interval holds the budget: more samples would decide).
+	Verdict Verdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=ebbflow.v1.Verdict" json:"verdict,omitempty"`
+	// Point estimate of the change against the baseline, in percent; positive is slower.
+	DeltaPercent float64 `protobuf:"fixed64,4,opt,name=delta_percent,json=deltaPercent,proto3" json:"delta_percent,omitempty"`
+	// Lower bound of the change's interval, in percent; -100 when unbounded below.
+	LowerPercent float64 `protobuf:"fixed64,5,opt,name=lower_percent,json=lowerPercent,proto3" json:"lower_percent,omitempty"`
+	// Upper bound of the change's interval, in percent; +Infinity (JSON "Infinity") when
+	// unbounded above (too few samples in the tail).
+	UpperPercent float64 `protobuf:"fixed64,6,opt,name=upper_percent,json=upperPercent,proto3" json:"upper_percent,omitempty"`
+	// The budget: largest allowed increase, in percent.
+	BudgetPercent float64 `protobuf:"fixed64,7,opt,name=budget_percent,json=budgetPercent,proto3" json:"budget_percent,omitempty"`
+	// Two-sided level of the interval at this window, after spending alpha across the windows.
+	Confidence float64 `protobuf:"fixed64,8,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// The baseline's sample percentile, ms.
+	BaselineMs float64 `protobuf:"fixed64,9,opt,name=baseline_ms,json=baselineMs,proto3" json:"baseline_ms,omitempty"`
+	// The candidate's sample percentile over all windows so far, ms.
+	CandidateMs float64 `protobuf:"fixed64,10,opt,name=candidate_ms,json=candidateMs,proto3" json:"candidate_ms,omitempty"`
+	// Latency samples of the baseline.
+	BaselineCount int64 `protobuf:"varint,11,opt,name=baseline_count,json=baselineCount,proto3" json:"baseline_count,omitempty"`
+	// Latency samples of the candidate, all windows so far.
+	CandidateCount int64 `protobuf:"varint,12,opt,name=candidate_count,json=candidateCount,proto3" json:"candidate_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PercentileVerdict) Reset() {
+	*x = PercentileVerdict{}
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PercentileVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PercentileVerdict) ProtoMessage() {}
+
+func (x *PercentileVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PercentileVerdict.ProtoReflect.Descriptor instead.
+func (*PercentileVerdict) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PercentileVerdict) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PercentileVerdict) GetQuantile() float64 {
+	if x != nil {
+		return x.Quantile
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *PercentileVerdict) GetDeltaPercent() float64 {
+	if x != nil {
+		return x.DeltaPercent
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetLowerPercent() float64 {
+	if x != nil {
+		return x.LowerPercent
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetUpperPercent() float64 {
+	if x != nil {
+		return x.UpperPercent
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetBudgetPercent() float64 {
+	if x != nil {
+		return x.BudgetPercent
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetBaselineMs() float64 {
+	if x != nil {
+		return x.BaselineMs
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetCandidateMs() float64 {
+	if x != nil {
+		return x.CandidateMs
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetBaselineCount() int64 {
+	if x != nil {
+		return x.BaselineCount
+	}
+	return 0
+}
+
+func (x *PercentileVerdict) GetCandidateCount() int64 {
+	if x != nil {
+		return x.CandidateCount
+	}
+	return 0
+}
+
 // RolloutEvent is one entry of a rollout's history.
 type RolloutEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1890,7 +2105,7 @@ type RolloutEvent struct {
 
 func (x *RolloutEvent) Reset() {
 	*x = RolloutEvent{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2117,7 @@ func (x *RolloutEvent) String() string {
 func (*RolloutEvent) ProtoMessage() {}
 
 func (x *RolloutEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2130,7 @@ func (x *RolloutEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutEvent.ProtoReflect.Descriptor instead.
 func (*RolloutEvent) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RolloutEvent) GetTime() *timestamppb.Timestamp {
@@ -1974,14 +2189,18 @@ type CreateRolloutRequest struct {
 	// Optional; when empty one is generated ("<profile>-<8 hex digits>").
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The rollout to start; required.
-	Spec          *RolloutSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	Spec *RolloutSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Create the rollout even when its plan changes nothing: every selected cluster is skipped
+	// (cordoned, matching no wave) or has every phase held by preflight. Without it such a
+	// rollout is refused with FAILED_PRECONDITION and the plan's reasons.
+	AllowEmpty    bool `protobuf:"varint,3,opt,name=allow_empty,json=allowEmpty,proto3" json:"allow_empty,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRolloutRequest) Reset() {
 	*x = CreateRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2212,7 @@ func (x *CreateRolloutRequest) String() string {
 func (*CreateRolloutRequest) ProtoMessage() {}
 
 func (x *CreateRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2225,7 @@ func (x *CreateRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRolloutRequest.ProtoReflect.Descriptor instead.
 func (*CreateRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateRolloutRequest) GetId() string {
@@ -2023,6 +2242,13 @@ func (x *CreateRolloutRequest) GetSpec() *RolloutSpec {
 	return nil
 }
 
+func (x *CreateRolloutRequest) GetAllowEmpty() bool {
+	if x != nil {
+		return x.AllowEmpty
+	}
+	return false
+}
+
 // CreateRolloutResponse is the output of CreateRollout.
 type CreateRolloutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2034,7 +2260,7 @@ type CreateRolloutResponse struct {
 
 func (x *CreateRolloutResponse) Reset() {
 	*x = CreateRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2272,7 @@ func (x *CreateRolloutResponse) String() string {
 func (*CreateRolloutResponse) ProtoMessage() {}
 
 func (x *CreateRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2285,7 @@ func (x *CreateRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRolloutResponse.ProtoReflect.Descriptor instead.
 func (*CreateRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateRolloutResponse) GetRollout() *Rollout {
@@ -2082,7 +2308,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2320,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2333,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRolloutRequest) GetId() string {
@@ -2135,7 +2361,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2373,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2386,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -2186,7 +2412,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2424,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2437,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRolloutsRequest) GetRead() *ReadOptions {
@@ -2248,7 +2474,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[17]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2486,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[17]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2499,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -2301,7 +2527,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[18]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2539,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[18]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2552,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchRolloutRequest) GetId() string {
@@ -2347,7 +2573,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[19]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2585,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[19]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2598,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -2395,7 +2621,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[20]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2633,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[20]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2646,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PauseRolloutRequest) GetId() string {
@@ -2448,7 +2674,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[21]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2686,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[21]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2699,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -2494,7 +2720,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[22]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2732,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[22]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2745,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResumeRolloutRequest) GetId() string {
@@ -2540,7 +2766,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[23]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2778,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[23]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2791,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -2592,7 +2818,7 @@ type ApproveRolloutRequest struct {
 
 func (x *ApproveRolloutRequest) Reset() {
 	*x = ApproveRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[24]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2830,7 @@ func (x *ApproveRolloutRequest) String() string {
 func (*ApproveRolloutRequest) ProtoMessage() {}
 
 func (x *ApproveRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[24]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2843,7 @@ func (x *ApproveRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApproveRolloutRequest) GetId() string {
@@ -2652,7 +2878,7 @@ type ApproveRolloutResponse struct {
 
 func (x *ApproveRolloutResponse) Reset() {
 	*x = ApproveRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[25]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2890,7 @@ func (x *ApproveRolloutResponse) String() string {
 func (*ApproveRolloutResponse) ProtoMessage() {}
 
 func (x *ApproveRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[25]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2903,7 @@ func (x *ApproveRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApproveRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApproveRolloutResponse) GetRollout() *Rollout {
@@ -2702,7 +2928,7 @@ type SkipClusterRequest struct {
 
 func (x *SkipClusterRequest) Reset() {
 	*x = SkipClusterRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[26]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2940,7 @@ func (x *SkipClusterRequest) String() string {
 func (*SkipClusterRequest) ProtoMessage() {}
 
 func (x *SkipClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[26]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2953,7 @@ func (x *SkipClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkipClusterRequest.ProtoReflect.Descriptor instead.
 func (*SkipClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SkipClusterRequest) GetId() string {
@@ -2762,7 +2988,7 @@ type SkipClusterResponse struct {
 
 func (x *SkipClusterResponse) Reset() {
 	*x = SkipClusterResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[27]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +3000,7 @@ func (x *SkipClusterResponse) String() string {
 func (*SkipClusterResponse) ProtoMessage() {}
 
 func (x *SkipClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[27]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +3013,7 @@ func (x *SkipClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkipClusterResponse.ProtoReflect.Descriptor instead.
 func (*SkipClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SkipClusterResponse) GetRollout() *Rollout {
@@ -2810,7 +3036,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[28]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3048,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[28]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3061,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AbortRolloutRequest) GetId() string {
@@ -2863,7 +3089,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[29]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3101,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[29]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3114,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -2919,7 +3145,7 @@ type RollbackRolloutRequest struct {
 
 func (x *RollbackRolloutRequest) Reset() {
 	*x = RollbackRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[30]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3157,7 @@ func (x *RollbackRolloutRequest) String() string {
 func (*RollbackRolloutRequest) ProtoMessage() {}
 
 func (x *RollbackRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[30]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3170,7 @@ func (x *RollbackRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RollbackRolloutRequest) GetId() string {
@@ -3031,7 +3257,7 @@ type RollbackRolloutResponse struct {
 
 func (x *RollbackRolloutResponse) Reset() {
 	*x = RollbackRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[31]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3269,7 @@ func (x *RollbackRolloutResponse) String() string {
 func (*RollbackRolloutResponse) ProtoMessage() {}
 
 func (x *RollbackRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[31]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3282,7 @@ func (x *RollbackRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RollbackRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RollbackRolloutResponse) GetRollout() *Rollout {
@@ -3077,7 +3303,7 @@ type PlanRolloutRequest struct {
 
 func (x *PlanRolloutRequest) Reset() {
 	*x = PlanRolloutRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[32]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3315,7 @@ func (x *PlanRolloutRequest) String() string {
 func (*PlanRolloutRequest) ProtoMessage() {}
 
 func (x *PlanRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[32]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3328,7 @@ func (x *PlanRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PlanRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PlanRolloutRequest) GetSpec() *RolloutSpec {
@@ -3133,7 +3359,7 @@ type PreflightCheck struct {
 
 func (x *PreflightCheck) Reset() {
 	*x = PreflightCheck{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[33]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3371,7 @@ func (x *PreflightCheck) String() string {
 func (*PreflightCheck) ProtoMessage() {}
 
 func (x *PreflightCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[33]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3384,7 @@ func (x *PreflightCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreflightCheck.ProtoReflect.Descriptor instead.
 func (*PreflightCheck) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PreflightCheck) GetPhase() Phase {
@@ -3216,7 +3442,7 @@ type ClusterPlan struct {
 
 func (x *ClusterPlan) Reset() {
 	*x = ClusterPlan{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[34]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3454,7 @@ func (x *ClusterPlan) String() string {
 func (*ClusterPlan) ProtoMessage() {}
 
 func (x *ClusterPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[34]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3467,7 @@ func (x *ClusterPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPlan.ProtoReflect.Descriptor instead.
 func (*ClusterPlan) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterPlan) GetCluster() string {
@@ -3297,7 +3523,7 @@ type PlanRolloutResponse struct {
 
 func (x *PlanRolloutResponse) Reset() {
 	*x = PlanRolloutResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[35]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3535,7 @@ func (x *PlanRolloutResponse) String() string {
 func (*PlanRolloutResponse) ProtoMessage() {}
 
 func (x *PlanRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[35]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3548,7 @@ func (x *PlanRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PlanRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlanRolloutResponse) GetProfileRevision() uint64 {
@@ -3368,7 +3594,7 @@ type WavePlan struct {
 
 func (x *WavePlan) Reset() {
 	*x = WavePlan{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[36]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3606,7 @@ func (x *WavePlan) String() string {
 func (*WavePlan) ProtoMessage() {}
 
 func (x *WavePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[36]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3619,7 @@ func (x *WavePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WavePlan.ProtoReflect.Descriptor instead.
 func (*WavePlan) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WavePlan) GetIndex() int32 {
@@ -3430,7 +3656,7 @@ type GetRolloutHistoryRequest struct {
 
 func (x *GetRolloutHistoryRequest) Reset() {
 	*x = GetRolloutHistoryRequest{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[37]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3668,7 @@ func (x *GetRolloutHistoryRequest) String() string {
 func (*GetRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *GetRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[37]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3681,7 @@ func (x *GetRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetRolloutHistoryRequest) GetId() string {
@@ -3483,7 +3709,7 @@ type GetRolloutHistoryResponse struct {
 
 func (x *GetRolloutHistoryResponse) Reset() {
 	*x = GetRolloutHistoryResponse{}
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[38]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3721,7 @@ func (x *GetRolloutHistoryResponse) String() string {
 func (*GetRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *GetRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_rollout_proto_msgTypes[38]
+	mi := &file_ebbflow_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3734,7 @@ func (x *GetRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_ebbflow_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetRolloutHistoryResponse) GetEvents() []*RolloutEvent {
@@ -3565,7 +3791,7 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x11progress_deadline\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x8e\x01\xbaH\x8a\x01\xba\x01{\n" +
 	"\x1dduration.none_or_at_least_10s\x12'must be 0 (no deadline) or at least 10s\x1a1this == duration('0s') || this >= duration('10s')\xaa\x01\t\"\x05\b\x80\x9a\x9e\x012\x00R\x10progressDeadline\x12)\n" +
 	"\x10require_approval\x18\x06 \x01(\bR\x0frequireApprovalB\x0e\n" +
-	"\fmax_failures\"\x81\x03\n" +
+	"\fmax_failures\"\xe8\x03\n" +
 	"\x10RegressionBudget\x12'\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x127\n" +
 	"\x18max_p50_increase_percent\x18\x02 \x01(\x01R\x15maxP50IncreasePercent\x127\n" +
@@ -3574,7 +3800,11 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x05alpha\x18\x05 \x01(\x01R\x05alpha\x12,\n" +
 	"\vmin_samples\x18\x06 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\n" +
 	"minSamples\x12G\n" +
-	"\x0fon_inconclusive\x18\a \x01(\x0e2\x1e.ebbflow.v1.InconclusivePolicyR\x0eonInconclusive\"\x89\x04\n" +
+	"\x0fon_inconclusive\x18\a \x01(\x0e2\x1e.ebbflow.v1.InconclusivePolicyR\x0eonInconclusive\x129\n" +
+	"\x19max_p999_increase_percent\x18\b \x01(\x01R\x16maxP999IncreasePercent\x12*\n" +
+	"\vmax_windows\x18\t \x01(\x05B\t\xbaH\x06\x1a\x04\x18\n" +
+	"(\x00R\n" +
+	"maxWindows\"\x89\x04\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.RolloutSpecR\x04spec\x12)\n" +
@@ -3630,7 +3860,7 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x10phase_start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0ephaseStartTime\x12D\n" +
 	"\x10last_report_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\x128\n" +
 	"\vlast_status\x18\x0f \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\n" +
-	"lastStatus\"\xd6\x04\n" +
+	"lastStatus\"\xfe\x05\n" +
 	"\vPhaseResult\x12'\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12-\n" +
@@ -3646,7 +3876,29 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"reportTime\x120\n" +
 	"\x14helm_revision_before\x18\v \x01(\x05R\x12helmRevisionBefore\x12.\n" +
 	"\x13helm_revision_after\x18\f \x01(\x05R\x11helmRevisionAfter\x12;\n" +
-	"\fmeasurements\x18\r \x03(\v2\x17.ebbflow.v1.MeasurementR\fmeasurements\"\xd9\x01\n" +
+	"\fmeasurements\x18\r \x03(\v2\x17.ebbflow.v1.MeasurementR\fmeasurements\x12?\n" +
+	"\vpercentiles\x18\x0e \x03(\v2\x1d.ebbflow.v1.PercentileVerdictR\vpercentiles\x12\x16\n" +
+	"\x06window\x18\x0f \x01(\x05R\x06window\x12\x1f\n" +
+	"\vmax_windows\x18\x10 \x01(\x05R\n" +
+	"maxWindows\x12,\n" +
+	"\x12p999_delta_percent\x18\x11 \x01(\x01R\x10p999DeltaPercent\"\xbc\x03\n" +
+	"\x11PercentileVerdict\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bquantile\x18\x02 \x01(\x01R\bquantile\x12-\n" +
+	"\averdict\x18\x03 \x01(\x0e2\x13.ebbflow.v1.VerdictR\averdict\x12#\n" +
+	"\rdelta_percent\x18\x04 \x01(\x01R\fdeltaPercent\x12#\n" +
+	"\rlower_percent\x18\x05 \x01(\x01R\flowerPercent\x12#\n" +
+	"\rupper_percent\x18\x06 \x01(\x01R\fupperPercent\x12%\n" +
+	"\x0ebudget_percent\x18\a \x01(\x01R\rbudgetPercent\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\b \x01(\x01R\n" +
+	"confidence\x12\x1f\n" +
+	"\vbaseline_ms\x18\t \x01(\x01R\n" +
+	"baselineMs\x12!\n" +
+	"\fcandidate_ms\x18\n" +
+	" \x01(\x01R\vcandidateMs\x12%\n" +
+	"\x0ebaseline_count\x18\v \x01(\x03R\rbaselineCount\x12'\n" +
+	"\x0fcandidate_count\x18\f \x01(\x03R\x0ecandidateCount\"\xd9\x01\n" +
 	"\fRolloutEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x12\n" +
@@ -3654,10 +3906,12 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\acluster\x18\x04 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x05 \x01(\x05R\x04wave\x12'\n" +
 	"\x05phase\x18\x06 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x18\n" +
-	"\amessage\x18\a \x01(\tR\amessage\"\x80\x01\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"\xa1\x01\n" +
 	"\x14CreateRolloutRequest\x12;\n" +
 	"\x02id\x18\x01 \x01(\tB+\xbaH(\xd8\x01\x01r#\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12+\n" +
-	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.RolloutSpecR\x04spec\"F\n" +
+	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.RolloutSpecR\x04spec\x12\x1f\n" +
+	"\vallow_empty\x18\x03 \x01(\bR\n" +
+	"allowEmpty\"F\n" +
 	"\x15CreateRolloutResponse\x12-\n" +
 	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"|\n" +
 	"\x11GetRolloutRequest\x12:\n" +
@@ -3822,7 +4076,7 @@ func file_ebbflow_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_ebbflow_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_ebbflow_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ebbflow_v1_rollout_proto_goTypes = []any{
 	(FailurePolicy)(0),                // 0: ebbflow.v1.FailurePolicy
 	(InconclusivePolicy)(0),           // 1: ebbflow.v1.InconclusivePolicy
@@ -3842,145 +4096,148 @@ var file_ebbflow_v1_rollout_proto_goTypes = []any{
 	(*Wave)(nil),                      // 15: ebbflow.v1.Wave
 	(*RolloutCluster)(nil),            // 16: ebbflow.v1.RolloutCluster
 	(*PhaseResult)(nil),               // 17: ebbflow.v1.PhaseResult
-	(*RolloutEvent)(nil),              // 18: ebbflow.v1.RolloutEvent
-	(*CreateRolloutRequest)(nil),      // 19: ebbflow.v1.CreateRolloutRequest
-	(*CreateRolloutResponse)(nil),     // 20: ebbflow.v1.CreateRolloutResponse
-	(*GetRolloutRequest)(nil),         // 21: ebbflow.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),        // 22: ebbflow.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),       // 23: ebbflow.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),      // 24: ebbflow.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),       // 25: ebbflow.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),      // 26: ebbflow.v1.WatchRolloutResponse
-	(*PauseRolloutRequest)(nil),       // 27: ebbflow.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),      // 28: ebbflow.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),      // 29: ebbflow.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),     // 30: ebbflow.v1.ResumeRolloutResponse
-	(*ApproveRolloutRequest)(nil),     // 31: ebbflow.v1.ApproveRolloutRequest
-	(*ApproveRolloutResponse)(nil),    // 32: ebbflow.v1.ApproveRolloutResponse
-	(*SkipClusterRequest)(nil),        // 33: ebbflow.v1.SkipClusterRequest
-	(*SkipClusterResponse)(nil),       // 34: ebbflow.v1.SkipClusterResponse
-	(*AbortRolloutRequest)(nil),       // 35: ebbflow.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),      // 36: ebbflow.v1.AbortRolloutResponse
-	(*RollbackRolloutRequest)(nil),    // 37: ebbflow.v1.RollbackRolloutRequest
-	(*RollbackRolloutResponse)(nil),   // 38: ebbflow.v1.RollbackRolloutResponse
-	(*PlanRolloutRequest)(nil),        // 39: ebbflow.v1.PlanRolloutRequest
-	(*PreflightCheck)(nil),            // 40: ebbflow.v1.PreflightCheck
-	(*ClusterPlan)(nil),               // 41: ebbflow.v1.ClusterPlan
-	(*PlanRolloutResponse)(nil),       // 42: ebbflow.v1.PlanRolloutResponse
-	(*WavePlan)(nil),                  // 43: ebbflow.v1.WavePlan
-	(*GetRolloutHistoryRequest)(nil),  // 44: ebbflow.v1.GetRolloutHistoryRequest
-	(*GetRolloutHistoryResponse)(nil), // 45: ebbflow.v1.GetRolloutHistoryResponse
-	(Phase)(0),                        // 46: ebbflow.v1.Phase
-	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
-	(*ProbeSettings)(nil),             // 48: ebbflow.v1.ProbeSettings
-	(*timestamppb.Timestamp)(nil),     // 49: google.protobuf.Timestamp
-	(AssignmentAction)(0),             // 50: ebbflow.v1.AssignmentAction
-	(PhaseStatus)(0),                  // 51: ebbflow.v1.PhaseStatus
-	(*LatencySummary)(nil),            // 52: ebbflow.v1.LatencySummary
-	(*Measurement)(nil),               // 53: ebbflow.v1.Measurement
-	(*ReadOptions)(nil),               // 54: ebbflow.v1.ReadOptions
-	(*ValidationIssue)(nil),           // 55: ebbflow.v1.ValidationIssue
+	(*PercentileVerdict)(nil),         // 18: ebbflow.v1.PercentileVerdict
+	(*RolloutEvent)(nil),              // 19: ebbflow.v1.RolloutEvent
+	(*CreateRolloutRequest)(nil),      // 20: ebbflow.v1.CreateRolloutRequest
+	(*CreateRolloutResponse)(nil),     // 21: ebbflow.v1.CreateRolloutResponse
+	(*GetRolloutRequest)(nil),         // 22: ebbflow.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),        // 23: ebbflow.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),       // 24: ebbflow.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),      // 25: ebbflow.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),       // 26: ebbflow.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),      // 27: ebbflow.v1.WatchRolloutResponse
+	(*PauseRolloutRequest)(nil),       // 28: ebbflow.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),      // 29: ebbflow.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),      // 30: ebbflow.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),     // 31: ebbflow.v1.ResumeRolloutResponse
+	(*ApproveRolloutRequest)(nil),     // 32: ebbflow.v1.ApproveRolloutRequest
+	(*ApproveRolloutResponse)(nil),    // 33: ebbflow.v1.ApproveRolloutResponse
+	(*SkipClusterRequest)(nil),        // 34: ebbflow.v1.SkipClusterRequest
+	(*SkipClusterResponse)(nil),       // 35: ebbflow.v1.SkipClusterResponse
+	(*AbortRolloutRequest)(nil),       // 36: ebbflow.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),      // 37: ebbflow.v1.AbortRolloutResponse
+	(*RollbackRolloutRequest)(nil),    // 38: ebbflow.v1.RollbackRolloutRequest
+	(*RollbackRolloutResponse)(nil),   // 39: ebbflow.v1.RollbackRolloutResponse
+	(*PlanRolloutRequest)(nil),        // 40: ebbflow.v1.PlanRolloutRequest
+	(*PreflightCheck)(nil),            // 41: ebbflow.v1.PreflightCheck
+	(*ClusterPlan)(nil),               // 42: ebbflow.v1.ClusterPlan
+	(*PlanRolloutResponse)(nil),       // 43: ebbflow.v1.PlanRolloutResponse
+	(*WavePlan)(nil),                  // 44: ebbflow.v1.WavePlan
+	(*GetRolloutHistoryRequest)(nil),  // 45: ebbflow.v1.GetRolloutHistoryRequest
+	(*GetRolloutHistoryResponse)(nil), // 46: ebbflow.v1.GetRolloutHistoryResponse
+	(Phase)(0),                        // 47: ebbflow.v1.Phase
+	(*durationpb.Duration)(nil),       // 48: google.protobuf.Duration
+	(*ProbeSettings)(nil),             // 49: ebbflow.v1.ProbeSettings
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(AssignmentAction)(0),             // 51: ebbflow.v1.AssignmentAction
+	(PhaseStatus)(0),                  // 52: ebbflow.v1.PhaseStatus
+	(*LatencySummary)(nil),            // 53: ebbflow.v1.LatencySummary
+	(*Measurement)(nil),               // 54: ebbflow.v1.Measurement
+	(*ReadOptions)(nil),               // 55: ebbflow.v1.ReadOptions
+	(*ValidationIssue)(nil),           // 56: ebbflow.v1.ValidationIssue
 }
 var file_ebbflow_v1_rollout_proto_depIdxs = []int32{
 	8,  // 0: ebbflow.v1.RolloutSpec.explicit:type_name -> ebbflow.v1.ExplicitWaves
 	10, // 1: ebbflow.v1.RolloutSpec.automatic:type_name -> ebbflow.v1.AutomaticWaves
-	46, // 2: ebbflow.v1.RolloutSpec.phases:type_name -> ebbflow.v1.Phase
+	47, // 2: ebbflow.v1.RolloutSpec.phases:type_name -> ebbflow.v1.Phase
 	12, // 3: ebbflow.v1.RolloutSpec.budgets:type_name -> ebbflow.v1.RegressionBudget
 	0,  // 4: ebbflow.v1.RolloutSpec.failure_policy:type_name -> ebbflow.v1.FailurePolicy
-	47, // 5: ebbflow.v1.RolloutSpec.progress_deadline:type_name -> google.protobuf.Duration
-	48, // 6: ebbflow.v1.RolloutSpec.probes:type_name -> ebbflow.v1.ProbeSettings
-	47, // 7: ebbflow.v1.RolloutSpec.phase_timeout:type_name -> google.protobuf.Duration
+	48, // 5: ebbflow.v1.RolloutSpec.progress_deadline:type_name -> google.protobuf.Duration
+	49, // 6: ebbflow.v1.RolloutSpec.probes:type_name -> ebbflow.v1.ProbeSettings
+	48, // 7: ebbflow.v1.RolloutSpec.phase_timeout:type_name -> google.protobuf.Duration
 	9,  // 8: ebbflow.v1.ExplicitWaves.waves:type_name -> ebbflow.v1.WaveSpec
 	11, // 9: ebbflow.v1.WaveSpec.gates:type_name -> ebbflow.v1.WaveGates
 	11, // 10: ebbflow.v1.AutomaticWaves.canary_gates:type_name -> ebbflow.v1.WaveGates
 	11, // 11: ebbflow.v1.AutomaticWaves.gates:type_name -> ebbflow.v1.WaveGates
-	47, // 12: ebbflow.v1.WaveGates.soak_time:type_name -> google.protobuf.Duration
-	47, // 13: ebbflow.v1.WaveGates.progress_deadline:type_name -> google.protobuf.Duration
-	46, // 14: ebbflow.v1.RegressionBudget.phase:type_name -> ebbflow.v1.Phase
+	48, // 12: ebbflow.v1.WaveGates.soak_time:type_name -> google.protobuf.Duration
+	48, // 13: ebbflow.v1.WaveGates.progress_deadline:type_name -> google.protobuf.Duration
+	47, // 14: ebbflow.v1.RegressionBudget.phase:type_name -> ebbflow.v1.Phase
 	1,  // 15: ebbflow.v1.RegressionBudget.on_inconclusive:type_name -> ebbflow.v1.InconclusivePolicy
 	7,  // 16: ebbflow.v1.Rollout.spec:type_name -> ebbflow.v1.RolloutSpec
 	2,  // 17: ebbflow.v1.Rollout.state:type_name -> ebbflow.v1.RolloutState
 	15, // 18: ebbflow.v1.Rollout.waves:type_name -> ebbflow.v1.Wave
 	14, // 19: ebbflow.v1.Rollout.skipped:type_name -> ebbflow.v1.SkippedCluster
-	49, // 20: ebbflow.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	49, // 21: ebbflow.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	49, // 22: ebbflow.v1.Rollout.end_time:type_name -> google.protobuf.Timestamp
+	50, // 20: ebbflow.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	50, // 21: ebbflow.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	50, // 22: ebbflow.v1.Rollout.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 23: ebbflow.v1.Wave.state:type_name -> ebbflow.v1.WaveState
 	11, // 24: ebbflow.v1.Wave.gates:type_name -> ebbflow.v1.WaveGates
 	16, // 25: ebbflow.v1.Wave.clusters:type_name -> ebbflow.v1.RolloutCluster
-	49, // 26: ebbflow.v1.Wave.start_time:type_name -> google.protobuf.Timestamp
-	49, // 27: ebbflow.v1.Wave.soak_start_time:type_name -> google.protobuf.Timestamp
-	49, // 28: ebbflow.v1.Wave.end_time:type_name -> google.protobuf.Timestamp
-	46, // 29: ebbflow.v1.RolloutCluster.phase:type_name -> ebbflow.v1.Phase
+	50, // 26: ebbflow.v1.Wave.start_time:type_name -> google.protobuf.Timestamp
+	50, // 27: ebbflow.v1.Wave.soak_start_time:type_name -> google.protobuf.Timestamp
+	50, // 28: ebbflow.v1.Wave.end_time:type_name -> google.protobuf.Timestamp
+	47, // 29: ebbflow.v1.RolloutCluster.phase:type_name -> ebbflow.v1.Phase
 	4,  // 30: ebbflow.v1.RolloutCluster.state:type_name -> ebbflow.v1.ClusterRolloutState
 	17, // 31: ebbflow.v1.RolloutCluster.results:type_name -> ebbflow.v1.PhaseResult
-	46, // 32: ebbflow.v1.RolloutCluster.phases:type_name -> ebbflow.v1.Phase
-	46, // 33: ebbflow.v1.RolloutCluster.held_phases:type_name -> ebbflow.v1.Phase
-	50, // 34: ebbflow.v1.RolloutCluster.action:type_name -> ebbflow.v1.AssignmentAction
-	49, // 35: ebbflow.v1.RolloutCluster.phase_start_time:type_name -> google.protobuf.Timestamp
-	49, // 36: ebbflow.v1.RolloutCluster.last_report_time:type_name -> google.protobuf.Timestamp
-	51, // 37: ebbflow.v1.RolloutCluster.last_status:type_name -> ebbflow.v1.PhaseStatus
-	46, // 38: ebbflow.v1.PhaseResult.phase:type_name -> ebbflow.v1.Phase
+	47, // 32: ebbflow.v1.RolloutCluster.phases:type_name -> ebbflow.v1.Phase
+	47, // 33: ebbflow.v1.RolloutCluster.held_phases:type_name -> ebbflow.v1.Phase
+	51, // 34: ebbflow.v1.RolloutCluster.action:type_name -> ebbflow.v1.AssignmentAction
+	50, // 35: ebbflow.v1.RolloutCluster.phase_start_time:type_name -> google.protobuf.Timestamp
+	50, // 36: ebbflow.v1.RolloutCluster.last_report_time:type_name -> google.protobuf.Timestamp
+	52, // 37: ebbflow.v1.RolloutCluster.last_status:type_name -> ebbflow.v1.PhaseStatus
+	47, // 38: ebbflow.v1.PhaseResult.phase:type_name -> ebbflow.v1.Phase
 	5,  // 39: ebbflow.v1.PhaseResult.verdict:type_name -> ebbflow.v1.Verdict
-	52, // 40: ebbflow.v1.PhaseResult.latency:type_name -> ebbflow.v1.LatencySummary
-	49, // 41: ebbflow.v1.PhaseResult.report_time:type_name -> google.protobuf.Timestamp
-	53, // 42: ebbflow.v1.PhaseResult.measurements:type_name -> ebbflow.v1.Measurement
-	49, // 43: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
-	46, // 44: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
-	7,  // 45: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	13, // 46: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	54, // 47: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 48: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	54, // 49: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 50: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
-	13, // 51: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 52: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 53: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 54: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 55: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 56: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 57: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	7,  // 58: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	46, // 59: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
-	6,  // 60: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
-	46, // 61: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
-	46, // 62: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
-	40, // 63: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
-	43, // 64: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
-	14, // 65: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
-	55, // 66: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	41, // 67: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
-	54, // 68: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
-	18, // 69: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
-	19, // 70: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
-	21, // 71: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
-	23, // 72: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
-	25, // 73: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
-	27, // 74: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
-	29, // 75: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
-	31, // 76: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
-	33, // 77: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
-	35, // 78: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
-	37, // 79: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
-	39, // 80: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
-	44, // 81: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
-	20, // 82: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
-	22, // 83: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
-	24, // 84: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
-	26, // 85: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
-	28, // 86: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
-	30, // 87: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
-	32, // 88: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
-	34, // 89: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
-	36, // 90: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
-	38, // 91: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
-	42, // 92: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
-	45, // 93: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
-	82, // [82:94] is the sub-list for method output_type
-	70, // [70:82] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	53, // 40: ebbflow.v1.PhaseResult.latency:type_name -> ebbflow.v1.LatencySummary
+	50, // 41: ebbflow.v1.PhaseResult.report_time:type_name -> google.protobuf.Timestamp
+	54, // 42: ebbflow.v1.PhaseResult.measurements:type_name -> ebbflow.v1.Measurement
+	18, // 43: ebbflow.v1.PhaseResult.percentiles:type_name -> ebbflow.v1.PercentileVerdict
+	5,  // 44: ebbflow.v1.PercentileVerdict.verdict:type_name -> ebbflow.v1.Verdict
+	50, // 45: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 46: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
+	7,  // 47: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	13, // 48: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	55, // 49: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 50: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	55, // 51: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 52: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
+	13, // 53: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 54: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 55: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 56: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 57: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 58: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 59: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	7,  // 60: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	47, // 61: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
+	6,  // 62: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
+	47, // 63: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
+	47, // 64: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
+	41, // 65: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
+	44, // 66: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
+	14, // 67: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
+	56, // 68: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	42, // 69: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
+	55, // 70: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
+	19, // 71: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
+	20, // 72: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
+	22, // 73: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
+	24, // 74: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
+	26, // 75: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
+	28, // 76: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
+	30, // 77: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
+	32, // 78: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
+	34, // 79: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
+	36, // 80: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
+	38, // 81: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
+	40, // 82: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
+	45, // 83: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
+	21, // 84: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
+	23, // 85: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
+	25, // 86: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
+	27, // 87: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
+	29, // 88: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
+	31, // 89: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
+	33, // 90: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
+	35, // 91: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
+	37, // 92: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
+	39, // 93: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
+	43, // 94: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
+	46, // 95: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
+	84, // [84:96] is the sub-list for method output_type
+	72, // [72:84] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_rollout_proto_init() }
@@ -4004,7 +4261,7 @@ func file_ebbflow_v1_rollout_proto_init() {
 		(*WaveGates_MaxFailuresCount)(nil),
 		(*WaveGates_MaxFailuresPercent)(nil),
 	}
-	file_ebbflow_v1_rollout_proto_msgTypes[30].OneofWrappers = []any{
+	file_ebbflow_v1_rollout_proto_msgTypes[31].OneofWrappers = []any{
 		(*RollbackRolloutRequest_Cluster)(nil),
 		(*RollbackRolloutRequest_Wave)(nil),
 		(*RollbackRolloutRequest_All)(nil),
@@ -4015,7 +4272,7 @@ func file_ebbflow_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_rollout_proto_rawDesc), len(file_ebbflow_v1_rollout_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ebbflow/v1/rollout.proto.
  */
 export const file_ebbflow_v1_rollout: GenFile = /*@__PURE__*/
-  fileDesc("ChhlYmJmbG93L3YxL3JvbGxvdXQucHJvdG8SCmViYmZsb3cudjEinwYKC1JvbGxvdXRTcGVjEg8KB3Byb2ZpbGUYASABKAkSGAoQcHJvZmlsZV9yZXZpc2lvbhgCIAEoBBIYChBjbHVzdGVyX3NlbGVjdG9yGAMgASgJEi0KCGV4cGxpY2l0GAQgASgLMhkuZWJiZmxvdy52MS5FeHBsaWNpdFdhdmVzSAASLwoJYXV0b21hdGljGAUgASgLMhouZWJiZmxvdy52MS5BdXRvbWF0aWNXYXZlc0gAEiEKBnBoYXNlcxgGIAMoDjIRLmViYmZsb3cudjEuUGhhc2USLQoHYnVkZ2V0cxgHIAMoCzIcLmViYmZsb3cudjEuUmVncmVzc2lvbkJ1ZGdldBIxCg5mYWlsdXJlX3BvbGljeRgIIAEoDjIZLmViYmZsb3cudjEuRmFpbHVyZVBvbGljeRLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgM7aAzIAEhIKCnNvcnRfbGFiZWwYCiABKAkSKQoGcHJvYmVzGAsgASgLMhkuZWJiZmxvdy52MS5Qcm9iZVNldHRpbmdzEhMKC2Rlc2NyaXB0aW9uGAwgASgJEsABCg1waGFzZV90aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQo0BukiJAboBewofZHVyYXRpb24uZGVmYXVsdF9vcl9hdF9sZWFzdF8xcxImbXVzdCBiZSAwICh0aGUgZGVmYXVsdCkgb3IgYXQgbGVhc3QgMXMaMHRoaXMgPT0gZHVyYXRpb24oJzBzJykgfHwgdGhpcyA+PSBkdXJhdGlvbignMXMnKaoBCCIECICjBTIAQgcKBXdhdmVzIjQKDUV4cGxpY2l0V2F2ZXMSIwoFd2F2ZXMYASADKAsyFC5lYmJmbG93LnYxLldhdmVTcGVjImIKCFdhdmVTcGVjEgwKBG5hbWUYASABKAkSEAoIc2VsZWN0b3IYAiABKAkSEAoIY2x1c3RlcnMYAyADKAkSJAoFZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcyLTAQoOQXV0b21hdGljV2F2ZXMSIQoMY2FuYXJ5X2NvdW50GAEgASgFQgu6SAgaBhignAEoABIgCgl3YXZlX3NpemUYAiABKAVCC7pICBoGGKCcASgBSAASIQoMd2F2ZV9wZXJjZW50GAMgASgFQgm6SAYaBBhkKAFIABIrCgxjYW5hcnlfZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcxIkCgVnYXRlcxgFIAEoCzIVLmViYmZsb3cudjEuV2F2ZUdhdGVzQgYKBHNpemUitwMKCVdhdmVHYXRlcxIkCg9tYXhfY29uY3VycmVuY3kYASABKAVCC7pICBoGGKCcASgAEikKEm1heF9mYWlsdXJlc19jb3VudBgCIAEoBUILukgIGgYYoJwBKABIABIpChRtYXhfZmFpbHVyZXNfcGVyY2VudBgDIAEoBUIJukgGGgQYZCgASAASPAoJc29ha190aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgJqeATIAEhgKEHJlcXVpcmVfYXBwcm92YWwYBiABKAhCDgoMbWF4X2ZhaWx1cmVzIosCChBSZWdyZXNzaW9uQnVkZ2V0EiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIgChhtYXhfcDUwX2luY3JlYXNlX3BlcmNlbnQYAiABKAESIAoYbWF4X3A5OV9pbmNyZWFzZV9wZXJjZW50GAMgASgBEicKH21heF90aHJvdWdocHV0X2RlY3JlYXNlX3BlcmNlbnQYBCABKAESDQoFYWxwaGEYBSABKAESIAoLbWluX3NhbXBsZXMYBiABKAVCC7pICBoGGMCEPSgAEjcKD29uX2luY29uY2x1c2l2ZRgHIAEoDjIeLmViYmZsb3cudjEuSW5jb25jbHVzaXZlUG9saWN5IpYDCgdSb2xsb3V0EgoKAmlkGAEgASgJEiUKBHNwZWMYAiABKAsyFy5lYmJmbG93LnYxLlJvbGxvdXRTcGVjEhgKEHByb2ZpbGVfcmV2aXNpb24YAyABKAQSJwoFc3RhdGUYBCABKA4yGC5lYmJmbG93LnYxLlJvbGxvdXRTdGF0ZRIfCgV3YXZlcxgFIAMoCzIQLmViYmZsb3cudjEuV2F2ZRIrCgdza2lwcGVkGAYgAygLMhouZWJiZmxvdy52MS5Ta2lwcGVkQ2x1c3RlchIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAogASgJEg8KB21lc3NhZ2UYCyABKAkSEgoKZ2VuZXJhdGlvbhgMIAEoBCIxCg5Ta2lwcGVkQ2x1c3RlchIPCgdjbHVzdGVyGAEgASgJEg4KBnJlYXNvbhgCIAEoCSLXAgoEV2F2ZRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEiQKBXN0YXRlGAMgASgOMhUuZWJiZmxvdy52MS5XYXZlU3RhdGUSJAoFZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcxIsCghjbHVzdGVycxgFIAMoCzIaLmViYmZsb3cudjEuUm9sbG91dENsdXN0ZXISLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPc29ha19zdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYXBwcm92ZWRfYnkYCSABKAkSEAoIYXBwcm92ZWQYCiABKAgipwQKDlJvbGxvdXRDbHVzdGVyEg8KB2NsdXN0ZXIYASABKAkSIAoFcGhhc2UYAiABKA4yES5lYmJmbG93LnYxLlBoYXNlEi4KBXN0YXRlGAMgASgOMh8uZWJiZmxvdy52MS5DbHVzdGVyUm9sbG91dFN0YXRlEhUKDWFzc2lnbm1lbnRfaWQYBCABKAkSKAoHcmVzdWx0cxgFIAMoCzIXLmViYmZsb3cudjEuUGhhc2VSZXN1bHQSDgoGcmVhc29uGAYgASgJEiEKGXByZV9yb2xsb3V0X2hlbG1fcmV2aXNpb24YByABKAUSIQoGcGhhc2VzGAggAygOMhEuZWJiZmxvdy52MS5QaGFzZRImCgtoZWxkX3BoYXNlcxgJIAMoDjIRLmViYmZsb3cudjEuUGhhc2USEwoLaGVsZF9yZWFzb24YCiABKAkSFgoOYXNzaWdubWVudF9zZXEYCyABKA0SLAoGYWN0aW9uGAwgASgOMhwuZWJiZmxvdy52MS5Bc3NpZ25tZW50QWN0aW9uEjQKEHBoYXNlX3N0YXJ0X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfcmVwb3J0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKC2xhc3Rfc3RhdHVzGA8gASgOMhcuZWJiZmxvdy52MS5QaGFzZVN0YXR1cyKoAwoLUGhhc2VSZXN1bHQSIAoFcGhhc2UYASABKA4yES5lYmJmbG93LnYxLlBoYXNlEhAKCHZlcmlmaWVkGAIgASgIEiQKB3ZlcmRpY3QYAyABKA4yEy5lYmJmbG93LnYxLlZlcmRpY3QSGQoRcDUwX2RlbHRhX3BlcmNlbnQYBCABKAESGQoRcDk5X2RlbHRhX3BlcmNlbnQYBSABKAESIAoYdGhyb3VnaHB1dF9kZWx0YV9wZXJjZW50GAYgASgBEg8KB3BfdmFsdWUYByABKAESDgoGcmVhc29uGAggASgJEisKB2xhdGVuY3kYCSABKAsyGi5lYmJmbG93LnYxLkxhdGVuY3lTdW1tYXJ5Ei8KC3JlcG9ydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRoZWxtX3JldmlzaW9uX2JlZm9yZRgLIAEoBRIbChNoZWxtX3JldmlzaW9uX2FmdGVyGAwgASgFEi0KDG1lYXN1cmVtZW50cxgNIAMoCzIXLmViYmZsb3cudjEuTWVhc3VyZW1lbnQipwEKDFJvbGxvdXRFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgCIAEoCRIMCgRraW5kGAMgASgJEg8KB2NsdXN0ZXIYBCABKAkSDAoEd2F2ZRgFIAEoBRIgCgVwaGFzZRgGIAEoDjIRLmViYmZsb3cudjEuUGhhc2USDwoHbWVzc2FnZRgHIAEoCSJ2ChRDcmVhdGVSb2xsb3V0UmVxdWVzdBI3CgJpZBgBIAEoCUIrukgo2AEBciMYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIlCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Sb2xsb3V0U3BlYyI9ChVDcmVhdGVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCJyChFHZXRSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIjoKEkdldFJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0Im8KE0xpc3RSb2xsb3V0c1JlcXVlc3QSJQoEcmVhZBgBIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFJvbGxvdXRzUmVzcG9uc2USJQoIcm9sbG91dHMYASADKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KE1dhdGNoUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCI8ChRXYXRjaFJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0ImcKE1BhdXNlUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIAIIjwKFFBhdXNlUm9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQiTgoUUmVzdW1lUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCI9ChVSZXN1bWVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCKbAQoVQXBwcm92ZVJvbGxvdXRSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSDAoEd2F2ZRgCIAEoBRI8CgdjbHVzdGVyGAMgASgJQiu6SCjYAQFyIxg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIj4KFkFwcHJvdmVSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCKjAQoSU2tpcENsdXN0ZXJSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSOwoHY2x1c3RlchgCIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhgKBnJlYXNvbhgDIAEoCUIIukgFcgMogAgiOwoTU2tpcENsdXN0ZXJSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0ImcKE0Fib3J0Um9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIAIIjwKFEFib3J0Um9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQi2wEKFlJvbGxiYWNrUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI9CgdjbHVzdGVyGAIgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyRIABIXCgR3YXZlGAMgASgFQge6SAQaAigASAASDQoDYWxsGAQgASgISAASGAoGcmVhc29uGAUgASgJQgi6SAVyAyiACEIICgZ0YXJnZXQiPwoXUm9sbGJhY2tSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCI7ChJQbGFuUm9sbG91dFJlcXVlc3QSJQoEc3BlYxgBIAEoCzIXLmViYmZsb3cudjEuUm9sbG91dFNwZWMijgEKDlByZWZsaWdodENoZWNrEiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIPCgdmZWF0dXJlGAIgASgJEgwKBG5vZGUYAyABKAkSKwoGcmVzdWx0GAQgASgOMhsuZWJiZmxvdy52MS5QcmVmbGlnaHRSZXN1bHQSDgoGcmVhc29uGAUgASgJIqMBCgtDbHVzdGVyUGxhbhIPCgdjbHVzdGVyGAEgASgJEgwKBHdhdmUYAiABKAUSIQoGcGhhc2VzGAMgAygOMhEuZWJiZmxvdy52MS5QaGFzZRImCgtoZWxkX3BoYXNlcxgEIAMoDjIRLmViYmZsb3cudjEuUGhhc2USKgoGY2hlY2tzGAUgAygLMhouZWJiZmxvdy52MS5QcmVmbGlnaHRDaGVjayKwAQoTUGxhblJvbGxvdXRSZXNwb25zZRIYChBwcm9maWxlX3JldmlzaW9uGAEgASgEEiMKBXdhdmVzGAIgAygLMhQuZWJiZmxvdy52MS5XYXZlUGxhbhIrCgdza2lwcGVkGAMgAygLMhouZWJiZmxvdy52MS5Ta2lwcGVkQ2x1c3RlchItCgh3YXJuaW5ncxgEIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlIlIKCFdhdmVQbGFuEg0KBWluZGV4GAEgASgFEgwKBG5hbWUYAiABKAkSKQoIY2x1c3RlcnMYAyADKAsyFy5lYmJmbG93LnYxLkNsdXN0ZXJQbGFuInkKGEdldFJvbGxvdXRIaXN0b3J5UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIkUKGUdldFJvbGxvdXRIaXN0b3J5UmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhguZWJiZmxvdy52MS5Sb2xsb3V0RXZlbnQqnAEKDUZhaWx1cmVQb2xpY3kSHgoaRkFJTFVSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhGQUlMVVJFX1BPTElDWV9IQUxUX09OTFkQARIrCidGQUlMVVJFX1BPTElDWV9ST0xMQkFDS19GQUlMRURfQ0xVU1RFUlMQAhIgChxGQUlMVVJFX1BPTElDWV9ST0xMQkFDS19XQVZFEAMqggEKEkluY29uY2x1c2l2ZVBvbGljeRIjCh9JTkNPTkNMVVNJVkVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHAoYSU5DT05DTFVTSVZFX1BPTElDWV9GQUlMEAESKQolSU5DT05DTFVTSVZFX1BPTElDWV9XQUlUX0ZPUl9BUFBST1ZBTBACKrYCCgxSb2xsb3V0U3RhdGUSHQoZUk9MTE9VVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVJPTExPVVRfU1RBVEVfUEVORElORxABEhkKFVJPTExPVVRfU1RBVEVfUlVOTklORxACEhgKFFJPTExPVVRfU1RBVEVfUEFVU0VEEAMSJgoiUk9MTE9VVF9TVEFURV9XQUlUSU5HX0ZPUl9BUFBST1ZBTBAEEhsKF1JPTExPVVRfU1RBVEVfU1VDQ0VFREVEEAUSGAoUUk9MTE9VVF9TVEFURV9GQUlMRUQQBhIZChVST0xMT1VUX1NUQVRFX0FCT1JURUQQBxIeChpST0xMT1VUX1NUQVRFX1JPTExJTkdfQkFDSxAIEh0KGVJPTExPVVRfU1RBVEVfUk9MTEVEX0JBQ0sQCSrlAQoJV2F2ZVN0YXRlEhoKFldBVkVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJXQVZFX1NUQVRFX1BFTkRJTkcQARIjCh9XQVZFX1NUQVRFX1dBSVRJTkdfRk9SX0FQUFJPVkFMEAISGgoWV0FWRV9TVEFURV9QUk9HUkVTU0lORxADEhYKEldBVkVfU1RBVEVfU09BS0lORxAEEhgKFFdBVkVfU1RBVEVfU1VDQ0VFREVEEAUSFQoRV0FWRV9TVEFURV9GQUlMRUQQBhIaChZXQVZFX1NUQVRFX1JPTExFRF9CQUNLEAcqtAMKE0NsdXN0ZXJSb2xsb3V0U3RhdGUSJQohQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASIQodQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1BFTkRJTkcQARIiCh5DTFVTVEVSX1JPTExPVVRfU1RBVEVfQVBQTFlJTkcQAhIjCh9DTFVTVEVSX1JPTExPVVRfU1RBVEVfTUVBU1VSSU5HEAMSLgoqQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1dBSVRJTkdfRk9SX0FQUFJPVkFMEAQSIwofQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1NVQ0NFRURFRBAFEiAKHENMVVNURVJfUk9MTE9VVF9TVEFURV9GQUlMRUQQBhImCiJDTFVTVEVSX1JPTExPVVRfU1RBVEVfUk9MTElOR19CQUNLEAcSJQohQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1JPTExFRF9CQUNLEAgSIQodQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX1NLSVBQRUQQCRIhCh1DTFVTVEVSX1JPTExPVVRfU1RBVEVfVU5LTk9XThAKKmYKB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhAKDFZFUkRJQ1RfUEFTUxABEhYKElZFUkRJQ1RfUkVHUkVTU0lPThACEhgKFFZFUkRJQ1RfSU5DT05DTFVTSVZFEAMqhwEKD1ByZWZsaWdodFJlc3VsdBIgChxQUkVGTElHSFRfUkVTVUxUX1VOU1BFQ0lGSUVEEAASGQoVUFJFRkxJR0hUX1JFU1VMVF9QQVNTEAESGQoVUFJFRkxJR0hUX1JFU1VMVF9GQUlMEAISHAoYUFJFRkxJR0hUX1JFU1VMVF9VTktOT1dOEAMyoggKDlJvbGxvdXRTZXJ2aWNlElQKDUNyZWF0ZVJvbGxvdXQSIC5lYmJmbG93LnYxLkNyZWF0ZVJvbGxvdXRSZXF1ZXN0GiEuZWJiZmxvdy52MS5DcmVhdGVSb2xsb3V0UmVzcG9uc2USUAoKR2V0Um9sbG91dBIdLmViYmZsb3cudjEuR2V0Um9sbG91dFJlcXVlc3QaHi5lYmJmbG93LnYxLkdldFJvbGxvdXRSZXNwb25zZSIDkAIBElYKDExpc3RSb2xsb3V0cxIfLmViYmZsb3cudjEuTGlzdFJvbGxvdXRzUmVxdWVzdBogLmViYmZsb3cudjEuTGlzdFJvbGxvdXRzUmVzcG9uc2UiA5ACARJTCgxXYXRjaFJvbGxvdXQSHy5lYmJmbG93LnYxLldhdGNoUm9sbG91dFJlcXVlc3QaIC5lYmJmbG93LnYxLldhdGNoUm9sbG91dFJlc3BvbnNlMAESUQoMUGF1c2VSb2xsb3V0Eh8uZWJiZmxvdy52MS5QYXVzZVJvbGxvdXRSZXF1ZXN0GiAuZWJiZmxvdy52MS5QYXVzZVJvbGxvdXRSZXNwb25zZRJUCg1SZXN1bWVSb2xsb3V0EiAuZWJiZmxvdy52MS5SZXN1bWVSb2xsb3V0UmVxdWVzdBohLmViYmZsb3cudjEuUmVzdW1lUm9sbG91dFJlc3BvbnNlElcKDkFwcHJvdmVSb2xsb3V0EiEuZWJiZmxvdy52MS5BcHByb3ZlUm9sbG91dFJlcXVlc3QaIi5lYmJmbG93LnYxLkFwcHJvdmVSb2xsb3V0UmVzcG9uc2USTgoLU2tpcENsdXN0ZXISHi5lYmJmbG93LnYxLlNraXBDbHVzdGVyUmVxdWVzdBofLmViYmZsb3cudjEuU2tpcENsdXN0ZXJSZXNwb25zZRJRCgxBYm9ydFJvbGxvdXQSHy5lYmJmbG93LnYxLkFib3J0Um9sbG91dFJlcXVlc3QaIC5lYmJmbG93LnYxLkFib3J0Um9sbG91dFJlc3BvbnNlEloKD1JvbGxiYWNrUm9sbG91dBIiLmViYmZsb3cudjEuUm9sbGJhY2tSb2xsb3V0UmVxdWVzdBojLmViYmZsb3cudjEuUm9sbGJhY2tSb2xsb3V0UmVzcG9uc2USUwoLUGxhblJvbGxvdXQSHi5lYmJmbG93LnYxLlBsYW5Sb2xsb3V0UmVxdWVzdBofLmViYmZsb3cudjEuUGxhblJvbGxvdXRSZXNwb25zZSIDkAIBEmUKEUdldFJvbGxvdXRIaXN0b3J5EiQuZWJiZmxvdy52MS5HZXRSb2xsb3V0SGlzdG9yeVJlcXVlc3QaJS5lYmJmbG93LnYxLkdldFJvbGxvdXRIaXN0b3J5UmVzcG9uc2UiA5ACAUI3WjVnaXRodWIuY29tL2ViYmZsb3cvZWJiZmxvdy9wcm90by9lYmJmbG93L3YxO2ViYmZsb3d2MWIGcHJvdG8z", [file_buf_validate_validate, file_ebbflow_v1_agent, file_ebbflow_v1_common, file_ebbflow_v1_profile, file_ebbflow_v1_measurement, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhlYmJmbG93L3YxL3JvbGxvdXQucHJvdG8SCmViYmZsb3cudjEinwYKC1JvbGxvdXRTcGVjEg8KB3Byb2ZpbGUYASABKAkSGAoQcHJvZmlsZV9yZXZpc2lvbhgCIAEoBBIYChBjbHVzdGVyX3NlbGVjdG9yGAMgASgJEi0KCGV4cGxpY2l0GAQgASgLMhkuZWJiZmxvdy52MS5FeHBsaWNpdFdhdmVzSAASLwoJYXV0b21hdGljGAUgASgLMhouZWJiZmxvdy52MS5BdXRvbWF0aWNXYXZlc0gAEiEKBnBoYXNlcxgGIAMoDjIRLmViYmZsb3cudjEuUGhhc2USLQoHYnVkZ2V0cxgHIAMoCzIcLmViYmZsb3cudjEuUmVncmVzc2lvbkJ1ZGdldBIxCg5mYWlsdXJlX3BvbGljeRgIIAEoDjIZLmViYmZsb3cudjEuRmFpbHVyZVBvbGljeRLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgM7aAzIAEhIKCnNvcnRfbGFiZWwYCiABKAkSKQoGcHJvYmVzGAsgASgLMhkuZWJiZmxvdy52MS5Qcm9iZVNldHRpbmdzEhMKC2Rlc2NyaXB0aW9uGAwgASgJEsABCg1waGFzZV90aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQo0BukiJAboBewofZHVyYXRpb24uZGVmYXVsdF9vcl9hdF9sZWFzdF8xcxImbXVzdCBiZSAwICh0aGUgZGVmYXVsdCkgb3IgYXQgbGVhc3QgMXMaMHRoaXMgPT0gZHVyYXRpb24oJzBzJykgfHwgdGhpcyA+PSBkdXJhdGlvbignMXMnKaoBCCIECICjBTIAQgcKBXdhdmVzIjQKDUV4cGxpY2l0V2F2ZXMSIwoFd2F2ZXMYASADKAsyFC5lYmJmbG93LnYxLldhdmVTcGVjImIKCFdhdmVTcGVjEgwKBG5hbWUYASABKAkSEAoIc2VsZWN0b3IYAiABKAkSEAoIY2x1c3RlcnMYAyADKAkSJAoFZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcyLTAQoOQXV0b21hdGljV2F2ZXMSIQoMY2FuYXJ5X2NvdW50GAEgASgFQgu6SAgaBhignAEoABIgCgl3YXZlX3NpemUYAiABKAVCC7pICBoGGKCcASgBSAASIQoMd2F2ZV9wZXJjZW50GAMgASgFQgm6SAYaBBhkKAFIABIrCgxjYW5hcnlfZ2F0ZXMYBCABKAsyFS5lYmJmbG93LnYxLldhdmVHYXRlcxIkCgVnYXRlcxgFIAEoCzIVLmViYmZsb3cudjEuV2F2ZUdhdGVzQgYKBHNpemUitwMKCVdhdmVHYXRlcxIkCg9tYXhfY29uY3VycmVuY3kYASABKAVCC7pICBoGGKCcASgAEikKEm1heF9mYWlsdXJlc19jb3VudBgCIAEoBUILukgIGgYYoJwBKABIABIpChRtYXhfZmFpbHVyZXNfcGVyY2VudBgDIAEoBUIJukgGGgQYZCgASAASPAoJc29ha190aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABLFAQoRcHJvZ3Jlc3NfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CjgG6SIoBugF7Ch1kdXJhdGlvbi5ub25lX29yX2F0X2xlYXN0XzEwcxInbXVzdCBiZSAwIChubyBkZWFkbGluZSkgb3IgYXQgbGVhc3QgMTBzGjF0aGlzID09IGR1cmF0aW9uKCcwcycpIHx8IHRoaXMgPj0gZHVyYXRpb24oJzEwcycpqgEJIgUIgJqeATIAEhgKEHJlcXVpcmVfYXBwcm92YWwYBiABKAhCDgoMbWF4X2ZhaWx1cmVzIs4CChBSZWdyZXNzaW9uQnVkZ2V0EiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIgChhtYXhfcDUwX2luY3JlYXNlX3BlcmNlbnQYAiABKAESIAoYbWF4X3A5OV9pbmNyZWFzZV9wZXJjZW50GAMgASgBEicKH21heF90aHJvdWdocHV0X2RlY3JlYXNlX3BlcmNlbnQYBCABKAESDQoFYWxwaGEYBSABKAESIAoLbWluX3NhbXBsZXMYBiABKAVCC7pICBoGGMCEPSgAEjcKD29uX2luY29uY2x1c2l2ZRgHIAEoDjIeLmViYmZsb3cudjEuSW5jb25jbHVzaXZlUG9saWN5EiEKGW1heF9wOTk5X2luY3JlYXNlX3BlcmNlbnQYCCABKAESHgoLbWF4X3dpbmRvd3MYCSABKAVCCbpIBhoEGAooACKWAwoHUm9sbG91dBIKCgJpZBgBIAEoCRIlCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Sb2xsb3V0U3BlYxIYChBwcm9maWxlX3JldmlzaW9uGAMgASgEEicKBXN0YXRlGAQgASgOMhguZWJiZmxvdy52MS5Sb2xsb3V0U3RhdGUSHwoFd2F2ZXMYBSADKAsyEC5lYmJmbG93LnYxLldhdmUSKwoHc2tpcHBlZBgGIAMoCzIaLmViYmZsb3cudjEuU2tpcHBlZENsdXN0ZXISLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgKIAEoCRIPCgdtZXNzYWdlGAsgASgJEhIKCmdlbmVyYXRpb24YDCABKAQiMQoOU2tpcHBlZENsdXN0ZXISDwoHY2x1c3RlchgBIAEoCRIOCgZyZWFzb24YAiABKAki1wIKBFdhdmUSDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLmViYmZsb3cudjEuV2F2ZVN0YXRlEiQKBWdhdGVzGAQgASgLMhUuZWJiZmxvdy52MS5XYXZlR2F0ZXMSLAoIY2x1c3RlcnMYBSADKAsyGi5lYmJmbG93LnYxLlJvbGxvdXRDbHVzdGVyEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD3NvYWtfc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2FwcHJvdmVkX2J5GAkgASgJEhAKCGFwcHJvdmVkGAogASgIIqcECg5Sb2xsb3V0Q2x1c3RlchIPCgdjbHVzdGVyGAEgASgJEiAKBXBoYXNlGAIgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIuCgVzdGF0ZRgDIAEoDjIfLmViYmZsb3cudjEuQ2x1c3RlclJvbGxvdXRTdGF0ZRIVCg1hc3NpZ25tZW50X2lkGAQgASgJEigKB3Jlc3VsdHMYBSADKAsyFy5lYmJmbG93LnYxLlBoYXNlUmVzdWx0Eg4KBnJlYXNvbhgGIAEoCRIhChlwcmVfcm9sbG91dF9oZWxtX3JldmlzaW9uGAcgASgFEiEKBnBoYXNlcxgIIAMoDjIRLmViYmZsb3cudjEuUGhhc2USJgoLaGVsZF9waGFzZXMYCSADKA4yES5lYmJmbG93LnYxLlBoYXNlEhMKC2hlbGRfcmVhc29uGAogASgJEhYKDmFzc2lnbm1lbnRfc2VxGAsgASgNEiwKBmFjdGlvbhgMIAEoDjIcLmViYmZsb3cudjEuQXNzaWdubWVudEFjdGlvbhI0ChBwaGFzZV9zdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3JlcG9ydF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgtsYXN0X3N0YXR1cxgPIAEoDjIXLmViYmZsb3cudjEuUGhhc2VTdGF0dXMinQQKC1BoYXNlUmVzdWx0EiAKBXBoYXNlGAEgASgOMhEuZWJiZmxvdy52MS5QaGFzZRIQCgh2ZXJpZmllZBgCIAEoCBIkCgd2ZXJkaWN0GAMgASgOMhMuZWJiZmxvdy52MS5WZXJkaWN0EhkKEXA1MF9kZWx0YV9wZXJjZW50GAQgASgBEhkKEXA5OV9kZWx0YV9wZXJjZW50GAUgASgBEiAKGHRocm91Z2hwdXRfZGVsdGFfcGVyY2VudBgGIAEoARIPCgdwX3ZhbHVlGAcgASgBEg4KBnJlYXNvbhgIIAEoCRIrCgdsYXRlbmN5GAkgASgLMhouZWJiZmxvdy52MS5MYXRlbmN5U3VtbWFyeRIvCgtyZXBvcnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUaGVsbV9yZXZpc2lvbl9iZWZvcmUYCyABKAUSGwoTaGVsbV9yZXZpc2lvbl9hZnRlchgMIAEoBRItCgxtZWFzdXJlbWVudHMYDSADKAsyFy5lYmJmbG93LnYxLk1lYXN1cmVtZW50EjIKC3BlcmNlbnRpbGVzGA4gAygLMh0uZWJiZmxvdy52MS5QZXJjZW50aWxlVmVyZGljdBIOCgZ3aW5kb3cYDyABKAUSEwoLbWF4X3dpbmRvd3MYECABKAUSGgoScDk5OV9kZWx0YV9wZXJjZW50GBEgASgBIqYCChFQZXJjZW50aWxlVmVyZGljdBIMCgRuYW1lGAEgASgJEhAKCHF1YW50aWxlGAIgASgBEiQKB3ZlcmRpY3QYAyABKA4yEy5lYmJmbG93LnYxLlZlcmRpY3QSFQoNZGVsdGFfcGVyY2VudBgEIAEoARIVCg1sb3dlcl9wZXJjZW50GAUgASgBEhUKDXVwcGVyX3BlcmNlbnQYBiABKAESFgoOYnVkZ2V0X3BlcmNlbnQYByABKAESEgoKY29uZmlkZW5jZRgIIAEoARITCgtiYXNlbGluZV9tcxgJIAEoARIUCgxjYW5kaWRhdGVfbXMYCiABKAESFgoOYmFzZWxpbmVfY291bnQYCyABKAMSFwoPY2FuZGlkYXRlX2NvdW50GAwgASgDIqcBCgxSb2xsb3V0RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAiABKAkSDAoEa2luZBgDIAEoCRIPCgdjbHVzdGVyGAQgASgJEgwKBHdhdmUYBSABKAUSIAoFcGhhc2UYBiABKA4yES5lYmJmbG93LnYxLlBoYXNlEg8KB21lc3NhZ2UYByABKAkiiwEKFENyZWF0ZVJvbGxvdXRSZXF1ZXN0EjcKAmlkGAEgASgJQiu6SCjYAQFyIxg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHNwZWMYAiABKAsyFy5lYmJmbG93LnYxLlJvbGxvdXRTcGVjEhMKC2FsbG93X2VtcHR5GAMgASgIIj0KFUNyZWF0ZVJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0InIKEUdldFJvbGxvdXRSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSJQoEcmVhZBgCIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMiOgoSR2V0Um9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQibwoTTGlzdFJvbGxvdXRzUmVxdWVzdBIlCgRyZWFkGAEgASgLMhcuZWJiZmxvdy52MS5SZWFkT3B0aW9ucxIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASEgoKcGFnZV90b2tlbhgDIAEoCSJWChRMaXN0Um9sbG91dHNSZXNwb25zZRIlCghyb2xsb3V0cxgBIAMoCzITLmViYmZsb3cudjEuUm9sbG91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoTV2F0Y2hSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIjwKFFdhdGNoUm9sbG91dFJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQiZwoTUGF1c2VSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMogAgiPAoUUGF1c2VSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCJOChRSZXN1bWVSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIj0KFVJlc3VtZVJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0IpsBChVBcHByb3ZlUm9sbG91dFJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIMCgR3YXZlGAIgASgFEjwKB2NsdXN0ZXIYAyABKAlCK7pIKNgBAXIjGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQiPgoWQXBwcm92ZVJvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0IqMBChJTa2lwQ2x1c3RlclJlcXVlc3QSNgoCaWQYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI7CgdjbHVzdGVyGAIgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSGAoGcmVhc29uGAMgASgJQgi6SAVyAyiACCI7ChNTa2lwQ2x1c3RlclJlc3BvbnNlEiQKB3JvbGxvdXQYASABKAsyEy5lYmJmbG93LnYxLlJvbGxvdXQiZwoTQWJvcnRSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMogAgiPAoUQWJvcnRSb2xsb3V0UmVzcG9uc2USJAoHcm9sbG91dBgBIAEoCzITLmViYmZsb3cudjEuUm9sbG91dCLbAQoWUm9sbGJhY2tSb2xsb3V0UmVxdWVzdBI2CgJpZBgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEj0KB2NsdXN0ZXIYAiABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JEgAEhcKBHdhdmUYAyABKAVCB7pIBBoCKABIABINCgNhbGwYBCABKAhIABIYCgZyZWFzb24YBSABKAlCCLpIBXIDKIAIQggKBnRhcmdldCI/ChdSb2xsYmFja1JvbGxvdXRSZXNwb25zZRIkCgdyb2xsb3V0GAEgASgLMhMuZWJiZmxvdy52MS5Sb2xsb3V0IjsKElBsYW5Sb2xsb3V0UmVxdWVzdBIlCgRzcGVjGAEgASgLMhcuZWJiZmxvdy52MS5Sb2xsb3V0U3BlYyKOAQoOUHJlZmxpZ2h0Q2hlY2sSIAoFcGhhc2UYASABKA4yES5lYmJmbG93LnYxLlBoYXNlEg8KB2ZlYXR1cmUYAiABKAkSDAoEbm9kZRgDIAEoCRIrCgZyZXN1bHQYBCABKA4yGy5lYmJmbG93LnYxLlByZWZsaWdodFJlc3VsdBIOCgZyZWFzb24YBSABKAkiowEKC0NsdXN0ZXJQbGFuEg8KB2NsdXN0ZXIYASABKAkSDAoEd2F2ZRgCIAEoBRIhCgZwaGFzZXMYAyADKA4yES5lYmJmbG93LnYxLlBoYXNlEiYKC2hlbGRfcGhhc2VzGAQgAygOMhEuZWJiZmxvdy52MS5QaGFzZRIqCgZjaGVja3MYBSADKAsyGi5lYmJmbG93LnYxLlByZWZsaWdodENoZWNrIrABChNQbGFuUm9sbG91dFJlc3BvbnNlEhgKEHByb2ZpbGVfcmV2aXNpb24YASABKAQSIwoFd2F2ZXMYAiADKAsyFC5lYmJmbG93LnYxLldhdmVQbGFuEisKB3NraXBwZWQYAyADKAsyGi5lYmJmbG93LnYxLlNraXBwZWRDbHVzdGVyEi0KCHdhcm5pbmdzGAQgAygLMhsuZWJiZmxvdy52MS5WYWxpZGF0aW9uSXNzdWUiUgoIV2F2ZVBsYW4SDQoFaW5kZXgYASABKAUSDAoEbmFtZRgCIAEoCRIpCghjbHVzdGVycxgDIAMoCzIXLmViYmZsb3cudjEuQ2x1c3RlclBsYW4ieQoYR2V0Um9sbG91dEhpc3RvcnlSZXF1ZXN0EjYKAmlkGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSJQoEcmVhZBgCIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMiRQoZR2V0Um9sbG91dEhpc3RvcnlSZXNwb25zZRIoCgZldmVudHMYASADKAsyGC5lYmJmbG93LnYxLlJvbGxvdXRFdmVudCqcAQoNRmFpbHVyZVBvbGljeRIeChpGQUlMVVJFX1BPTElDWV9VTlNQRUNJRklFRBAAEhwKGEZBSUxVUkVfUE9MSUNZX0hBTFRfT05MWRABEisKJ0ZBSUxVUkVfUE9MSUNZX1JPTExCQUNLX0ZBSUxFRF9DTFVTVEVSUxACEiAKHEZBSUxVUkVfUE9MSUNZX1JPTExCQUNLX1dBVkUQAyqCAQoSSW5jb25jbHVzaXZlUG9saWN5EiMKH0lOQ09OQ0xVU0lWRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhJTkNPTkNMVVNJVkVfUE9MSUNZX0ZBSUwQARIpCiVJTkNPTkNMVVNJVkVfUE9MSUNZX1dBSVRfRk9SX0FQUFJPVkFMEAIqtgIKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9QRU5ESU5HEAESGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAISGAoUUk9MTE9VVF9TVEFURV9QQVVTRUQQAxImCiJST0xMT1VUX1NUQVRFX1dBSVRJTkdfRk9SX0FQUFJPVkFMEAQSGwoXUk9MTE9VVF9TVEFURV9TVUNDRUVERUQQBRIYChRST0xMT1VUX1NUQVRFX0ZBSUxFRBAGEhkKFVJPTExPVVRfU1RBVEVfQUJPUlRFRBAHEh4KGlJPTExPVVRfU1RBVEVfUk9MTElOR19CQUNLEAgSHQoZUk9MTE9VVF9TVEFURV9ST0xMRURfQkFDSxAJKuUBCglXYXZlU3RhdGUSGgoWV0FWRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEldBVkVfU1RBVEVfUEVORElORxABEiMKH1dBVkVfU1RBVEVfV0FJVElOR19GT1JfQVBQUk9WQUwQAhIaChZXQVZFX1NUQVRFX1BST0dSRVNTSU5HEAMSFgoSV0FWRV9TVEFURV9TT0FLSU5HEAQSGAoUV0FWRV9TVEFURV9TVUNDRUVERUQQBRIVChFXQVZFX1NUQVRFX0ZBSUxFRBAGEhoKFldBVkVfU1RBVEVfUk9MTEVEX0JBQ0sQByq0AwoTQ2x1c3RlclJvbGxvdXRTdGF0ZRIlCiFDTFVTVEVSX1JPTExPVVRfU1RBVEVfVU5TUEVDSUZJRUQQABIhCh1DTFVTVEVSX1JPTExPVVRfU1RBVEVfUEVORElORxABEiIKHkNMVVNURVJfUk9MTE9VVF9TVEFURV9BUFBMWUlORxACEiMKH0NMVVNURVJfUk9MTE9VVF9TVEFURV9NRUFTVVJJTkcQAxIuCipDTFVTVEVSX1JPTExPVVRfU1RBVEVfV0FJVElOR19GT1JfQVBQUk9WQUwQBBIjCh9DTFVTVEVSX1JPTExPVVRfU1RBVEVfU1VDQ0VFREVEEAUSIAocQ0xVU1RFUl9ST0xMT1VUX1NUQVRFX0ZBSUxFRBAGEiYKIkNMVVNURVJfUk9MTE9VVF9TVEFURV9ST0xMSU5HX0JBQ0sQBxIlCiFDTFVTVEVSX1JPTExPVVRfU1RBVEVfUk9MTEVEX0JBQ0sQCBIhCh1DTFVTVEVSX1JPTExPVVRfU1RBVEVfU0tJUFBFRBAJEiEKHUNMVVNURVJfUk9MTE9VVF9TVEFURV9VTktOT1dOEAoqZgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASEAoMVkVSRElDVF9QQVNTEAESFgoSVkVSRElDVF9SRUdSRVNTSU9OEAISGAoUVkVSRElDVF9JTkNPTkNMVVNJVkUQAyqHAQoPUHJlZmxpZ2h0UmVzdWx0EiAKHFBSRUZMSUdIVF9SRVNVTFRfVU5TUEVDSUZJRUQQABIZChVQUkVGTElHSFRfUkVTVUxUX1BBU1MQARIZChVQUkVGTElHSFRfUkVTVUxUX0ZBSUwQAhIcChhQUkVGTElHSFRfUkVTVUxUX1VOS05PV04QAzKiCAoOUm9sbG91dFNlcnZpY2USVAoNQ3JlYXRlUm9sbG91dBIgLmViYmZsb3cudjEuQ3JlYXRlUm9sbG91dFJlcXVlc3QaIS5lYmJmbG93LnYxLkNyZWF0ZVJvbGxvdXRSZXNwb25zZRJQCgpHZXRSb2xsb3V0Eh0uZWJiZmxvdy52MS5HZXRSb2xsb3V0UmVxdWVzdBoeLmViYmZsb3cudjEuR2V0Um9sbG91dFJlc3BvbnNlIgOQAgESVgoMTGlzdFJvbGxvdXRzEh8uZWJiZmxvdy52MS5MaXN0Um9sbG91dHNSZXF1ZXN0GiAuZWJiZmxvdy52MS5MaXN0Um9sbG91dHNSZXNwb25zZSIDkAIBElMKDFdhdGNoUm9sbG91dBIfLmViYmZsb3cudjEuV2F0Y2hSb2xsb3V0UmVxdWVzdBogLmViYmZsb3cudjEuV2F0Y2hSb2xsb3V0UmVzcG9uc2UwARJRCgxQYXVzZVJvbGxvdXQSHy5lYmJmbG93LnYxLlBhdXNlUm9sbG91dFJlcXVlc3QaIC5lYmJmbG93LnYxLlBhdXNlUm9sbG91dFJlc3BvbnNlElQKDVJlc3VtZVJvbGxvdXQSIC5lYmJmbG93LnYxLlJlc3VtZVJvbGxvdXRSZXF1ZXN0GiEuZWJiZmxvdy52MS5SZXN1bWVSb2xsb3V0UmVzcG9uc2USVwoOQXBwcm92ZVJvbGxvdXQSIS5lYmJmbG93LnYxLkFwcHJvdmVSb2xsb3V0UmVxdWVzdBoiLmViYmZsb3cudjEuQXBwcm92ZVJvbGxvdXRSZXNwb25zZRJOCgtTa2lwQ2x1c3RlchIeLmViYmZsb3cudjEuU2tpcENsdXN0ZXJSZXF1ZXN0Gh8uZWJiZmxvdy52MS5Ta2lwQ2x1c3RlclJlc3BvbnNlElEKDEFib3J0Um9sbG91dBIfLmViYmZsb3cudjEuQWJvcnRSb2xsb3V0UmVxdWVzdBogLmViYmZsb3cudjEuQWJvcnRSb2xsb3V0UmVzcG9uc2USWgoPUm9sbGJhY2tSb2xsb3V0EiIuZWJiZmxvdy52MS5Sb2xsYmFja1JvbGxvdXRSZXF1ZXN0GiMuZWJiZmxvdy52MS5Sb2xsYmFja1JvbGxvdXRSZXNwb25zZRJTCgtQbGFuUm9sbG91dBIeLmViYmZsb3cudjEuUGxhblJvbGxvdXRSZXF1ZXN0Gh8uZWJiZmxvdy52MS5QbGFuUm9sbG91dFJlc3BvbnNlIgOQAgESZQoRR2V0Um9sbG91dEhpc3RvcnkSJC5lYmJmbG93LnYxLkdldFJvbGxvdXRIaXN0b3J5UmVxdWVzdBolLmViYmZsb3cudjEuR2V0Um9sbG91dEhpc3RvcnlSZXNwb25zZSIDkAIBQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM", [file_buf_validate_validate, file_ebbflow_v1_agent, file_ebbflow_v1_common, file_ebbflow_v1_profile, file_ebbflow_v1_measurement, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * RolloutSpec is the rollout definition; immutable once created. CreateRollout validates it in
@@ -396,9 +396,12 @@ export type RegressionBudget = Message<"ebbflow.v1.RegressionBudget"> & {
   maxThroughputDecreasePercent: number;
 
   /**
-   * Significance level of the Mann-Whitney U test, e.g. 0.05: a latency increase over budget
-   * with p >= alpha is inconclusive, not a regression. Required in a budget: strictly between
-   * 0 and 1.
+   * Error level of each budgeted percentile's verdict, e.g. 0.05: the interval of each
+   * percentile's change holds with probability at least 1 - alpha over all the phase's
+   * measurement windows together (alpha is spent across the windows, see max_windows), so a
+   * phase exactly at its budget is wrongly rolled back, or one over it wrongly passed, with
+   * probability at most alpha per percentile (half of it in practice). Required in a budget:
+   * strictly between 0 and 1.
    *
    * @generated from field: double alpha = 5;
    */
@@ -413,11 +416,31 @@ export type RegressionBudget = Message<"ebbflow.v1.RegressionBudget"> & {
   minSamples: number;
 
   /**
-   * What an inconclusive verdict does; unset means INCONCLUSIVE_POLICY_FAIL.
+   * What a verdict still undecided after max_windows windows (or inconclusive for another
+   * reason: too few samples, invalid measurements) does; unset means INCONCLUSIVE_POLICY_FAIL.
    *
    * @generated from field: ebbflow.v1.InconclusivePolicy on_inconclusive = 7;
    */
   onInconclusive: InconclusivePolicy;
+
+  /**
+   * Largest allowed increase of p999 latency over the baseline, in percent; 0 means 50. A
+   * finite number >= 0. p999 is judged only when both sides hold at least 75,000 latency
+   * samples (its interval is too wide to pass before that).
+   *
+   * @generated from field: double max_p999_increase_percent = 8;
+   */
+  maxP999IncreasePercent: number;
+
+  /**
+   * Most measurement windows a phase gets before on_inconclusive applies: when the
+   * percentiles' intervals cannot yet tell the change from the budget, the agent measures the
+   * phase again (the probes' full settings each time) and the judge decides on all windows so
+   * far. 0 means 3; at most 10. The baseline is measured once.
+   *
+   * @generated from field: int32 max_windows = 9;
+   */
+  maxWindows: number;
 };
 
 /**
@@ -867,13 +890,44 @@ export type PhaseResult = Message<"ebbflow.v1.PhaseResult"> & {
   helmRevisionAfter: number;
 
   /**
-   * The measurements the verdict was judged on. Raw samples are capped at 5,000 per measurement
-   * when stored; once a phase other than the baseline is judged, its raw samples and
-   * histograms are dropped and the summaries stay.
+   * The measurements the verdict was judged on, every window's. Raw samples are capped at
+   * 5,000 per measurement when stored; once a phase other than the baseline is judged, its raw
+   * samples and histograms are dropped and the summaries stay.
    *
    * @generated from field: repeated ebbflow.v1.Measurement measurements = 13;
    */
   measurements: Measurement[];
+
+  /**
+   * Each budgeted percentile's test at the latest judgement: p50 and p99, and p999 when both
+   * sides had enough samples. Empty for the baseline.
+   *
+   * @generated from field: repeated ebbflow.v1.PercentileVerdict percentiles = 14;
+   */
+  percentiles: PercentileVerdict[];
+
+  /**
+   * Measurement windows judged so far (1 after the first MEASURED report); the judge asks for
+   * another while the percentiles are undecided and window < max_windows.
+   *
+   * @generated from field: int32 window = 15;
+   */
+  window: number;
+
+  /**
+   * The budget's max_windows (default applied) when the phase was judged.
+   *
+   * @generated from field: int32 max_windows = 16;
+   */
+  maxWindows: number;
+
+  /**
+   * Change of p999 latency against the baseline, in percent; 0 when either side has no
+   * samples.
+   *
+   * @generated from field: double p999_delta_percent = 17;
+   */
+  p999DeltaPercent: number;
 };
 
 /**
@@ -882,6 +936,108 @@ export type PhaseResult = Message<"ebbflow.v1.PhaseResult"> & {
  */
 export const PhaseResultSchema: GenMessage<PhaseResult> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_rollout, 10);
+
+/**
+ * PercentileVerdict is the test of one latency percentile against its budget: a
+ * distribution-free interval of the percentile's relative change, e.g. "p99 +12.1% [+4.0%,
+ * +20.9%] > budget 10%".
+ *
+ * @generated from message ebbflow.v1.PercentileVerdict
+ */
+export type PercentileVerdict = Message<"ebbflow.v1.PercentileVerdict"> & {
+  /**
+   * "p50", "p99" or "p999".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The quantile, e.g. 0.99.
+   *
+   * @generated from field: double quantile = 2;
+   */
+  quantile: number;
+
+  /**
+   * PASS (interval's upper bound at most the budget), REGRESSION (lower bound above it),
+   * INCONCLUSIVE (the interval holds the budget: more samples would decide).
+   *
+   * @generated from field: ebbflow.v1.Verdict verdict = 3;
+   */
+  verdict: Verdict;
+
+  /**
+   * Point estimate of the change against the baseline, in percent; positive is slower.
+   *
+   * @generated from field: double delta_percent = 4;
+   */
+  deltaPercent: number;
+
+  /**
+   * Lower bound of the change's interval, in percent; -100 when unbounded below.
+   *
+   * @generated from field: double lower_percent = 5;
+   */
+  lowerPercent: number;
+
+  /**
+   * Upper bound of the change's interval, in percent; +Infinity (JSON "Infinity") when
+   * unbounded above (too few samples in the tail).
+   *
+   * @generated from field: double upper_percent = 6;
+   */
+  upperPercent: number;
+
+  /**
+   * The budget: largest allowed increase, in percent.
+   *
+   * @generated from field: double budget_percent = 7;
+   */
+  budgetPercent: number;
+
+  /**
+   * Two-sided level of the interval at this window, after spending alpha across the windows.
+   *
+   * @generated from field: double confidence = 8;
+   */
+  confidence: number;
+
+  /**
+   * The baseline's sample percentile, ms.
+   *
+   * @generated from field: double baseline_ms = 9;
+   */
+  baselineMs: number;
+
+  /**
+   * The candidate's sample percentile over all windows so far, ms.
+   *
+   * @generated from field: double candidate_ms = 10;
+   */
+  candidateMs: number;
+
+  /**
+   * Latency samples of the baseline.
+   *
+   * @generated from field: int64 baseline_count = 11;
+   */
+  baselineCount: bigint;
+
+  /**
+   * Latency samples of the candidate, all windows so far.
+   *
+   * @generated from field: int64 candidate_count = 12;
+   */
+  candidateCount: bigint;
+};
+
+/**
+ * Describes the message ebbflow.v1.PercentileVerdict.
+ * Use `create(PercentileVerdictSchema)` to create a new message.
+ */
+export const PercentileVerdictSchema: GenMessage<PercentileVerdict> = /*@__PURE__*/
+  messageDesc(file_ebbflow_v1_rollout, 11);
 
 /**
  * RolloutEvent is one entry of a rollout's history.
@@ -947,7 +1103,7 @@ export type RolloutEvent = Message<"ebbflow.v1.RolloutEvent"> & {
  * Use `create(RolloutEventSchema)` to create a new message.
  */
 export const RolloutEventSchema: GenMessage<RolloutEvent> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 11);
+  messageDesc(file_ebbflow_v1_rollout, 12);
 
 /**
  * CreateRolloutRequest is the input of CreateRollout.
@@ -969,6 +1125,15 @@ export type CreateRolloutRequest = Message<"ebbflow.v1.CreateRolloutRequest"> & 
    * @generated from field: ebbflow.v1.RolloutSpec spec = 2;
    */
   spec?: RolloutSpec | undefined;
+
+  /**
+   * Create the rollout even when its plan changes nothing: every selected cluster is skipped
+   * (cordoned, matching no wave) or has every phase held by preflight. Without it such a
+   * rollout is refused with FAILED_PRECONDITION and the plan's reasons.
+   *
+   * @generated from field: bool allow_empty = 3;
+   */
+  allowEmpty: boolean;
 };
 
 /**
@@ -976,7 +1141,7 @@ export type CreateRolloutRequest = Message<"ebbflow.v1.CreateRolloutRequest"> & 
  * Use `create(CreateRolloutRequestSchema)` to create a new message.
  */
 export const CreateRolloutRequestSchema: GenMessage<CreateRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 12);
+  messageDesc(file_ebbflow_v1_rollout, 13);
 
 /**
  * CreateRolloutResponse is the output of CreateRollout.
@@ -997,7 +1162,7 @@ export type CreateRolloutResponse = Message<"ebbflow.v1.CreateRolloutResponse"> 
  * Use `create(CreateRolloutResponseSchema)` to create a new message.
  */
 export const CreateRolloutResponseSchema: GenMessage<CreateRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 13);
+  messageDesc(file_ebbflow_v1_rollout, 14);
 
 /**
  * GetRolloutRequest is the input of GetRollout.
@@ -1025,7 +1190,7 @@ export type GetRolloutRequest = Message<"ebbflow.v1.GetRolloutRequest"> & {
  * Use `create(GetRolloutRequestSchema)` to create a new message.
  */
 export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 14);
+  messageDesc(file_ebbflow_v1_rollout, 15);
 
 /**
  * GetRolloutResponse is the output of GetRollout.
@@ -1046,7 +1211,7 @@ export type GetRolloutResponse = Message<"ebbflow.v1.GetRolloutResponse"> & {
  * Use `create(GetRolloutResponseSchema)` to create a new message.
  */
 export const GetRolloutResponseSchema: GenMessage<GetRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 15);
+  messageDesc(file_ebbflow_v1_rollout, 16);
 
 /**
  * ListRolloutsRequest is the input of ListRollouts.
@@ -1082,7 +1247,7 @@ export type ListRolloutsRequest = Message<"ebbflow.v1.ListRolloutsRequest"> & {
  * Use `create(ListRolloutsRequestSchema)` to create a new message.
  */
 export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 16);
+  messageDesc(file_ebbflow_v1_rollout, 17);
 
 /**
  * ListRolloutsResponse is the output of ListRollouts.
@@ -1110,7 +1275,7 @@ export type ListRolloutsResponse = Message<"ebbflow.v1.ListRolloutsResponse"> & 
  * Use `create(ListRolloutsResponseSchema)` to create a new message.
  */
 export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 17);
+  messageDesc(file_ebbflow_v1_rollout, 18);
 
 /**
  * WatchRolloutRequest is the input of WatchRollout.
@@ -1131,7 +1296,7 @@ export type WatchRolloutRequest = Message<"ebbflow.v1.WatchRolloutRequest"> & {
  * Use `create(WatchRolloutRequestSchema)` to create a new message.
  */
 export const WatchRolloutRequestSchema: GenMessage<WatchRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 18);
+  messageDesc(file_ebbflow_v1_rollout, 19);
 
 /**
  * WatchRolloutResponse is one message of WatchRollout.
@@ -1152,7 +1317,7 @@ export type WatchRolloutResponse = Message<"ebbflow.v1.WatchRolloutResponse"> & 
  * Use `create(WatchRolloutResponseSchema)` to create a new message.
  */
 export const WatchRolloutResponseSchema: GenMessage<WatchRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 19);
+  messageDesc(file_ebbflow_v1_rollout, 20);
 
 /**
  * PauseRolloutRequest is the input of PauseRollout.
@@ -1180,7 +1345,7 @@ export type PauseRolloutRequest = Message<"ebbflow.v1.PauseRolloutRequest"> & {
  * Use `create(PauseRolloutRequestSchema)` to create a new message.
  */
 export const PauseRolloutRequestSchema: GenMessage<PauseRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 20);
+  messageDesc(file_ebbflow_v1_rollout, 21);
 
 /**
  * PauseRolloutResponse is the output of PauseRollout.
@@ -1201,7 +1366,7 @@ export type PauseRolloutResponse = Message<"ebbflow.v1.PauseRolloutResponse"> & 
  * Use `create(PauseRolloutResponseSchema)` to create a new message.
  */
 export const PauseRolloutResponseSchema: GenMessage<PauseRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 21);
+  messageDesc(file_ebbflow_v1_rollout, 22);
 
 /**
  * ResumeRolloutRequest is the input of ResumeRollout.
@@ -1222,7 +1387,7 @@ export type ResumeRolloutRequest = Message<"ebbflow.v1.ResumeRolloutRequest"> & 
  * Use `create(ResumeRolloutRequestSchema)` to create a new message.
  */
 export const ResumeRolloutRequestSchema: GenMessage<ResumeRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 22);
+  messageDesc(file_ebbflow_v1_rollout, 23);
 
 /**
  * ResumeRolloutResponse is the output of ResumeRollout.
@@ -1243,7 +1408,7 @@ export type ResumeRolloutResponse = Message<"ebbflow.v1.ResumeRolloutResponse"> 
  * Use `create(ResumeRolloutResponseSchema)` to create a new message.
  */
 export const ResumeRolloutResponseSchema: GenMessage<ResumeRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 23);
+  messageDesc(file_ebbflow_v1_rollout, 24);
 
 /**
  * ApproveRolloutRequest is the input of ApproveRollout: give exactly one of a wave (>= 0, no
@@ -1280,7 +1445,7 @@ export type ApproveRolloutRequest = Message<"ebbflow.v1.ApproveRolloutRequest"> 
  * Use `create(ApproveRolloutRequestSchema)` to create a new message.
  */
 export const ApproveRolloutRequestSchema: GenMessage<ApproveRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 24);
+  messageDesc(file_ebbflow_v1_rollout, 25);
 
 /**
  * ApproveRolloutResponse is the output of ApproveRollout.
@@ -1301,7 +1466,7 @@ export type ApproveRolloutResponse = Message<"ebbflow.v1.ApproveRolloutResponse"
  * Use `create(ApproveRolloutResponseSchema)` to create a new message.
  */
 export const ApproveRolloutResponseSchema: GenMessage<ApproveRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 25);
+  messageDesc(file_ebbflow_v1_rollout, 26);
 
 /**
  * SkipClusterRequest is the input of SkipCluster.
@@ -1336,7 +1501,7 @@ export type SkipClusterRequest = Message<"ebbflow.v1.SkipClusterRequest"> & {
  * Use `create(SkipClusterRequestSchema)` to create a new message.
  */
 export const SkipClusterRequestSchema: GenMessage<SkipClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 26);
+  messageDesc(file_ebbflow_v1_rollout, 27);
 
 /**
  * SkipClusterResponse is the output of SkipCluster.
@@ -1357,7 +1522,7 @@ export type SkipClusterResponse = Message<"ebbflow.v1.SkipClusterResponse"> & {
  * Use `create(SkipClusterResponseSchema)` to create a new message.
  */
 export const SkipClusterResponseSchema: GenMessage<SkipClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 27);
+  messageDesc(file_ebbflow_v1_rollout, 28);
 
 /**
  * AbortRolloutRequest is the input of AbortRollout.
@@ -1385,7 +1550,7 @@ export type AbortRolloutRequest = Message<"ebbflow.v1.AbortRolloutRequest"> & {
  * Use `create(AbortRolloutRequestSchema)` to create a new message.
  */
 export const AbortRolloutRequestSchema: GenMessage<AbortRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 28);
+  messageDesc(file_ebbflow_v1_rollout, 29);
 
 /**
  * AbortRolloutResponse is the output of AbortRollout.
@@ -1406,7 +1571,7 @@ export type AbortRolloutResponse = Message<"ebbflow.v1.AbortRolloutResponse"> & 
  * Use `create(AbortRolloutResponseSchema)` to create a new message.
  */
 export const AbortRolloutResponseSchema: GenMessage<AbortRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 29);
+  messageDesc(file_ebbflow_v1_rollout, 30);
 
 /**
  * RollbackRolloutRequest is the input of RollbackRollout.
@@ -1465,7 +1630,7 @@ export type RollbackRolloutRequest = Message<"ebbflow.v1.RollbackRolloutRequest"
  * Use `create(RollbackRolloutRequestSchema)` to create a new message.
  */
 export const RollbackRolloutRequestSchema: GenMessage<RollbackRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 30);
+  messageDesc(file_ebbflow_v1_rollout, 31);
 
 /**
  * RollbackRolloutResponse is the output of RollbackRollout.
@@ -1486,7 +1651,7 @@ export type RollbackRolloutResponse = Message<"ebbflow.v1.RollbackRolloutRespons
  * Use `create(RollbackRolloutResponseSchema)` to create a new message.
  */
 export const RollbackRolloutResponseSchema: GenMessage<RollbackRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 31);
+  messageDesc(file_ebbflow_v1_rollout, 32);
 
 /**
  * PlanRolloutRequest is the input of PlanRollout.
@@ -1507,7 +1672,7 @@ export type PlanRolloutRequest = Message<"ebbflow.v1.PlanRolloutRequest"> & {
  * Use `create(PlanRolloutRequestSchema)` to create a new message.
  */
 export const PlanRolloutRequestSchema: GenMessage<PlanRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 32);
+  messageDesc(file_ebbflow_v1_rollout, 33);
 
 /**
  * PreflightCheck is one feature on one node (or the cluster when node is empty).
@@ -1558,7 +1723,7 @@ export type PreflightCheck = Message<"ebbflow.v1.PreflightCheck"> & {
  * Use `create(PreflightCheckSchema)` to create a new message.
  */
 export const PreflightCheckSchema: GenMessage<PreflightCheck> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 33);
+  messageDesc(file_ebbflow_v1_rollout, 34);
 
 /**
  * ClusterPlan is what the rollout would do on one cluster.
@@ -1608,7 +1773,7 @@ export type ClusterPlan = Message<"ebbflow.v1.ClusterPlan"> & {
  * Use `create(ClusterPlanSchema)` to create a new message.
  */
 export const ClusterPlanSchema: GenMessage<ClusterPlan> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 34);
+  messageDesc(file_ebbflow_v1_rollout, 35);
 
 /**
  * PlanRolloutResponse is the output of PlanRollout.
@@ -1651,7 +1816,7 @@ export type PlanRolloutResponse = Message<"ebbflow.v1.PlanRolloutResponse"> & {
  * Use `create(PlanRolloutResponseSchema)` to create a new message.
  */
 export const PlanRolloutResponseSchema: GenMessage<PlanRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 35);
+  messageDesc(file_ebbflow_v1_rollout, 36);
 
 /**
  * WavePlan is one wave of a plan.
@@ -1686,7 +1851,7 @@ export type WavePlan = Message<"ebbflow.v1.WavePlan"> & {
  * Use `create(WavePlanSchema)` to create a new message.
  */
 export const WavePlanSchema: GenMessage<WavePlan> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 36);
+  messageDesc(file_ebbflow_v1_rollout, 37);
 
 /**
  * GetRolloutHistoryRequest is the input of GetRolloutHistory.
@@ -1714,7 +1879,7 @@ export type GetRolloutHistoryRequest = Message<"ebbflow.v1.GetRolloutHistoryRequ
  * Use `create(GetRolloutHistoryRequestSchema)` to create a new message.
  */
 export const GetRolloutHistoryRequestSchema: GenMessage<GetRolloutHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 37);
+  messageDesc(file_ebbflow_v1_rollout, 38);
 
 /**
  * GetRolloutHistoryResponse is the output of GetRolloutHistory.
@@ -1735,7 +1900,7 @@ export type GetRolloutHistoryResponse = Message<"ebbflow.v1.GetRolloutHistoryRes
  * Use `create(GetRolloutHistoryResponseSchema)` to create a new message.
  */
 export const GetRolloutHistoryResponseSchema: GenMessage<GetRolloutHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_rollout, 38);
+  messageDesc(file_ebbflow_v1_rollout, 39);
 
 /**
  * FailurePolicy says what happens to clusters when a phase fails on them and when a wave fails.
