@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -46,13 +48,36 @@ func (s *profileService) UpdateProfile(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
-		UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: m.GetExpectedRevision()},
-	}})
-	if err != nil {
-		return nil, err
+	// A spec equal to the latest revision's writes nothing. The comparison holds at the write:
+	// the update is conditional on the revision compared against, and when another update lands
+	// in between (and the caller named no revision) the comparison is made again.
+	for attempt := 1; ; attempt++ {
+		var cur *ebbflowv1.Profile
+		if err := s.store.View(ctx, store.Linearizable, func(tx *store.Tx) error {
+			var err error
+			cur, err = tx.Profile(m.GetName(), 0)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		want := m.GetExpectedRevision()
+		if (want == 0 || want == cur.GetRevision()) && proto.Equal(cur.GetSpec(), m.GetSpec()) {
+			return connect.NewResponse(&ebbflowv1.UpdateProfileResponse{Profile: cur, Warnings: warnings, Unchanged: true}), nil
+		}
+		if want == 0 {
+			want = cur.GetRevision()
+		}
+		out, err := s.store.Apply(ctx, &storev1.Command{Actor: actorOf(ctx), Body: &storev1.Command_UpdateProfile{
+			UpdateProfile: &storev1.UpdateProfile{Name: m.GetName(), Spec: m.GetSpec(), ExpectedRevision: want},
+		}})
+		if errors.Is(err, store.ErrConflict) && m.GetExpectedRevision() == 0 && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&ebbflowv1.UpdateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}), nil
 	}
-	return connect.NewResponse(&ebbflowv1.UpdateProfileResponse{Profile: out.(*ebbflowv1.Profile), Warnings: warnings}), nil
 }
 
 func (s *profileService) DeleteProfile(ctx context.Context, req *connect.Request[ebbflowv1.DeleteProfileRequest]) (*connect.Response[ebbflowv1.DeleteProfileResponse], error) {

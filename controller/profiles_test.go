@@ -30,6 +30,13 @@ func TestProfileRevisions(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeAborted {
 		t.Fatalf("stale update: want Aborted, got %v", err)
 	}
+	// The same spec again writes nothing, with or without the latest revision named.
+	for _, expected := range []uint64{0, 2} {
+		same, err := c.profiles.UpdateProfile(ctx, connect.NewRequest(&ebbflowv1.UpdateProfileRequest{Name: "tuned", Spec: spec, ExpectedRevision: expected}))
+		if err != nil || !same.Msg.GetUnchanged() || same.Msg.GetProfile().GetRevision() != 2 {
+			t.Fatalf("update with an equal spec (expected revision %d): %v %v, want unchanged revision 2", expected, same, err)
+		}
+	}
 	old, err := c.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: "tuned", Revision: 1}))
 	if err != nil || old.Msg.GetProfile().GetSpec().GetDescription() != "test" {
 		t.Fatalf("revision 1 changed: %v %v", old, err)

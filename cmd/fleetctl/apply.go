@@ -144,9 +144,9 @@ func (a *app) applyOne(cmd *cobra.Command, m *manifest, createOnly bool) (applyR
 	return applyResult{}, fmt.Errorf("kind %s", m.kind)
 }
 
-// applyProfile creates the profile, leaves it alone when the spec equals the latest revision's
-// (compared here: the API has no server-side "unchanged"), or stores a new revision, conditional
-// on the revision it compared against.
+// applyProfile creates the profile, or updates it conditional on the revision it read: the
+// controller leaves it alone when the spec equals the latest revision's ("unchanged") and stores
+// a new revision otherwise.
 func (a *app) applyProfile(ctx context.Context, m *manifest) (applyResult, error) {
 	r := applyResult{m: m}
 	cur, err := a.clients.profiles.GetProfile(ctx, connect.NewRequest(&ebbflowv1.GetProfileRequest{Name: m.name}))
@@ -163,8 +163,6 @@ func (a *app) applyProfile(ctx context.Context, m *manifest) (applyResult, error
 		r.action, r.profile = "created", res.Msg.GetProfile()
 	case err != nil:
 		return r, err
-	case proto.Equal(cur.Msg.GetProfile().GetSpec(), m.profile):
-		r.action, r.profile = "unchanged", cur.Msg.GetProfile()
 	default:
 		res, err := a.clients.profiles.UpdateProfile(ctx, connect.NewRequest(&ebbflowv1.UpdateProfileRequest{
 			Name: m.name, Spec: m.profile, ExpectedRevision: cur.Msg.GetProfile().GetRevision(),
@@ -174,6 +172,9 @@ func (a *app) applyProfile(ctx context.Context, m *manifest) (applyResult, error
 		}
 		a.printWarnings(res.Msg.GetWarnings())
 		r.action, r.profile = "configured", res.Msg.GetProfile()
+		if res.Msg.GetUnchanged() {
+			r.action = "unchanged"
+		}
 	}
 	r.obj = r.profile
 	return r, nil

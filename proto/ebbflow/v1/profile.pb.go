@@ -1830,10 +1830,12 @@ func (x *UpdateProfileRequest) GetExpectedRevision() uint64 {
 // UpdateProfileResponse is the output of UpdateProfile.
 type UpdateProfileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new revision.
+	// The new revision, or the latest one when unchanged.
 	Profile *Profile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
 	// Validation warnings: worth reading, but they did not stop the write.
-	Warnings      []*ValidationIssue `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []*ValidationIssue `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The spec equals the latest revision's: nothing was written.
+	Unchanged     bool `protobuf:"varint,3,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1880,6 +1882,13 @@ func (x *UpdateProfileResponse) GetWarnings() []*ValidationIssue {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *UpdateProfileResponse) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
 }
 
 // DeleteProfileRequest is the input of DeleteProfile.
@@ -2342,10 +2351,11 @@ const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"\x14UpdateProfileRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.ebbflow.v1.ProfileSpecR\x04spec\x12+\n" +
-	"\x11expected_revision\x18\x03 \x01(\x04R\x10expectedRevision\"\x7f\n" +
+	"\x11expected_revision\x18\x03 \x01(\x04R\x10expectedRevision\"\x9d\x01\n" +
 	"\x15UpdateProfileResponse\x12-\n" +
 	"\aprofile\x18\x01 \x01(\v2\x13.ebbflow.v1.ProfileR\aprofile\x127\n" +
-	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\"\x83\x01\n" +
+	"\bwarnings\x18\x02 \x03(\v2\x1b.ebbflow.v1.ValidationIssueR\bwarnings\x12\x1c\n" +
+	"\tunchanged\x18\x03 \x01(\bR\tunchanged\"\x83\x01\n" +
 	"\x14DeleteProfileRequest\x12>\n" +
 	"\x04name\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"3\n" +

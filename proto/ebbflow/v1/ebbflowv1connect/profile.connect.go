@@ -76,7 +76,8 @@ type ProfileServiceClient interface {
 	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
 	// UpdateProfile stores the next revision of an existing profile with the given spec, which
-	// replaces the previous one whole (a new revision is written even when nothing changed).
+	// replaces the previous one whole. A spec equal to the latest revision's writes nothing: the
+	// response holds the latest revision with unchanged set (kubectl's "unchanged").
 	//
 	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
 	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
@@ -228,7 +229,8 @@ type ProfileServiceHandler interface {
 	// for a page_size out of range or a page_token this API did not return.
 	ListProfiles(context.Context, *connect.Request[v1.ListProfilesRequest]) (*connect.Response[v1.ListProfilesResponse], error)
 	// UpdateProfile stores the next revision of an existing profile with the given spec, which
-	// replaces the previous one whole (a new revision is written even when nothing changed).
+	// replaces the previous one whole. A spec equal to the latest revision's writes nothing: the
+	// response holds the latest revision with unchanged set (kubectl's "unchanged").
 	//
 	// Rollouts keep the revision they pinned. Needs admin; runs on the leader; audited. Validated as
 	// CreateProfile (INVALID_ARGUMENT). NOT_FOUND when the profile does not exist; ABORTED when
