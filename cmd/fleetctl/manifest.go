@@ -17,6 +17,7 @@ import (
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ebbflow/ebbflow/internal/protoyaml"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/rollout/profile"
 )
@@ -323,16 +324,16 @@ func duplicateKeys(n *yamlv3.Node, p position, path string) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if prev, dup := first[k.Value]; dup && k.Kind == yamlv3.ScalarNode {
-				return &fileError{pos: at(p, k), err: fmt.Errorf("%s: repeated key (first at line %d)", pathKey(path, k.Value), p.line+prev.Line-1)}
+				return &fileError{pos: at(p, k), err: fmt.Errorf("%s: repeated key (first at line %d)", protoyaml.PathKey(path, k.Value), p.line+prev.Line-1)}
 			}
 			first[k.Value] = k
-			if err := duplicateKeys(n.Content[i+1], p, pathKey(path, k.Value)); err != nil {
+			if err := duplicateKeys(n.Content[i+1], p, protoyaml.PathKey(path, k.Value)); err != nil {
 				return err
 			}
 		}
 	case yamlv3.SequenceNode:
 		for i, c := range n.Content {
-			if err := duplicateKeys(c, p, indexPath(path, i)); err != nil {
+			if err := duplicateKeys(c, p, protoyaml.Index(path, i)); err != nil {
 				return err
 			}
 		}
