@@ -36,6 +36,9 @@ func toConnectError(err error) error {
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, store.ErrUnauthenticated):
 		code = connect.CodeUnauthenticated
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		// Not UNAVAILABLE: a client that retries unavailable calls could apply the write twice.
+		code = connect.CodeUnknown
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed):
 		code = connect.CodeUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -29,4 +29,8 @@ var (
 	ErrInvalid = errors.New("invalid command")
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrOutcomeUnknown means the command was proposed but the leader lost its leadership
+	// before it learnt whether the entry committed: it may have been applied, or not. Running
+	// it again (on the new leader) could apply it twice; read the state before retrying.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )

@@ -570,8 +570,11 @@ func raftErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// Proposed, then the leadership went: the entry may still commit under the next leader.
+		// Not ErrNotLeader, which callers take as "not proposed" and send to the leader again.
+		return fmt.Errorf("%w: leadership was lost while the write was committing, so it may or may not have been applied (read before retrying): %w", ErrOutcomeUnknown, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrClosed
