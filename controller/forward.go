@@ -177,7 +177,7 @@ func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.
 	}()
 	res, err := cl.CallUnary(ctx, fwd)
 	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w while the call was forwarded to %s; it may or may not have been applied: retry (a write with the generation it expects is safe to retry)", errLeaderChanged, addr))
+		return nil, connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %w while the call was forwarded to %s; it may or may not have been applied: read before retrying (a write with the generation it expects is safe to retry)", store.ErrOutcomeUnknown, errLeaderChanged, addr))
 	}
 	if err != nil {
 		return nil, err

@@ -184,8 +184,8 @@ func TestForwardedCallFailsFastWhenTheLeaderChanges(t *testing.T) {
 	err = register(callCtx, "during")
 	took := time.Since(start)
 	callCancel()
-	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "leader changed") {
-		t.Fatalf("write forwarded to the stalled leader: %v after %s, want Unavailable: the leader changed", err, took)
+	if connect.CodeOf(err) != connect.CodeUnknown || !strings.Contains(err.Error(), "leader changed") || !strings.Contains(err.Error(), "outcome unknown") {
+		t.Fatalf("write forwarded to the stalled leader: %v after %s, want Unknown: outcome unknown: the leader changed", err, took)
 	}
 	if took > deadline/2 {
 		t.Fatalf("the forwarded write took %s to fail, near its deadline of %s", took, deadline)
