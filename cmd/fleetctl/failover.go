@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cenkalti/backoff/v5"
 )
 
 // failover sends each call to the controllers of --server a,b,c in turn, starting with the one
@@ -74,4 +79,41 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// retryUnavailableFor bounds retryUnavailable: a leader election takes a few seconds.
+const retryUnavailableFor = 10 * time.Second
+
+// retryUnavailable sends a unary call again, with backoff, while it fails with UNAVAILABLE and
+// the call's deadline allows: the controller answers UNAVAILABLE only for a call it did not
+// propose (no leader known yet, the leader unreachable from the node that forwarded it, a node
+// shutting down), so any call, a write too, is safe to send again. Through the failover
+// transport the next attempt may go to another node. A write whose outcome is unknown comes
+// back as UNKNOWN and is never sent again. When the deadline passes, the last UNAVAILABLE is
+// the answer, and after retryUnavailableFor: a group that has no leader for that long is down,
+// not failing over.
+func retryUnavailable() connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval, b.MaxInterval = 100*time.Millisecond, time.Second
+			var last error
+			res, err := backoff.Retry(ctx, func() (connect.AnyResponse, error) {
+				res, err := next(ctx, req)
+				if connect.CodeOf(err) == connect.CodeUnavailable {
+					last = err
+					return nil, err
+				}
+				last = nil
+				if err != nil {
+					return nil, backoff.Permanent(err)
+				}
+				return res, nil
+			}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(retryUnavailableFor))
+			if err != nil && last != nil {
+				return nil, last
+			}
+			return res, err
+		}
+	}
 }

@@ -318,7 +318,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 		}
 		hc = &http.Client{Transport: fo, Timeout: hc.Timeout, Jar: hc.Jar, CheckRedirect: hc.CheckRedirect}
 	}
-	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(token))}
+	opts := []connect.ClientOption{connect.WithInterceptors(otelI, identity(token), retryUnavailable())}
 	a.clientOpts = opts
 	a.clients = &clients{
 		profiles:   ebbflowv1connect.NewProfileServiceClient(hc, server, opts...),

@@ -52,6 +52,12 @@ func TestRolloutWatchSurvivesItsController(t *testing.T) {
 		t.Fatal("no agent reached l7")
 	}
 	nodes[0].Stop() // the node the watch follows: the first of its list
+	// Every other call moves on too: a read and a write through the same list, whose first
+	// node is now dead, are served by the others.
+	if out := mustRun(t, strings.Join(urls, ","), "rollout", "get", "r1", "-o", "name"); strings.TrimSpace(out) != "rollout/r1" {
+		t.Errorf("rollout get after the first node died: %q", out)
+	}
+	mustRun(t, strings.Join(urls, ","), "cluster", "label", "c-00", "after-kill=yes")
 	close(hold)
 	released = true
 	select {
