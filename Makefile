@@ -173,6 +173,14 @@ fuzz: ## Run every fuzzer for FUZZTIME (30s) each, one after another.
 		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
+RUNS ?= 10
+SEED ?=
+CHAOS_FLAGS ?=
+
+.PHONY: chaos
+chaos: ## Fault injection: RUNS (10) runs of a 3-node controller under kills, pauses and partitions (root), histories checked with porcupine; SEED=<n> starts there.
+	go run ./e2e/cmd/chaos --runs $(RUNS) $(if $(SEED),--seed $(SEED)) $(CHAOS_FLAGS)
+
 CLUSTERS ?= 3
 DEMO_FLAGS ?=
 

@@ -11,6 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/ebbflow/ebbflow/e2e/process"
 )
 
 // etcdNode is one etcd member (named by its --name).
@@ -65,7 +67,7 @@ func StartEtcd(ctx context.Context, label, bin, dir string) (_ Side, err error) 
 	}
 	err = poll(ctx, time.Minute, label+": 3 members and a leader", func(ctx context.Context) error {
 		if err := g.Exited(); err != nil {
-			return stopPolling{err}
+			return process.StopPolling(err)
 		}
 		for i, n := range g.nodes {
 			st, err := g.status(ctx, i)
@@ -221,7 +223,7 @@ func (g *etcdGroup) Restart(ctx context.Context, i int) error {
 	p := g.procs[i]
 	return poll(ctx, time.Minute, g.label+": "+p.Name+" answering", func(ctx context.Context) error {
 		if done, err := p.Exited(); done {
-			return stopPolling{fmt.Errorf("raftbench: %s exited (%v) on restart; see %s", p.Name, err, p.Log)}
+			return process.StopPolling(fmt.Errorf("raftbench: %s exited (%v) on restart; see %s", p.Name, err, p.Log))
 		}
 		_, err := g.status(ctx, i)
 		return err

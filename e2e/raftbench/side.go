@@ -161,7 +161,7 @@ func (g *group) Healthy(ctx context.Context, i int) error {
 	var target uint64
 	return poll(ctx, 2*time.Minute, g.label+": healthy again after restarting "+g.names[i], func(ctx context.Context) error {
 		if err := g.Exited(); err != nil {
-			return stopPolling{err}
+			return process.StopPolling(err)
 		}
 		l, err := g.Leader(ctx)
 		if err != nil {
@@ -218,43 +218,21 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// poll calls cond every 20 ms (each call bounded by 10 s) until it holds or timeout passes;
-// the error then names what was awaited and cond's last error.
+// poll calls cond every 20 ms (each call bounded by 10 s) until it returns nil or timeout
+// passes (process.Poll).
 func poll(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		err := cond(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		var stop stopPolling
-		if errors.As(err, &stop) {
-			return stop.err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("raftbench: waited %s for %s: %w (last: %v)", timeout, what, context.Cause(ctx), err)
-		case <-t.C:
-		}
+	if err := process.Poll(ctx, timeout, 20*time.Millisecond, 10*time.Second, what, cond); err != nil {
+		return fmt.Errorf("raftbench: %w", err)
 	}
+	return nil
 }
-
-// stopPolling ends a poll at once with err.
-type stopPolling struct{ err error }
-
-func (s stopPolling) Error() string { return s.err.Error() }
 
 // waitFile waits until path holds something and returns it trimmed, failing early when p ends.
 func waitFile(ctx context.Context, path string, p *process.Process, timeout time.Duration) (string, error) {
 	var out string
 	err := poll(ctx, timeout, p.Name+" writing "+path, func(context.Context) error {
 		if done, perr := p.Exited(); done {
-			return stopPolling{fmt.Errorf("raftbench: %s exited (%v) before it was ready; see %s", p.Name, perr, p.Log)}
+			return process.StopPolling(fmt.Errorf("raftbench: %s exited (%v) before it was ready; see %s", p.Name, perr, p.Log))
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {

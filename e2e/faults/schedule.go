@@ -1,0 +1,118 @@
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+const (
+	// Kill SIGKILLs a node (the leader more often) and restarts it on its data after a while.
+	Kill Kind = "kill"
+	// Pause SIGSTOPs a node (the leader more often) for longer than an election takes, then
+	// SIGCONTs it: a deposed leader waking up.
+	Pause Kind = "pause"
+	// PartitionMinority cuts a random minority of the nodes off from the majority.
+	PartitionMinority Kind = "partition-minority"
+	// PartitionLeader cuts the leader off from every other node.
+	PartitionLeader Kind = "partition-leader"
+	// PartitionBridge splits the other nodes in two halves that cannot reach each other while
+	// one node (the bridge) reaches both.
+	PartitionBridge Kind = "partition-bridge"
+)
+
+// AllKinds lists every kind of fault, process faults first.
+var AllKinds = []Kind{Kill, Pause, PartitionMinority, PartitionLeader, PartitionBridge}
+
+// NeedsNetns says whether the kind needs network namespaces.
+func (k Kind) NeedsNetns() bool { return strings.HasPrefix(string(k), "partition-") }
+
+// Fault is one planned fault: injected at At (or as soon after as the previous one has been
+// healed), held for Hold, then healed.
+type Fault struct {
+	At   time.Duration
+	Kind Kind
+	Hold time.Duration
+	// Leader targets whichever node leads when the fault is injected (Kill, Pause); Nodes[0]
+	// is the node hit when it is false or no leader is known.
+	Leader bool
+	// Nodes: Kill, Pause: the target; PartitionMinority: the minority; PartitionBridge: the
+	// bridge first, then the others, the first half of which cannot reach the second.
+	Nodes []int
+}
+
+func (f Fault) String() string {
+	target := fmt.Sprint(f.Nodes)
+	if f.Leader {
+		target = "leader"
+	}
+	return fmt.Sprintf("%s@%s %s for %s", f.Kind, f.At.Round(time.Millisecond), target, f.Hold.Round(time.Millisecond))
+}
+
+// Schedule plans the faults of a run of length d on n nodes from seed: the same seed, n, d,
+// kinds and election timeout give the same plan. Kinds come in a shuffled round robin, so a
+// run of a few faults already sees every kind; each fault is followed by a quiet spell
+// (0.5-1.5 election timeouts) in which the group recovers.
+func Schedule(seed int64, n int, d time.Duration, kinds []Kind, election time.Duration) []Fault {
+	if len(kinds) == 0 || n < 3 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
+	span := func(lo, hi float64) time.Duration {
+		return time.Duration((lo + rng.Float64()*(hi-lo)) * float64(election))
+	}
+	var out []Fault
+	var round []Kind
+	at := span(1, 2)
+	for at < d {
+		if len(round) == 0 {
+			round = append([]Kind(nil), kinds...)
+			rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		}
+		f := Fault{At: at, Kind: round[0]}
+		round = round[1:]
+		perm := rng.Perm(n)
+		switch f.Kind {
+		case Kill:
+			f.Hold, f.Leader, f.Nodes = span(0.5, 2), rng.IntN(10) < 6, perm[:1]
+		case Pause:
+			// Longer than the randomised election timeout (up to twice it), so the others
+			// elect a new leader while this one sleeps.
+			f.Hold, f.Leader, f.Nodes = span(2.5, 4), rng.IntN(10) < 6, perm[:1]
+		case PartitionMinority:
+			f.Hold, f.Nodes = span(2.5, 4.5), perm[:1+rng.IntN((n-1)/2)]
+		case PartitionLeader:
+			f.Hold, f.Leader = span(2.5, 4.5), true
+		case PartitionBridge:
+			f.Hold, f.Nodes = span(2.5, 4.5), perm
+		}
+		out = append(out, f)
+		at += f.Hold + span(0.5, 1.5)
+	}
+	return out
+}
+
+// Injected is a fault as it was injected: when (on the history's clock), on which nodes and
+// what came of it.
+type Injected struct {
+	Fault
+	// Targets name the nodes hit: the killed or paused node, the minority, the isolated
+	// leader, or "bridge | half | half".
+	Targets    string
+	Start, End int64
+	// Err is what went wrong injecting or healing it; empty when nothing did.
+	Err string
+}
+
+// Describe is a line for logs and the visualisation.
+func (a Injected) Describe() string {
+	s := fmt.Sprintf("%s %s for %s", a.Kind, a.Targets, a.Hold.Round(time.Millisecond))
+	if a.Err != "" {
+		s += " (" + a.Err + ")"
+	}
+	return s
+}
