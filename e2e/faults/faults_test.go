@@ -102,12 +102,10 @@ func TestShortRuns(t *testing.T) {
 			if r.Ops["write ok"]+r.Ops["cas ok"] == 0 || r.Ops["read ok"] == 0 {
 				t.Fatalf("seed %d: the clients got nothing done: %v", seed, r.Ops)
 			}
+			if len(r.KnownBug) > 0 {
+				t.Fatalf("seed %d: the marks of %s are back: %v", seed, RerunAfterLeadershipLost, r.KnownBug)
+			}
 			if err := r.Err(); err != nil {
-				if len(r.KnownBug) > 0 {
-					// Remove once the second path of RerunAfterLeadershipLost is found and fixed
-					// (TestSeed1RerunAfterLeadershipLost).
-					t.Skipf("known bug: %s: seed %d: %v\n%v", RerunAfterLeadershipLost, seed, r.KnownBug, err)
-				}
 				t.Fatal(err)
 			}
 			t.Logf("seed %d: %d ops %v, faults %v", seed, r.TotalOps(), r.Ops, r.Faults)

@@ -202,6 +202,9 @@ type workload struct {
 	pauseOp time.Duration
 	// nodes are the nodes the clients call; empty: any.
 	nodes []int
+	// tag prefixes every value written, so that workloads run one after the other on the same
+	// keys never write the same value (a value seen at two versions means a write applied twice).
+	tag string
 }
 
 // client runs operations until ctx ends: reads, plain writes and read-then-compare-and-set,
@@ -222,14 +225,14 @@ func (w *workload) client(ctx context.Context, id int, rng *rand.Rand) {
 			w.read(ctx, id, c, key)
 		case r < 65:
 			seq++
-			w.write(ctx, id, c, key, fmt.Sprintf("c%d-%d", id, seq), 0)
+			w.write(ctx, id, c, key, fmt.Sprintf("%sc%d-%d", w.tag, id, seq), 0)
 		default:
 			st, ok := w.read(ctx, id, c, key)
 			if !ok {
 				break
 			}
 			seq++
-			w.write(ctx, id, c, key, fmt.Sprintf("c%d-%d", id, seq), st.Version)
+			w.write(ctx, id, c, key, fmt.Sprintf("%sc%d-%d", w.tag, id, seq), st.Version)
 		}
 		select {
 		case <-ctx.Done():

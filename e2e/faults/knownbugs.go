@@ -6,10 +6,9 @@ import (
 	"sort"
 )
 
-// RerunAfterLeadershipLost is the bug the harness found (seed 1), half fixed: a proposal whose
-// leader is lost is now store.ErrOutcomeUnknown (the API's UNKNOWN), never forwarded or run
-// again, yet TestSeed1RerunAfterLeadershipLost still sees writes applied twice after a leader's
-// pause, by a path not found yet. As first found: a leader-only call
+// RerunAfterLeadershipLost is the bug the harness found (seed 1), fixed since (a proposal whose
+// leader is lost is store.ErrOutcomeUnknown, the API's UNKNOWN, never forwarded or run again);
+// the harness still looks for its marks in every history. It was: a leader-only call
 // whose Raft proposal fails with raft.ErrLeadershipLost ("leadership lost while committing
 // log") is re-run on the new leader. store.raftErr wraps that error in store.ErrNotLeader,
 // and controller.Server.run forwards any call whose handler returned an error that
