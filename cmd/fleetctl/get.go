@@ -155,55 +155,60 @@ func (a *app) printProfile(p *ebbflowv1.Profile) error {
 	return a.printMsg(p, func(w io.Writer) { profileTable(w, []*ebbflowv1.Profile{p}) })
 }
 
-func (a *app) listProfiles(ctx context.Context, stale bool) (*ebbflowv1.ListProfilesResponse, error) {
-	all := &ebbflowv1.ListProfilesResponse{}
+// allPages calls page with each next_page_token in turn, from the first page, and returns
+// every item.
+func allPages[T any](page func(token string) (items []T, next string, err error)) ([]T, error) {
+	var all []T
 	tok := ""
 	for {
+		items, next, err := page(tok)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if tok = next; tok == "" {
+			return all, nil
+		}
+	}
+}
+
+func (a *app) listProfiles(ctx context.Context, stale bool) (*ebbflowv1.ListProfilesResponse, error) {
+	ps, err := allPages(func(tok string) ([]*ebbflowv1.Profile, string, error) {
 		res, err := a.clients.profiles.ListProfiles(ctx, connect.NewRequest(&ebbflowv1.ListProfilesRequest{
 			Read: readOpts(stale), PageSize: 500, PageToken: tok,
 		}))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		all.Profiles = append(all.Profiles, res.Msg.GetProfiles()...)
-		if tok = res.Msg.GetNextPageToken(); tok == "" {
-			return all, nil
-		}
-	}
+		return res.Msg.GetProfiles(), res.Msg.GetNextPageToken(), nil
+	})
+	return &ebbflowv1.ListProfilesResponse{Profiles: ps}, err
 }
 
 func (a *app) listClusters(ctx context.Context, selector string, stale bool) (*ebbflowv1.ListClustersResponse, error) {
-	all := &ebbflowv1.ListClustersResponse{}
-	tok := ""
-	for {
+	cs, err := allPages(func(tok string) ([]*ebbflowv1.Cluster, string, error) {
 		res, err := a.clients.clusters.ListClusters(ctx, connect.NewRequest(&ebbflowv1.ListClustersRequest{
 			Selector: selector, Read: readOpts(stale), PageSize: 1000, PageToken: tok,
 		}))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		all.Clusters = append(all.Clusters, res.Msg.GetClusters()...)
-		if tok = res.Msg.GetNextPageToken(); tok == "" {
-			return all, nil
-		}
-	}
+		return res.Msg.GetClusters(), res.Msg.GetNextPageToken(), nil
+	})
+	return &ebbflowv1.ListClustersResponse{Clusters: cs}, err
 }
 
 func (a *app) listRollouts(ctx context.Context, stale bool) (*ebbflowv1.ListRolloutsResponse, error) {
-	all := &ebbflowv1.ListRolloutsResponse{}
-	tok := ""
-	for {
+	rs, err := allPages(func(tok string) ([]*ebbflowv1.Rollout, string, error) {
 		res, err := a.clients.rollouts.ListRollouts(ctx, connect.NewRequest(&ebbflowv1.ListRolloutsRequest{
 			Read: readOpts(stale), PageSize: 500, PageToken: tok,
 		}))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		all.Rollouts = append(all.Rollouts, res.Msg.GetRollouts()...)
-		if tok = res.Msg.GetNextPageToken(); tok == "" {
-			return all, nil
-		}
-	}
+		return res.Msg.GetRollouts(), res.Msg.GetNextPageToken(), nil
+	})
+	return &ebbflowv1.ListRolloutsResponse{Rollouts: rs}, err
 }
 
 func profileTable(w io.Writer, ps []*ebbflowv1.Profile) {

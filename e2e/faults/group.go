@@ -105,7 +105,7 @@ func StartGroup(ctx context.Context, o GroupOptions) (_ *Group, err error) {
 	}
 	var ports []int
 	if g.Net == nil {
-		if ports, err = freePorts(2 * o.Nodes); err != nil {
+		if ports, err = process.FreePorts(2 * o.Nodes); err != nil {
 			return nil, err
 		}
 	}
@@ -408,27 +408,6 @@ func (g *Group) Converged(ctx context.Context, timeout time.Duration) error {
 
 func voters(st *ebbflowv1.GetControllerStatusResponse) int {
 	return len(slices.DeleteFunc(slices.Clone(st.GetMembers()), func(m *ebbflowv1.ControllerMember) bool { return !m.GetVoter() }))
-}
-
-// freePorts reserves n free TCP ports on 127.0.0.1 (released for the nodes to bind; a node
-// keeps its ports across restarts, as its peers address it by them).
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // poll calls cond every 50 ms (each call bounded by 5 s) until it returns nil or timeout

@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/ebbflow/ebbflow/e2e/process"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
 )
@@ -69,7 +70,7 @@ func StartEbbflow(ctx context.Context, label, bin, dir string, extra []string) (
 		g.flags = append(g.flags, "--people-rate-limit=0")
 	}
 	g.flags = append(g.flags, extra...)
-	ports, err := freePorts(2 * groupSize)
+	ports, err := process.FreePorts(2 * groupSize)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func StartEtcd(ctx context.Context, label, bin, dir string) (_ Side, err error) 
 			g.Stop()
 		}
 	}()
-	ports, err := freePorts(2 * groupSize)
+	ports, err := process.FreePorts(2 * groupSize)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -191,31 +190,6 @@ func (g *group) Healthy(ctx context.Context, i int) error {
 		}
 		return nil
 	})
-}
-
-// freePorts reserves n free TCP ports on 127.0.0.1 (they are released for the caller to bind;
-// nodes keep their ports across restarts, as Raft peers address them by them).
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("raftbench: reserve a port: %w", err)
-		}
-		lns = append(lns, l)
-		tcp, ok := l.Addr().(*net.TCPAddr)
-		if !ok {
-			return nil, fmt.Errorf("raftbench: %s is not a TCP address", l.Addr())
-		}
-		ports = append(ports, tcp.Port)
-	}
-	return ports, nil
 }
 
 // poll calls cond every 20 ms (each call bounded by 10 s) until it returns nil or timeout
