@@ -507,12 +507,7 @@ func checkKpr(c *Issues, spec *ebbflowv1.ProfileSpec) {
 	if kpr == nil {
 		return
 	}
-	if kpr.GetMode() == ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE {
-		// Refused until the agent moves nodes in batches: accepted, it would switch the whole
-		// cluster in one Helm upgrade while the profile says node by node.
-		c.Add("spec.kpr.mode", "kpr-mode-not-implemented",
-			"node-by-node is not implemented yet: the agent would switch kube-proxy replacement for the whole cluster at once; use cluster-wide")
-	}
+	checkKprBatches(c, kpr)
 	if n := len(kpr.GetParkDaemonSets()); n > MaxParked {
 		c.Add("spec.kpr.parkDaemonSets", "max-items", "at most %d DaemonSets, got %d", MaxParked, n)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -126,10 +127,40 @@ func TestValidateFields(t *testing.T) {
 				policy(cnp(fmt.Sprintf("p%d", i), "web"))(s)
 			}
 		}), field: "spec.l7.policies", rule: "max-items"},
-		// Refused until the agent does it, rather than rolled out cluster-wide.
 		{name: "kpr node by node", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
 			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
-		}), field: "spec.kpr.mode", rule: "kpr-mode-not-implemented"},
+		})},
+		{name: "kpr node by node batches", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{CanaryNodes: proto.Int32(2), BatchPercent: proto.Int32(50)}
+		})},
+		{name: "kpr batches cluster-wide", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_CLUSTER_WIDE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{CanaryNodes: proto.Int32(1)}
+		}), field: "spec.kpr.batches", rule: "batches-need-node-by-node"},
+		{name: "kpr canary 0", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{CanaryNodes: proto.Int32(0)}
+		}), field: "spec.kpr.batches.canaryNodes", rule: "range"},
+		{name: "kpr batch nodes negative", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{BatchNodes: proto.Int32(-3)}
+		}), field: "spec.kpr.batches.batchNodes", rule: "range"},
+		{name: "kpr batch percent over 100", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{BatchPercent: proto.Int32(150)}
+		}), field: "spec.kpr.batches.batchPercent", rule: "range"},
+		{name: "kpr batch nodes and percent", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			s.Kpr.Batches = &ebbflowv1.KprBatches{BatchNodes: proto.Int32(2), BatchPercent: proto.Int32(50)}
+		}), field: "spec.kpr.batches", rule: "one-of"},
+		{name: "kpr node by node extra", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
+			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+			if s.Kpr.Values == nil {
+				s.Kpr.Values = &ebbflowv1.CiliumValues{}
+			}
+			s.Kpr.Values.Extra = map[string]*structpb.Value{"foo.bar": structpb.NewBoolValue(true)}
+		}), field: "spec.kpr.values.extra", rule: "node-by-node-extra"},
 		{name: "kpr cluster-wide", pname: "p", spec: base(func(s *ebbflowv1.ProfileSpec) {
 			s.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_CLUSTER_WIDE
 		})},

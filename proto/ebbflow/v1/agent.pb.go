@@ -201,9 +201,18 @@ type Assignment struct {
 	// reports MEASURED, without upgrading or restarting anything.
 	MeasureWindow int32 `protobuf:"varint,13,opt,name=measure_window,json=measureWindow,proto3" json:"measure_window,omitempty"`
 	// The budget's most windows for this phase (default applied), for display.
-	MaxWindows    int32 `protobuf:"varint,14,opt,name=max_windows,json=maxWindows,proto3" json:"max_windows,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxWindows int32 `protobuf:"varint,14,opt,name=max_windows,json=maxWindows,proto3" json:"max_windows,omitempty"`
+	// For the kpr phase of a node-by-node profile: which node batch to move (APPLY), 1-based; 0
+	// reads as 1. Batches before it are moved and passed; the agent moves the next nodes, in
+	// the order KprBatches describes, and reports them in ReportPhaseStatusRequest.kpr_batch.
+	KprBatch int32 `protobuf:"varint,15,opt,name=kpr_batch,json=kprBatch,proto3" json:"kpr_batch,omitempty"`
+	// For ASSIGNMENT_ACTION_ROLLBACK of a node-by-node kpr phase: when above 0, undo only the
+	// node batches from this one on (the DaemonSets back on their nodes, then the label and the
+	// node config removed) and leave Helm and earlier batches as they are; 0 rolls the whole
+	// cluster back to rollback_to_helm_revision.
+	RollbackKprBatchesFrom int32 `protobuf:"varint,16,opt,name=rollback_kpr_batches_from,json=rollbackKprBatchesFrom,proto3" json:"rollback_kpr_batches_from,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
@@ -334,6 +343,104 @@ func (x *Assignment) GetMaxWindows() int32 {
 	return 0
 }
 
+func (x *Assignment) GetKprBatch() int32 {
+	if x != nil {
+		return x.KprBatch
+	}
+	return 0
+}
+
+func (x *Assignment) GetRollbackKprBatchesFrom() int32 {
+	if x != nil {
+		return x.RollbackKprBatchesFrom
+	}
+	return 0
+}
+
+// KprBatchStatus is the progress of a node-by-node kpr phase on one cluster: the batch the
+// report is about and the nodes it moved.
+type KprBatchStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The batch, 1-based.
+	Batch int32 `protobuf:"varint,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// How many batches the phase has, fixed when the first batch starts.
+	Batches int32 `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
+	// The nodes this batch moved, in order.
+	Nodes []string `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Nodes moved by the earlier batches, in total.
+	NodesMovedBefore int32 `protobuf:"varint,4,opt,name=nodes_moved_before,json=nodesMovedBefore,proto3" json:"nodes_moved_before,omitempty"`
+	// Nodes the phase leaves alone, each "name: reason" (held by preflight, added after the
+	// first batch, gone before its batch).
+	Skipped       []string `protobuf:"bytes,5,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprBatchStatus) Reset() {
+	*x = KprBatchStatus{}
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprBatchStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprBatchStatus) ProtoMessage() {}
+
+func (x *KprBatchStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprBatchStatus.ProtoReflect.Descriptor instead.
+func (*KprBatchStatus) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *KprBatchStatus) GetBatch() int32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+func (x *KprBatchStatus) GetBatches() int32 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *KprBatchStatus) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KprBatchStatus) GetNodesMovedBefore() int32 {
+	if x != nil {
+		return x.NodesMovedBefore
+	}
+	return 0
+}
+
+func (x *KprBatchStatus) GetSkipped() []string {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
 // ReportRef names what a report refers to; all four must match the cluster's current
 // assignment, else the report is refused with accepted false.
 type ReportRef struct {
@@ -353,7 +460,7 @@ type ReportRef struct {
 
 func (x *ReportRef) Reset() {
 	*x = ReportRef{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[1]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +472,7 @@ func (x *ReportRef) String() string {
 func (*ReportRef) ProtoMessage() {}
 
 func (x *ReportRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[1]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +485,7 @@ func (x *ReportRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRef.ProtoReflect.Descriptor instead.
 func (*ReportRef) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ReportRef) GetCluster() string {
@@ -428,7 +535,7 @@ type RegisterAgentRequest struct {
 
 func (x *RegisterAgentRequest) Reset() {
 	*x = RegisterAgentRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[2]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +547,7 @@ func (x *RegisterAgentRequest) String() string {
 func (*RegisterAgentRequest) ProtoMessage() {}
 
 func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[2]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +560,7 @@ func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RegisterAgentRequest) GetCluster() string {
@@ -502,7 +609,7 @@ type RegisterAgentResponse struct {
 
 func (x *RegisterAgentResponse) Reset() {
 	*x = RegisterAgentResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[3]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +621,7 @@ func (x *RegisterAgentResponse) String() string {
 func (*RegisterAgentResponse) ProtoMessage() {}
 
 func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[3]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +634,7 @@ func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterAgentResponse) GetCluster() *Cluster {
@@ -562,7 +669,7 @@ type WatchAssignmentRequest struct {
 
 func (x *WatchAssignmentRequest) Reset() {
 	*x = WatchAssignmentRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[4]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +681,7 @@ func (x *WatchAssignmentRequest) String() string {
 func (*WatchAssignmentRequest) ProtoMessage() {}
 
 func (x *WatchAssignmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[4]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +694,7 @@ func (x *WatchAssignmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentRequest.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WatchAssignmentRequest) GetCluster() string {
@@ -608,7 +715,7 @@ type WatchAssignmentResponse struct {
 
 func (x *WatchAssignmentResponse) Reset() {
 	*x = WatchAssignmentResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[5]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +727,7 @@ func (x *WatchAssignmentResponse) String() string {
 func (*WatchAssignmentResponse) ProtoMessage() {}
 
 func (x *WatchAssignmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[5]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +740,7 @@ func (x *WatchAssignmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAssignmentResponse.ProtoReflect.Descriptor instead.
 func (*WatchAssignmentResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WatchAssignmentResponse) GetAssignment() *Assignment {
@@ -664,13 +771,15 @@ type ReportPhaseStatusRequest struct {
 	HelmRevisionAfter int32 `protobuf:"varint,6,opt,name=helm_revision_after,json=helmRevisionAfter,proto3" json:"helm_revision_after,omitempty"`
 	// Preflight outcome when status is PHASE_STATUS_PREFLIGHT_FAILED.
 	PreflightReasons []string `protobuf:"bytes,7,rep,name=preflight_reasons,json=preflightReasons,proto3" json:"preflight_reasons,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// For the kpr phase of a node-by-node profile: the batch this report is about.
+	KprBatch      *KprBatchStatus `protobuf:"bytes,8,opt,name=kpr_batch,json=kprBatch,proto3" json:"kpr_batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportPhaseStatusRequest) Reset() {
 	*x = ReportPhaseStatusRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[6]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +791,7 @@ func (x *ReportPhaseStatusRequest) String() string {
 func (*ReportPhaseStatusRequest) ProtoMessage() {}
 
 func (x *ReportPhaseStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[6]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +804,7 @@ func (x *ReportPhaseStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPhaseStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportPhaseStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportPhaseStatusRequest) GetRef() *ReportRef {
@@ -747,6 +856,13 @@ func (x *ReportPhaseStatusRequest) GetPreflightReasons() []string {
 	return nil
 }
 
+func (x *ReportPhaseStatusRequest) GetKprBatch() *KprBatchStatus {
+	if x != nil {
+		return x.KprBatch
+	}
+	return nil
+}
+
 // ReportPhaseStatusResponse is the output of ReportPhaseStatus.
 type ReportPhaseStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -760,7 +876,7 @@ type ReportPhaseStatusResponse struct {
 
 func (x *ReportPhaseStatusResponse) Reset() {
 	*x = ReportPhaseStatusResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +888,7 @@ func (x *ReportPhaseStatusResponse) String() string {
 func (*ReportPhaseStatusResponse) ProtoMessage() {}
 
 func (x *ReportPhaseStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +901,7 @@ func (x *ReportPhaseStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPhaseStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportPhaseStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReportPhaseStatusResponse) GetAccepted() bool {
@@ -817,7 +933,7 @@ type ReportMeasurementRequest struct {
 
 func (x *ReportMeasurementRequest) Reset() {
 	*x = ReportMeasurementRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +945,7 @@ func (x *ReportMeasurementRequest) String() string {
 func (*ReportMeasurementRequest) ProtoMessage() {}
 
 func (x *ReportMeasurementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +958,7 @@ func (x *ReportMeasurementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportMeasurementRequest.ProtoReflect.Descriptor instead.
 func (*ReportMeasurementRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReportMeasurementRequest) GetRef() *ReportRef {
@@ -879,7 +995,7 @@ type ReportMeasurementResponse struct {
 
 func (x *ReportMeasurementResponse) Reset() {
 	*x = ReportMeasurementResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1007,7 @@ func (x *ReportMeasurementResponse) String() string {
 func (*ReportMeasurementResponse) ProtoMessage() {}
 
 func (x *ReportMeasurementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1020,7 @@ func (x *ReportMeasurementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportMeasurementResponse.ProtoReflect.Descriptor instead.
 func (*ReportMeasurementResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportMeasurementResponse) GetAccepted() bool {
@@ -938,7 +1054,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1066,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1079,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeartbeatRequest) GetCluster() string {
@@ -1006,7 +1122,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1134,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1147,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatResponse) GetAssignmentId() string {
@@ -1056,7 +1172,7 @@ type JoinClusterRequest struct {
 
 func (x *JoinClusterRequest) Reset() {
 	*x = JoinClusterRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1184,7 @@ func (x *JoinClusterRequest) String() string {
 func (*JoinClusterRequest) ProtoMessage() {}
 
 func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1197,7 @@ func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClusterRequest.ProtoReflect.Descriptor instead.
 func (*JoinClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JoinClusterRequest) GetToken() string {
@@ -1114,7 +1230,7 @@ type JoinClusterResponse struct {
 
 func (x *JoinClusterResponse) Reset() {
 	*x = JoinClusterResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1242,7 @@ func (x *JoinClusterResponse) String() string {
 func (*JoinClusterResponse) ProtoMessage() {}
 
 func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1255,7 @@ func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClusterResponse.ProtoReflect.Descriptor instead.
 func (*JoinClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinClusterResponse) GetCluster() string {
@@ -1175,7 +1291,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1303,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1316,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RenewCertificateRequest) GetCsrPem() string {
@@ -1223,7 +1339,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1351,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_agent_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1364,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_ebbflow_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RenewCertificateResponse) GetCertificatePem() string {
@@ -1270,7 +1386,7 @@ var File_ebbflow_v1_agent_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16ebbflow/v1/agent.proto\x12\n" +
-	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x04\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18ebbflow/v1/cluster.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cebbflow/v1/measurement.proto\x1a\x18ebbflow/v1/profile.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x05\n" +
 	"\n" +
 	"Assignment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -1290,7 +1406,19 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\bdeadline\x18\f \x01(\v2\x19.google.protobuf.DurationR\bdeadline\x12%\n" +
 	"\x0emeasure_window\x18\r \x01(\x05R\rmeasureWindow\x12\x1f\n" +
 	"\vmax_windows\x18\x0e \x01(\x05R\n" +
-	"maxWindows\"\xeb\x01\n" +
+	"maxWindows\x12\x1b\n" +
+	"\tkpr_batch\x18\x0f \x01(\x05R\bkprBatch\x129\n" +
+	"\x19rollback_kpr_batches_from\x18\x10 \x01(\x05R\x16rollbackKprBatchesFrom\"\xe3\x01\n" +
+	"\x0eKprBatchStatus\x12 \n" +
+	"\x05batch\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x01R\x05batch\x12$\n" +
+	"\abatches\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x01R\abatches\x12&\n" +
+	"\x05nodes\x18\x03 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\x90N\"\x05r\x03(\x80\x02R\x05nodes\x125\n" +
+	"\x12nodes_moved_before\x18\x04 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x10nodesMovedBefore\x12*\n" +
+	"\askipped\x18\x05 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\x90N\"\x05r\x03(\x80\bR\askipped\"\xeb\x01\n" +
 	"\tReportRef\x12D\n" +
 	"\acluster\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\x12/\n" +
 	"\rassignment_id\x18\x02 \x01(\tB\n" +
@@ -1315,7 +1443,7 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\x17WatchAssignmentResponse\x126\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x16.ebbflow.v1.AssignmentR\n" +
-	"assignment\"\x8a\x03\n" +
+	"assignment\"\xc3\x03\n" +
 	"\x18ReportPhaseStatusRequest\x12/\n" +
 	"\x03ref\x18\x01 \x01(\v2\x15.ebbflow.v1.ReportRefB\x06\xbaH\x03\xc8\x01\x01R\x03ref\x12;\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.ebbflow.v1.PhaseStatusB\n" +
@@ -1326,7 +1454,8 @@ const file_ebbflow_v1_agent_proto_rawDesc = "" +
 	"\x14helm_revision_before\x18\x05 \x01(\x05R\x12helmRevisionBefore\x12.\n" +
 	"\x13helm_revision_after\x18\x06 \x01(\x05R\x11helmRevisionAfter\x12=\n" +
 	"\x11preflight_reasons\x18\a \x03(\tB\x10\xbaH\r\x92\x01\n" +
-	"\x10\xe8\a\"\x05r\x03(\x80\bR\x10preflightReasons\"O\n" +
+	"\x10\xe8\a\"\x05r\x03(\x80\bR\x10preflightReasons\x127\n" +
+	"\tkpr_batch\x18\b \x01(\v2\x1a.ebbflow.v1.KprBatchStatusR\bkprBatch\"O\n" +
 	"\x19ReportPhaseStatusResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xd1\x01\n" +
@@ -1394,76 +1523,78 @@ func file_ebbflow_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ebbflow_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ebbflow_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ebbflow_v1_agent_proto_goTypes = []any{
 	(AssignmentAction)(0),             // 0: ebbflow.v1.AssignmentAction
 	(PhaseStatus)(0),                  // 1: ebbflow.v1.PhaseStatus
 	(*Assignment)(nil),                // 2: ebbflow.v1.Assignment
-	(*ReportRef)(nil),                 // 3: ebbflow.v1.ReportRef
-	(*RegisterAgentRequest)(nil),      // 4: ebbflow.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),     // 5: ebbflow.v1.RegisterAgentResponse
-	(*WatchAssignmentRequest)(nil),    // 6: ebbflow.v1.WatchAssignmentRequest
-	(*WatchAssignmentResponse)(nil),   // 7: ebbflow.v1.WatchAssignmentResponse
-	(*ReportPhaseStatusRequest)(nil),  // 8: ebbflow.v1.ReportPhaseStatusRequest
-	(*ReportPhaseStatusResponse)(nil), // 9: ebbflow.v1.ReportPhaseStatusResponse
-	(*ReportMeasurementRequest)(nil),  // 10: ebbflow.v1.ReportMeasurementRequest
-	(*ReportMeasurementResponse)(nil), // 11: ebbflow.v1.ReportMeasurementResponse
-	(*HeartbeatRequest)(nil),          // 12: ebbflow.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 13: ebbflow.v1.HeartbeatResponse
-	(*JoinClusterRequest)(nil),        // 14: ebbflow.v1.JoinClusterRequest
-	(*JoinClusterResponse)(nil),       // 15: ebbflow.v1.JoinClusterResponse
-	(*RenewCertificateRequest)(nil),   // 16: ebbflow.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil),  // 17: ebbflow.v1.RenewCertificateResponse
-	nil,                               // 18: ebbflow.v1.RegisterAgentRequest.LabelsEntry
-	(Phase)(0),                        // 19: ebbflow.v1.Phase
-	(*ProfileSpec)(nil),               // 20: ebbflow.v1.ProfileSpec
-	(*ProbeSettings)(nil),             // 21: ebbflow.v1.ProbeSettings
-	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
-	(*Inventory)(nil),                 // 24: ebbflow.v1.Inventory
-	(*Cluster)(nil),                   // 25: ebbflow.v1.Cluster
-	(*Measurement)(nil),               // 26: ebbflow.v1.Measurement
+	(*KprBatchStatus)(nil),            // 3: ebbflow.v1.KprBatchStatus
+	(*ReportRef)(nil),                 // 4: ebbflow.v1.ReportRef
+	(*RegisterAgentRequest)(nil),      // 5: ebbflow.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),     // 6: ebbflow.v1.RegisterAgentResponse
+	(*WatchAssignmentRequest)(nil),    // 7: ebbflow.v1.WatchAssignmentRequest
+	(*WatchAssignmentResponse)(nil),   // 8: ebbflow.v1.WatchAssignmentResponse
+	(*ReportPhaseStatusRequest)(nil),  // 9: ebbflow.v1.ReportPhaseStatusRequest
+	(*ReportPhaseStatusResponse)(nil), // 10: ebbflow.v1.ReportPhaseStatusResponse
+	(*ReportMeasurementRequest)(nil),  // 11: ebbflow.v1.ReportMeasurementRequest
+	(*ReportMeasurementResponse)(nil), // 12: ebbflow.v1.ReportMeasurementResponse
+	(*HeartbeatRequest)(nil),          // 13: ebbflow.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 14: ebbflow.v1.HeartbeatResponse
+	(*JoinClusterRequest)(nil),        // 15: ebbflow.v1.JoinClusterRequest
+	(*JoinClusterResponse)(nil),       // 16: ebbflow.v1.JoinClusterResponse
+	(*RenewCertificateRequest)(nil),   // 17: ebbflow.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),  // 18: ebbflow.v1.RenewCertificateResponse
+	nil,                               // 19: ebbflow.v1.RegisterAgentRequest.LabelsEntry
+	(Phase)(0),                        // 20: ebbflow.v1.Phase
+	(*ProfileSpec)(nil),               // 21: ebbflow.v1.ProfileSpec
+	(*ProbeSettings)(nil),             // 22: ebbflow.v1.ProbeSettings
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 24: google.protobuf.Duration
+	(*Inventory)(nil),                 // 25: ebbflow.v1.Inventory
+	(*Cluster)(nil),                   // 26: ebbflow.v1.Cluster
+	(*Measurement)(nil),               // 27: ebbflow.v1.Measurement
 }
 var file_ebbflow_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: ebbflow.v1.Assignment.action:type_name -> ebbflow.v1.AssignmentAction
-	19, // 1: ebbflow.v1.Assignment.phase:type_name -> ebbflow.v1.Phase
-	20, // 2: ebbflow.v1.Assignment.profile:type_name -> ebbflow.v1.ProfileSpec
-	21, // 3: ebbflow.v1.Assignment.probes:type_name -> ebbflow.v1.ProbeSettings
-	22, // 4: ebbflow.v1.Assignment.issue_time:type_name -> google.protobuf.Timestamp
-	23, // 5: ebbflow.v1.Assignment.deadline:type_name -> google.protobuf.Duration
-	19, // 6: ebbflow.v1.ReportRef.phase:type_name -> ebbflow.v1.Phase
-	18, // 7: ebbflow.v1.RegisterAgentRequest.labels:type_name -> ebbflow.v1.RegisterAgentRequest.LabelsEntry
-	24, // 8: ebbflow.v1.RegisterAgentRequest.inventory:type_name -> ebbflow.v1.Inventory
-	25, // 9: ebbflow.v1.RegisterAgentResponse.cluster:type_name -> ebbflow.v1.Cluster
-	23, // 10: ebbflow.v1.RegisterAgentResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	20, // 1: ebbflow.v1.Assignment.phase:type_name -> ebbflow.v1.Phase
+	21, // 2: ebbflow.v1.Assignment.profile:type_name -> ebbflow.v1.ProfileSpec
+	22, // 3: ebbflow.v1.Assignment.probes:type_name -> ebbflow.v1.ProbeSettings
+	23, // 4: ebbflow.v1.Assignment.issue_time:type_name -> google.protobuf.Timestamp
+	24, // 5: ebbflow.v1.Assignment.deadline:type_name -> google.protobuf.Duration
+	20, // 6: ebbflow.v1.ReportRef.phase:type_name -> ebbflow.v1.Phase
+	19, // 7: ebbflow.v1.RegisterAgentRequest.labels:type_name -> ebbflow.v1.RegisterAgentRequest.LabelsEntry
+	25, // 8: ebbflow.v1.RegisterAgentRequest.inventory:type_name -> ebbflow.v1.Inventory
+	26, // 9: ebbflow.v1.RegisterAgentResponse.cluster:type_name -> ebbflow.v1.Cluster
+	24, // 10: ebbflow.v1.RegisterAgentResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	2,  // 11: ebbflow.v1.WatchAssignmentResponse.assignment:type_name -> ebbflow.v1.Assignment
-	3,  // 12: ebbflow.v1.ReportPhaseStatusRequest.ref:type_name -> ebbflow.v1.ReportRef
+	4,  // 12: ebbflow.v1.ReportPhaseStatusRequest.ref:type_name -> ebbflow.v1.ReportRef
 	1,  // 13: ebbflow.v1.ReportPhaseStatusRequest.status:type_name -> ebbflow.v1.PhaseStatus
-	22, // 14: ebbflow.v1.ReportPhaseStatusRequest.report_time:type_name -> google.protobuf.Timestamp
-	3,  // 15: ebbflow.v1.ReportMeasurementRequest.ref:type_name -> ebbflow.v1.ReportRef
-	26, // 16: ebbflow.v1.ReportMeasurementRequest.measurements:type_name -> ebbflow.v1.Measurement
-	22, // 17: ebbflow.v1.ReportMeasurementRequest.report_time:type_name -> google.protobuf.Timestamp
-	19, // 18: ebbflow.v1.HeartbeatRequest.phase:type_name -> ebbflow.v1.Phase
-	1,  // 19: ebbflow.v1.HeartbeatRequest.status:type_name -> ebbflow.v1.PhaseStatus
-	4,  // 20: ebbflow.v1.AgentService.RegisterAgent:input_type -> ebbflow.v1.RegisterAgentRequest
-	6,  // 21: ebbflow.v1.AgentService.WatchAssignment:input_type -> ebbflow.v1.WatchAssignmentRequest
-	8,  // 22: ebbflow.v1.AgentService.ReportPhaseStatus:input_type -> ebbflow.v1.ReportPhaseStatusRequest
-	10, // 23: ebbflow.v1.AgentService.ReportMeasurement:input_type -> ebbflow.v1.ReportMeasurementRequest
-	12, // 24: ebbflow.v1.AgentService.Heartbeat:input_type -> ebbflow.v1.HeartbeatRequest
-	14, // 25: ebbflow.v1.AgentService.JoinCluster:input_type -> ebbflow.v1.JoinClusterRequest
-	16, // 26: ebbflow.v1.AgentService.RenewCertificate:input_type -> ebbflow.v1.RenewCertificateRequest
-	5,  // 27: ebbflow.v1.AgentService.RegisterAgent:output_type -> ebbflow.v1.RegisterAgentResponse
-	7,  // 28: ebbflow.v1.AgentService.WatchAssignment:output_type -> ebbflow.v1.WatchAssignmentResponse
-	9,  // 29: ebbflow.v1.AgentService.ReportPhaseStatus:output_type -> ebbflow.v1.ReportPhaseStatusResponse
-	11, // 30: ebbflow.v1.AgentService.ReportMeasurement:output_type -> ebbflow.v1.ReportMeasurementResponse
-	13, // 31: ebbflow.v1.AgentService.Heartbeat:output_type -> ebbflow.v1.HeartbeatResponse
-	15, // 32: ebbflow.v1.AgentService.JoinCluster:output_type -> ebbflow.v1.JoinClusterResponse
-	17, // 33: ebbflow.v1.AgentService.RenewCertificate:output_type -> ebbflow.v1.RenewCertificateResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	23, // 14: ebbflow.v1.ReportPhaseStatusRequest.report_time:type_name -> google.protobuf.Timestamp
+	3,  // 15: ebbflow.v1.ReportPhaseStatusRequest.kpr_batch:type_name -> ebbflow.v1.KprBatchStatus
+	4,  // 16: ebbflow.v1.ReportMeasurementRequest.ref:type_name -> ebbflow.v1.ReportRef
+	27, // 17: ebbflow.v1.ReportMeasurementRequest.measurements:type_name -> ebbflow.v1.Measurement
+	23, // 18: ebbflow.v1.ReportMeasurementRequest.report_time:type_name -> google.protobuf.Timestamp
+	20, // 19: ebbflow.v1.HeartbeatRequest.phase:type_name -> ebbflow.v1.Phase
+	1,  // 20: ebbflow.v1.HeartbeatRequest.status:type_name -> ebbflow.v1.PhaseStatus
+	5,  // 21: ebbflow.v1.AgentService.RegisterAgent:input_type -> ebbflow.v1.RegisterAgentRequest
+	7,  // 22: ebbflow.v1.AgentService.WatchAssignment:input_type -> ebbflow.v1.WatchAssignmentRequest
+	9,  // 23: ebbflow.v1.AgentService.ReportPhaseStatus:input_type -> ebbflow.v1.ReportPhaseStatusRequest
+	11, // 24: ebbflow.v1.AgentService.ReportMeasurement:input_type -> ebbflow.v1.ReportMeasurementRequest
+	13, // 25: ebbflow.v1.AgentService.Heartbeat:input_type -> ebbflow.v1.HeartbeatRequest
+	15, // 26: ebbflow.v1.AgentService.JoinCluster:input_type -> ebbflow.v1.JoinClusterRequest
+	17, // 27: ebbflow.v1.AgentService.RenewCertificate:input_type -> ebbflow.v1.RenewCertificateRequest
+	6,  // 28: ebbflow.v1.AgentService.RegisterAgent:output_type -> ebbflow.v1.RegisterAgentResponse
+	8,  // 29: ebbflow.v1.AgentService.WatchAssignment:output_type -> ebbflow.v1.WatchAssignmentResponse
+	10, // 30: ebbflow.v1.AgentService.ReportPhaseStatus:output_type -> ebbflow.v1.ReportPhaseStatusResponse
+	12, // 31: ebbflow.v1.AgentService.ReportMeasurement:output_type -> ebbflow.v1.ReportMeasurementResponse
+	14, // 32: ebbflow.v1.AgentService.Heartbeat:output_type -> ebbflow.v1.HeartbeatResponse
+	16, // 33: ebbflow.v1.AgentService.JoinCluster:output_type -> ebbflow.v1.JoinClusterResponse
+	18, // 34: ebbflow.v1.AgentService.RenewCertificate:output_type -> ebbflow.v1.RenewCertificateResponse
+	28, // [28:35] is the sub-list for method output_type
+	21, // [21:28] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_agent_proto_init() }
@@ -1481,7 +1612,7 @@ func file_ebbflow_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_agent_proto_rawDesc), len(file_ebbflow_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

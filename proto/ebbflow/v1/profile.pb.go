@@ -24,9 +24,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// KprMode says how kube-proxy replacement is rolled out inside one cluster. Only the
-// cluster-wide rollout is implemented: the agent applies kpr to the whole cluster whatever the
-// mode says.
+// KprMode says how kube-proxy replacement is rolled out inside one cluster.
 type KprMode int32
 
 const (
@@ -34,8 +32,14 @@ const (
 	KprMode_KPR_MODE_UNSPECIFIED KprMode = 0
 	// The whole cluster at once, with one Helm upgrade.
 	KprMode_KPR_MODE_CLUSTER_WIDE KprMode = 1
-	// Node by node with CiliumNodeConfig and a node label. Not implemented yet: a profile that
-	// names it is refused (INVALID_ARGUMENT at spec.kpr.mode) rather than rolled out cluster-wide.
+	// Node by node, in batches of nodes (KprPhase.batches): the Helm upgrade carries only the
+	// cluster-scoped values (k8s_service_host, k8s_service_port); the node-level keys go into
+	// one CiliumNodeConfig per batch (cilium.io/v2, in the Cilium namespace) selecting the
+	// batch's node label. Each batch: the config, the node label, the batch's Cilium pods
+	// recreated and ready, then the parked DaemonSets moved off exactly those nodes (a node
+	// affinity, not a deletion); verified, measured against the cluster's baseline and judged on
+	// its own. A regressing batch is undone (the DaemonSets back on its nodes and ready first,
+	// then the label and the config removed) and ends the cluster's kpr phase.
 	KprMode_KPR_MODE_NODE_BY_NODE KprMode = 2
 )
 
@@ -940,8 +944,11 @@ type KprPhase struct {
 	// cluster is skipped. Empty parks kube-system/kube-proxy, plus kube-system/aws-node when the
 	// platform is "eks". Parking needs kube_proxy_replacement true from kpr on (park-needs-kpr).
 	ParkDaemonSets []*DaemonSetRef `protobuf:"bytes,2,rep,name=park_daemon_sets,json=parkDaemonSets,proto3" json:"park_daemon_sets,omitempty"`
-	// How kpr is rolled out inside a cluster; see KprMode (only cluster-wide is implemented).
-	Mode          KprMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ebbflow.v1.KprMode" json:"mode,omitempty"`
+	// How kpr is rolled out inside a cluster; see KprMode.
+	Mode KprMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ebbflow.v1.KprMode" json:"mode,omitempty"`
+	// Node batches of the node-by-node mode; refused with any other mode. Unset: a canary batch
+	// of 1 node, then batches of 25% of the cluster's nodes.
+	Batches       *KprBatches `protobuf:"bytes,4,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1004,81 @@ func (x *KprPhase) GetMode() KprMode {
 	return KprMode_KPR_MODE_UNSPECIFIED
 }
 
+func (x *KprPhase) GetBatches() *KprBatches {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+// KprBatches sizes the node batches of a node-by-node kpr phase. Nodes are taken in name
+// order; nodes that kpr's per-node preflight checks hold are left out (and listed with the
+// reason), as are nodes added after the first batch started. The first batch is the canary;
+// each later one holds batch_nodes nodes, or batch_percent of the eligible nodes (rounded up),
+// the last one what is left. Example: 6 eligible nodes, canary 1, 50%: batches of 1, 3, 2.
+type KprBatches struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Nodes in the canary batch, 1 to 10,000; default 1.
+	CanaryNodes *int32 `protobuf:"varint,1,opt,name=canary_nodes,json=canaryNodes,proto3,oneof" json:"canary_nodes,omitempty"`
+	// Nodes in each later batch, 1 to 10,000. At most one of batch_nodes and batch_percent.
+	BatchNodes *int32 `protobuf:"varint,2,opt,name=batch_nodes,json=batchNodes,proto3,oneof" json:"batch_nodes,omitempty"`
+	// Each later batch as a percent of the eligible nodes, rounded up, 1 to 100; default 25.
+	BatchPercent  *int32 `protobuf:"varint,3,opt,name=batch_percent,json=batchPercent,proto3,oneof" json:"batch_percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprBatches) Reset() {
+	*x = KprBatches{}
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprBatches) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprBatches) ProtoMessage() {}
+
+func (x *KprBatches) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprBatches.ProtoReflect.Descriptor instead.
+func (*KprBatches) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *KprBatches) GetCanaryNodes() int32 {
+	if x != nil && x.CanaryNodes != nil {
+		return *x.CanaryNodes
+	}
+	return 0
+}
+
+func (x *KprBatches) GetBatchNodes() int32 {
+	if x != nil && x.BatchNodes != nil {
+		return *x.BatchNodes
+	}
+	return 0
+}
+
+func (x *KprBatches) GetBatchPercent() int32 {
+	if x != nil && x.BatchPercent != nil {
+		return *x.BatchPercent
+	}
+	return 0
+}
+
 // XdpPhase turns on XDP acceleration.
 type XdpPhase struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1009,7 +1091,7 @@ type XdpPhase struct {
 
 func (x *XdpPhase) Reset() {
 	*x = XdpPhase{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1103,7 @@ func (x *XdpPhase) String() string {
 func (*XdpPhase) ProtoMessage() {}
 
 func (x *XdpPhase) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1116,7 @@ func (x *XdpPhase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XdpPhase.ProtoReflect.Descriptor instead.
 func (*XdpPhase) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{7}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *XdpPhase) GetValues() *CiliumValues {
@@ -1129,7 +1211,7 @@ type CiliumValues struct {
 
 func (x *CiliumValues) Reset() {
 	*x = CiliumValues{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1223,7 @@ func (x *CiliumValues) String() string {
 func (*CiliumValues) ProtoMessage() {}
 
 func (x *CiliumValues) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1236,7 @@ func (x *CiliumValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CiliumValues.ProtoReflect.Descriptor instead.
 func (*CiliumValues) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{8}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CiliumValues) GetKubeProxyReplacement() bool {
@@ -1371,7 +1453,7 @@ type ValidationIssue struct {
 
 func (x *ValidationIssue) Reset() {
 	*x = ValidationIssue{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1465,7 @@ func (x *ValidationIssue) String() string {
 func (*ValidationIssue) ProtoMessage() {}
 
 func (x *ValidationIssue) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1478,7 @@ func (x *ValidationIssue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationIssue.ProtoReflect.Descriptor instead.
 func (*ValidationIssue) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{9}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ValidationIssue) GetField() string {
@@ -1434,7 +1516,7 @@ type CreateProfileRequest struct {
 
 func (x *CreateProfileRequest) Reset() {
 	*x = CreateProfileRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1528,7 @@ func (x *CreateProfileRequest) String() string {
 func (*CreateProfileRequest) ProtoMessage() {}
 
 func (x *CreateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1541,7 @@ func (x *CreateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProfileRequest.ProtoReflect.Descriptor instead.
 func (*CreateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{10}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateProfileRequest) GetName() string {
@@ -1489,7 +1571,7 @@ type CreateProfileResponse struct {
 
 func (x *CreateProfileResponse) Reset() {
 	*x = CreateProfileResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1583,7 @@ func (x *CreateProfileResponse) String() string {
 func (*CreateProfileResponse) ProtoMessage() {}
 
 func (x *CreateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1596,7 @@ func (x *CreateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProfileResponse.ProtoReflect.Descriptor instead.
 func (*CreateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{11}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateProfileResponse) GetProfile() *Profile {
@@ -1546,7 +1628,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1640,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1653,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{12}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetProfileRequest) GetName() string {
@@ -1606,7 +1688,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1700,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1713,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{13}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -1657,7 +1739,7 @@ type ListProfilesRequest struct {
 
 func (x *ListProfilesRequest) Reset() {
 	*x = ListProfilesRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1751,7 @@ func (x *ListProfilesRequest) String() string {
 func (*ListProfilesRequest) ProtoMessage() {}
 
 func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1764,7 @@ func (x *ListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{14}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListProfilesRequest) GetRead() *ReadOptions {
@@ -1719,7 +1801,7 @@ type ListProfilesResponse struct {
 
 func (x *ListProfilesResponse) Reset() {
 	*x = ListProfilesResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1813,7 @@ func (x *ListProfilesResponse) String() string {
 func (*ListProfilesResponse) ProtoMessage() {}
 
 func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1826,7 @@ func (x *ListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{15}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListProfilesResponse) GetProfiles() []*Profile {
@@ -1778,7 +1860,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1872,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1885,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{16}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateProfileRequest) GetName() string {
@@ -1842,7 +1924,7 @@ type UpdateProfileResponse struct {
 
 func (x *UpdateProfileResponse) Reset() {
 	*x = UpdateProfileResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[17]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1936,7 @@ func (x *UpdateProfileResponse) String() string {
 func (*UpdateProfileResponse) ProtoMessage() {}
 
 func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[17]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1949,7 @@ func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{17}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateProfileResponse) GetProfile() *Profile {
@@ -1905,7 +1987,7 @@ type DeleteProfileRequest struct {
 
 func (x *DeleteProfileRequest) Reset() {
 	*x = DeleteProfileRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[18]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +1999,7 @@ func (x *DeleteProfileRequest) String() string {
 func (*DeleteProfileRequest) ProtoMessage() {}
 
 func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[18]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2012,7 @@ func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{18}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteProfileRequest) GetName() string {
@@ -1958,7 +2040,7 @@ type DeleteProfileResponse struct {
 
 func (x *DeleteProfileResponse) Reset() {
 	*x = DeleteProfileResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[19]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2052,7 @@ func (x *DeleteProfileResponse) String() string {
 func (*DeleteProfileResponse) ProtoMessage() {}
 
 func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[19]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2065,7 @@ func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{19}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteProfileResponse) GetRevision() uint64 {
@@ -2006,7 +2088,7 @@ type ListProfileRevisionsRequest struct {
 
 func (x *ListProfileRevisionsRequest) Reset() {
 	*x = ListProfileRevisionsRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[20]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2100,7 @@ func (x *ListProfileRevisionsRequest) String() string {
 func (*ListProfileRevisionsRequest) ProtoMessage() {}
 
 func (x *ListProfileRevisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[20]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2113,7 @@ func (x *ListProfileRevisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfileRevisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListProfileRevisionsRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{20}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListProfileRevisionsRequest) GetName() string {
@@ -2059,7 +2141,7 @@ type ListProfileRevisionsResponse struct {
 
 func (x *ListProfileRevisionsResponse) Reset() {
 	*x = ListProfileRevisionsResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[21]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2153,7 @@ func (x *ListProfileRevisionsResponse) String() string {
 func (*ListProfileRevisionsResponse) ProtoMessage() {}
 
 func (x *ListProfileRevisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[21]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2166,7 @@ func (x *ListProfileRevisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfileRevisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListProfileRevisionsResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{21}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListProfileRevisionsResponse) GetRevisions() []*Profile {
@@ -2108,7 +2190,7 @@ type ValidateProfileRequest struct {
 
 func (x *ValidateProfileRequest) Reset() {
 	*x = ValidateProfileRequest{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[22]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2202,7 @@ func (x *ValidateProfileRequest) String() string {
 func (*ValidateProfileRequest) ProtoMessage() {}
 
 func (x *ValidateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[22]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2215,7 @@ func (x *ValidateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateProfileRequest.ProtoReflect.Descriptor instead.
 func (*ValidateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{22}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidateProfileRequest) GetName() string {
@@ -2167,7 +2249,7 @@ type ValidateProfileResponse struct {
 
 func (x *ValidateProfileResponse) Reset() {
 	*x = ValidateProfileResponse{}
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[23]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2261,7 @@ func (x *ValidateProfileResponse) String() string {
 func (*ValidateProfileResponse) ProtoMessage() {}
 
 func (x *ValidateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_profile_proto_msgTypes[23]
+	mi := &file_ebbflow_v1_profile_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2274,7 @@ func (x *ValidateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateProfileResponse.ProtoReflect.Descriptor instead.
 func (*ValidateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{23}
+	return file_ebbflow_v1_profile_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ValidateProfileResponse) GetValid() bool {
@@ -2265,11 +2347,21 @@ const file_ebbflow_v1_profile_proto_rawDesc = "" +
 	"namespaces\"@\n" +
 	"\fDaemonSetRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xa9\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xdb\x01\n" +
 	"\bKprPhase\x120\n" +
 	"\x06values\x18\x01 \x01(\v2\x18.ebbflow.v1.CiliumValuesR\x06values\x12B\n" +
 	"\x10park_daemon_sets\x18\x02 \x03(\v2\x18.ebbflow.v1.DaemonSetRefR\x0eparkDaemonSets\x12'\n" +
-	"\x04mode\x18\x03 \x01(\x0e2\x13.ebbflow.v1.KprModeR\x04mode\"<\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x13.ebbflow.v1.KprModeR\x04mode\x120\n" +
+	"\abatches\x18\x04 \x01(\v2\x16.ebbflow.v1.KprBatchesR\abatches\"\xb7\x01\n" +
+	"\n" +
+	"KprBatches\x12&\n" +
+	"\fcanary_nodes\x18\x01 \x01(\x05H\x00R\vcanaryNodes\x88\x01\x01\x12$\n" +
+	"\vbatch_nodes\x18\x02 \x01(\x05H\x01R\n" +
+	"batchNodes\x88\x01\x01\x12(\n" +
+	"\rbatch_percent\x18\x03 \x01(\x05H\x02R\fbatchPercent\x88\x01\x01B\x0f\n" +
+	"\r_canary_nodesB\x0e\n" +
+	"\f_batch_nodesB\x10\n" +
+	"\x0e_batch_percent\"<\n" +
 	"\bXdpPhase\x120\n" +
 	"\x06values\x18\x01 \x01(\v2\x18.ebbflow.v1.CiliumValuesR\x06values\"\xbd\x10\n" +
 	"\fCiliumValues\x129\n" +
@@ -2433,7 +2525,7 @@ func file_ebbflow_v1_profile_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_profile_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_ebbflow_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ebbflow_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_ebbflow_v1_profile_proto_goTypes = []any{
 	(KprMode)(0),                         // 0: ebbflow.v1.KprMode
 	(RoutingMode)(0),                     // 1: ebbflow.v1.RoutingMode
@@ -2450,88 +2542,90 @@ var file_ebbflow_v1_profile_proto_goTypes = []any{
 	(*L7Phase)(nil),                      // 12: ebbflow.v1.L7Phase
 	(*DaemonSetRef)(nil),                 // 13: ebbflow.v1.DaemonSetRef
 	(*KprPhase)(nil),                     // 14: ebbflow.v1.KprPhase
-	(*XdpPhase)(nil),                     // 15: ebbflow.v1.XdpPhase
-	(*CiliumValues)(nil),                 // 16: ebbflow.v1.CiliumValues
-	(*ValidationIssue)(nil),              // 17: ebbflow.v1.ValidationIssue
-	(*CreateProfileRequest)(nil),         // 18: ebbflow.v1.CreateProfileRequest
-	(*CreateProfileResponse)(nil),        // 19: ebbflow.v1.CreateProfileResponse
-	(*GetProfileRequest)(nil),            // 20: ebbflow.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 21: ebbflow.v1.GetProfileResponse
-	(*ListProfilesRequest)(nil),          // 22: ebbflow.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),         // 23: ebbflow.v1.ListProfilesResponse
-	(*UpdateProfileRequest)(nil),         // 24: ebbflow.v1.UpdateProfileRequest
-	(*UpdateProfileResponse)(nil),        // 25: ebbflow.v1.UpdateProfileResponse
-	(*DeleteProfileRequest)(nil),         // 26: ebbflow.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),        // 27: ebbflow.v1.DeleteProfileResponse
-	(*ListProfileRevisionsRequest)(nil),  // 28: ebbflow.v1.ListProfileRevisionsRequest
-	(*ListProfileRevisionsResponse)(nil), // 29: ebbflow.v1.ListProfileRevisionsResponse
-	(*ValidateProfileRequest)(nil),       // 30: ebbflow.v1.ValidateProfileRequest
-	(*ValidateProfileResponse)(nil),      // 31: ebbflow.v1.ValidateProfileResponse
-	nil,                                  // 32: ebbflow.v1.CiliumValues.ExtraEntry
-	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),              // 34: google.protobuf.Struct
-	(*ReadOptions)(nil),                  // 35: ebbflow.v1.ReadOptions
-	(*structpb.Value)(nil),               // 36: google.protobuf.Value
+	(*KprBatches)(nil),                   // 15: ebbflow.v1.KprBatches
+	(*XdpPhase)(nil),                     // 16: ebbflow.v1.XdpPhase
+	(*CiliumValues)(nil),                 // 17: ebbflow.v1.CiliumValues
+	(*ValidationIssue)(nil),              // 18: ebbflow.v1.ValidationIssue
+	(*CreateProfileRequest)(nil),         // 19: ebbflow.v1.CreateProfileRequest
+	(*CreateProfileResponse)(nil),        // 20: ebbflow.v1.CreateProfileResponse
+	(*GetProfileRequest)(nil),            // 21: ebbflow.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 22: ebbflow.v1.GetProfileResponse
+	(*ListProfilesRequest)(nil),          // 23: ebbflow.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),         // 24: ebbflow.v1.ListProfilesResponse
+	(*UpdateProfileRequest)(nil),         // 25: ebbflow.v1.UpdateProfileRequest
+	(*UpdateProfileResponse)(nil),        // 26: ebbflow.v1.UpdateProfileResponse
+	(*DeleteProfileRequest)(nil),         // 27: ebbflow.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),        // 28: ebbflow.v1.DeleteProfileResponse
+	(*ListProfileRevisionsRequest)(nil),  // 29: ebbflow.v1.ListProfileRevisionsRequest
+	(*ListProfileRevisionsResponse)(nil), // 30: ebbflow.v1.ListProfileRevisionsResponse
+	(*ValidateProfileRequest)(nil),       // 31: ebbflow.v1.ValidateProfileRequest
+	(*ValidateProfileResponse)(nil),      // 32: ebbflow.v1.ValidateProfileResponse
+	nil,                                  // 33: ebbflow.v1.CiliumValues.ExtraEntry
+	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),              // 35: google.protobuf.Struct
+	(*ReadOptions)(nil),                  // 36: ebbflow.v1.ReadOptions
+	(*structpb.Value)(nil),               // 37: google.protobuf.Value
 }
 var file_ebbflow_v1_profile_proto_depIdxs = []int32{
 	9,  // 0: ebbflow.v1.Profile.spec:type_name -> ebbflow.v1.ProfileSpec
-	33, // 1: ebbflow.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
-	33, // 2: ebbflow.v1.Profile.update_time:type_name -> google.protobuf.Timestamp
+	34, // 1: ebbflow.v1.Profile.create_time:type_name -> google.protobuf.Timestamp
+	34, // 2: ebbflow.v1.Profile.update_time:type_name -> google.protobuf.Timestamp
 	10, // 3: ebbflow.v1.ProfileSpec.chart:type_name -> ebbflow.v1.ChartRef
 	11, // 4: ebbflow.v1.ProfileSpec.baseline:type_name -> ebbflow.v1.BaselinePhase
 	12, // 5: ebbflow.v1.ProfileSpec.l7:type_name -> ebbflow.v1.L7Phase
 	14, // 6: ebbflow.v1.ProfileSpec.kpr:type_name -> ebbflow.v1.KprPhase
-	15, // 7: ebbflow.v1.ProfileSpec.xdp:type_name -> ebbflow.v1.XdpPhase
-	16, // 8: ebbflow.v1.BaselinePhase.values:type_name -> ebbflow.v1.CiliumValues
-	16, // 9: ebbflow.v1.L7Phase.values:type_name -> ebbflow.v1.CiliumValues
-	34, // 10: ebbflow.v1.L7Phase.policies:type_name -> google.protobuf.Struct
-	16, // 11: ebbflow.v1.KprPhase.values:type_name -> ebbflow.v1.CiliumValues
+	16, // 7: ebbflow.v1.ProfileSpec.xdp:type_name -> ebbflow.v1.XdpPhase
+	17, // 8: ebbflow.v1.BaselinePhase.values:type_name -> ebbflow.v1.CiliumValues
+	17, // 9: ebbflow.v1.L7Phase.values:type_name -> ebbflow.v1.CiliumValues
+	35, // 10: ebbflow.v1.L7Phase.policies:type_name -> google.protobuf.Struct
+	17, // 11: ebbflow.v1.KprPhase.values:type_name -> ebbflow.v1.CiliumValues
 	13, // 12: ebbflow.v1.KprPhase.park_daemon_sets:type_name -> ebbflow.v1.DaemonSetRef
 	0,  // 13: ebbflow.v1.KprPhase.mode:type_name -> ebbflow.v1.KprMode
-	16, // 14: ebbflow.v1.XdpPhase.values:type_name -> ebbflow.v1.CiliumValues
-	1,  // 15: ebbflow.v1.CiliumValues.routing_mode:type_name -> ebbflow.v1.RoutingMode
-	2,  // 16: ebbflow.v1.CiliumValues.tunnel_protocol:type_name -> ebbflow.v1.TunnelProtocol
-	3,  // 17: ebbflow.v1.CiliumValues.bpf_datapath_mode:type_name -> ebbflow.v1.DatapathMode
-	4,  // 18: ebbflow.v1.CiliumValues.load_balancer_algorithm:type_name -> ebbflow.v1.LoadBalancerAlgorithm
-	5,  // 19: ebbflow.v1.CiliumValues.load_balancer_mode:type_name -> ebbflow.v1.LoadBalancerMode
-	6,  // 20: ebbflow.v1.CiliumValues.load_balancer_acceleration:type_name -> ebbflow.v1.LoadBalancerAcceleration
-	7,  // 21: ebbflow.v1.CiliumValues.load_balancer_dsr_dispatch:type_name -> ebbflow.v1.DsrDispatch
-	32, // 22: ebbflow.v1.CiliumValues.extra:type_name -> ebbflow.v1.CiliumValues.ExtraEntry
-	9,  // 23: ebbflow.v1.CreateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
-	8,  // 24: ebbflow.v1.CreateProfileResponse.profile:type_name -> ebbflow.v1.Profile
-	17, // 25: ebbflow.v1.CreateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	35, // 26: ebbflow.v1.GetProfileRequest.read:type_name -> ebbflow.v1.ReadOptions
-	8,  // 27: ebbflow.v1.GetProfileResponse.profile:type_name -> ebbflow.v1.Profile
-	35, // 28: ebbflow.v1.ListProfilesRequest.read:type_name -> ebbflow.v1.ReadOptions
-	8,  // 29: ebbflow.v1.ListProfilesResponse.profiles:type_name -> ebbflow.v1.Profile
-	9,  // 30: ebbflow.v1.UpdateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
-	8,  // 31: ebbflow.v1.UpdateProfileResponse.profile:type_name -> ebbflow.v1.Profile
-	17, // 32: ebbflow.v1.UpdateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	35, // 33: ebbflow.v1.ListProfileRevisionsRequest.read:type_name -> ebbflow.v1.ReadOptions
-	8,  // 34: ebbflow.v1.ListProfileRevisionsResponse.revisions:type_name -> ebbflow.v1.Profile
-	9,  // 35: ebbflow.v1.ValidateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
-	17, // 36: ebbflow.v1.ValidateProfileResponse.errors:type_name -> ebbflow.v1.ValidationIssue
-	17, // 37: ebbflow.v1.ValidateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	36, // 38: ebbflow.v1.CiliumValues.ExtraEntry.value:type_name -> google.protobuf.Value
-	18, // 39: ebbflow.v1.ProfileService.CreateProfile:input_type -> ebbflow.v1.CreateProfileRequest
-	20, // 40: ebbflow.v1.ProfileService.GetProfile:input_type -> ebbflow.v1.GetProfileRequest
-	22, // 41: ebbflow.v1.ProfileService.ListProfiles:input_type -> ebbflow.v1.ListProfilesRequest
-	24, // 42: ebbflow.v1.ProfileService.UpdateProfile:input_type -> ebbflow.v1.UpdateProfileRequest
-	26, // 43: ebbflow.v1.ProfileService.DeleteProfile:input_type -> ebbflow.v1.DeleteProfileRequest
-	28, // 44: ebbflow.v1.ProfileService.ListProfileRevisions:input_type -> ebbflow.v1.ListProfileRevisionsRequest
-	30, // 45: ebbflow.v1.ProfileService.ValidateProfile:input_type -> ebbflow.v1.ValidateProfileRequest
-	19, // 46: ebbflow.v1.ProfileService.CreateProfile:output_type -> ebbflow.v1.CreateProfileResponse
-	21, // 47: ebbflow.v1.ProfileService.GetProfile:output_type -> ebbflow.v1.GetProfileResponse
-	23, // 48: ebbflow.v1.ProfileService.ListProfiles:output_type -> ebbflow.v1.ListProfilesResponse
-	25, // 49: ebbflow.v1.ProfileService.UpdateProfile:output_type -> ebbflow.v1.UpdateProfileResponse
-	27, // 50: ebbflow.v1.ProfileService.DeleteProfile:output_type -> ebbflow.v1.DeleteProfileResponse
-	29, // 51: ebbflow.v1.ProfileService.ListProfileRevisions:output_type -> ebbflow.v1.ListProfileRevisionsResponse
-	31, // 52: ebbflow.v1.ProfileService.ValidateProfile:output_type -> ebbflow.v1.ValidateProfileResponse
-	46, // [46:53] is the sub-list for method output_type
-	39, // [39:46] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	15, // 14: ebbflow.v1.KprPhase.batches:type_name -> ebbflow.v1.KprBatches
+	17, // 15: ebbflow.v1.XdpPhase.values:type_name -> ebbflow.v1.CiliumValues
+	1,  // 16: ebbflow.v1.CiliumValues.routing_mode:type_name -> ebbflow.v1.RoutingMode
+	2,  // 17: ebbflow.v1.CiliumValues.tunnel_protocol:type_name -> ebbflow.v1.TunnelProtocol
+	3,  // 18: ebbflow.v1.CiliumValues.bpf_datapath_mode:type_name -> ebbflow.v1.DatapathMode
+	4,  // 19: ebbflow.v1.CiliumValues.load_balancer_algorithm:type_name -> ebbflow.v1.LoadBalancerAlgorithm
+	5,  // 20: ebbflow.v1.CiliumValues.load_balancer_mode:type_name -> ebbflow.v1.LoadBalancerMode
+	6,  // 21: ebbflow.v1.CiliumValues.load_balancer_acceleration:type_name -> ebbflow.v1.LoadBalancerAcceleration
+	7,  // 22: ebbflow.v1.CiliumValues.load_balancer_dsr_dispatch:type_name -> ebbflow.v1.DsrDispatch
+	33, // 23: ebbflow.v1.CiliumValues.extra:type_name -> ebbflow.v1.CiliumValues.ExtraEntry
+	9,  // 24: ebbflow.v1.CreateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
+	8,  // 25: ebbflow.v1.CreateProfileResponse.profile:type_name -> ebbflow.v1.Profile
+	18, // 26: ebbflow.v1.CreateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	36, // 27: ebbflow.v1.GetProfileRequest.read:type_name -> ebbflow.v1.ReadOptions
+	8,  // 28: ebbflow.v1.GetProfileResponse.profile:type_name -> ebbflow.v1.Profile
+	36, // 29: ebbflow.v1.ListProfilesRequest.read:type_name -> ebbflow.v1.ReadOptions
+	8,  // 30: ebbflow.v1.ListProfilesResponse.profiles:type_name -> ebbflow.v1.Profile
+	9,  // 31: ebbflow.v1.UpdateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
+	8,  // 32: ebbflow.v1.UpdateProfileResponse.profile:type_name -> ebbflow.v1.Profile
+	18, // 33: ebbflow.v1.UpdateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	36, // 34: ebbflow.v1.ListProfileRevisionsRequest.read:type_name -> ebbflow.v1.ReadOptions
+	8,  // 35: ebbflow.v1.ListProfileRevisionsResponse.revisions:type_name -> ebbflow.v1.Profile
+	9,  // 36: ebbflow.v1.ValidateProfileRequest.spec:type_name -> ebbflow.v1.ProfileSpec
+	18, // 37: ebbflow.v1.ValidateProfileResponse.errors:type_name -> ebbflow.v1.ValidationIssue
+	18, // 38: ebbflow.v1.ValidateProfileResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	37, // 39: ebbflow.v1.CiliumValues.ExtraEntry.value:type_name -> google.protobuf.Value
+	19, // 40: ebbflow.v1.ProfileService.CreateProfile:input_type -> ebbflow.v1.CreateProfileRequest
+	21, // 41: ebbflow.v1.ProfileService.GetProfile:input_type -> ebbflow.v1.GetProfileRequest
+	23, // 42: ebbflow.v1.ProfileService.ListProfiles:input_type -> ebbflow.v1.ListProfilesRequest
+	25, // 43: ebbflow.v1.ProfileService.UpdateProfile:input_type -> ebbflow.v1.UpdateProfileRequest
+	27, // 44: ebbflow.v1.ProfileService.DeleteProfile:input_type -> ebbflow.v1.DeleteProfileRequest
+	29, // 45: ebbflow.v1.ProfileService.ListProfileRevisions:input_type -> ebbflow.v1.ListProfileRevisionsRequest
+	31, // 46: ebbflow.v1.ProfileService.ValidateProfile:input_type -> ebbflow.v1.ValidateProfileRequest
+	20, // 47: ebbflow.v1.ProfileService.CreateProfile:output_type -> ebbflow.v1.CreateProfileResponse
+	22, // 48: ebbflow.v1.ProfileService.GetProfile:output_type -> ebbflow.v1.GetProfileResponse
+	24, // 49: ebbflow.v1.ProfileService.ListProfiles:output_type -> ebbflow.v1.ListProfilesResponse
+	26, // 50: ebbflow.v1.ProfileService.UpdateProfile:output_type -> ebbflow.v1.UpdateProfileResponse
+	28, // 51: ebbflow.v1.ProfileService.DeleteProfile:output_type -> ebbflow.v1.DeleteProfileResponse
+	30, // 52: ebbflow.v1.ProfileService.ListProfileRevisions:output_type -> ebbflow.v1.ListProfileRevisionsResponse
+	32, // 53: ebbflow.v1.ProfileService.ValidateProfile:output_type -> ebbflow.v1.ValidateProfileResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_profile_proto_init() }
@@ -2540,14 +2634,15 @@ func file_ebbflow_v1_profile_proto_init() {
 		return
 	}
 	file_ebbflow_v1_common_proto_init()
-	file_ebbflow_v1_profile_proto_msgTypes[8].OneofWrappers = []any{}
+	file_ebbflow_v1_profile_proto_msgTypes[7].OneofWrappers = []any{}
+	file_ebbflow_v1_profile_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_profile_proto_rawDesc), len(file_ebbflow_v1_profile_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1590,7 +1590,10 @@ type RolloutCluster struct {
 	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
 	// The latest status the agent reported on the current assignment; UNSPECIFIED until its
 	// first.
-	LastStatus    PhaseStatus `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
+	LastStatus PhaseStatus `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
+	// For the kpr phase of a node-by-node profile: the node batch in hand (Assignment.kpr_batch);
+	// 0 otherwise.
+	KprBatch      int32 `protobuf:"varint,16,opt,name=kpr_batch,json=kprBatch,proto3" json:"kpr_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1730,6 +1733,13 @@ func (x *RolloutCluster) GetLastStatus() PhaseStatus {
 	return PhaseStatus_PHASE_STATUS_UNSPECIFIED
 }
 
+func (x *RolloutCluster) GetKprBatch() int32 {
+	if x != nil {
+		return x.KprBatch
+	}
+	return 0
+}
+
 // PhaseResult is the outcome of one phase on one cluster. Deltas are in percent of the
 // baseline; 0 for the baseline itself and while either side has no samples.
 type PhaseResult struct {
@@ -1777,8 +1787,11 @@ type PhaseResult struct {
 	// Change of p999 latency against the baseline, in percent; 0 when either side has no
 	// samples.
 	P999DeltaPercent float64 `protobuf:"fixed64,17,opt,name=p999_delta_percent,json=p999DeltaPercent,proto3" json:"p999_delta_percent,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// For the kpr phase of a node-by-node profile: the node batch this result judges (one result
+	// per batch, in order), as the agent reported it.
+	KprBatch      *KprBatchStatus `protobuf:"bytes,18,opt,name=kpr_batch,json=kprBatch,proto3" json:"kpr_batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PhaseResult) Reset() {
@@ -1928,6 +1941,13 @@ func (x *PhaseResult) GetP999DeltaPercent() float64 {
 		return x.P999DeltaPercent
 	}
 	return 0
+}
+
+func (x *PhaseResult) GetKprBatch() *KprBatchStatus {
+	if x != nil {
+		return x.KprBatch
+	}
+	return nil
 }
 
 // PercentileVerdict is the test of one latency percentile against its budget: a
@@ -3434,8 +3454,14 @@ type ClusterPlan struct {
 	// Phases held out, with the checks that held them; every phase after a held one is held.
 	HeldPhases []Phase `protobuf:"varint,4,rep,packed,name=held_phases,json=heldPhases,proto3,enum=ebbflow.v1.Phase" json:"held_phases,omitempty"`
 	// The checks of every phase: per node for a feature some node fails or leaves unknown, one
-	// cluster-wide check for a feature every node passes.
-	Checks        []*PreflightCheck `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
+	// cluster-wide check for a feature every node passes. In a node-by-node kpr phase a node that
+	// fails kpr's per-node checks is left out of the batches (kpr_batches.skipped), not the
+	// cluster.
+	Checks []*PreflightCheck `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
+	// The node batches of a node-by-node kpr phase, from the cluster's inventory, in order;
+	// empty otherwise. The agent takes the nodes again when each batch starts: nodes added since
+	// are not moved, nodes gone are skipped.
+	KprBatches    []*KprBatchStatus `protobuf:"bytes,6,rep,name=kpr_batches,json=kprBatches,proto3" json:"kpr_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3501,6 +3527,13 @@ func (x *ClusterPlan) GetHeldPhases() []Phase {
 func (x *ClusterPlan) GetChecks() []*PreflightCheck {
 	if x != nil {
 		return x.Checks
+	}
+	return nil
+}
+
+func (x *ClusterPlan) GetKprBatches() []*KprBatchStatus {
+	if x != nil {
+		return x.KprBatches
 	}
 	return nil
 }
@@ -3840,7 +3873,7 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\vapproved_by\x18\t \x01(\tR\n" +
 	"approvedBy\x12\x1a\n" +
 	"\bapproved\x18\n" +
-	" \x01(\bR\bapproved\"\xd8\x05\n" +
+	" \x01(\bR\bapproved\"\xf5\x05\n" +
 	"\x0eRolloutCluster\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12'\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x125\n" +
@@ -3860,7 +3893,8 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x10phase_start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0ephaseStartTime\x12D\n" +
 	"\x10last_report_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\x128\n" +
 	"\vlast_status\x18\x0f \x01(\x0e2\x17.ebbflow.v1.PhaseStatusR\n" +
-	"lastStatus\"\xfe\x05\n" +
+	"lastStatus\x12\x1b\n" +
+	"\tkpr_batch\x18\x10 \x01(\x05R\bkprBatch\"\xb7\x06\n" +
 	"\vPhaseResult\x12'\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12-\n" +
@@ -3881,7 +3915,8 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\x06window\x18\x0f \x01(\x05R\x06window\x12\x1f\n" +
 	"\vmax_windows\x18\x10 \x01(\x05R\n" +
 	"maxWindows\x12,\n" +
-	"\x12p999_delta_percent\x18\x11 \x01(\x01R\x10p999DeltaPercent\"\xbc\x03\n" +
+	"\x12p999_delta_percent\x18\x11 \x01(\x01R\x10p999DeltaPercent\x127\n" +
+	"\tkpr_batch\x18\x12 \x01(\v2\x1a.ebbflow.v1.KprBatchStatusR\bkprBatch\"\xbc\x03\n" +
 	"\x11PercentileVerdict\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bquantile\x18\x02 \x01(\x01R\bquantile\x12-\n" +
@@ -3974,14 +4009,16 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\afeature\x18\x02 \x01(\tR\afeature\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x123\n" +
 	"\x06result\x18\x04 \x01(\x0e2\x1b.ebbflow.v1.PreflightResultR\x06result\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xce\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x8b\x02\n" +
 	"\vClusterPlan\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12)\n" +
 	"\x06phases\x18\x03 \x03(\x0e2\x11.ebbflow.v1.PhaseR\x06phases\x122\n" +
 	"\vheld_phases\x18\x04 \x03(\x0e2\x11.ebbflow.v1.PhaseR\n" +
 	"heldPhases\x122\n" +
-	"\x06checks\x18\x05 \x03(\v2\x1a.ebbflow.v1.PreflightCheckR\x06checks\"\xdb\x01\n" +
+	"\x06checks\x18\x05 \x03(\v2\x1a.ebbflow.v1.PreflightCheckR\x06checks\x12;\n" +
+	"\vkpr_batches\x18\x06 \x03(\v2\x1a.ebbflow.v1.KprBatchStatusR\n" +
+	"kprBatches\"\xdb\x01\n" +
 	"\x13PlanRolloutResponse\x12)\n" +
 	"\x10profile_revision\x18\x01 \x01(\x04R\x0fprofileRevision\x12*\n" +
 	"\x05waves\x18\x02 \x03(\v2\x14.ebbflow.v1.WavePlanR\x05waves\x124\n" +
@@ -4133,8 +4170,9 @@ var file_ebbflow_v1_rollout_proto_goTypes = []any{
 	(PhaseStatus)(0),                  // 52: ebbflow.v1.PhaseStatus
 	(*LatencySummary)(nil),            // 53: ebbflow.v1.LatencySummary
 	(*Measurement)(nil),               // 54: ebbflow.v1.Measurement
-	(*ReadOptions)(nil),               // 55: ebbflow.v1.ReadOptions
-	(*ValidationIssue)(nil),           // 56: ebbflow.v1.ValidationIssue
+	(*KprBatchStatus)(nil),            // 55: ebbflow.v1.KprBatchStatus
+	(*ReadOptions)(nil),               // 56: ebbflow.v1.ReadOptions
+	(*ValidationIssue)(nil),           // 57: ebbflow.v1.ValidationIssue
 }
 var file_ebbflow_v1_rollout_proto_depIdxs = []int32{
 	8,  // 0: ebbflow.v1.RolloutSpec.explicit:type_name -> ebbflow.v1.ExplicitWaves
@@ -4181,63 +4219,65 @@ var file_ebbflow_v1_rollout_proto_depIdxs = []int32{
 	50, // 41: ebbflow.v1.PhaseResult.report_time:type_name -> google.protobuf.Timestamp
 	54, // 42: ebbflow.v1.PhaseResult.measurements:type_name -> ebbflow.v1.Measurement
 	18, // 43: ebbflow.v1.PhaseResult.percentiles:type_name -> ebbflow.v1.PercentileVerdict
-	5,  // 44: ebbflow.v1.PercentileVerdict.verdict:type_name -> ebbflow.v1.Verdict
-	50, // 45: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
-	47, // 46: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
-	7,  // 47: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	13, // 48: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	55, // 49: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 50: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	55, // 51: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
-	13, // 52: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
-	13, // 53: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 54: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 55: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 56: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 57: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 58: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	13, // 59: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
-	7,  // 60: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
-	47, // 61: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
-	6,  // 62: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
-	47, // 63: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
-	47, // 64: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
-	41, // 65: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
-	44, // 66: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
-	14, // 67: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
-	56, // 68: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
-	42, // 69: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
-	55, // 70: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
-	19, // 71: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
-	20, // 72: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
-	22, // 73: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
-	24, // 74: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
-	26, // 75: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
-	28, // 76: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
-	30, // 77: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
-	32, // 78: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
-	34, // 79: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
-	36, // 80: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
-	38, // 81: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
-	40, // 82: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
-	45, // 83: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
-	21, // 84: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
-	23, // 85: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
-	25, // 86: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
-	27, // 87: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
-	29, // 88: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
-	31, // 89: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
-	33, // 90: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
-	35, // 91: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
-	37, // 92: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
-	39, // 93: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
-	43, // 94: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
-	46, // 95: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
-	84, // [84:96] is the sub-list for method output_type
-	72, // [72:84] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	55, // 44: ebbflow.v1.PhaseResult.kpr_batch:type_name -> ebbflow.v1.KprBatchStatus
+	5,  // 45: ebbflow.v1.PercentileVerdict.verdict:type_name -> ebbflow.v1.Verdict
+	50, // 46: ebbflow.v1.RolloutEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 47: ebbflow.v1.RolloutEvent.phase:type_name -> ebbflow.v1.Phase
+	7,  // 48: ebbflow.v1.CreateRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	13, // 49: ebbflow.v1.CreateRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	56, // 50: ebbflow.v1.GetRolloutRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 51: ebbflow.v1.GetRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	56, // 52: ebbflow.v1.ListRolloutsRequest.read:type_name -> ebbflow.v1.ReadOptions
+	13, // 53: ebbflow.v1.ListRolloutsResponse.rollouts:type_name -> ebbflow.v1.Rollout
+	13, // 54: ebbflow.v1.WatchRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 55: ebbflow.v1.PauseRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 56: ebbflow.v1.ResumeRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 57: ebbflow.v1.ApproveRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 58: ebbflow.v1.SkipClusterResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 59: ebbflow.v1.AbortRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	13, // 60: ebbflow.v1.RollbackRolloutResponse.rollout:type_name -> ebbflow.v1.Rollout
+	7,  // 61: ebbflow.v1.PlanRolloutRequest.spec:type_name -> ebbflow.v1.RolloutSpec
+	47, // 62: ebbflow.v1.PreflightCheck.phase:type_name -> ebbflow.v1.Phase
+	6,  // 63: ebbflow.v1.PreflightCheck.result:type_name -> ebbflow.v1.PreflightResult
+	47, // 64: ebbflow.v1.ClusterPlan.phases:type_name -> ebbflow.v1.Phase
+	47, // 65: ebbflow.v1.ClusterPlan.held_phases:type_name -> ebbflow.v1.Phase
+	41, // 66: ebbflow.v1.ClusterPlan.checks:type_name -> ebbflow.v1.PreflightCheck
+	55, // 67: ebbflow.v1.ClusterPlan.kpr_batches:type_name -> ebbflow.v1.KprBatchStatus
+	44, // 68: ebbflow.v1.PlanRolloutResponse.waves:type_name -> ebbflow.v1.WavePlan
+	14, // 69: ebbflow.v1.PlanRolloutResponse.skipped:type_name -> ebbflow.v1.SkippedCluster
+	57, // 70: ebbflow.v1.PlanRolloutResponse.warnings:type_name -> ebbflow.v1.ValidationIssue
+	42, // 71: ebbflow.v1.WavePlan.clusters:type_name -> ebbflow.v1.ClusterPlan
+	56, // 72: ebbflow.v1.GetRolloutHistoryRequest.read:type_name -> ebbflow.v1.ReadOptions
+	19, // 73: ebbflow.v1.GetRolloutHistoryResponse.events:type_name -> ebbflow.v1.RolloutEvent
+	20, // 74: ebbflow.v1.RolloutService.CreateRollout:input_type -> ebbflow.v1.CreateRolloutRequest
+	22, // 75: ebbflow.v1.RolloutService.GetRollout:input_type -> ebbflow.v1.GetRolloutRequest
+	24, // 76: ebbflow.v1.RolloutService.ListRollouts:input_type -> ebbflow.v1.ListRolloutsRequest
+	26, // 77: ebbflow.v1.RolloutService.WatchRollout:input_type -> ebbflow.v1.WatchRolloutRequest
+	28, // 78: ebbflow.v1.RolloutService.PauseRollout:input_type -> ebbflow.v1.PauseRolloutRequest
+	30, // 79: ebbflow.v1.RolloutService.ResumeRollout:input_type -> ebbflow.v1.ResumeRolloutRequest
+	32, // 80: ebbflow.v1.RolloutService.ApproveRollout:input_type -> ebbflow.v1.ApproveRolloutRequest
+	34, // 81: ebbflow.v1.RolloutService.SkipCluster:input_type -> ebbflow.v1.SkipClusterRequest
+	36, // 82: ebbflow.v1.RolloutService.AbortRollout:input_type -> ebbflow.v1.AbortRolloutRequest
+	38, // 83: ebbflow.v1.RolloutService.RollbackRollout:input_type -> ebbflow.v1.RollbackRolloutRequest
+	40, // 84: ebbflow.v1.RolloutService.PlanRollout:input_type -> ebbflow.v1.PlanRolloutRequest
+	45, // 85: ebbflow.v1.RolloutService.GetRolloutHistory:input_type -> ebbflow.v1.GetRolloutHistoryRequest
+	21, // 86: ebbflow.v1.RolloutService.CreateRollout:output_type -> ebbflow.v1.CreateRolloutResponse
+	23, // 87: ebbflow.v1.RolloutService.GetRollout:output_type -> ebbflow.v1.GetRolloutResponse
+	25, // 88: ebbflow.v1.RolloutService.ListRollouts:output_type -> ebbflow.v1.ListRolloutsResponse
+	27, // 89: ebbflow.v1.RolloutService.WatchRollout:output_type -> ebbflow.v1.WatchRolloutResponse
+	29, // 90: ebbflow.v1.RolloutService.PauseRollout:output_type -> ebbflow.v1.PauseRolloutResponse
+	31, // 91: ebbflow.v1.RolloutService.ResumeRollout:output_type -> ebbflow.v1.ResumeRolloutResponse
+	33, // 92: ebbflow.v1.RolloutService.ApproveRollout:output_type -> ebbflow.v1.ApproveRolloutResponse
+	35, // 93: ebbflow.v1.RolloutService.SkipCluster:output_type -> ebbflow.v1.SkipClusterResponse
+	37, // 94: ebbflow.v1.RolloutService.AbortRollout:output_type -> ebbflow.v1.AbortRolloutResponse
+	39, // 95: ebbflow.v1.RolloutService.RollbackRollout:output_type -> ebbflow.v1.RollbackRolloutResponse
+	43, // 96: ebbflow.v1.RolloutService.PlanRollout:output_type -> ebbflow.v1.PlanRolloutResponse
+	46, // 97: ebbflow.v1.RolloutService.GetRolloutHistory:output_type -> ebbflow.v1.GetRolloutHistoryResponse
+	86, // [86:98] is the sub-list for method output_type
+	74, // [74:86] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_rollout_proto_init() }

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ebbflow/v1/agent.proto.
  */
 export const file_ebbflow_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChZlYmJmbG93L3YxL2FnZW50LnByb3RvEgplYmJmbG93LnYxIr8DCgpBc3NpZ25tZW50EgoKAmlkGAEgASgJEhIKCnJvbGxvdXRfaWQYAiABKAkSDwoHY2x1c3RlchgDIAEoCRIsCgZhY3Rpb24YBCABKA4yHC5lYmJmbG93LnYxLkFzc2lnbm1lbnRBY3Rpb24SIAoFcGhhc2UYBSABKA4yES5lYmJmbG93LnYxLlBoYXNlEhQKDHByb2ZpbGVfbmFtZRgGIAEoCRIYChBwcm9maWxlX3JldmlzaW9uGAcgASgEEigKB3Byb2ZpbGUYCCABKAsyFy5lYmJmbG93LnYxLlByb2ZpbGVTcGVjEikKBnByb2JlcxgJIAEoCzIZLmViYmZsb3cudjEuUHJvYmVTZXR0aW5ncxIhChlyb2xsYmFja190b19oZWxtX3JldmlzaW9uGAogASgFEi4KCmlzc3VlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlYWRsaW5lGAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDm1lYXN1cmVfd2luZG93GA0gASgFEhMKC21heF93aW5kb3dzGA4gASgFIrwBCglSZXBvcnRSZWYSOwoHY2x1c3RlchgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiEKDWFzc2lnbm1lbnRfaWQYAiABKAlCCrpIB3IFEAEogAESIQoQcHJvZmlsZV9yZXZpc2lvbhgDIAEoBEIHukgEMgIgABIsCgVwaGFzZRgEIAEoDjIRLmViYmZsb3cudjEuUGhhc2VCCrpIB4IBBBABIAAiiwIKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EjsKB2NsdXN0ZXIYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI8CgZsYWJlbHMYAiADKAsyLC5lYmJmbG93LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0LkxhYmVsc0VudHJ5EigKCWludmVudG9yeRgDIAEoCzIVLmViYmZsb3cudjEuSW52ZW50b3J5Eh8KDWFnZW50X3ZlcnNpb24YBCABKAlCCLpIBXIDKIABGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9zdHJlYW1fbGl2ZW5lc3MYAyABKAgiVQoWV2F0Y2hBc3NpZ25tZW50UmVxdWVzdBI7CgdjbHVzdGVyGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQiRQoXV2F0Y2hBc3NpZ25tZW50UmVzcG9uc2USKgoKYXNzaWdubWVudBgBIAEoCzIWLmViYmZsb3cudjEuQXNzaWdubWVudCKvAgoYUmVwb3J0UGhhc2VTdGF0dXNSZXF1ZXN0EioKA3JlZhgBIAEoCzIVLmViYmZsb3cudjEuUmVwb3J0UmVmQga6SAPIAQESMwoGc3RhdHVzGAIgASgOMhcuZWJiZmxvdy52MS5QaGFzZVN0YXR1c0IKukgHggEEEAEgABIZCgdtZXNzYWdlGAMgASgJQgi6SAVyAyiAIBIvCgtyZXBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUaGVsbV9yZXZpc2lvbl9iZWZvcmUYBSABKAUSGwoTaGVsbV9yZXZpc2lvbl9hZnRlchgGIAEoBRIrChFwcmVmbGlnaHRfcmVhc29ucxgHIAMoCUIQukgNkgEKEOgHIgVyAyiACCI9ChlSZXBvcnRQaGFzZVN0YXR1c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIEg4KBnJlYXNvbhgCIAEoCSKyAQoYUmVwb3J0TWVhc3VyZW1lbnRSZXF1ZXN0EioKA3JlZhgBIAEoCzIVLmViYmZsb3cudjEuUmVwb3J0UmVmQga6SAPIAQESOQoMbWVhc3VyZW1lbnRzGAIgAygLMhcuZWJiZmxvdy52MS5NZWFzdXJlbWVudEIKukgHkgEECAEQEBIvCgtyZXBvcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPQoZUmVwb3J0TWVhc3VyZW1lbnRSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiuwEKEEhlYXJ0YmVhdFJlcXVlc3QSOwoHY2x1c3RlchgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEh8KDWFzc2lnbm1lbnRfaWQYAiABKAlCCLpIBXIDKIABEiAKBXBoYXNlGAMgASgOMhEuZWJiZmxvdy52MS5QaGFzZRInCgZzdGF0dXMYBCABKA4yFy5lYmJmbG93LnYxLlBoYXNlU3RhdHVzIioKEUhlYXJ0YmVhdFJlc3BvbnNlEhUKDWFzc2lnbm1lbnRfaWQYASABKAkiNAoSSm9pbkNsdXN0ZXJSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEg8KB2Nzcl9wZW0YAiABKAkiTwoTSm9pbkNsdXN0ZXJSZXNwb25zZRIPCgdjbHVzdGVyGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkiKgoXUmVuZXdDZXJ0aWZpY2F0ZVJlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCSJDChhSZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJEg4KBmNhX3BlbRgCIAEoCSqOAQoQQXNzaWdubWVudEFjdGlvbhIhCh1BU1NJR05NRU5UX0FDVElPTl9VTlNQRUNJRklFRBAAEhoKFkFTU0lHTk1FTlRfQUNUSU9OX0lETEUQARIbChdBU1NJR05NRU5UX0FDVElPTl9BUFBMWRACEh4KGkFTU0lHTk1FTlRfQUNUSU9OX1JPTExCQUNLEAMq7wEKC1BoYXNlU3RhdHVzEhwKGFBIQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFBIQVNFX1NUQVRVU19TVEFSVEVEEAESGAoUUEhBU0VfU1RBVFVTX0FQUExJRUQQAhIZChVQSEFTRV9TVEFUVVNfVkVSSUZJRUQQAxIZChVQSEFTRV9TVEFUVVNfTUVBU1VSRUQQBBIXChNQSEFTRV9TVEFUVVNfRkFJTEVEEAUSHAoYUEhBU0VfU1RBVFVTX1JPTExFRF9CQUNLEAYSIQodUEhBU0VfU1RBVFVTX1BSRUZMSUdIVF9GQUlMRUQQBzL/BAoMQWdlbnRTZXJ2aWNlElQKDVJlZ2lzdGVyQWdlbnQSIC5lYmJmbG93LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiEuZWJiZmxvdy52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USXAoPV2F0Y2hBc3NpZ25tZW50EiIuZWJiZmxvdy52MS5XYXRjaEFzc2lnbm1lbnRSZXF1ZXN0GiMuZWJiZmxvdy52MS5XYXRjaEFzc2lnbm1lbnRSZXNwb25zZTABEmAKEVJlcG9ydFBoYXNlU3RhdHVzEiQuZWJiZmxvdy52MS5SZXBvcnRQaGFzZVN0YXR1c1JlcXVlc3QaJS5lYmJmbG93LnYxLlJlcG9ydFBoYXNlU3RhdHVzUmVzcG9uc2USYAoRUmVwb3J0TWVhc3VyZW1lbnQSJC5lYmJmbG93LnYxLlJlcG9ydE1lYXN1cmVtZW50UmVxdWVzdBolLmViYmZsb3cudjEuUmVwb3J0TWVhc3VyZW1lbnRSZXNwb25zZRJICglIZWFydGJlYXQSHC5lYmJmbG93LnYxLkhlYXJ0YmVhdFJlcXVlc3QaHS5lYmJmbG93LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEk4KC0pvaW5DbHVzdGVyEh4uZWJiZmxvdy52MS5Kb2luQ2x1c3RlclJlcXVlc3QaHy5lYmJmbG93LnYxLkpvaW5DbHVzdGVyUmVzcG9uc2USXQoQUmVuZXdDZXJ0aWZpY2F0ZRIjLmViYmZsb3cudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlcXVlc3QaJC5lYmJmbG93LnYxLlJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZUI3WjVnaXRodWIuY29tL2ViYmZsb3cvZWJiZmxvdy9wcm90by9lYmJmbG93L3YxO2ViYmZsb3d2MWIGcHJvdG8z", [file_buf_validate_validate, file_ebbflow_v1_cluster, file_ebbflow_v1_common, file_ebbflow_v1_measurement, file_ebbflow_v1_profile, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZlYmJmbG93L3YxL2FnZW50LnByb3RvEgplYmJmbG93LnYxIvUDCgpBc3NpZ25tZW50EgoKAmlkGAEgASgJEhIKCnJvbGxvdXRfaWQYAiABKAkSDwoHY2x1c3RlchgDIAEoCRIsCgZhY3Rpb24YBCABKA4yHC5lYmJmbG93LnYxLkFzc2lnbm1lbnRBY3Rpb24SIAoFcGhhc2UYBSABKA4yES5lYmJmbG93LnYxLlBoYXNlEhQKDHByb2ZpbGVfbmFtZRgGIAEoCRIYChBwcm9maWxlX3JldmlzaW9uGAcgASgEEigKB3Byb2ZpbGUYCCABKAsyFy5lYmJmbG93LnYxLlByb2ZpbGVTcGVjEikKBnByb2JlcxgJIAEoCzIZLmViYmZsb3cudjEuUHJvYmVTZXR0aW5ncxIhChlyb2xsYmFja190b19oZWxtX3JldmlzaW9uGAogASgFEi4KCmlzc3VlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlYWRsaW5lGAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDm1lYXN1cmVfd2luZG93GA0gASgFEhMKC21heF93aW5kb3dzGA4gASgFEhEKCWtwcl9iYXRjaBgPIAEoBRIhChlyb2xsYmFja19rcHJfYmF0Y2hlc19mcm9tGBAgASgFIrEBCg5LcHJCYXRjaFN0YXR1cxIZCgViYXRjaBgBIAEoBUIKukgHGgUYkE4oARIbCgdiYXRjaGVzGAIgASgFQgq6SAcaBRiQTigBEh8KBW5vZGVzGAMgAygJQhC6SA2SAQoQkE4iBXIDKIACEiMKEm5vZGVzX21vdmVkX2JlZm9yZRgEIAEoBUIHukgEGgIoABIhCgdza2lwcGVkGAUgAygJQhC6SA2SAQoQkE4iBXIDKIAIIrwBCglSZXBvcnRSZWYSOwoHY2x1c3RlchgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiEKDWFzc2lnbm1lbnRfaWQYAiABKAlCCrpIB3IFEAEogAESIQoQcHJvZmlsZV9yZXZpc2lvbhgDIAEoBEIHukgEMgIgABIsCgVwaGFzZRgEIAEoDjIRLmViYmZsb3cudjEuUGhhc2VCCrpIB4IBBBABIAAiiwIKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EjsKB2NsdXN0ZXIYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI8CgZsYWJlbHMYAiADKAsyLC5lYmJmbG93LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0LkxhYmVsc0VudHJ5EigKCWludmVudG9yeRgDIAEoCzIVLmViYmZsb3cudjEuSW52ZW50b3J5Eh8KDWFnZW50X3ZlcnNpb24YBCABKAlCCLpIBXIDKIABGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9zdHJlYW1fbGl2ZW5lc3MYAyABKAgiVQoWV2F0Y2hBc3NpZ25tZW50UmVxdWVzdBI7CgdjbHVzdGVyGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQiRQoXV2F0Y2hBc3NpZ25tZW50UmVzcG9uc2USKgoKYXNzaWdubWVudBgBIAEoCzIWLmViYmZsb3cudjEuQXNzaWdubWVudCLeAgoYUmVwb3J0UGhhc2VTdGF0dXNSZXF1ZXN0EioKA3JlZhgBIAEoCzIVLmViYmZsb3cudjEuUmVwb3J0UmVmQga6SAPIAQESMwoGc3RhdHVzGAIgASgOMhcuZWJiZmxvdy52MS5QaGFzZVN0YXR1c0IKukgHggEEEAEgABIZCgdtZXNzYWdlGAMgASgJQgi6SAVyAyiAIBIvCgtyZXBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUaGVsbV9yZXZpc2lvbl9iZWZvcmUYBSABKAUSGwoTaGVsbV9yZXZpc2lvbl9hZnRlchgGIAEoBRIrChFwcmVmbGlnaHRfcmVhc29ucxgHIAMoCUIQukgNkgEKEOgHIgVyAyiACBItCglrcHJfYmF0Y2gYCCABKAsyGi5lYmJmbG93LnYxLktwckJhdGNoU3RhdHVzIj0KGVJlcG9ydFBoYXNlU3RhdHVzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSDgoGcmVhc29uGAIgASgJIrIBChhSZXBvcnRNZWFzdXJlbWVudFJlcXVlc3QSKgoDcmVmGAEgASgLMhUuZWJiZmxvdy52MS5SZXBvcnRSZWZCBrpIA8gBARI5CgxtZWFzdXJlbWVudHMYAiADKAsyFy5lYmJmbG93LnYxLk1lYXN1cmVtZW50Qgq6SAeSAQQIARAQEi8KC3JlcG9ydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI9ChlSZXBvcnRNZWFzdXJlbWVudFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIEg4KBnJlYXNvbhgCIAEoCSK7AQoQSGVhcnRiZWF0UmVxdWVzdBI7CgdjbHVzdGVyGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSHwoNYXNzaWdubWVudF9pZBgCIAEoCUIIukgFcgMogAESIAoFcGhhc2UYAyABKA4yES5lYmJmbG93LnYxLlBoYXNlEicKBnN0YXR1cxgEIAEoDjIXLmViYmZsb3cudjEuUGhhc2VTdGF0dXMiKgoRSGVhcnRiZWF0UmVzcG9uc2USFQoNYXNzaWdubWVudF9pZBgBIAEoCSI0ChJKb2luQ2x1c3RlclJlcXVlc3QSDQoFdG9rZW4YASABKAkSDwoHY3NyX3BlbRgCIAEoCSJPChNKb2luQ2x1c3RlclJlc3BvbnNlEg8KB2NsdXN0ZXIYASABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAIgASgJEg4KBmNhX3BlbRgDIAEoCSIqChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJIkMKGFJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSDgoGY2FfcGVtGAIgASgJKo4BChBBc3NpZ25tZW50QWN0aW9uEiEKHUFTU0lHTk1FTlRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWQVNTSUdOTUVOVF9BQ1RJT05fSURMRRABEhsKF0FTU0lHTk1FTlRfQUNUSU9OX0FQUExZEAISHgoaQVNTSUdOTUVOVF9BQ1RJT05fUk9MTEJBQ0sQAyrvAQoLUGhhc2VTdGF0dXMSHAoYUEhBU0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUUEhBU0VfU1RBVFVTX1NUQVJURUQQARIYChRQSEFTRV9TVEFUVVNfQVBQTElFRBACEhkKFVBIQVNFX1NUQVRVU19WRVJJRklFRBADEhkKFVBIQVNFX1NUQVRVU19NRUFTVVJFRBAEEhcKE1BIQVNFX1NUQVRVU19GQUlMRUQQBRIcChhQSEFTRV9TVEFUVVNfUk9MTEVEX0JBQ0sQBhIhCh1QSEFTRV9TVEFUVVNfUFJFRkxJR0hUX0ZBSUxFRBAHMv8ECgxBZ2VudFNlcnZpY2USVAoNUmVnaXN0ZXJBZ2VudBIgLmViYmZsb3cudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaIS5lYmJmbG93LnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJcCg9XYXRjaEFzc2lnbm1lbnQSIi5lYmJmbG93LnYxLldhdGNoQXNzaWdubWVudFJlcXVlc3QaIy5lYmJmbG93LnYxLldhdGNoQXNzaWdubWVudFJlc3BvbnNlMAESYAoRUmVwb3J0UGhhc2VTdGF0dXMSJC5lYmJmbG93LnYxLlJlcG9ydFBoYXNlU3RhdHVzUmVxdWVzdBolLmViYmZsb3cudjEuUmVwb3J0UGhhc2VTdGF0dXNSZXNwb25zZRJgChFSZXBvcnRNZWFzdXJlbWVudBIkLmViYmZsb3cudjEuUmVwb3J0TWVhc3VyZW1lbnRSZXF1ZXN0GiUuZWJiZmxvdy52MS5SZXBvcnRNZWFzdXJlbWVudFJlc3BvbnNlEkgKCUhlYXJ0YmVhdBIcLmViYmZsb3cudjEuSGVhcnRiZWF0UmVxdWVzdBodLmViYmZsb3cudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoLSm9pbkNsdXN0ZXISHi5lYmJmbG93LnYxLkpvaW5DbHVzdGVyUmVxdWVzdBofLmViYmZsb3cudjEuSm9pbkNsdXN0ZXJSZXNwb25zZRJdChBSZW5ld0NlcnRpZmljYXRlEiMuZWJiZmxvdy52MS5SZW5ld0NlcnRpZmljYXRlUmVxdWVzdBokLmViYmZsb3cudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlc3BvbnNlQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM", [file_buf_validate_validate, file_ebbflow_v1_cluster, file_ebbflow_v1_common, file_ebbflow_v1_measurement, file_ebbflow_v1_profile, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Assignment is the one thing a cluster's agent must do now.
@@ -135,6 +135,25 @@ export type Assignment = Message<"ebbflow.v1.Assignment"> & {
    * @generated from field: int32 max_windows = 14;
    */
   maxWindows: number;
+
+  /**
+   * For the kpr phase of a node-by-node profile: which node batch to move (APPLY), 1-based; 0
+   * reads as 1. Batches before it are moved and passed; the agent moves the next nodes, in
+   * the order KprBatches describes, and reports them in ReportPhaseStatusRequest.kpr_batch.
+   *
+   * @generated from field: int32 kpr_batch = 15;
+   */
+  kprBatch: number;
+
+  /**
+   * For ASSIGNMENT_ACTION_ROLLBACK of a node-by-node kpr phase: when above 0, undo only the
+   * node batches from this one on (the DaemonSets back on their nodes, then the label and the
+   * node config removed) and leave Helm and earlier batches as they are; 0 rolls the whole
+   * cluster back to rollback_to_helm_revision.
+   *
+   * @generated from field: int32 rollback_kpr_batches_from = 16;
+   */
+  rollbackKprBatchesFrom: number;
 };
 
 /**
@@ -143,6 +162,57 @@ export type Assignment = Message<"ebbflow.v1.Assignment"> & {
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_agent, 0);
+
+/**
+ * KprBatchStatus is the progress of a node-by-node kpr phase on one cluster: the batch the
+ * report is about and the nodes it moved.
+ *
+ * @generated from message ebbflow.v1.KprBatchStatus
+ */
+export type KprBatchStatus = Message<"ebbflow.v1.KprBatchStatus"> & {
+  /**
+   * The batch, 1-based.
+   *
+   * @generated from field: int32 batch = 1;
+   */
+  batch: number;
+
+  /**
+   * How many batches the phase has, fixed when the first batch starts.
+   *
+   * @generated from field: int32 batches = 2;
+   */
+  batches: number;
+
+  /**
+   * The nodes this batch moved, in order.
+   *
+   * @generated from field: repeated string nodes = 3;
+   */
+  nodes: string[];
+
+  /**
+   * Nodes moved by the earlier batches, in total.
+   *
+   * @generated from field: int32 nodes_moved_before = 4;
+   */
+  nodesMovedBefore: number;
+
+  /**
+   * Nodes the phase leaves alone, each "name: reason" (held by preflight, added after the
+   * first batch, gone before its batch).
+   *
+   * @generated from field: repeated string skipped = 5;
+   */
+  skipped: string[];
+};
+
+/**
+ * Describes the message ebbflow.v1.KprBatchStatus.
+ * Use `create(KprBatchStatusSchema)` to create a new message.
+ */
+export const KprBatchStatusSchema: GenMessage<KprBatchStatus> = /*@__PURE__*/
+  messageDesc(file_ebbflow_v1_agent, 1);
 
 /**
  * ReportRef names what a report refers to; all four must match the cluster's current
@@ -186,7 +256,7 @@ export type ReportRef = Message<"ebbflow.v1.ReportRef"> & {
  * Use `create(ReportRefSchema)` to create a new message.
  */
 export const ReportRefSchema: GenMessage<ReportRef> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 1);
+  messageDesc(file_ebbflow_v1_agent, 2);
 
 /**
  * RegisterAgentRequest is the input of RegisterAgent.
@@ -230,7 +300,7 @@ export type RegisterAgentRequest = Message<"ebbflow.v1.RegisterAgentRequest"> & 
  * Use `create(RegisterAgentRequestSchema)` to create a new message.
  */
 export const RegisterAgentRequestSchema: GenMessage<RegisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 2);
+  messageDesc(file_ebbflow_v1_agent, 3);
 
 /**
  * RegisterAgentResponse is the output of RegisterAgent.
@@ -268,7 +338,7 @@ export type RegisterAgentResponse = Message<"ebbflow.v1.RegisterAgentResponse"> 
  * Use `create(RegisterAgentResponseSchema)` to create a new message.
  */
 export const RegisterAgentResponseSchema: GenMessage<RegisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 3);
+  messageDesc(file_ebbflow_v1_agent, 4);
 
 /**
  * WatchAssignmentRequest is the input of WatchAssignment.
@@ -289,7 +359,7 @@ export type WatchAssignmentRequest = Message<"ebbflow.v1.WatchAssignmentRequest"
  * Use `create(WatchAssignmentRequestSchema)` to create a new message.
  */
 export const WatchAssignmentRequestSchema: GenMessage<WatchAssignmentRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 4);
+  messageDesc(file_ebbflow_v1_agent, 5);
 
 /**
  * WatchAssignmentResponse is one message of WatchAssignment.
@@ -310,7 +380,7 @@ export type WatchAssignmentResponse = Message<"ebbflow.v1.WatchAssignmentRespons
  * Use `create(WatchAssignmentResponseSchema)` to create a new message.
  */
 export const WatchAssignmentResponseSchema: GenMessage<WatchAssignmentResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 5);
+  messageDesc(file_ebbflow_v1_agent, 6);
 
 /**
  * ReportPhaseStatusRequest is the input of ReportPhaseStatus.
@@ -370,6 +440,13 @@ export type ReportPhaseStatusRequest = Message<"ebbflow.v1.ReportPhaseStatusRequ
    * @generated from field: repeated string preflight_reasons = 7;
    */
   preflightReasons: string[];
+
+  /**
+   * For the kpr phase of a node-by-node profile: the batch this report is about.
+   *
+   * @generated from field: ebbflow.v1.KprBatchStatus kpr_batch = 8;
+   */
+  kprBatch?: KprBatchStatus | undefined;
 };
 
 /**
@@ -377,7 +454,7 @@ export type ReportPhaseStatusRequest = Message<"ebbflow.v1.ReportPhaseStatusRequ
  * Use `create(ReportPhaseStatusRequestSchema)` to create a new message.
  */
 export const ReportPhaseStatusRequestSchema: GenMessage<ReportPhaseStatusRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 6);
+  messageDesc(file_ebbflow_v1_agent, 7);
 
 /**
  * ReportPhaseStatusResponse is the output of ReportPhaseStatus.
@@ -405,7 +482,7 @@ export type ReportPhaseStatusResponse = Message<"ebbflow.v1.ReportPhaseStatusRes
  * Use `create(ReportPhaseStatusResponseSchema)` to create a new message.
  */
 export const ReportPhaseStatusResponseSchema: GenMessage<ReportPhaseStatusResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 7);
+  messageDesc(file_ebbflow_v1_agent, 8);
 
 /**
  * ReportMeasurementRequest is the input of ReportMeasurement.
@@ -440,7 +517,7 @@ export type ReportMeasurementRequest = Message<"ebbflow.v1.ReportMeasurementRequ
  * Use `create(ReportMeasurementRequestSchema)` to create a new message.
  */
 export const ReportMeasurementRequestSchema: GenMessage<ReportMeasurementRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 8);
+  messageDesc(file_ebbflow_v1_agent, 9);
 
 /**
  * ReportMeasurementResponse is the output of ReportMeasurement.
@@ -468,7 +545,7 @@ export type ReportMeasurementResponse = Message<"ebbflow.v1.ReportMeasurementRes
  * Use `create(ReportMeasurementResponseSchema)` to create a new message.
  */
 export const ReportMeasurementResponseSchema: GenMessage<ReportMeasurementResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 9);
+  messageDesc(file_ebbflow_v1_agent, 10);
 
 /**
  * HeartbeatRequest is the input of Heartbeat.
@@ -510,7 +587,7 @@ export type HeartbeatRequest = Message<"ebbflow.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 10);
+  messageDesc(file_ebbflow_v1_agent, 11);
 
 /**
  * HeartbeatResponse is the output of Heartbeat.
@@ -532,7 +609,7 @@ export type HeartbeatResponse = Message<"ebbflow.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 11);
+  messageDesc(file_ebbflow_v1_agent, 12);
 
 /**
  * JoinClusterRequest is the input of JoinCluster.
@@ -562,7 +639,7 @@ export type JoinClusterRequest = Message<"ebbflow.v1.JoinClusterRequest"> & {
  * Use `create(JoinClusterRequestSchema)` to create a new message.
  */
 export const JoinClusterRequestSchema: GenMessage<JoinClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 12);
+  messageDesc(file_ebbflow_v1_agent, 13);
 
 /**
  * JoinClusterResponse is the output of JoinCluster.
@@ -598,7 +675,7 @@ export type JoinClusterResponse = Message<"ebbflow.v1.JoinClusterResponse"> & {
  * Use `create(JoinClusterResponseSchema)` to create a new message.
  */
 export const JoinClusterResponseSchema: GenMessage<JoinClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 13);
+  messageDesc(file_ebbflow_v1_agent, 14);
 
 /**
  * RenewCertificateRequest is the input of RenewCertificate.
@@ -620,7 +697,7 @@ export type RenewCertificateRequest = Message<"ebbflow.v1.RenewCertificateReques
  * Use `create(RenewCertificateRequestSchema)` to create a new message.
  */
 export const RenewCertificateRequestSchema: GenMessage<RenewCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 14);
+  messageDesc(file_ebbflow_v1_agent, 15);
 
 /**
  * RenewCertificateResponse is the output of RenewCertificate.
@@ -648,7 +725,7 @@ export type RenewCertificateResponse = Message<"ebbflow.v1.RenewCertificateRespo
  * Use `create(RenewCertificateResponseSchema)` to create a new message.
  */
 export const RenewCertificateResponseSchema: GenMessage<RenewCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_agent, 15);
+  messageDesc(file_ebbflow_v1_agent, 16);
 
 /**
  * AssignmentAction says what the agent must do.

@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file ebbflow/v1/profile.proto.
  */
 export const file_ebbflow_v1_profile: GenFile = /*@__PURE__*/
-  fileDesc("ChhlYmJmbG93L3YxL3Byb2ZpbGUucHJvdG8SCmViYmZsb3cudjEixgEKB1Byb2ZpbGUSDAoEbmFtZRgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBIlCgRzcGVjGAMgASgLMhcuZWJiZmxvdy52MS5Qcm9maWxlU3BlYxIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVwZGF0ZWRfYnkYBiABKAki7QEKC1Byb2ZpbGVTcGVjEhMKC2Rlc2NyaXB0aW9uGAEgASgJEiMKBWNoYXJ0GAIgASgLMhQuZWJiZmxvdy52MS5DaGFydFJlZhIrCghiYXNlbGluZRgDIAEoCzIZLmViYmZsb3cudjEuQmFzZWxpbmVQaGFzZRIfCgJsNxgEIAEoCzITLmViYmZsb3cudjEuTDdQaGFzZRIhCgNrcHIYBSABKAsyFC5lYmJmbG93LnYxLktwclBoYXNlEiEKA3hkcBgGIAEoCzIULmViYmZsb3cudjEuWGRwUGhhc2USEAoIcGxhdGZvcm0YByABKAkiZgoIQ2hhcnRSZWYSEgoKcmVwb3NpdG9yeRgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSFAoMcmVsZWFzZV9uYW1lGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCSI5Cg1CYXNlbGluZVBoYXNlEigKBnZhbHVlcxgBIAEoCzIYLmViYmZsb3cudjEuQ2lsaXVtVmFsdWVzInIKB0w3UGhhc2USKAoGdmFsdWVzGAEgASgLMhguZWJiZmxvdy52MS5DaWxpdW1WYWx1ZXMSKQoIcG9saWNpZXMYAiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCm5hbWVzcGFjZXMYAyADKAkiLwoMRGFlbW9uU2V0UmVmEhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIosBCghLcHJQaGFzZRIoCgZ2YWx1ZXMYASABKAsyGC5lYmJmbG93LnYxLkNpbGl1bVZhbHVlcxIyChBwYXJrX2RhZW1vbl9zZXRzGAIgAygLMhguZWJiZmxvdy52MS5EYWVtb25TZXRSZWYSIQoEbW9kZRgDIAEoDjITLmViYmZsb3cudjEuS3ByTW9kZSI0CghYZHBQaGFzZRIoCgZ2YWx1ZXMYASABKAsyGC5lYmJmbG93LnYxLkNpbGl1bVZhbHVlcyKwDAoMQ2lsaXVtVmFsdWVzEiMKFmt1YmVfcHJveHlfcmVwbGFjZW1lbnQYASABKAhIAIgBARIYChBrOHNfc2VydmljZV9ob3N0GAIgASgJEh0KEGs4c19zZXJ2aWNlX3BvcnQYAyABKAVIAYgBARItCgxyb3V0aW5nX21vZGUYBCABKA4yFy5lYmJmbG93LnYxLlJvdXRpbmdNb2RlEjMKD3R1bm5lbF9wcm90b2NvbBgFIAEoDjIaLmViYmZsb3cudjEuVHVubmVsUHJvdG9jb2wSJAoXYXV0b19kaXJlY3Rfbm9kZV9yb3V0ZXMYBiABKAhIAogBARIgChhpcHY0X25hdGl2ZV9yb3V0aW5nX2NpZHIYByABKAkSGwoOYnBmX21hc3F1ZXJhZGUYCCABKAhIA4gBARIkChdicGZfaG9zdF9sZWdhY3lfcm91dGluZxgJIAEoCEgEiAEBEjMKEWJwZl9kYXRhcGF0aF9tb2RlGAogASgOMhguZWJiZmxvdy52MS5EYXRhcGF0aE1vZGUSJwoaYnBmX21hcF9keW5hbWljX3NpemVfcmF0aW8YCyABKAFIBYgBARIgChNlbmFibGVfaXB2NF9iaWdfdGNwGAwgASgISAaIAQESIAoTZW5hYmxlX2lwdjZfYmlnX3RjcBgNIAEoCEgHiAEBEjAKI2luc3RhbGxfbm9fY29ubnRyYWNrX2lwdGFibGVzX3J1bGVzGA4gASgISAiIAQESJgoZYmFuZHdpZHRoX21hbmFnZXJfZW5hYmxlZBgPIAEoCEgJiAEBEiIKFWJhbmR3aWR0aF9tYW5hZ2VyX2JichgQIAEoCEgKiAEBEkIKF2xvYWRfYmFsYW5jZXJfYWxnb3JpdGhtGBEgASgOMiEuZWJiZmxvdy52MS5Mb2FkQmFsYW5jZXJBbGdvcml0aG0SOAoSbG9hZF9iYWxhbmNlcl9tb2RlGBIgASgOMhwuZWJiZmxvdy52MS5Mb2FkQmFsYW5jZXJNb2RlEkgKGmxvYWRfYmFsYW5jZXJfYWNjZWxlcmF0aW9uGBMgASgOMiQuZWJiZmxvdy52MS5Mb2FkQmFsYW5jZXJBY2NlbGVyYXRpb24SOwoabG9hZF9iYWxhbmNlcl9kc3JfZGlzcGF0Y2gYFCABKA4yFy5lYmJmbG93LnYxLkRzckRpc3BhdGNoEh4KEW1hZ2xldl90YWJsZV9zaXplGBUgASgFSAuIAQESGAoQbWFnbGV2X2hhc2hfc2VlZBgWIAEoCRIbCg5odWJibGVfZW5hYmxlZBgXIAEoCEgMiAEBEhUKCGw3X3Byb3h5GBggASgISA2IAQESHgoRc29ja2V0X2xiX2VuYWJsZWQYGSABKAhIDogBARIQCgNtdHUYGiABKAVID4gBARIyCgVleHRyYRgbIAMoCzIjLmViYmZsb3cudjEuQ2lsaXVtVmFsdWVzLkV4dHJhRW50cnkSFgoOYWxsb3dfdHVybl9vZmYYHCADKAkaRAoKRXh0cmFFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBQhkKF19rdWJlX3Byb3h5X3JlcGxhY2VtZW50QhMKEV9rOHNfc2VydmljZV9wb3J0QhoKGF9hdXRvX2RpcmVjdF9ub2RlX3JvdXRlc0IRCg9fYnBmX21hc3F1ZXJhZGVCGgoYX2JwZl9ob3N0X2xlZ2FjeV9yb3V0aW5nQh0KG19icGZfbWFwX2R5bmFtaWNfc2l6ZV9yYXRpb0IWChRfZW5hYmxlX2lwdjRfYmlnX3RjcEIWChRfZW5hYmxlX2lwdjZfYmlnX3RjcEImCiRfaW5zdGFsbF9ub19jb25udHJhY2tfaXB0YWJsZXNfcnVsZXNCHAoaX2JhbmR3aWR0aF9tYW5hZ2VyX2VuYWJsZWRCGAoWX2JhbmR3aWR0aF9tYW5hZ2VyX2JickIUChJfbWFnbGV2X3RhYmxlX3NpemVCEQoPX2h1YmJsZV9lbmFibGVkQgsKCV9sN19wcm94eUIUChJfc29ja2V0X2xiX2VuYWJsZWRCBgoEX210dSI/Cg9WYWxpZGF0aW9uSXNzdWUSDQoFZmllbGQYASABKAkSDAoEcnVsZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIksKFENyZWF0ZVByb2ZpbGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSJQoEc3BlYxgCIAEoCzIXLmViYmZsb3cudjEuUHJvZmlsZVNwZWMibAoVQ3JlYXRlUHJvZmlsZVJlc3BvbnNlEiQKB3Byb2ZpbGUYASABKAsyEy5lYmJmbG93LnYxLlByb2ZpbGUSLQoId2FybmluZ3MYAiADKAsyGy5lYmJmbG93LnYxLlZhbGlkYXRpb25Jc3N1ZSKGAQoRR2V0UHJvZmlsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhAKCHJldmlzaW9uGAIgASgEEiUKBHJlYWQYAyABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIjoKEkdldFByb2ZpbGVSZXNwb25zZRIkCgdwcm9maWxlGAEgASgLMhMuZWJiZmxvdy52MS5Qcm9maWxlIm8KE0xpc3RQcm9maWxlc1JlcXVlc3QSJQoEcmVhZBgBIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YAyABKAkiVgoUTGlzdFByb2ZpbGVzUmVzcG9uc2USJQoIcHJvZmlsZXMYASADKAsyEy5lYmJmbG93LnYxLlByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImYKFFVwZGF0ZVByb2ZpbGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSJQoEc3BlYxgCIAEoCzIXLmViYmZsb3cudjEuUHJvZmlsZVNwZWMSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKAQifwoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEiQKB3Byb2ZpbGUYASABKAsyEy5lYmJmbG93LnYxLlByb2ZpbGUSLQoId2FybmluZ3MYAiADKAsyGy5lYmJmbG93LnYxLlZhbGlkYXRpb25Jc3N1ZRIRCgl1bmNoYW5nZWQYAyABKAgiawoURGVsZXRlUHJvZmlsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEhkKEWV4cGVjdGVkX3JldmlzaW9uGAIgASgEIikKFURlbGV0ZVByb2ZpbGVSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBCJ+ChtMaXN0UHJvZmlsZVJldmlzaW9uc1JlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIkYKHExpc3RQcm9maWxlUmV2aXNpb25zUmVzcG9uc2USJgoJcmV2aXNpb25zGAEgAygLMhMuZWJiZmxvdy52MS5Qcm9maWxlIlUKFlZhbGlkYXRlUHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRItCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Qcm9maWxlU3BlY0IGukgDyAEBIp4BChdWYWxpZGF0ZVByb2ZpbGVSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIrCgZlcnJvcnMYAiADKAsyGy5lYmJmbG93LnYxLlZhbGlkYXRpb25Jc3N1ZRItCgh3YXJuaW5ncxgDIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlEhgKEHVudmFsaWRhdGVkX2tleXMYBCADKAkqWQoHS3ByTW9kZRIYChRLUFJfTU9ERV9VTlNQRUNJRklFRBAAEhkKFUtQUl9NT0RFX0NMVVNURVJfV0lERRABEhkKFUtQUl9NT0RFX05PREVfQllfTk9ERRACKl0KC1JvdXRpbmdNb2RlEhwKGFJPVVRJTkdfTU9ERV9VTlNQRUNJRklFRBAAEhcKE1JPVVRJTkdfTU9ERV9OQVRJVkUQARIXChNST1VUSU5HX01PREVfVFVOTkVMEAIqaAoOVHVubmVsUHJvdG9jb2wSHwobVFVOTkVMX1BST1RPQ09MX1VOU1BFQ0lGSUVEEAASGQoVVFVOTkVMX1BST1RPQ09MX1ZYTEFOEAESGgoWVFVOTkVMX1BST1RPQ09MX0dFTkVWRRACKnwKDERhdGFwYXRoTW9kZRIdChlEQVRBUEFUSF9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSREFUQVBBVEhfTU9ERV9WRVRIEAESGAoUREFUQVBBVEhfTU9ERV9ORVRLSVQQAhIbChdEQVRBUEFUSF9NT0RFX05FVEtJVF9MMhADKogBChVMb2FkQmFsYW5jZXJBbGdvcml0aG0SJwojTE9BRF9CQUxBTkNFUl9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIiCh5MT0FEX0JBTEFOQ0VSX0FMR09SSVRITV9SQU5ET00QARIiCh5MT0FEX0JBTEFOQ0VSX0FMR09SSVRITV9NQUdMRVYQAiqOAQoQTG9hZEJhbGFuY2VyTW9kZRIiCh5MT0FEX0JBTEFOQ0VSX01PREVfVU5TUEVDSUZJRUQQABIbChdMT0FEX0JBTEFOQ0VSX01PREVfU05BVBABEhoKFkxPQURfQkFMQU5DRVJfTU9ERV9EU1IQAhIdChlMT0FEX0JBTEFOQ0VSX01PREVfSFlCUklEEAMqwgEKGExvYWRCYWxhbmNlckFjY2VsZXJhdGlvbhIqCiZMT0FEX0JBTEFOQ0VSX0FDQ0VMRVJBVElPTl9VTlNQRUNJRklFRBAAEicKI0xPQURfQkFMQU5DRVJfQUNDRUxFUkFUSU9OX0RJU0FCTEVEEAESJQohTE9BRF9CQUxBTkNFUl9BQ0NFTEVSQVRJT05fTkFUSVZFEAISKgomTE9BRF9CQUxBTkNFUl9BQ0NFTEVSQVRJT05fQkVTVF9FRkZPUlQQAypxCgtEc3JEaXNwYXRjaBIcChhEU1JfRElTUEFUQ0hfVU5TUEVDSUZJRUQQABIUChBEU1JfRElTUEFUQ0hfT1BUEAESFQoRRFNSX0RJU1BBVENIX0lQSVAQAhIXChNEU1JfRElTUEFUQ0hfR0VORVZFEAMyjQUKDlByb2ZpbGVTZXJ2aWNlElQKDUNyZWF0ZVByb2ZpbGUSIC5lYmJmbG93LnYxLkNyZWF0ZVByb2ZpbGVSZXF1ZXN0GiEuZWJiZmxvdy52MS5DcmVhdGVQcm9maWxlUmVzcG9uc2USUAoKR2V0UHJvZmlsZRIdLmViYmZsb3cudjEuR2V0UHJvZmlsZVJlcXVlc3QaHi5lYmJmbG93LnYxLkdldFByb2ZpbGVSZXNwb25zZSIDkAIBElYKDExpc3RQcm9maWxlcxIfLmViYmZsb3cudjEuTGlzdFByb2ZpbGVzUmVxdWVzdBogLmViYmZsb3cudjEuTGlzdFByb2ZpbGVzUmVzcG9uc2UiA5ACARJUCg1VcGRhdGVQcm9maWxlEiAuZWJiZmxvdy52MS5VcGRhdGVQcm9maWxlUmVxdWVzdBohLmViYmZsb3cudjEuVXBkYXRlUHJvZmlsZVJlc3BvbnNlElQKDURlbGV0ZVByb2ZpbGUSIC5lYmJmbG93LnYxLkRlbGV0ZVByb2ZpbGVSZXF1ZXN0GiEuZWJiZmxvdy52MS5EZWxldGVQcm9maWxlUmVzcG9uc2USbgoUTGlzdFByb2ZpbGVSZXZpc2lvbnMSJy5lYmJmbG93LnYxLkxpc3RQcm9maWxlUmV2aXNpb25zUmVxdWVzdBooLmViYmZsb3cudjEuTGlzdFByb2ZpbGVSZXZpc2lvbnNSZXNwb25zZSIDkAIBEl8KD1ZhbGlkYXRlUHJvZmlsZRIiLmViYmZsb3cudjEuVmFsaWRhdGVQcm9maWxlUmVxdWVzdBojLmViYmZsb3cudjEuVmFsaWRhdGVQcm9maWxlUmVzcG9uc2UiA5ACAUI3WjVnaXRodWIuY29tL2ViYmZsb3cvZWJiZmxvdy9wcm90by9lYmJmbG93L3YxO2ViYmZsb3d2MWIGcHJvdG8z", [file_buf_validate_validate, file_ebbflow_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChhlYmJmbG93L3YxL3Byb2ZpbGUucHJvdG8SCmViYmZsb3cudjEixgEKB1Byb2ZpbGUSDAoEbmFtZRgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBIlCgRzcGVjGAMgASgLMhcuZWJiZmxvdy52MS5Qcm9maWxlU3BlYxIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVwZGF0ZWRfYnkYBiABKAki7QEKC1Byb2ZpbGVTcGVjEhMKC2Rlc2NyaXB0aW9uGAEgASgJEiMKBWNoYXJ0GAIgASgLMhQuZWJiZmxvdy52MS5DaGFydFJlZhIrCghiYXNlbGluZRgDIAEoCzIZLmViYmZsb3cudjEuQmFzZWxpbmVQaGFzZRIfCgJsNxgEIAEoCzITLmViYmZsb3cudjEuTDdQaGFzZRIhCgNrcHIYBSABKAsyFC5lYmJmbG93LnYxLktwclBoYXNlEiEKA3hkcBgGIAEoCzIULmViYmZsb3cudjEuWGRwUGhhc2USEAoIcGxhdGZvcm0YByABKAkiZgoIQ2hhcnRSZWYSEgoKcmVwb3NpdG9yeRgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSFAoMcmVsZWFzZV9uYW1lGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCSI5Cg1CYXNlbGluZVBoYXNlEigKBnZhbHVlcxgBIAEoCzIYLmViYmZsb3cudjEuQ2lsaXVtVmFsdWVzInIKB0w3UGhhc2USKAoGdmFsdWVzGAEgASgLMhguZWJiZmxvdy52MS5DaWxpdW1WYWx1ZXMSKQoIcG9saWNpZXMYAiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCm5hbWVzcGFjZXMYAyADKAkiLwoMRGFlbW9uU2V0UmVmEhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIrQBCghLcHJQaGFzZRIoCgZ2YWx1ZXMYASABKAsyGC5lYmJmbG93LnYxLkNpbGl1bVZhbHVlcxIyChBwYXJrX2RhZW1vbl9zZXRzGAIgAygLMhguZWJiZmxvdy52MS5EYWVtb25TZXRSZWYSIQoEbW9kZRgDIAEoDjITLmViYmZsb3cudjEuS3ByTW9kZRInCgdiYXRjaGVzGAQgASgLMhYuZWJiZmxvdy52MS5LcHJCYXRjaGVzIpABCgpLcHJCYXRjaGVzEhkKDGNhbmFyeV9ub2RlcxgBIAEoBUgAiAEBEhgKC2JhdGNoX25vZGVzGAIgASgFSAGIAQESGgoNYmF0Y2hfcGVyY2VudBgDIAEoBUgCiAEBQg8KDV9jYW5hcnlfbm9kZXNCDgoMX2JhdGNoX25vZGVzQhAKDl9iYXRjaF9wZXJjZW50IjQKCFhkcFBoYXNlEigKBnZhbHVlcxgBIAEoCzIYLmViYmZsb3cudjEuQ2lsaXVtVmFsdWVzIrAMCgxDaWxpdW1WYWx1ZXMSIwoWa3ViZV9wcm94eV9yZXBsYWNlbWVudBgBIAEoCEgAiAEBEhgKEGs4c19zZXJ2aWNlX2hvc3QYAiABKAkSHQoQazhzX3NlcnZpY2VfcG9ydBgDIAEoBUgBiAEBEi0KDHJvdXRpbmdfbW9kZRgEIAEoDjIXLmViYmZsb3cudjEuUm91dGluZ01vZGUSMwoPdHVubmVsX3Byb3RvY29sGAUgASgOMhouZWJiZmxvdy52MS5UdW5uZWxQcm90b2NvbBIkChdhdXRvX2RpcmVjdF9ub2RlX3JvdXRlcxgGIAEoCEgCiAEBEiAKGGlwdjRfbmF0aXZlX3JvdXRpbmdfY2lkchgHIAEoCRIbCg5icGZfbWFzcXVlcmFkZRgIIAEoCEgDiAEBEiQKF2JwZl9ob3N0X2xlZ2FjeV9yb3V0aW5nGAkgASgISASIAQESMwoRYnBmX2RhdGFwYXRoX21vZGUYCiABKA4yGC5lYmJmbG93LnYxLkRhdGFwYXRoTW9kZRInChpicGZfbWFwX2R5bmFtaWNfc2l6ZV9yYXRpbxgLIAEoAUgFiAEBEiAKE2VuYWJsZV9pcHY0X2JpZ190Y3AYDCABKAhIBogBARIgChNlbmFibGVfaXB2Nl9iaWdfdGNwGA0gASgISAeIAQESMAojaW5zdGFsbF9ub19jb25udHJhY2tfaXB0YWJsZXNfcnVsZXMYDiABKAhICIgBARImChliYW5kd2lkdGhfbWFuYWdlcl9lbmFibGVkGA8gASgISAmIAQESIgoVYmFuZHdpZHRoX21hbmFnZXJfYmJyGBAgASgISAqIAQESQgoXbG9hZF9iYWxhbmNlcl9hbGdvcml0aG0YESABKA4yIS5lYmJmbG93LnYxLkxvYWRCYWxhbmNlckFsZ29yaXRobRI4ChJsb2FkX2JhbGFuY2VyX21vZGUYEiABKA4yHC5lYmJmbG93LnYxLkxvYWRCYWxhbmNlck1vZGUSSAoabG9hZF9iYWxhbmNlcl9hY2NlbGVyYXRpb24YEyABKA4yJC5lYmJmbG93LnYxLkxvYWRCYWxhbmNlckFjY2VsZXJhdGlvbhI7Chpsb2FkX2JhbGFuY2VyX2Rzcl9kaXNwYXRjaBgUIAEoDjIXLmViYmZsb3cudjEuRHNyRGlzcGF0Y2gSHgoRbWFnbGV2X3RhYmxlX3NpemUYFSABKAVIC4gBARIYChBtYWdsZXZfaGFzaF9zZWVkGBYgASgJEhsKDmh1YmJsZV9lbmFibGVkGBcgASgISAyIAQESFQoIbDdfcHJveHkYGCABKAhIDYgBARIeChFzb2NrZXRfbGJfZW5hYmxlZBgZIAEoCEgOiAEBEhAKA210dRgaIAEoBUgPiAEBEjIKBWV4dHJhGBsgAygLMiMuZWJiZmxvdy52MS5DaWxpdW1WYWx1ZXMuRXh0cmFFbnRyeRIWCg5hbGxvd190dXJuX29mZhgcIAMoCRpECgpFeHRyYUVudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAFCGQoXX2t1YmVfcHJveHlfcmVwbGFjZW1lbnRCEwoRX2s4c19zZXJ2aWNlX3BvcnRCGgoYX2F1dG9fZGlyZWN0X25vZGVfcm91dGVzQhEKD19icGZfbWFzcXVlcmFkZUIaChhfYnBmX2hvc3RfbGVnYWN5X3JvdXRpbmdCHQobX2JwZl9tYXBfZHluYW1pY19zaXplX3JhdGlvQhYKFF9lbmFibGVfaXB2NF9iaWdfdGNwQhYKFF9lbmFibGVfaXB2Nl9iaWdfdGNwQiYKJF9pbnN0YWxsX25vX2Nvbm50cmFja19pcHRhYmxlc19ydWxlc0IcChpfYmFuZHdpZHRoX21hbmFnZXJfZW5hYmxlZEIYChZfYmFuZHdpZHRoX21hbmFnZXJfYmJyQhQKEl9tYWdsZXZfdGFibGVfc2l6ZUIRCg9faHViYmxlX2VuYWJsZWRCCwoJX2w3X3Byb3h5QhQKEl9zb2NrZXRfbGJfZW5hYmxlZEIGCgRfbXR1Ij8KD1ZhbGlkYXRpb25Jc3N1ZRINCgVmaWVsZBgBIAEoCRIMCgRydWxlGAIgASgJEg8KB21lc3NhZ2UYAyABKAkiSwoUQ3JlYXRlUHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIlCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Qcm9maWxlU3BlYyJsChVDcmVhdGVQcm9maWxlUmVzcG9uc2USJAoHcHJvZmlsZRgBIAEoCzITLmViYmZsb3cudjEuUHJvZmlsZRItCgh3YXJuaW5ncxgCIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlIoYBChFHZXRQcm9maWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSEAoIcmV2aXNpb24YAiABKAQSJQoEcmVhZBgDIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMiOgoSR2V0UHJvZmlsZVJlc3BvbnNlEiQKB3Byb2ZpbGUYASABKAsyEy5lYmJmbG93LnYxLlByb2ZpbGUibwoTTGlzdFByb2ZpbGVzUmVxdWVzdBIlCgRyZWFkGAEgASgLMhcuZWJiZmxvdy52MS5SZWFkT3B0aW9ucxIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASEgoKcGFnZV90b2tlbhgDIAEoCSJWChRMaXN0UHJvZmlsZXNSZXNwb25zZRIlCghwcm9maWxlcxgBIAMoCzITLmViYmZsb3cudjEuUHJvZmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZgoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIlCgRzcGVjGAIgASgLMhcuZWJiZmxvdy52MS5Qcm9maWxlU3BlYxIZChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBCJ/ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USJAoHcHJvZmlsZRgBIAEoCzITLmViYmZsb3cudjEuUHJvZmlsZRItCgh3YXJuaW5ncxgCIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlEhEKCXVuY2hhbmdlZBgDIAEoCCJrChREZWxldGVQcm9maWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKAQiKQoVRGVsZXRlUHJvZmlsZVJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgEIn4KG0xpc3RQcm9maWxlUmV2aXNpb25zUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSJQoEcmVhZBgCIAEoCzIXLmViYmZsb3cudjEuUmVhZE9wdGlvbnMiRgocTGlzdFByb2ZpbGVSZXZpc2lvbnNSZXNwb25zZRImCglyZXZpc2lvbnMYASADKAsyEy5lYmJmbG93LnYxLlByb2ZpbGUiVQoWVmFsaWRhdGVQcm9maWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEi0KBHNwZWMYAiABKAsyFy5lYmJmbG93LnYxLlByb2ZpbGVTcGVjQga6SAPIAQEingEKF1ZhbGlkYXRlUHJvZmlsZVJlc3BvbnNlEg0KBXZhbGlkGAEgASgIEisKBmVycm9ycxgCIAMoCzIbLmViYmZsb3cudjEuVmFsaWRhdGlvbklzc3VlEi0KCHdhcm5pbmdzGAMgAygLMhsuZWJiZmxvdy52MS5WYWxpZGF0aW9uSXNzdWUSGAoQdW52YWxpZGF0ZWRfa2V5cxgEIAMoCSpZCgdLcHJNb2RlEhgKFEtQUl9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVS1BSX01PREVfQ0xVU1RFUl9XSURFEAESGQoVS1BSX01PREVfTk9ERV9CWV9OT0RFEAIqXQoLUm91dGluZ01vZGUSHAoYUk9VVElOR19NT0RFX1VOU1BFQ0lGSUVEEAASFwoTUk9VVElOR19NT0RFX05BVElWRRABEhcKE1JPVVRJTkdfTU9ERV9UVU5ORUwQAipoCg5UdW5uZWxQcm90b2NvbBIfChtUVU5ORUxfUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIZChVUVU5ORUxfUFJPVE9DT0xfVlhMQU4QARIaChZUVU5ORUxfUFJPVE9DT0xfR0VORVZFEAIqfAoMRGF0YXBhdGhNb2RlEh0KGURBVEFQQVRIX01PREVfVU5TUEVDSUZJRUQQABIWChJEQVRBUEFUSF9NT0RFX1ZFVEgQARIYChREQVRBUEFUSF9NT0RFX05FVEtJVBACEhsKF0RBVEFQQVRIX01PREVfTkVUS0lUX0wyEAMqiAEKFUxvYWRCYWxhbmNlckFsZ29yaXRobRInCiNMT0FEX0JBTEFOQ0VSX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEiIKHkxPQURfQkFMQU5DRVJfQUxHT1JJVEhNX1JBTkRPTRABEiIKHkxPQURfQkFMQU5DRVJfQUxHT1JJVEhNX01BR0xFVhACKo4BChBMb2FkQmFsYW5jZXJNb2RlEiIKHkxPQURfQkFMQU5DRVJfTU9ERV9VTlNQRUNJRklFRBAAEhsKF0xPQURfQkFMQU5DRVJfTU9ERV9TTkFUEAESGgoWTE9BRF9CQUxBTkNFUl9NT0RFX0RTUhACEh0KGUxPQURfQkFMQU5DRVJfTU9ERV9IWUJSSUQQAyrCAQoYTG9hZEJhbGFuY2VyQWNjZWxlcmF0aW9uEioKJkxPQURfQkFMQU5DRVJfQUNDRUxFUkFUSU9OX1VOU1BFQ0lGSUVEEAASJwojTE9BRF9CQUxBTkNFUl9BQ0NFTEVSQVRJT05fRElTQUJMRUQQARIlCiFMT0FEX0JBTEFOQ0VSX0FDQ0VMRVJBVElPTl9OQVRJVkUQAhIqCiZMT0FEX0JBTEFOQ0VSX0FDQ0VMRVJBVElPTl9CRVNUX0VGRk9SVBADKnEKC0RzckRpc3BhdGNoEhwKGERTUl9ESVNQQVRDSF9VTlNQRUNJRklFRBAAEhQKEERTUl9ESVNQQVRDSF9PUFQQARIVChFEU1JfRElTUEFUQ0hfSVBJUBACEhcKE0RTUl9ESVNQQVRDSF9HRU5FVkUQAzKNBQoOUHJvZmlsZVNlcnZpY2USVAoNQ3JlYXRlUHJvZmlsZRIgLmViYmZsb3cudjEuQ3JlYXRlUHJvZmlsZVJlcXVlc3QaIS5lYmJmbG93LnYxLkNyZWF0ZVByb2ZpbGVSZXNwb25zZRJQCgpHZXRQcm9maWxlEh0uZWJiZmxvdy52MS5HZXRQcm9maWxlUmVxdWVzdBoeLmViYmZsb3cudjEuR2V0UHJvZmlsZVJlc3BvbnNlIgOQAgESVgoMTGlzdFByb2ZpbGVzEh8uZWJiZmxvdy52MS5MaXN0UHJvZmlsZXNSZXF1ZXN0GiAuZWJiZmxvdy52MS5MaXN0UHJvZmlsZXNSZXNwb25zZSIDkAIBElQKDVVwZGF0ZVByb2ZpbGUSIC5lYmJmbG93LnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GiEuZWJiZmxvdy52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2USVAoNRGVsZXRlUHJvZmlsZRIgLmViYmZsb3cudjEuRGVsZXRlUHJvZmlsZVJlcXVlc3QaIS5lYmJmbG93LnYxLkRlbGV0ZVByb2ZpbGVSZXNwb25zZRJuChRMaXN0UHJvZmlsZVJldmlzaW9ucxInLmViYmZsb3cudjEuTGlzdFByb2ZpbGVSZXZpc2lvbnNSZXF1ZXN0GiguZWJiZmxvdy52MS5MaXN0UHJvZmlsZVJldmlzaW9uc1Jlc3BvbnNlIgOQAgESXwoPVmFsaWRhdGVQcm9maWxlEiIuZWJiZmxvdy52MS5WYWxpZGF0ZVByb2ZpbGVSZXF1ZXN0GiMuZWJiZmxvdy52MS5WYWxpZGF0ZVByb2ZpbGVSZXNwb25zZSIDkAIBQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM", [file_buf_validate_validate, file_ebbflow_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Profile is one immutable revision of a tuning profile.
@@ -313,11 +313,19 @@ export type KprPhase = Message<"ebbflow.v1.KprPhase"> & {
   parkDaemonSets: DaemonSetRef[];
 
   /**
-   * How kpr is rolled out inside a cluster; see KprMode (only cluster-wide is implemented).
+   * How kpr is rolled out inside a cluster; see KprMode.
    *
    * @generated from field: ebbflow.v1.KprMode mode = 3;
    */
   mode: KprMode;
+
+  /**
+   * Node batches of the node-by-node mode; refused with any other mode. Unset: a canary batch
+   * of 1 node, then batches of 25% of the cluster's nodes.
+   *
+   * @generated from field: ebbflow.v1.KprBatches batches = 4;
+   */
+  batches?: KprBatches | undefined;
 };
 
 /**
@@ -326,6 +334,45 @@ export type KprPhase = Message<"ebbflow.v1.KprPhase"> & {
  */
 export const KprPhaseSchema: GenMessage<KprPhase> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_profile, 6);
+
+/**
+ * KprBatches sizes the node batches of a node-by-node kpr phase. Nodes are taken in name
+ * order; nodes that kpr's per-node preflight checks hold are left out (and listed with the
+ * reason), as are nodes added after the first batch started. The first batch is the canary;
+ * each later one holds batch_nodes nodes, or batch_percent of the eligible nodes (rounded up),
+ * the last one what is left. Example: 6 eligible nodes, canary 1, 50%: batches of 1, 3, 2.
+ *
+ * @generated from message ebbflow.v1.KprBatches
+ */
+export type KprBatches = Message<"ebbflow.v1.KprBatches"> & {
+  /**
+   * Nodes in the canary batch, 1 to 10,000; default 1.
+   *
+   * @generated from field: optional int32 canary_nodes = 1;
+   */
+  canaryNodes?: number | undefined;
+
+  /**
+   * Nodes in each later batch, 1 to 10,000. At most one of batch_nodes and batch_percent.
+   *
+   * @generated from field: optional int32 batch_nodes = 2;
+   */
+  batchNodes?: number | undefined;
+
+  /**
+   * Each later batch as a percent of the eligible nodes, rounded up, 1 to 100; default 25.
+   *
+   * @generated from field: optional int32 batch_percent = 3;
+   */
+  batchPercent?: number | undefined;
+};
+
+/**
+ * Describes the message ebbflow.v1.KprBatches.
+ * Use `create(KprBatchesSchema)` to create a new message.
+ */
+export const KprBatchesSchema: GenMessage<KprBatches> = /*@__PURE__*/
+  messageDesc(file_ebbflow_v1_profile, 7);
 
 /**
  * XdpPhase turns on XDP acceleration.
@@ -347,7 +394,7 @@ export type XdpPhase = Message<"ebbflow.v1.XdpPhase"> & {
  * Use `create(XdpPhaseSchema)` to create a new message.
  */
 export const XdpPhaseSchema: GenMessage<XdpPhase> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 7);
+  messageDesc(file_ebbflow_v1_profile, 8);
 
 /**
  * CiliumValues are the typed Helm values a phase sets. An unset field (an optional left out, an
@@ -577,7 +624,7 @@ export type CiliumValues = Message<"ebbflow.v1.CiliumValues"> & {
  * Use `create(CiliumValuesSchema)` to create a new message.
  */
 export const CiliumValuesSchema: GenMessage<CiliumValues> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 8);
+  messageDesc(file_ebbflow_v1_profile, 9);
 
 /**
  * ValidationIssue is one problem found in a profile or a rollout spec. An INVALID_ARGUMENT
@@ -615,7 +662,7 @@ export type ValidationIssue = Message<"ebbflow.v1.ValidationIssue"> & {
  * Use `create(ValidationIssueSchema)` to create a new message.
  */
 export const ValidationIssueSchema: GenMessage<ValidationIssue> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 9);
+  messageDesc(file_ebbflow_v1_profile, 10);
 
 /**
  * CreateProfileRequest is the input of CreateProfile.
@@ -644,7 +691,7 @@ export type CreateProfileRequest = Message<"ebbflow.v1.CreateProfileRequest"> & 
  * Use `create(CreateProfileRequestSchema)` to create a new message.
  */
 export const CreateProfileRequestSchema: GenMessage<CreateProfileRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 10);
+  messageDesc(file_ebbflow_v1_profile, 11);
 
 /**
  * CreateProfileResponse is the output of CreateProfile.
@@ -672,7 +719,7 @@ export type CreateProfileResponse = Message<"ebbflow.v1.CreateProfileResponse"> 
  * Use `create(CreateProfileResponseSchema)` to create a new message.
  */
 export const CreateProfileResponseSchema: GenMessage<CreateProfileResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 11);
+  messageDesc(file_ebbflow_v1_profile, 12);
 
 /**
  * GetProfileRequest is the input of GetProfile.
@@ -707,7 +754,7 @@ export type GetProfileRequest = Message<"ebbflow.v1.GetProfileRequest"> & {
  * Use `create(GetProfileRequestSchema)` to create a new message.
  */
 export const GetProfileRequestSchema: GenMessage<GetProfileRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 12);
+  messageDesc(file_ebbflow_v1_profile, 13);
 
 /**
  * GetProfileResponse is the output of GetProfile.
@@ -728,7 +775,7 @@ export type GetProfileResponse = Message<"ebbflow.v1.GetProfileResponse"> & {
  * Use `create(GetProfileResponseSchema)` to create a new message.
  */
 export const GetProfileResponseSchema: GenMessage<GetProfileResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 13);
+  messageDesc(file_ebbflow_v1_profile, 14);
 
 /**
  * ListProfilesRequest is the input of ListProfiles.
@@ -764,7 +811,7 @@ export type ListProfilesRequest = Message<"ebbflow.v1.ListProfilesRequest"> & {
  * Use `create(ListProfilesRequestSchema)` to create a new message.
  */
 export const ListProfilesRequestSchema: GenMessage<ListProfilesRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 14);
+  messageDesc(file_ebbflow_v1_profile, 15);
 
 /**
  * ListProfilesResponse is the output of ListProfiles.
@@ -792,7 +839,7 @@ export type ListProfilesResponse = Message<"ebbflow.v1.ListProfilesResponse"> & 
  * Use `create(ListProfilesResponseSchema)` to create a new message.
  */
 export const ListProfilesResponseSchema: GenMessage<ListProfilesResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 15);
+  messageDesc(file_ebbflow_v1_profile, 16);
 
 /**
  * UpdateProfileRequest is the input of UpdateProfile.
@@ -829,7 +876,7 @@ export type UpdateProfileRequest = Message<"ebbflow.v1.UpdateProfileRequest"> & 
  * Use `create(UpdateProfileRequestSchema)` to create a new message.
  */
 export const UpdateProfileRequestSchema: GenMessage<UpdateProfileRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 16);
+  messageDesc(file_ebbflow_v1_profile, 17);
 
 /**
  * UpdateProfileResponse is the output of UpdateProfile.
@@ -864,7 +911,7 @@ export type UpdateProfileResponse = Message<"ebbflow.v1.UpdateProfileResponse"> 
  * Use `create(UpdateProfileResponseSchema)` to create a new message.
  */
 export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 17);
+  messageDesc(file_ebbflow_v1_profile, 18);
 
 /**
  * DeleteProfileRequest is the input of DeleteProfile.
@@ -893,7 +940,7 @@ export type DeleteProfileRequest = Message<"ebbflow.v1.DeleteProfileRequest"> & 
  * Use `create(DeleteProfileRequestSchema)` to create a new message.
  */
 export const DeleteProfileRequestSchema: GenMessage<DeleteProfileRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 18);
+  messageDesc(file_ebbflow_v1_profile, 19);
 
 /**
  * DeleteProfileResponse is the output of DeleteProfile.
@@ -914,7 +961,7 @@ export type DeleteProfileResponse = Message<"ebbflow.v1.DeleteProfileResponse"> 
  * Use `create(DeleteProfileResponseSchema)` to create a new message.
  */
 export const DeleteProfileResponseSchema: GenMessage<DeleteProfileResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 19);
+  messageDesc(file_ebbflow_v1_profile, 20);
 
 /**
  * ListProfileRevisionsRequest is the input of ListProfileRevisions.
@@ -942,7 +989,7 @@ export type ListProfileRevisionsRequest = Message<"ebbflow.v1.ListProfileRevisio
  * Use `create(ListProfileRevisionsRequestSchema)` to create a new message.
  */
 export const ListProfileRevisionsRequestSchema: GenMessage<ListProfileRevisionsRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 20);
+  messageDesc(file_ebbflow_v1_profile, 21);
 
 /**
  * ListProfileRevisionsResponse is the output of ListProfileRevisions.
@@ -963,7 +1010,7 @@ export type ListProfileRevisionsResponse = Message<"ebbflow.v1.ListProfileRevisi
  * Use `create(ListProfileRevisionsResponseSchema)` to create a new message.
  */
 export const ListProfileRevisionsResponseSchema: GenMessage<ListProfileRevisionsResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 21);
+  messageDesc(file_ebbflow_v1_profile, 22);
 
 /**
  * ValidateProfileRequest is the input of ValidateProfile.
@@ -992,7 +1039,7 @@ export type ValidateProfileRequest = Message<"ebbflow.v1.ValidateProfileRequest"
  * Use `create(ValidateProfileRequestSchema)` to create a new message.
  */
 export const ValidateProfileRequestSchema: GenMessage<ValidateProfileRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 22);
+  messageDesc(file_ebbflow_v1_profile, 23);
 
 /**
  * ValidateProfileResponse is the output of ValidateProfile.
@@ -1034,12 +1081,10 @@ export type ValidateProfileResponse = Message<"ebbflow.v1.ValidateProfileRespons
  * Use `create(ValidateProfileResponseSchema)` to create a new message.
  */
 export const ValidateProfileResponseSchema: GenMessage<ValidateProfileResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_profile, 23);
+  messageDesc(file_ebbflow_v1_profile, 24);
 
 /**
- * KprMode says how kube-proxy replacement is rolled out inside one cluster. Only the
- * cluster-wide rollout is implemented: the agent applies kpr to the whole cluster whatever the
- * mode says.
+ * KprMode says how kube-proxy replacement is rolled out inside one cluster.
  *
  * @generated from enum ebbflow.v1.KprMode
  */
@@ -1059,8 +1104,14 @@ export enum KprMode {
   CLUSTER_WIDE = 1,
 
   /**
-   * Node by node with CiliumNodeConfig and a node label. Not implemented yet: a profile that
-   * names it is refused (INVALID_ARGUMENT at spec.kpr.mode) rather than rolled out cluster-wide.
+   * Node by node, in batches of nodes (KprPhase.batches): the Helm upgrade carries only the
+   * cluster-scoped values (k8s_service_host, k8s_service_port); the node-level keys go into
+   * one CiliumNodeConfig per batch (cilium.io/v2, in the Cilium namespace) selecting the
+   * batch's node label. Each batch: the config, the node label, the batch's Cilium pods
+   * recreated and ready, then the parked DaemonSets moved off exactly those nodes (a node
+   * affinity, not a deletion); verified, measured against the cluster's baseline and judged on
+   * its own. A regressing batch is undone (the DaemonSets back on its nodes and ready first,
+   * then the label and the config removed) and ends the cluster's kpr phase.
    *
    * @generated from enum value: KPR_MODE_NODE_BY_NODE = 2;
    */
