@@ -28,7 +28,12 @@
 //     at the two-sided level 1 - WindowAlpha(Alpha, window, MaxWindows): PASS
 //     when the upper bound is at most B, REGRESSION when the lower bound is
 //     above B, undecided otherwise. p999 is judged only when both sides hold
-//     DefaultP999MinTailSamples*1000 samples (75,000).
+//     DefaultP999MinTailSamples*1000 samples (75,000). At the last window
+//     (window = MaxWindows) a percentile whose interval still straddles B is
+//     decided by its point estimate: REGRESSION when the estimate is above B
+//     and the lower bound above 0, PASS when the estimate is at most B and the
+//     upper bound below 2B, undecided otherwise ("Sequential windows: the last
+//     window").
 //  3. Throughput: as Judge's rules 3 and 4 (mean over windows, no test; a
 //     decrease beyond MaxThroughputDecreasePct is REGRESSION on its own; a
 //     baseline throughput without a candidate one is INCONCLUSIVE).
@@ -43,6 +48,11 @@
 // "p99 +12.1% [+4.0%, +20.9%] > budget 10%" ("<= budget" for PASS,
 // "straddles budget" for undecided), then the throughput; an undecided verdict
 // starts with "undecided after window 1/3: " (", the last" added at the cap).
+// At the last window a straddling percentile's reason names the rule that
+// decided it, e.g. "p99 +17.0% [+13.1%, +20.9%] straddles budget 20%: PASS at
+// the last window, estimate within budget and upper bound below 2x budget 40%",
+// or why it could not ("...: undecided at the last window, estimate within
+// budget but upper bound not below 2x budget 40%").
 //
 // # Judge (v1)
 //

@@ -70,7 +70,9 @@
 //
 // DefaultConfidence (95%) is the level CompareQuantiles and ComparePercentiles
 // use when called alone, for one look. JudgeWindow instead sets each window's
-// level from the budget's alpha (see "Sequential windows").
+// level from the budget's alpha (see "Sequential windows"), and at the last
+// window decides an interval that still straddles the budget by the point
+// estimate ("Sequential windows: the last window").
 //
 // Undecided is common with few samples in a heavy tail: p99 of 2,000 requests
 // rests on the 20 slowest, and the baseline, measured once, bounds how narrow
@@ -184,6 +186,11 @@ type QuantileVerdict struct {
 	BaselineN, CandidateN int
 	// Reason reads like "p99 +45.2% [+24.0%, +70.1%] > budget 20%".
 	Reason string
+	// LastWindowRule is set when JudgeWindow's last-window rule decided a
+	// percentile whose interval straddles the budget (PASS or REGRESSION by
+	// the point estimate; see "Sequential windows: the last window"): the
+	// interval alone does not place the change on one side of the budget.
+	LastWindowRule bool
 }
 
 // CompareQuantiles tests whether the q-quantile of candidate exceeds the

@@ -461,7 +461,9 @@ func sameBits(a, b []float64) bool {
 }
 
 // checkVerdict checks a verdict's invariants: an interval that contains the
-// estimate and agrees with the decision, or a reason for an invalid input.
+// estimate and agrees with the decision (or, decided by JudgeWindow's
+// last-window rule, straddles the budget and agrees with the rule), or a
+// reason for an invalid input.
 func checkVerdict(t *testing.T, v judge.QuantileVerdict) {
 	t.Helper()
 	if v.Reason == "" {
@@ -487,12 +489,19 @@ func checkVerdict(t *testing.T, v judge.QuantileVerdict) {
 		t.Fatalf("side intervals: %+v", v)
 	}
 	var ok bool
-	switch v.Decision {
-	case judge.DecisionRegression:
+	switch {
+	case v.LastWindowRule:
+		// JudgeWindow's last-window rule: the interval straddles the budget, the estimate
+		// decides, with the increase significant for REGRESSION and below 2B for PASS.
+		straddles := v.LoPct <= v.BudgetPct && v.BudgetPct < v.HiPct
+		ok = straddles && strings.Contains(v.Reason, " at the last window, ") &&
+			(v.Decision == judge.DecisionRegression && v.DeltaPct > v.BudgetPct && v.LoPct > 0 ||
+				v.Decision == judge.DecisionPass && v.DeltaPct <= v.BudgetPct && v.HiPct < 2*v.BudgetPct)
+	case v.Decision == judge.DecisionRegression:
 		ok = v.LoPct > v.BudgetPct
-	case judge.DecisionPass:
+	case v.Decision == judge.DecisionPass:
 		ok = v.HiPct <= v.BudgetPct
-	case judge.DecisionUndecided:
+	case v.Decision == judge.DecisionUndecided:
 		ok = v.LoPct <= v.BudgetPct && v.BudgetPct < v.HiPct
 	}
 	if !ok {

@@ -49,6 +49,8 @@ func TestJudgeWindow(t *testing.T) {
 	same := latencies(2, n, 2, 0.3, 1)
 	withThr := func(v []float64, thr float64) judge.Sample { return judge.Sample{LatencyMs: v, ThroughputBps: thr} }
 	bad := func(v []float64, i int, x float64) []float64 { s := slices.Clone(v); s[i] = x; return s }
+	tight := def
+	tight.MaxP50IncreasePct = 2
 	tests := []struct {
 		name                string
 		baseline, candidate judge.Sample
@@ -69,13 +71,42 @@ func TestJudgeWindow(t *testing.T) {
 		{name: "p50 at its budget: measure again", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.1)), budget: def, window: 1,
 			want: inconclusive, again: true, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionPass},
 			prefix: "undecided after window 1/3: p50 +", reason: []string{"straddles budget 10%"}},
-		{name: "p50 at its budget, last window", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.1)), budget: def, window: 3,
-			want: inconclusive, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionPass},
-			prefix: "undecided after window 3/3, the last: p50 +"},
-		{name: "one window allowed", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.1)),
+		// The last window closes: p50 +11.0% [+8.4%, +13.8%] straddles 10%, the estimate is over it
+		// and the lower bound above 0.
+		{name: "p50 at its budget, last window: the estimate decides", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.1)),
+			budget: def, window: 3, want: regression, percentiles: []judge.Decision{judge.DecisionRegression, judge.DecisionPass},
+			prefix: "p50 +11.0% [+8.4%, +13.8%] straddles budget 10%: REGRESSION at the last window, estimate over budget and lower bound above 0; p99 "},
+		// p50 +9.0% [+6.0%, +12.1%] at window 2, [+6.4%, +11.8%] at the last: within budget by the
+		// estimate and below 2x budget 20%.
+		{name: "p50 just within its budget, window 2: measure again", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.08)),
+			budget: def, window: 2, want: inconclusive, again: true, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionPass},
+			prefix: "undecided after window 2/3: p50 +9.0% [+6.0%, +12.1%] straddles budget 10%; p99 "},
+		{name: "p50 just within its budget, last window: PASS", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.08)),
+			budget: def, window: 3, want: pass, percentiles: []judge.Decision{judge.DecisionPass, judge.DecisionPass},
+			prefix: "p50 +9.0% [+6.4%, +11.8%] straddles budget 10%: PASS at the last window, estimate within budget and upper bound below 2x budget 20%; p99 "},
+		{name: "one window allowed: it is the last", baseline: lat(base), candidate: lat(latencies(5, n, 2, 0.3, 1.1)),
 			budget: judge.Budget{MaxP50IncreasePct: 10, MaxP99IncreasePct: 20, MaxP999IncreasePct: 50, Alpha: 0.05}, window: 1,
-			want: inconclusive, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionPass},
-			prefix: "undecided after window 1/1, the last: "},
+			want: regression, percentiles: []judge.Decision{judge.DecisionRegression, judge.DecisionPass},
+			prefix: "p50 +11.0% [", reason: []string{"straddles budget 10%: REGRESSION at the last window"}},
+		// 500 samples a side and a p50 budget of 2%: intervals too wide for the last-window rule.
+		{name: "last window, estimate within budget, upper bound not below 2B", baseline: lat(latencies(1, 500, 2, 0.3, 1)),
+			candidate: lat(latencies(5, 500, 2, 0.3, 1)), budget: tight, window: 3,
+			want: inconclusive, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionUndecided},
+			prefix: "undecided after window 3/3, the last: p50 +1.7% [-6.5%, +11.2%] straddles budget 2%: undecided at the last window, estimate within budget but upper bound not below 2x budget 4%; p99 "},
+		{name: "last window, estimate over budget, lower bound not above 0", baseline: lat(latencies(1, 500, 2, 0.3, 1)),
+			candidate: lat(latencies(5, 500, 2, 0.3, 1.06)), budget: tight, window: 3,
+			want: inconclusive, percentiles: []judge.Decision{judge.DecisionUndecided, judge.DecisionUndecided},
+			prefix: "undecided after window 3/3, the last: p50 +7.9% [-0.9%, +17.9%] straddles budget 2%: undecided at the last window, estimate over budget but lower bound not above 0; p99 "},
+		// A baseline of 300 cannot bound p99: its point estimate and the U test decide at every
+		// window, the last-window rule does not apply to it (p50 still has an interval).
+		{name: "small baseline, last window: p99 by the point estimate", baseline: lat(latencies(1, 300, 2, 0.3, 1)),
+			candidate: lat(latencies(5, 900, 2, 0.3, 1)), budget: def, window: 3, want: pass,
+			percentiles: []judge.Decision{judge.DecisionPass, judge.DecisionPass},
+			reason:      []string{"<= budget 20% (point estimate: 300 baseline samples cannot bound p99, 471 needed)"}},
+		{name: "small baseline, last window: tail over budget but not significant", baseline: lat(latencies(1, 300, 2, 0.3, 1)),
+			candidate: lat(slowestTail(latencies(5, 900, 2, 0.3, 1), 0.05, 2)), budget: def, window: 3, want: inconclusive,
+			percentiles: []judge.Decision{judge.DecisionPass, judge.DecisionUndecided},
+			prefix:      "undecided after window 3/3, the last: p50 ", reason: []string{"> budget 20% but not significant (point estimate: 300 baseline samples cannot bound p99, 471 needed; U test p="}},
 		{name: "throughput down 15%", baseline: withThr(base, 1e9), candidate: withThr(same, 0.85e9), budget: def, window: 1, want: regression,
 			percentiles: []judge.Decision{judge.DecisionPass, judge.DecisionPass}, reason: []string{"<= budget 20%; throughput -15.0% > budget 10% decrease"}},
 		{name: "throughput within budget", baseline: withThr(base, 1e9), candidate: withThr(same, 0.95e9), budget: def, window: 1, want: pass,
@@ -138,6 +169,56 @@ func TestJudgeWindow(t *testing.T) {
 				t.Error("JudgeWindow modified its input")
 			}
 		})
+	}
+}
+
+// The last-window rule against CompareQuantiles at the same level: before the
+// last window JudgeWindow's percentiles are exactly the interval test's; at the
+// last, a straddling interval (unchanged) is decided by the estimate, PASS when
+// it is within budget and the upper bound below 2B, REGRESSION when it is over
+// budget and the lower bound above 0, and stays undecided otherwise.
+func TestJudgeWindowLastWindowRule(t *testing.T) {
+	const n = 3000
+	b := judge.BudgetFrom(nil)
+	base := latencies(1, n, 2, 0.3, 1)
+	decided := map[judge.Decision]int{}
+	for seed := uint64(10); seed < 16; seed++ {
+		for scale := 1.0; scale <= 1.2; scale += 0.01 {
+			cand := latencies(seed, n, 2, 0.3, scale)
+			for w := 1; w <= b.MaxWindows; w++ {
+				r := judge.JudgeWindow(lat(base), lat(cand), b, w)
+				conf := 1 - judge.WindowAlpha(b.Alpha, w, b.MaxWindows)
+				for _, v := range r.Percentiles {
+					checkVerdict(t, v)
+					q := judge.CompareQuantiles(base, cand, v.Quantile, v.BudgetPct, conf)
+					if v.LoPct != q.LoPct || v.HiPct != q.HiPct || v.DeltaPct != q.DeltaPct {
+						t.Fatalf("window %d: %s, CompareQuantiles %s", w, v.Reason, q.Reason)
+					}
+					straddles := q.Decision == judge.DecisionUndecided
+					last := w == b.MaxWindows
+					want := q.Decision
+					switch {
+					case last && straddles && v.DeltaPct > v.BudgetPct && v.LoPct > 0:
+						want = judge.DecisionRegression
+					case last && straddles && v.DeltaPct <= v.BudgetPct && v.HiPct < 2*v.BudgetPct:
+						want = judge.DecisionPass
+					}
+					if v.Decision != want || v.LastWindowRule != (last && straddles && want != judge.DecisionUndecided) {
+						t.Fatalf("window %d/%d: %v (last-window rule %v), want %v: %s", w, b.MaxWindows, v.Decision, v.LastWindowRule, want, v.Reason)
+					}
+					if wantText := last && straddles; strings.Contains(v.Reason, " at the last window, ") != wantText {
+						t.Fatalf("window %d/%d: reason %q", w, b.MaxWindows, v.Reason)
+					}
+					if v.LastWindowRule {
+						decided[v.Decision]++
+					}
+				}
+			}
+		}
+	}
+	// The data must exercise both outcomes of the rule.
+	if decided[judge.DecisionPass] == 0 || decided[judge.DecisionRegression] == 0 {
+		t.Errorf("the last-window rule decided %v: the test's data miss a case", decided)
 	}
 }
 
@@ -240,6 +321,9 @@ func FuzzJudgeWindow(f *testing.F) {
 		regressed, undecided := false, false
 		for _, v := range r.Percentiles {
 			checkVerdict(t, v)
+			if v.LastWindowRule && window != r.MaxWindows {
+				t.Fatalf("last-window rule at window %d/%d: %s", window, r.MaxWindows, v.Reason)
+			}
 			if v.Decision == judge.DecisionInvalid {
 				t.Fatalf("invalid percentile in a tested result: %s", v.Reason)
 			}
