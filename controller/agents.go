@@ -157,6 +157,7 @@ func (s *agentService) ReportPhaseStatus(ctx context.Context, req *connect.Reque
 	ok, reason, err := s.submitReport(ctx, rollout.Report{
 		Ref: m.GetRef(), Status: m.GetStatus(), Message: m.GetMessage(), ReportTime: reportTime(m.GetReportTime(), s.now()),
 		HelmBefore: m.GetHelmRevisionBefore(), HelmAfter: m.GetHelmRevisionAfter(), Preflight: m.GetPreflightReasons(),
+		KprBatch: m.GetKprBatch(),
 	})
 	if err != nil {
 		return nil, err

@@ -138,15 +138,13 @@ func decisionCommand(actor string, old, next *ebbflowv1.Rollout, events []*ebbfl
 func recordPatches(wave, index int32, prev, cur *ebbflowv1.RolloutCluster) []*storev1.ClusterPatch {
 	rec := proto.Clone(cur).(*ebbflowv1.RolloutCluster)
 	var added []*storev1.ClusterPatch
+	seen := map[ebbflowv1.Phase]int{} // results of each phase so far: a node-by-node kpr phase has one per batch
 	for _, res := range rec.GetResults() {
-		have := 0
-		for _, pr := range prev.GetResults() {
-			if pr.GetPhase() == res.GetPhase() {
-				have = len(pr.GetMeasurements())
-			}
-		}
+		n := seen[res.GetPhase()]
+		seen[res.GetPhase()]++
+		have := len(rollout.NthResult(prev, res.GetPhase(), n).GetMeasurements())
 		if len(res.GetMeasurements()) > have {
-			added = append(added, &storev1.ClusterPatch{MeasurementsPhase: res.GetPhase(), AddMeasurements: res.GetMeasurements()[have:]})
+			added = append(added, &storev1.ClusterPatch{MeasurementsPhase: res.GetPhase(), MeasurementsResult: int32(n), AddMeasurements: res.GetMeasurements()[have:]})
 		}
 		res.Measurements = nil
 	}

@@ -233,7 +233,7 @@ func (s *Server) withMeasurements(ctx context.Context, r *ebbflowv1.Rollout, wav
 			return r, nil
 		}
 	}
-	var ms map[ebbflowv1.Phase][]*ebbflowv1.Measurement
+	var ms store.MeasurementsByResult
 	if err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
 		var err error
 		ms, err = tx.ClusterMeasurements(r.GetId(), wave, index)
@@ -245,9 +245,7 @@ func (s *Server) withMeasurements(ctx context.Context, r *ebbflowv1.Rollout, wav
 		return r, nil
 	}
 	rec = proto.Clone(rec).(*ebbflowv1.RolloutCluster)
-	for _, res := range rec.GetResults() {
-		res.Measurements = ms[res.GetPhase()]
-	}
+	ms.AttachTo(rec)
 	// r is the batch's own (see decideReports): replacing one pointer of its slice changes no
 	// one else's view.
 	r.Waves[wave].Clusters[index] = rec

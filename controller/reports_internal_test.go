@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -239,5 +240,35 @@ func TestGivenUpReportIsAuditedInItsBatch(t *testing.T) {
 	}
 	if d := after["report"].Commands - before["report"].Commands; d != 1 {
 		t.Errorf("%d report commands, want the report's decision carrying its record", d)
+	}
+}
+
+// recordPatches appends new measurements to the result they belong to: in a node-by-node kpr
+// phase, one of several results of the same phase.
+func TestRecordPatchesKprBatches(t *testing.T) {
+	kpr := ebbflowv1.Phase_PHASE_KPR
+	m := func(target string) *ebbflowv1.Measurement { return &ebbflowv1.Measurement{Target: target} }
+	prev := &ebbflowv1.RolloutCluster{Cluster: "c1", Results: []*ebbflowv1.PhaseResult{
+		{Phase: kpr, Measurements: []*ebbflowv1.Measurement{m("a")}},
+	}}
+	// Batch 1 measured and passed, batch 2 started, in one decision.
+	cur := &ebbflowv1.RolloutCluster{Cluster: "c1", Results: []*ebbflowv1.PhaseResult{
+		{Phase: kpr, Measurements: []*ebbflowv1.Measurement{m("a"), m("b")}},
+		{Phase: kpr},
+	}}
+	ps := recordPatches(0, 0, prev, cur)
+	if len(ps) != 1 || ps[0].GetMeasurementsResult() != 0 || len(ps[0].GetAddMeasurements()) != 1 || ps[0].GetAddMeasurements()[0].GetTarget() != "b" {
+		t.Fatalf("batch 1's patch %v", ps)
+	}
+	next := proto.Clone(cur).(*ebbflowv1.RolloutCluster)
+	next.Results[1].Measurements = []*ebbflowv1.Measurement{m("c")}
+	ps = recordPatches(0, 0, cur, next)
+	if len(ps) != 1 || ps[0].GetMeasurementsResult() != 1 || len(ps[0].GetAddMeasurements()) != 1 || ps[0].GetAddMeasurements()[0].GetTarget() != "c" {
+		t.Fatalf("batch 2's patch %v", ps)
+	}
+	for _, r := range ps[0].GetCluster().GetResults() {
+		if len(r.GetMeasurements()) > 0 {
+			t.Fatal("the patched record carries measurements")
+		}
 	}
 }

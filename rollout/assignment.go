@@ -29,7 +29,9 @@ func Holds(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) bool {
 // probes, the Helm revision to roll back to, issued at the record's phase start with the
 // spec's phase_timeout as deadline (none when unset), and for an APPLY the measurement window
 // it asks for (the phase result's windows so far plus one) and the budget's most windows
-// (1 for the baseline, which is measured once). Profile is left nil: the caller attaches
+// (1 for the baseline, which is measured once). In a node-by-node kpr phase (see kprbatch.go)
+// an APPLY carries the node batch to move (kpr_batch) and a ROLLBACK the first batch it undoes
+// (rollback_kpr_batches_from, 0 for the whole cluster). Profile is left nil: the caller attaches
 // the pinned revision's spec. When r does not hold c (see Holds), it is Idle. The result
 // shares nothing with r or c.
 func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1.Assignment {
@@ -55,6 +57,14 @@ func AssignmentFor(r *ebbflowv1.Rollout, c *ebbflowv1.RolloutCluster) *ebbflowv1
 		a.MeasureWindow, a.MaxWindows = result(c, c.GetPhase()).GetWindow()+1, 1
 		if c.GetPhase() != phBaseline {
 			a.MaxWindows = int32(judge.BudgetFrom(budgetFor(spec, c.GetPhase())).MaxWindows)
+		}
+	}
+	if inKprBatch(c) {
+		switch a.Action {
+		case aApply:
+			a.KprBatch = c.GetKprBatch()
+		case aRollback:
+			a.RollbackKprBatchesFrom = c.GetKprBatch()
 		}
 	}
 	if p := spec.GetProbes(); p != nil {

@@ -184,8 +184,11 @@ func New(id string, spec Spec, prof *ebbflowv1.Profile, clusters []*ebbflowv1.Cl
 				HeldPhases: slices.Clone(cp.GetHeldPhases()),
 			}
 			if len(rc.HeldPhases) > 0 {
-				_, reasons := profile.PhasePasses(cp.GetChecks())
+				_, reasons := profile.PassesFor(prof.GetSpec(), cp.GetChecks())
 				rc.HeldReason = strings.Join(reasons, "; ")
+			}
+			if profile.NodeByNode(prof.GetSpec()) && slices.Contains(rc.Phases, phKpr) {
+				rc.KprBatch = 1 // the kpr phase runs in node batches, from the first
 			}
 			if len(rc.Phases) == 0 {
 				rc.State = cSkipped
@@ -498,7 +501,8 @@ func progress(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, now time.Time, e *record
 }
 
 // failWave fails a wave: later waves never start, in-flight clusters stop, and under
-// ROLLBACK_WAVE every cluster of the wave that changed anything is rolled back.
+// ROLLBACK_WAVE every cluster of the wave that changed anything is rolled back in full (one
+// whose rollback undid only kpr node batches too).
 func failWave(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, why string, e *recorder) {
 	now := e.now
 	wv.State, wv.EndTime = wFailed, timestamppb.New(now)
@@ -507,8 +511,8 @@ func failWave(n *ebbflowv1.Rollout, wv *ebbflowv1.Wave, why string, e *recorder)
 	halt(n, "halted: "+msg, false, e)
 	if n.GetSpec().GetFailurePolicy() == ebbflowv1.FailurePolicy_FAILURE_POLICY_ROLLBACK_WAVE {
 		for i, c := range wv.Clusters {
-			if changed(c) && c.State != cRollingBack && c.State != cRolledBack && c.State != cSkipped {
-				rollbackAssign(n, wv.Index, e.own(wv, i), fmt.Sprintf("wave %s failed", wv.Name), now, e)
+			if rollbackDue(c) {
+				rollbackAssign(n, wv.Index, e.own(wv, i), fmt.Sprintf("wave %s failed", wv.Name), 0, now, e)
 			}
 		}
 	}
@@ -609,9 +613,11 @@ func nextPhase(c *ebbflowv1.RolloutCluster) (ebbflowv1.Phase, bool) {
 	return phNone, false
 }
 
+// result is c's result of phase p, the latest when there are several (the node batches of a
+// node-by-node kpr phase), or nil.
 func result(c *ebbflowv1.RolloutCluster, p ebbflowv1.Phase) *ebbflowv1.PhaseResult {
-	for _, res := range c.Results {
-		if res.Phase == p {
+	for i := len(c.GetResults()) - 1; i >= 0; i-- {
+		if res := c.GetResults()[i]; res.GetPhase() == p {
 			return res
 		}
 	}
@@ -631,31 +637,53 @@ func assign(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, p ebb
 	if res := result(c, p); res == nil {
 		c.Results = append(c.Results, &ebbflowv1.PhaseResult{Phase: p})
 	}
-	e.add("assign", wave, c.Cluster, p, "apply phase %s (assignment %s)", profile.PhaseName(p), c.AssignmentId)
+	if inKprBatch(c) {
+		c.Reason = phaseLabel(c)
+	}
+	e.add("assign", wave, c.Cluster, p, "apply phase %s (assignment %s)", phaseLabel(c), c.AssignmentId)
 }
 
-func rollbackAssign(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, why string, now time.Time, e *recorder) {
+// rollbackAssign rolls c back: in full to the pre-rollout Helm revision when fromKprBatch is 0,
+// else (c in a kpr node batch) only the node batches from fromKprBatch on.
+func rollbackAssign(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, why string, fromKprBatch int32, now time.Time, e *recorder) {
 	newAssignment(n, c, now)
 	c.Action, c.State = aRollback, cRollingBack
 	c.Reason = cmp.Or(c.Reason, why)
+	if fromKprBatch > 0 && inKprBatch(c) {
+		c.KprBatch = fromKprBatch
+		e.add("rollback", wave, c.Cluster, c.Phase, "roll back kpr batches from %d on, earlier batches and the Helm release stay (assignment %s): %s",
+			fromKprBatch, c.AssignmentId, why)
+		return
+	}
+	c.KprBatch = 0
 	e.add("rollback", wave, c.Cluster, c.Phase, "roll back to helm revision %d (assignment %s): %s",
 		c.PreRolloutHelmRevision, c.AssignmentId, why)
 }
 
 // failCluster marks a cluster FAILED and, unless the policy is HALT_ONLY or nothing changed,
-// rolls it back.
+// rolls it back: in full, but for a kpr node batch under ROLLBACK_FAILED_CLUSTERS (the default),
+// where only that batch is undone and the batches that passed before it keep their nodes moved.
 func failCluster(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, reason string, now time.Time, e *recorder) {
 	c.State, c.Action, c.Reason = cFailed, aIdle, reason
 	e.add("fail", wave, c.Cluster, c.Phase, "%s", reason)
-	if n.GetSpec().GetFailurePolicy() != ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY && changed(c) {
-		rollbackAssign(n, wave, c, reason, now, e)
+	pol := n.GetSpec().GetFailurePolicy()
+	if pol == ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY || !changed(c) {
+		return
 	}
+	from := int32(0)
+	if pol != ebbflowv1.FailurePolicy_FAILURE_POLICY_ROLLBACK_WAVE && inKprBatch(c) {
+		from = c.KprBatch
+	}
+	rollbackAssign(n, wave, c, reason, from, now, e)
 }
 
-// passCluster moves a cluster whose phase passed on: the next phase right away while the
-// rollout runs, PENDING between phases while it does not, SUCCEEDED when no phase is left (or
+// passCluster moves a cluster whose phase passed on: the next kpr node batch when a batch but
+// the last passed (nextKprBatch), else the next phase right away while the rollout runs, PENDING between phases while it does not, SUCCEEDED when no phase is left (or
 // SKIPPED when preflight held every phase).
 func passCluster(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, now time.Time, e *recorder) {
+	if nextKprBatch(n, wave, c, now, e) {
+		return
+	}
 	p, ok := nextPhase(c)
 	switch {
 	case !ok:

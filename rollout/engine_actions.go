@@ -189,8 +189,9 @@ type RollbackTarget struct {
 	All     bool
 }
 
-// Rollback orders rollbacks to the pre-rollout Helm revision. A cluster: only that cluster,
-// and the rollout goes on (the cluster counts as a failure of its wave). A wave or all: every
+// Rollback orders rollbacks to the pre-rollout Helm revision, always in full (a cluster whose
+// earlier rollback undid only kpr node batches included). A cluster: only that cluster, and
+// the rollout goes on (the cluster counts as a failure of its wave). A wave or all: every
 // cluster (of the wave, or of every started wave) that changed anything; in-flight clusters
 // stop, those waves become ROLLED_BACK, and the rollout ends ROLLED_BACK once the rollbacks
 // are reported.
@@ -213,13 +214,15 @@ func Rollback(r *ebbflowv1.Rollout, target RollbackTarget, reason, actor string,
 			}
 			switch c.State {
 			case cRollingBack, cRolledBack, cSkipped:
-				return invalid("cluster %s is %s", c.Cluster, stateName(c.State))
+				if !batchRolledBack(c) { // a rollback of kpr node batches only is rolled back in full
+					return invalid("cluster %s is %s", c.Cluster, stateName(c.State))
+				}
 			}
 			if !changed(c) {
 				return invalid("cluster %s has nothing to roll back: no phase past the baseline was applied", c.Cluster)
 			}
 			c.Reason = why
-			rollbackAssign(n, wi, c, why, now, e)
+			rollbackAssign(n, wi, c, why, 0, now, e)
 			return nil
 		}
 		var waves []*ebbflowv1.Wave
@@ -242,10 +245,10 @@ func Rollback(r *ebbflowv1.Rollout, target RollbackTarget, reason, actor string,
 		halt(n, "halted: "+why, false, e)
 		for _, wv := range waves {
 			for i, c := range wv.Clusters {
-				if changed(c) && c.State != cRollingBack && c.State != cRolledBack && c.State != cSkipped {
+				if rollbackDue(c) {
 					c = e.own(wv, i)
 					c.Reason = why
-					rollbackAssign(n, wv.Index, c, why, now, e)
+					rollbackAssign(n, wv.Index, c, why, 0, now, e)
 				}
 			}
 			wv.State = wRolledBack

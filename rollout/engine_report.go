@@ -26,12 +26,16 @@ type Report struct {
 	HelmBefore, HelmAfter int32
 	Preflight             []string
 	Measurements          []*ebbflowv1.Measurement
+	// KprBatch is the node batch a report on a node-by-node kpr phase is about
+	// (ReportPhaseStatusRequest.kpr_batch); nil otherwise.
+	KprBatch *ebbflowv1.KprBatchStatus
 }
 
 // Ingest applies one agent report. It is refused (accepted false, with the reason of Match)
 // when the rollout is over, the cluster is not in the rollout, the report names another
-// assignment id, another profile revision or another phase, or the cluster is not applying,
-// measuring or rolling back on an active assignment. It never mutates r. An accepted report
+// assignment id, another profile revision or another phase, the cluster is not applying,
+// measuring or rolling back on an active assignment, or the report's kpr batch does not fit the
+// assignment (see matchKprBatch). It never mutates r. An accepted report
 // changes the reporting cluster's record only: the next rollout shares every other record and
 // its header with r (update_time included; see Diff).
 func Ingest(r *ebbflowv1.Rollout, rep Report, now time.Time) (next *ebbflowv1.Rollout, events []*ebbflowv1.RolloutEvent, accepted bool, reason string) {
@@ -116,7 +120,7 @@ func match(r *ebbflowv1.Rollout, rep Report, w, i int) string {
 	case ref.GetPhase() != c.GetPhase() && !(c.GetAction() == aRollback && ref.GetPhase() == phNone):
 		return fmt.Sprintf("report for phase %s; assignment %s is for phase %s", profile.PhaseName(ref.GetPhase()), c.GetAssignmentId(), profile.PhaseName(c.GetPhase()))
 	}
-	return ""
+	return matchKprBatch(c, rep)
 }
 
 func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep Report, now time.Time, e *recorder) {
@@ -138,6 +142,12 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 	if c.State == cRollingBack {
 		switch rep.Status {
 		case ebbflowv1.PhaseStatus_PHASE_STATUS_ROLLED_BACK:
+			if inKprBatch(c) {
+				c.State, c.Action = cRolledBack, aIdle
+				c.Reason = kprRolledBackReason(c)
+				e.add("rolled-back", wave, c.Cluster, c.Phase, "%s%s", c.Reason, detail)
+				return
+			}
 			c.State, c.Action = cRolledBack, aIdle
 			c.Reason = cmp.Or(c.Reason, "rolled back") + fmt.Sprintf("; rolled back to helm revision %d", c.PreRolloutHelmRevision)
 			e.add("rolled-back", wave, c.Cluster, c.Phase, "rolled back to helm revision %d%s", c.PreRolloutHelmRevision, detail)
@@ -161,7 +171,11 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 			res.Measurements = append(res.Measurements, CapSamples(m))
 		}
 	}
-	name := profile.PhaseName(c.Phase)
+	storeKprBatch(res, rep.KprBatch)
+	name := phaseLabel(c)
+	if nodes := rep.KprBatch.GetNodes(); len(nodes) > 0 && rep.Status != ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED {
+		detail += fmt.Sprintf(" (nodes %s)", someNodes(nodes))
+	}
 	switch rep.Status {
 	case ebbflowv1.PhaseStatus_PHASE_STATUS_UNSPECIFIED:
 		e.add("report", wave, c.Cluster, c.Phase, "%s: %d measurements", name, len(rep.Measurements))
@@ -185,6 +199,11 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 		failCluster(n, wave, c, fmt.Sprintf("phase %s failed%s", name, detail), now, e)
 	case ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED:
 		why := cmp.Or(strings.Join(rep.Preflight, "; "), rep.Message, "no reason given")
+		if inKprBatch(c) && c.KprBatch > 1 {
+			// Earlier batches moved nodes: the phase cannot be held as if nothing changed.
+			failCluster(n, wave, c, fmt.Sprintf("agent preflight for %s failed: %s", name, why), now, e)
+			return
+		}
 		// The agent changed nothing: hold this phase and, as Plan does, every later one.
 		c.Results = slices.DeleteFunc(c.Results, func(r *ebbflowv1.PhaseResult) bool { return r.Phase == c.Phase })
 		i := slices.Index(c.Phases, c.Phase)
@@ -226,7 +245,7 @@ func CapSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
 // budgeted percentiles are undecided and the budget allows another window, the cluster measures
 // again (a new assignment for the same phase, see measureAgain) and the verdict waits.
 func judgePhase(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, res *ebbflowv1.PhaseResult, now time.Time, e *recorder) {
-	name := profile.PhaseName(c.Phase)
+	name := phaseLabel(c)
 	cand, err := judge.SamplesFrom(res.Measurements)
 	res.Latency = summarize(cand.LatencyMs, res.Measurements)
 	budget := judge.BudgetFrom(budgetFor(n.GetSpec(), c.Phase))
@@ -292,7 +311,7 @@ func measureAgain(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster,
 	c.Action, c.State = aApply, cMeasuring
 	c.Reason = fmt.Sprintf("measuring window %d/%d", window, max)
 	e.add("assign", wave, c.Cluster, c.Phase, "measure phase %s again, window %d/%d (assignment %s)",
-		profile.PhaseName(c.Phase), window, max, c.AssignmentId)
+		phaseLabel(c), window, max, c.AssignmentId)
 }
 
 // summarize is the latency summary of pooled samples, with the measurements' error counts.

@@ -63,7 +63,12 @@ func wave(g *ebbflowv1.WaveGates, clusters ...string) *ebbflowv1.WaveSpec {
 // start creates a rollout of phases baseline and kpr over the waves (clusters c1.. registered).
 func start(t *testing.T, edit func(s *ebbflowv1.RolloutSpec), waves ...*ebbflowv1.WaveSpec) *h {
 	t.Helper()
-	prof := eksProfile(t)
+	return startWith(t, eksProfile(t), fleetCluster, edit, waves...)
+}
+
+// startWith is start with a profile and the registered cluster of each name.
+func startWith(t *testing.T, prof *ebbflowv1.Profile, register func(name string) *ebbflowv1.Cluster, edit func(s *ebbflowv1.RolloutSpec), waves ...*ebbflowv1.WaveSpec) *h {
+	t.Helper()
 	spec := explicitSpec(waves...)
 	spec.Profile = prof.GetName()
 	spec.Phases = []ebbflowv1.Phase{baseline, kpr}
@@ -74,7 +79,7 @@ func start(t *testing.T, edit func(s *ebbflowv1.RolloutSpec), waves ...*ebbflowv
 	var fleet []*ebbflowv1.Cluster
 	for _, w := range waves {
 		for _, c := range w.GetClusters() {
-			fc := fleetCluster(c)
+			fc := register(c)
 			fleet = append(fleet, fc)
 			x.world[c] = fc
 		}

@@ -242,7 +242,9 @@ type WavePlan struct {
 // Plan is a dry run of a rollout: which clusters, in which wave, and for each cluster which
 // phases pass preflight (ClusterPlan.phases, in order) and which are held (held_phases): a phase
 // is held when a check fails or is unknown, and every phase after a held phase is held too, with
-// an after-held-phase check saying so. Checks where every node passes a feature are folded into
+// an after-held-phase check saying so. In a node-by-node kpr phase a node failing kpr's checks
+// holds only itself: the phase is held when no node is eligible, and otherwise
+// ClusterPlan.kpr_batches lists its node batches, with the nodes left out. Checks where every node passes a feature are folded into
 // one cluster-wide check per feature and phase; failing and unknown checks stay per node. The
 // warnings are the profile's plus each planned cluster's inventory warnings.
 //
@@ -289,7 +291,7 @@ func planCluster(pf *profile.Preflighter, phases []ebbflowv1.Phase, c *ebbflowv1
 	held := ebbflowv1.Phase_PHASE_UNSPECIFIED
 	for _, p := range phases {
 		checks := pf.Check(p, c.GetInventory())
-		ok, _ := profile.PhasePasses(checks)
+		ok, _ := pf.Passes(checks) // node by node, a node failing kpr's checks holds only itself
 		switch {
 		case held != ebbflowv1.Phase_PHASE_UNSPECIFIED:
 			checks = append(checks, &ebbflowv1.PreflightCheck{
@@ -304,6 +306,9 @@ func planCluster(pf *profile.Preflighter, phases []ebbflowv1.Phase, c *ebbflowv1
 			cp.Phases = append(cp.Phases, p)
 		}
 		cp.Checks = append(cp.Checks, foldPassing(checks)...)
+	}
+	if slices.Contains(cp.Phases, ebbflowv1.Phase_PHASE_KPR) {
+		cp.KprBatches = pf.KprBatchPlan(c.GetInventory()) // nil unless node by node
 	}
 	return cp
 }

@@ -20,8 +20,13 @@ import (
 //	rollouts             id -> header: the Rollout with its waves but without their clusters
 //	rollout_clusters     id \x00 be32(wave) be32(position) -> RolloutCluster, its results
 //	                     without measurements
-//	rollout_measurements id \x00 be32(wave) be32(position) phase be32(seq) -> Measurement
+//	rollout_measurements id \x00 be32(wave) be32(position) phase be16(result) be16(seq)
+//	                     -> Measurement
 //
+// result says which of the record's results of that phase the measurement belongs to, from 0:
+// always 0 but for the node batches of a node-by-node kpr phase, one result each (the two
+// be16 were one be32 sequence before, so earlier measurements read as result 0). A result keeps
+// at most MaxResultMeasurements measurements; later ones are dropped.
 // Measurements are bounded when they arrive (rollout.CapSamples) and compacted when their phase
 // is judged: a judged phase other than the baseline keeps each measurement's summary and drops
 // its raw samples and histogram (the baseline keeps them for the phases still to be judged).
@@ -42,9 +47,69 @@ func clusterKey(id string, wave, index int32) []byte {
 	return binary.BigEndian.AppendUint32(k, uint32(index))
 }
 
+// MaxResultMeasurements bounds the measurements stored for one phase result.
+const MaxResultMeasurements = 1<<16 - 1
+
 // measurementPrefix is the prefix of the measurements of one phase of one cluster record.
 func measurementPrefix(id string, wave, index int32, phase ebbflowv1.Phase) []byte {
 	return append(clusterKey(id, wave, index), byte(phase))
+}
+
+// resultPrefix is the prefix of the measurements of one result (the result-th of its phase,
+// from 0) of one cluster record.
+func resultPrefix(id string, wave, index int32, phase ebbflowv1.Phase, result int) []byte {
+	return binary.BigEndian.AppendUint16(measurementPrefix(id, wave, index, phase), uint16(result))
+}
+
+// resultKey names one result of a cluster record: its phase and which of that phase's results,
+// from 0.
+type resultKey struct {
+	phase ebbflowv1.Phase
+	n     int
+}
+
+// resultKeys lists the results of rec by key, each with whether it is judged.
+func resultKeys(rec *ebbflowv1.RolloutCluster) map[resultKey]bool {
+	out := map[resultKey]bool{}
+	seen := map[ebbflowv1.Phase]int{}
+	for _, res := range rec.GetResults() {
+		k := resultKey{res.GetPhase(), seen[res.GetPhase()]}
+		seen[res.GetPhase()]++
+		out[k] = res.GetVerdict() != ebbflowv1.Verdict_VERDICT_UNSPECIFIED
+	}
+	return out
+}
+
+// MeasurementsByResult is a cluster record's stored measurements: by phase, then by which of
+// that phase's results (from 0).
+type MeasurementsByResult map[ebbflowv1.Phase][][]*ebbflowv1.Measurement
+
+func (ms MeasurementsByResult) add(phase ebbflowv1.Phase, result int, m *ebbflowv1.Measurement) {
+	for len(ms[phase]) <= result {
+		ms[phase] = append(ms[phase], nil)
+	}
+	ms[phase][result] = append(ms[phase][result], m)
+}
+
+// AttachTo sets the measurements of each of rec's results to those stored for it.
+func (ms MeasurementsByResult) AttachTo(rec *ebbflowv1.RolloutCluster) {
+	seen := map[ebbflowv1.Phase]int{}
+	for _, res := range rec.GetResults() {
+		n := seen[res.GetPhase()]
+		seen[res.GetPhase()]++
+		res.Measurements = nil
+		if byResult := ms[res.GetPhase()]; n < len(byResult) {
+			res.Measurements = byResult[n]
+		}
+	}
+}
+
+// measurementAt decodes the position of a measurement key under the record prefix.
+func measurementAt(id string, k []byte, prefix int) (ebbflowv1.Phase, int, error) {
+	if len(k) != prefix+5 {
+		return 0, 0, fmt.Errorf("rollout %q: malformed measurement key %q", id, k)
+	}
+	return ebbflowv1.Phase(k[prefix]), int(binary.BigEndian.Uint16(k[prefix+1:])), nil
 }
 
 // splitRollout returns r's header (a copy without the waves' clusters) and its records by wave.
@@ -100,47 +165,48 @@ func attachClusters(tx *bbolt.Tx, h *ebbflowv1.Rollout) error {
 		h.Waves[w].Clusters = append(h.Waves[w].Clusters, rec)
 		at[pos{w, i}] = rec
 	}
+	ms := map[pos]MeasurementsByResult{}
 	mc := tx.Bucket(bucketRolloutMeasurements).Cursor()
 	for k, v := mc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = mc.Next() {
-		if len(k) != len(prefix)+13 {
-			return fmt.Errorf("rollout %q: malformed measurement key %q", id, k)
+		phase, result, err := measurementAt(id, k, len(prefix)+8)
+		if err != nil {
+			return err
 		}
-		w, i := int32(binary.BigEndian.Uint32(k[len(prefix):])), int32(binary.BigEndian.Uint32(k[len(prefix)+4:]))
-		phase := ebbflowv1.Phase(k[len(prefix)+8])
-		rec := at[pos{w, i}]
-		if rec == nil {
+		p := pos{int32(binary.BigEndian.Uint32(k[len(prefix):])), int32(binary.BigEndian.Uint32(k[len(prefix)+4:]))}
+		if at[p] == nil {
 			continue
 		}
 		m := &ebbflowv1.Measurement{}
 		if err := proto.Unmarshal(v, m); err != nil {
 			return fmt.Errorf("decode rollout %q measurement: %w", id, err)
 		}
-		for _, res := range rec.GetResults() {
-			if res.GetPhase() == phase {
-				res.Measurements = append(res.Measurements, m)
-				break
-			}
+		if ms[p] == nil {
+			ms[p] = MeasurementsByResult{}
 		}
+		ms[p].add(phase, result, m)
+	}
+	for p, byResult := range ms {
+		byResult.AttachTo(at[p])
 	}
 	return nil
 }
 
 // ClusterMeasurements returns the stored measurements of the record at (wave, index) of
-// rollout id, by phase.
-func (tx *Tx) ClusterMeasurements(id string, wave, index int32) (map[ebbflowv1.Phase][]*ebbflowv1.Measurement, error) {
-	out := map[ebbflowv1.Phase][]*ebbflowv1.Measurement{}
+// rollout id, by phase and result.
+func (tx *Tx) ClusterMeasurements(id string, wave, index int32) (MeasurementsByResult, error) {
+	out := MeasurementsByResult{}
 	prefix := clusterKey(id, wave, index)
 	c := tx.tx.Bucket(bucketRolloutMeasurements).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(k) != len(prefix)+5 {
-			return nil, fmt.Errorf("rollout %q: malformed measurement key %q", id, k)
+		phase, result, err := measurementAt(id, k, len(prefix))
+		if err != nil {
+			return nil, err
 		}
 		m := &ebbflowv1.Measurement{}
 		if err := proto.Unmarshal(v, m); err != nil {
 			return nil, fmt.Errorf("decode rollout %q measurement: %w", id, err)
 		}
-		p := ebbflowv1.Phase(k[len(prefix)])
-		out[p] = append(out[p], m)
+		out.add(phase, result, m)
 	}
 	return out, nil
 }
@@ -190,7 +256,7 @@ func (w *writer) putRollout(c *storev1.PutRollout, actor string, now *timestampp
 	stored := make([][]*ebbflowv1.RolloutCluster, len(recs))
 	for wi, ws := range recs {
 		for i, rec := range ws {
-			stored[wi] = append(stored[wi], w.putClusterRecord(id, int32(wi), int32(i), nil, rec, nil, phNone))
+			stored[wi] = append(stored[wi], w.putClusterRecord(id, int32(wi), int32(i), nil, rec, nil))
 		}
 	}
 	w.appendEvents(id, c.GetEvents(), now)
@@ -252,7 +318,7 @@ func (w *writer) patchRollout(c *storev1.PatchRollout, now *timestamppb.Timestam
 	}
 	updates := make([]update, len(c.GetClusters()))
 	for i, p := range c.GetClusters() {
-		rec := w.putClusterRecord(id, p.GetWave(), p.GetIndex(), olds[i], p.GetCluster(), p.GetAddMeasurements(), p.GetMeasurementsPhase())
+		rec := w.putClusterRecord(id, p.GetWave(), p.GetIndex(), olds[i], p.GetCluster(), p)
 		updates[i] = update{p.GetWave(), p.GetIndex(), rec}
 	}
 	w.appendEvents(id, c.GetEvents(), now)
@@ -267,51 +333,39 @@ func (w *writer) patchRollout(c *storev1.PatchRollout, now *timestamppb.Timestam
 	return nil
 }
 
-const phNone = ebbflowv1.Phase_PHASE_UNSPECIFIED
-
 // putClusterRecord stores rec at its position, moving the measurements its results carry (and
-// add, for phase) into the measurements bucket, dropping those of phases it no longer has and
-// compacting those of phases judged since old. It returns the record as stored.
-func (w *writer) putClusterRecord(id string, wave, index int32, old, rec *ebbflowv1.RolloutCluster, add []*ebbflowv1.Measurement, phase ebbflowv1.Phase) *ebbflowv1.RolloutCluster {
+// those add appends to one result) into the measurements bucket, dropping those of results it
+// no longer has and compacting those of results judged since old. It returns the record as
+// stored.
+func (w *writer) putClusterRecord(id string, wave, index int32, old, rec *ebbflowv1.RolloutCluster, add *storev1.ClusterPatch) *ebbflowv1.RolloutCluster {
 	rec = proto.Clone(rec).(*ebbflowv1.RolloutCluster)
 	mb := w.tx.Bucket(bucketRolloutMeasurements)
+	seen := map[ebbflowv1.Phase]int{}
 	for _, res := range rec.GetResults() {
+		n := seen[res.GetPhase()]
+		seen[res.GetPhase()]++
 		for _, m := range res.GetMeasurements() {
-			w.appendMeasurement(mb, id, wave, index, res.GetPhase(), m)
+			w.appendMeasurement(mb, resultPrefix(id, wave, index, res.GetPhase(), n), m)
 		}
 		res.Measurements = nil
 	}
-	if len(add) > 0 {
-		for _, m := range add {
-			w.appendMeasurement(mb, id, wave, index, phase, m)
-		}
+	for _, m := range add.GetAddMeasurements() {
+		w.appendMeasurement(mb, resultPrefix(id, wave, index, add.GetMeasurementsPhase(), int(add.GetMeasurementsResult())), m)
 	}
-	judged := func(r *ebbflowv1.RolloutCluster, p ebbflowv1.Phase) (has, done bool) {
-		for _, res := range r.GetResults() {
-			if res.GetPhase() == p {
-				return true, res.GetVerdict() != ebbflowv1.Verdict_VERDICT_UNSPECIFIED
-			}
-		}
-		return false, false
-	}
-	for p := range ebbflowv1.Phase_name {
-		ph := ebbflowv1.Phase(p)
-		if ph == phNone {
+	now, before := resultKeys(rec), resultKeys(old)
+	for k := range before {
+		if _, ok := now[k]; ok {
 			continue
 		}
-		has, done := judged(rec, ph)
-		switch {
-		case !has:
-			if old != nil {
-				if had, _ := judged(old, ph); had {
-					w.deletePrefix(bucketRolloutMeasurements, measurementPrefix(id, wave, index, ph))
-				}
-			}
-		case done && ph != ebbflowv1.Phase_PHASE_BASELINE:
-			_, wasDone := judged(old, ph)
-			if old == nil || !wasDone {
-				w.compactMeasurements(mb, measurementPrefix(id, wave, index, ph))
-			}
+		if seen[k.phase] == 0 { // the phase is gone: every measurement of it, whatever its key
+			w.deletePrefix(bucketRolloutMeasurements, measurementPrefix(id, wave, index, k.phase))
+		} else {
+			w.deletePrefix(bucketRolloutMeasurements, resultPrefix(id, wave, index, k.phase, k.n))
+		}
+	}
+	for k, done := range now {
+		if done && k.phase != ebbflowv1.Phase_PHASE_BASELINE && (old == nil || !before[k]) {
+			w.compactMeasurements(mb, resultPrefix(id, wave, index, k.phase, k.n))
 		}
 	}
 	must(w.tx.Bucket(bucketRolloutClusters).Put(clusterKey(id, wave, index), encode(rec)))
@@ -319,24 +373,28 @@ func (w *writer) putClusterRecord(id string, wave, index int32, old, rec *ebbflo
 	return rec
 }
 
-func (w *writer) appendMeasurement(b *bbolt.Bucket, id string, wave, index int32, phase ebbflowv1.Phase, m *ebbflowv1.Measurement) {
+// appendMeasurement stores m after the measurements of one result (prefix is its
+// resultPrefix), unless that result holds MaxResultMeasurements already.
+func (w *writer) appendMeasurement(b *bbolt.Bucket, prefix []byte, m *ebbflowv1.Measurement) {
 	if m == nil {
 		return
 	}
-	prefix := measurementPrefix(id, wave, index, phase)
-	var seq uint32
+	var seq uint16
 	c := b.Cursor()
-	end := binary.BigEndian.AppendUint32(bytes.Clone(prefix), ^uint32(0))
+	end := binary.BigEndian.AppendUint16(bytes.Clone(prefix), ^uint16(0))
 	k, _ := c.Seek(end)
 	if k == nil {
 		k, _ = c.Last()
 	} else if !bytes.Equal(k, end) {
 		k, _ = c.Prev()
 	}
-	if k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+4 {
-		seq = binary.BigEndian.Uint32(k[len(prefix):])
+	if k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+2 {
+		seq = binary.BigEndian.Uint16(k[len(prefix):])
 	}
-	must(b.Put(binary.BigEndian.AppendUint32(prefix, seq+1), encode(m)))
+	if seq >= MaxResultMeasurements {
+		return
+	}
+	must(b.Put(binary.BigEndian.AppendUint16(prefix, seq+1), encode(m)))
 }
 
 // compactMeasurements drops the raw samples and histograms of the measurements under prefix;
@@ -427,7 +485,7 @@ func migrateRollouts(tx *bbolt.Tx) error {
 		}
 		for wi, ws := range recs {
 			for i, rec := range ws {
-				w.putClusterRecord(r.GetId(), int32(wi), int32(i), nil, rec, nil, phNone)
+				w.putClusterRecord(r.GetId(), int32(wi), int32(i), nil, rec, nil)
 			}
 		}
 	}

@@ -269,3 +269,48 @@ func TestWholeRolloutsOfEarlierVersionsAreMigrated(t *testing.T) {
 		t.Errorf("migrated rollout not indexed: %+v %v", h, ok)
 	}
 }
+
+// A node-by-node kpr phase has one result per node batch: each keeps its own measurements,
+// read back and compacted one by one, and a dropped result drops only its own.
+func TestMeasurementsPerResult(t *testing.T) {
+	s := mustNewStore(t)
+	mustApply(t, s, putRollout(bigRollout("r1", 2), 0))
+	kpr, pass := ebbflowv1.Phase_PHASE_KPR, ebbflowv1.Verdict_VERDICT_PASS
+	rec := proto.Clone(readRolloutT(t, s, "r1").GetWaves()[0].GetClusters()[0]).(*ebbflowv1.RolloutCluster)
+	rec.Phase = kpr
+	rec.Results = []*ebbflowv1.PhaseResult{{Phase: ebbflowv1.Phase_PHASE_BASELINE, Verdict: pass}, {Phase: kpr}}
+	m := func(target string) []*ebbflowv1.Measurement {
+		return []*ebbflowv1.Measurement{{Target: target, SamplesMs: []float64{1, 2}}}
+	}
+	mustApply(t, s, patch("r1", 1, nil, &storev1.ClusterPatch{Wave: 0, Index: 0, Cluster: rec, MeasurementsPhase: kpr, AddMeasurements: m("b1")}))
+	// Batch 1 passes and batch 2 starts in the same decision.
+	rec.Results[1].Verdict = pass
+	rec.Results = append(rec.Results, &ebbflowv1.PhaseResult{Phase: kpr})
+	mustApply(t, s, patch("r1", 2, nil, &storev1.ClusterPatch{Wave: 0, Index: 0, Cluster: rec, MeasurementsPhase: kpr, MeasurementsResult: 1, AddMeasurements: m("b2")}))
+	got := readRolloutT(t, s, "r1").GetWaves()[0].GetClusters()[0].GetResults()
+	b1, b2 := got[1].GetMeasurements(), got[2].GetMeasurements() // bigRollout's kpr result has "t"
+	if len(b1) != 2 || b1[1].GetTarget() != "b1" || len(b1[1].GetSamplesMs()) != 0 {
+		t.Errorf("batch 1 (judged): %v; want t and b1, compacted", b1)
+	}
+	if len(b2) != 1 || b2[0].GetTarget() != "b2" || len(b2[0].GetSamplesMs()) != 2 {
+		t.Errorf("batch 2 (measuring): %v; want b2 with its samples", b2)
+	}
+	var ms MeasurementsByResult
+	if err := s.View(t.Context(), Stale, func(tx *Tx) error {
+		var err error
+		ms, err = tx.ClusterMeasurements("r1", 0, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ms[kpr]) != 2 || ms[kpr][1][0].GetTarget() != "b2" {
+		t.Errorf("ClusterMeasurements kpr: %v", ms[kpr])
+	}
+	// Batch 2's result gone: batch 1 keeps its measurement.
+	rec.Results = rec.Results[:2]
+	mustApply(t, s, patch("r1", 3, nil, &storev1.ClusterPatch{Wave: 0, Index: 0, Cluster: rec}))
+	got = readRolloutT(t, s, "r1").GetWaves()[0].GetClusters()[0].GetResults()
+	if len(got) != 2 || len(got[1].GetMeasurements()) != 2 {
+		t.Errorf("after dropping batch 2: %v", got)
+	}
+}

@@ -31,7 +31,7 @@ var (
 	bucketRollouts = []byte("rollouts")
 	// bucketRolloutClusters: id \x00 be32(wave) be32(position) -> RolloutCluster (rollouts.go).
 	bucketRolloutClusters = []byte("rollout_clusters")
-	// bucketRolloutMeasurements: id \x00 be32(wave) be32(position) phase be32(seq) -> Measurement.
+	// bucketRolloutMeasurements: id \x00 be32(wave) be32(position) phase be16(result) be16(seq) -> Measurement.
 	bucketRolloutMeasurements = []byte("rollout_measurements")
 	// bucketRolloutEvents: id \x00 bigendian(seq) -> RolloutEvent, seq from 1 in append order.
 	bucketRolloutEvents = []byte("rollout_events")

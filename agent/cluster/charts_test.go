@@ -78,7 +78,7 @@ func TestChartsRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Metadata.Version != "1.18.0-test" || len(got.Templates) == 0 || len(got.CRDObjects()) != 2 {
+	if got.Metadata.Version != "1.18.0-test" || len(got.Templates) == 0 || len(got.CRDObjects()) != 3 {
 		t.Errorf("loaded %s %s with %d templates and %d CRDs", got.Name(), got.Metadata.Version, len(got.Templates), len(got.CRDObjects()))
 	}
 	if _, err := charts.LoadChart(ctx, &ebbflowv1.ChartRef{Repository: srv.URL, Name: "cilium", Version: ">=1.19.0"}, ""); err == nil {

@@ -16,6 +16,33 @@ import (
 
 var errKilled = errors.New("killed")
 
+// killAndResume runs a with a driver killed right after step, then, as a restarted agent
+// would, Resume and Execute of the same assignment (the controller re-sends it); it fails on
+// a FAILED report and returns the reports after the restart.
+func killAndResume(t *testing.T, e *env, a *ebbflowv1.Assignment, step string) []report {
+	t.Helper()
+	ctx := context.Background()
+	err := e.driver(killAt(step)).Execute(ctx, a, &recorder{})
+	if !errors.Is(err, ErrStopped) || !errors.Is(err, errKilled) {
+		t.Fatalf("killed driver returned %v", err)
+	}
+	rec := &recorder{}
+	d := e.driver(nil)
+	if err := d.Resume(ctx, rec); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if err := d.Execute(ctx, a, rec); err != nil {
+		t.Fatalf("execute: %v", err)
+	}
+	rs := rec.take()
+	for _, r := range rs {
+		if r.status == ebbflowv1.PhaseStatus_PHASE_STATUS_FAILED {
+			t.Fatalf("failure reported: %v %s", r, r.msg)
+		}
+	}
+	return rs
+}
+
 // killAt is an AfterStep hook that kills the driver right after step.
 func killAt(step string) func(string) error {
 	return func(s string) error {
@@ -44,27 +71,11 @@ func TestCrashResume(t *testing.T) {
 			spec := testProfile(t, ns, nil, []*ebbflowv1.DaemonSetRef{{Namespace: ns, Name: "kube-proxy"}})
 			a := assignment("a-kpr", ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY, ebbflowv1.Phase_PHASE_KPR, spec, nil)
 
-			err := e.driver(killAt(step)).Execute(ctx, a, &recorder{})
-			if !errors.Is(err, ErrStopped) || !errors.Is(err, errKilled) {
-				t.Fatalf("killed driver returned %v", err)
-			}
-			rec := &recorder{}
-			d := e.driver(nil)
-			if err := d.Resume(ctx, rec); err != nil {
-				t.Fatalf("resume: %v", err)
-			}
-			if err := d.Execute(ctx, a, rec); err != nil { // the controller re-sends the assignment
-				t.Fatalf("execute: %v", err)
-			}
-			rs := rec.take()
+			rs := killAndResume(t, e, a, step)
 			if len(rs) == 0 || rs[len(rs)-1].status != ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED {
 				t.Fatalf("reports after the restart %v, want MEASURED last", rs)
 			}
-			for _, r := range rs {
-				if r.status == ebbflowv1.PhaseStatus_PHASE_STATUS_FAILED {
-					t.Fatalf("failure reported: %v %s", r, r.msg)
-				}
-			}
+			d := e.driver(nil)
 			hs := e.history()
 			upgrades := 0
 			for _, h := range hs {

@@ -249,6 +249,7 @@ func (d *Driver) Execute(ctx context.Context, a *ebbflowv1.Assignment, r Reporte
 		AssignmentID: a.GetId(), RolloutID: a.GetRolloutId(), Cluster: a.GetCluster(),
 		ProfileRevision: a.GetProfileRevision(), Phase: profile.PhaseName(a.GetPhase()),
 		Action: actionApply, Parked: p.Parked, Policies: p.Policies, PreRollout: p.PreRollout,
+		KprBatches: p.KprBatches, KprPlans: p.KprPlans, KprExcluded: p.KprExcluded,
 	}
 	if a.GetAction() == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_ROLLBACK {
 		np.Action = actionRollback
@@ -328,7 +329,8 @@ func (d *Driver) rereport(ctx context.Context, p *Progress, a *ebbflowv1.Assignm
 			}
 		}
 	}
-	return r.Status(ctx, ref, st, p.Message, p.HelmBefore, p.HelmAfter, p.Preflight)
+	return r.Status(ctx, ref, StatusReport{Status: st, Message: p.Message, HelmBefore: p.HelmBefore, HelmAfter: p.HelmAfter,
+		Preflight: p.Preflight, KprBatch: batchStatus(p, a)})
 }
 
 // isStop reports whether err means the driver must stop without cleaning up: a cancelled

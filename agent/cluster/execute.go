@@ -69,7 +69,9 @@ func (x *execution) after(ctx context.Context, step string) error {
 
 // status reports a phase status; a failed report is logged and remembered, never fatal.
 func (x *execution) status(ctx context.Context, st ebbflowv1.PhaseStatus, msg string) {
-	if err := x.r.Status(ctx, x.ref, st, msg, x.p.HelmBefore, x.p.HelmAfter, x.p.Preflight); err != nil {
+	rep := StatusReport{Status: st, Message: msg, HelmBefore: x.p.HelmBefore, HelmAfter: x.p.HelmAfter,
+		Preflight: x.p.Preflight, KprBatch: batchStatus(x.p, x.a)}
+	if err := x.r.Status(ctx, x.ref, rep); err != nil {
 		x.log.Warn("status report failed", "status", st.String(), "err", err)
 		x.reportErr = errors.Join(x.reportErr, err)
 	}
@@ -111,6 +113,12 @@ func (x *execution) apply(ctx context.Context) error {
 		}
 	}
 	msg := fmt.Sprintf("verified and measured with %d probes", len(x.a.GetProbes().GetProbes()))
+	if b := x.currentBatch(); b != nil {
+		msg = describeBatch(b) + ": " + msg
+		if len(b.Skipped) > 0 {
+			msg += "; not moved: " + strings.Join(b.Skipped, "; ")
+		}
+	}
 	return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_MEASURED, msg)
 }
 
@@ -139,7 +147,7 @@ func (x *execution) applyStep(ctx context.Context, step string) (bool, error) {
 		}
 		x.p.HelmBefore, x.p.HelmAfter = inv.GetHelmRevision(), inv.GetHelmRevision()
 		checks := profile.Preflight(spec, phase, inv)
-		if ok, reasons := profile.PhasePasses(checks); !ok {
+		if ok, reasons := profile.PassesFor(spec, checks); !ok {
 			x.p.Preflight = reasons
 			return true, x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED,
 				fmt.Sprintf("preflight of %s failed: %s", profile.PhaseName(phase), strings.Join(reasons, "; ")))
@@ -166,14 +174,23 @@ func (x *execution) applyStep(ctx context.Context, step string) (bool, error) {
 		}
 		return false, x.record(ctx, StepPolicies)
 	case StepParked:
-		if phase == ebbflowv1.Phase_PHASE_KPR {
+		switch {
+		case x.nodeByNodeKpr():
+			if err := x.moveBatch(ctx); err != nil {
+				return true, x.fail(ctx, err)
+			}
+		case phase == ebbflowv1.Phase_PHASE_KPR:
 			if err := x.parkAll(ctx); err != nil {
 				return true, x.fail(ctx, err)
 			}
 		}
 		return false, x.record(ctx, StepParked)
 	case StepApplied:
-		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, fmt.Sprintf("Helm revision %d -> %d", x.p.HelmBefore, x.p.HelmAfter))
+		msg := fmt.Sprintf("Helm revision %d -> %d", x.p.HelmBefore, x.p.HelmAfter)
+		if b := x.currentBatch(); b != nil {
+			msg += "; " + describeBatch(b)
+		}
+		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, msg)
 		return false, x.record(ctx, StepApplied)
 	case StepVerified:
 		if err := x.verifyApply(ctx); err != nil {
@@ -248,7 +265,7 @@ func (x *execution) upgrade(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	values := profile.HelmValues(profile.CumulativeValues(x.a.GetProfile(), x.a.GetPhase()))
+	values := profile.HelmValues(profile.HelmPhaseValues(x.a.GetProfile(), x.a.GetPhase()))
 	vals := mergeValues(cur.Config, values)
 	if ch.Metadata.Version == deployed && sameValues(vals, cur.Config) {
 		x.log.Info("the release already has the phase's values; no upgrade", "revision", cur.Version)
@@ -335,13 +352,16 @@ func (x *execution) verifyApply(ctx context.Context) error {
 	if err := x.d.waitDaemonSet(ctx, x.d.cfg.CiliumNamespace, ciliumDaemonSet, "rolled out", dsRolledOut); err != nil {
 		return err
 	}
-	want := profile.ExpectedConfig(profile.CumulativeValues(x.a.GetProfile(), x.a.GetPhase()))
+	want := profile.ExpectedConfig(profile.HelmPhaseValues(x.a.GetProfile(), x.a.GetPhase()))
 	got, err := x.d.ciliumConfig(ctx)
 	if err != nil {
 		return err
 	}
 	if diff := diffConfig(got, want); len(diff) > 0 {
 		return fmt.Errorf("cilium-config does not hold the applied values: %s", strings.Join(diff, ", "))
+	}
+	if err := x.verifyBatches(ctx); err != nil {
+		return err
 	}
 	for _, pd := range x.p.Parked {
 		ds, err := x.d.cs.AppsV1().DaemonSets(pd.Namespace).Get(ctx, pd.Name, metav1.GetOptions{})
@@ -413,6 +433,9 @@ func (x *execution) undo(ctx context.Context, match func(assignment string, helm
 // undoOutsideHelm un-parks the matching parked DaemonSets, waits until they are ready, and
 // deletes the matching applied objects; each leaves the record only once it is undone.
 func (x *execution) undoOutsideHelm(ctx context.Context, match func(assignment string, helmBefore int32) bool) error {
+	if _, err := x.undoBatches(ctx, func(b *KprBatch) bool { return match(b.AssignmentID, b.HelmBefore) }); err != nil {
+		return fmt.Errorf("move kpr node batches back: %w", err)
+	}
 	var keep []ParkedDaemonSet
 	var unparked []ParkedDaemonSet
 	for _, pd := range x.p.Parked {
@@ -468,6 +491,9 @@ func (x *execution) undoOutsideHelm(ctx context.Context, match func(assignment s
 // target revision, `helm rollback`, restart and wait, and verify that cilium-config is the one
 // the target revision rendered.
 func (x *execution) rollback(ctx context.Context) error {
+	if from := x.a.GetRollbackKprBatchesFrom(); from > 0 {
+		return x.rollbackBatches(ctx, int(from))
+	}
 	target := x.a.GetRollbackToHelmRevision()
 	if target <= 0 {
 		target = x.p.PreRollout[x.a.GetRolloutId()]
@@ -587,6 +613,46 @@ func (x *execution) verifyRollback(ctx context.Context, target int32) error {
 		return fmt.Errorf("cilium-config is not back to revision %d: %s", target, strings.Join(diff, ", "))
 	}
 	return nil
+}
+
+// rollbackBatches runs (or resumes) a ROLLBACK of a node-by-node kpr phase's batches from
+// `from` on: they are moved back, newest first; Helm and the earlier batches stay.
+func (x *execution) rollbackBatches(ctx context.Context, from int) error {
+	rid := x.a.GetRolloutId()
+	if !x.reached(StepStarted) {
+		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, fmt.Sprintf("moving kpr batches %d and later back", from))
+		if err := x.record(ctx, StepStarted); err != nil {
+			return err
+		}
+	}
+	if !x.reached(StepUnparked) {
+		undone, err := x.undoBatches(ctx, func(b *KprBatch) bool { return b.RolloutID == rid && b.Batch >= from })
+		if err != nil {
+			return x.rollbackFailed(ctx, err)
+		}
+		x.p.Message = strings.Join(undone, "; ")
+		if err := x.record(ctx, StepUnparked); err != nil {
+			return err
+		}
+	}
+	if last, err := x.d.lastRelease(x.rel); err == nil {
+		x.p.HelmBefore, x.p.HelmAfter = int32(last.Version), int32(last.Version)
+	}
+	msg := fmt.Sprintf("kpr batches %d and later moved back", from)
+	if x.p.Message != "" {
+		msg += " (" + x.p.Message + ")"
+	}
+	var kept []string
+	for i := range x.p.KprBatches {
+		if b := &x.p.KprBatches[i]; b.RolloutID == rid {
+			kept = append(kept, describeBatch(b))
+		}
+	}
+	if len(kept) > 0 {
+		msg += "; kept with kube-proxy replacement: " + strings.Join(kept, "; ")
+	}
+	msg += fmt.Sprintf("; Helm left at revision %d", x.p.HelmAfter)
+	return x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_ROLLED_BACK, msg)
 }
 
 func (x *execution) rollbackFailed(ctx context.Context, cause error) error {

@@ -202,6 +202,7 @@ type report struct {
 	before, after int32
 	preflight     []string
 	measurements  []*ebbflowv1.Measurement
+	batch         *ebbflowv1.KprBatchStatus
 }
 
 func (r report) String() string {
@@ -217,10 +218,14 @@ type recorder struct {
 	reports []report
 }
 
-func (r *recorder) Status(_ context.Context, ref *ebbflowv1.ReportRef, st ebbflowv1.PhaseStatus, msg string, before, after int32, preflight []string) error {
+func (r *recorder) Status(_ context.Context, ref *ebbflowv1.ReportRef, s StatusReport) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reports = append(r.reports, report{ref: proto.Clone(ref).(*ebbflowv1.ReportRef), status: st, msg: msg, before: before, after: after, preflight: slices.Clone(preflight)})
+	rep := report{ref: proto.Clone(ref).(*ebbflowv1.ReportRef), status: s.Status, msg: s.Message, before: s.HelmBefore, after: s.HelmAfter, preflight: slices.Clone(s.Preflight)}
+	if s.KprBatch != nil {
+		rep.batch = proto.Clone(s.KprBatch).(*ebbflowv1.KprBatchStatus)
+	}
+	r.reports = append(r.reports, rep)
 	return nil
 }
 

@@ -88,6 +88,13 @@ type Progress struct {
 	Policies []AppliedObject `json:"policies,omitempty"`
 	// PreRollout is the release revision before each rollout's first change, by rollout id.
 	PreRollout map[string]int32 `json:"preRollout,omitempty"`
+	// KprBatches lists the node batches of node-by-node kpr phases, from the moment their nodes
+	// are chosen until they are moved back, in the order they were moved.
+	KprBatches []KprBatch `json:"kprBatches,omitempty"`
+	// KprPlans holds each rollout's batch plan, fixed when its first batch started.
+	KprPlans map[string]KprPlan `json:"kprPlans,omitempty"`
+	// KprExcluded lists the DaemonSets kept off moved nodes by a node affinity.
+	KprExcluded []ExcludedDaemonSet `json:"kprExcluded,omitempty"`
 }
 
 // ParkedDaemonSet is a DaemonSet parked with a nodeSelector that matches no node.

@@ -16,11 +16,22 @@ import (
 // Reporter receives the driver's reports. Every report carries the ReportRef of the assignment
 // (cluster, assignment id, profile revision, phase).
 type Reporter interface {
-	// Status reports a phase status; helmBefore and helmAfter are the release revisions around
-	// the step, preflight the reasons when the status is PREFLIGHT_FAILED.
-	Status(ctx context.Context, ref *ebbflowv1.ReportRef, st ebbflowv1.PhaseStatus, msg string, helmBefore, helmAfter int32, preflight []string) error
+	// Status reports a phase status.
+	Status(ctx context.Context, ref *ebbflowv1.ReportRef, s StatusReport) error
 	// Measurements reports the measurements of a phase, before its MEASURED status.
 	Measurements(ctx context.Context, ref *ebbflowv1.ReportRef, ms []*ebbflowv1.Measurement) error
+}
+
+// StatusReport is one phase status report.
+type StatusReport struct {
+	Status  ebbflowv1.PhaseStatus
+	Message string
+	// HelmBefore and HelmAfter are the release revisions around the step.
+	HelmBefore, HelmAfter int32
+	// Preflight lists the reasons when the status is PREFLIGHT_FAILED.
+	Preflight []string
+	// KprBatch is the node batch of a node-by-node kpr phase the report is about.
+	KprBatch *ebbflowv1.KprBatchStatus
 }
 
 // GRPCReporter reports to the controller's AgentService, retrying transient failures.
@@ -44,12 +55,13 @@ func NewGRPCReporter(client ebbflowv1.AgentServiceClient) Reporter {
 }
 
 // Status implements Reporter.
-func (g *GRPCReporter) Status(ctx context.Context, ref *ebbflowv1.ReportRef, st ebbflowv1.PhaseStatus, msg string, helmBefore, helmAfter int32, preflight []string) error {
+func (g *GRPCReporter) Status(ctx context.Context, ref *ebbflowv1.ReportRef, s StatusReport) error {
 	req := &ebbflowv1.ReportPhaseStatusRequest{
-		Ref: ref, Status: st, Message: msg, ReportTime: timestamppb.New(g.now()),
-		HelmRevisionBefore: helmBefore, HelmRevisionAfter: helmAfter, PreflightReasons: preflight,
+		Ref: ref, Status: s.Status, Message: s.Message, ReportTime: timestamppb.New(g.now()),
+		HelmRevisionBefore: s.HelmBefore, HelmRevisionAfter: s.HelmAfter, PreflightReasons: s.Preflight,
+		KprBatch: s.KprBatch,
 	}
-	return g.retry(ctx, "status "+st.String(), func(ctx context.Context) (bool, string, error) {
+	return g.retry(ctx, "status "+s.Status.String(), func(ctx context.Context) (bool, string, error) {
 		res, err := g.client.ReportPhaseStatus(ctx, req)
 		return res.GetAccepted(), res.GetReason(), err
 	})

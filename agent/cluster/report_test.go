@@ -79,7 +79,7 @@ func TestGRPCReporter(t *testing.T) {
 	ctx := context.Background()
 	ref := &ebbflowv1.ReportRef{Cluster: "c1", AssignmentId: "a1", ProfileRevision: 2, Phase: ebbflowv1.Phase_PHASE_KPR}
 
-	if err := r.Status(ctx, ref, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, "ok", 3, 4, nil); err != nil {
+	if err := r.Status(ctx, ref, StatusReport{Status: ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, Message: "ok", HelmBefore: 3, HelmAfter: 4}); err != nil {
 		t.Fatalf("status after two Unavailable: %v", err)
 	}
 	fc.failures = 1
@@ -91,12 +91,12 @@ func TestGRPCReporter(t *testing.T) {
 		t.Errorf("controller got %v / %v", fc.statuses, fc.measured)
 	}
 	stale := &ebbflowv1.ReportRef{Cluster: "c1", AssignmentId: "stale", ProfileRevision: 2, Phase: ebbflowv1.Phase_PHASE_KPR}
-	if err := r.Status(ctx, stale, ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED, "", 0, 0, nil); !errors.Is(err, ErrReportRejected) {
+	if err := r.Status(ctx, stale, StatusReport{Status: ebbflowv1.PhaseStatus_PHASE_STATUS_APPLIED}); !errors.Is(err, ErrReportRejected) {
 		t.Errorf("stale report: %v, want ErrReportRejected", err)
 	}
 	fc.failures = 100
 	r.Attempts = 3
-	if err := r.Status(ctx, ref, ebbflowv1.PhaseStatus_PHASE_STATUS_VERIFIED, "", 0, 0, nil); status.Code(errors.Unwrap(err)) != codes.Unavailable {
+	if err := r.Status(ctx, ref, StatusReport{Status: ebbflowv1.PhaseStatus_PHASE_STATUS_VERIFIED}); status.Code(errors.Unwrap(err)) != codes.Unavailable {
 		t.Errorf("after 3 attempts: %v", err)
 	}
 	if fc.failures != 97 {

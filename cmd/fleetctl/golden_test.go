@@ -142,13 +142,7 @@ func TestOutputGolden(t *testing.T) {
 func TestRolloutViewGolden(t *testing.T) {
 	defer func(f func() time.Time) { now = f }(now)
 	now = func() time.Time { return goldenNow }
-	r := goldenRollout()
-	var out bytes.Buffer
-	a := &app{out: &out, errOut: &out, output: "table"}
-	if err := a.printMsg(r, func(w io.Writer) { rolloutView(w, r) }); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got := statusTable(t, goldenRollout())
 	golden(t, "rollout-status.table", got)
 	for _, want := range []string{
 		"0 canary (aborted)", "1 not started",
@@ -165,7 +159,9 @@ func TestRolloutViewGolden(t *testing.T) {
 	if strings.Count(got, "measuring window") != 1 {
 		t.Errorf("only the measuring cluster should show its window:\n%s", got)
 	}
-	out.Reset()
+	r := goldenRollout()
+	var out bytes.Buffer
+	a := &app{out: &out, errOut: &out, output: "table"}
 	events := []*ebbflowv1.RolloutEvent{
 		{Time: goldenTime(2 * time.Hour), Actor: "alice", Kind: "create", Wave: -1, Message: "created"},
 		{Time: goldenTime(time.Hour), Actor: "engine", Kind: "start-wave", Wave: 0, Message: "wave canary started"},
@@ -177,4 +173,15 @@ func TestRolloutViewGolden(t *testing.T) {
 	if !strings.Contains(out.String(), "alice   create      -") {
 		t.Errorf("an event of no wave should show - in WAVE:\n%s", out.String())
 	}
+}
+
+// statusTable is rollout status -o table of r.
+func statusTable(t *testing.T, r *ebbflowv1.Rollout) string {
+	t.Helper()
+	var out bytes.Buffer
+	a := &app{out: &out, errOut: &out, output: "table"}
+	if err := a.printMsg(r, func(w io.Writer) { rolloutView(w, r) }); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }

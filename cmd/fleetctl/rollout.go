@@ -137,6 +137,7 @@ func planTable(w io.Writer, p *ebbflowv1.PlanRolloutResponse) {
 	for _, s := range p.GetSkipped() {
 		row(w, "skipped", s.GetCluster(), "-", "-", s.GetReason())
 	}
+	section(w, "Node batches (kpr node by node):", planKprBatches(p))
 }
 
 // heldReasons summarises the failing or unknown preflight checks of a cluster.

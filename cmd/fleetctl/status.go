@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -189,7 +188,7 @@ func rolloutView(w io.Writer, r *ebbflowv1.Rollout) {
 // wavesView is the status view without its header: the waves table and the percentiles.
 func wavesView(w io.Writer, r *ebbflowv1.Rollout) {
 	header(w, "WAVE", "CLUSTER", "PHASE", "STATE", "P50 Δ", "P99 Δ", "VERDICT", "REASON")
-	var verdicts []string
+	var verdicts, batches []string
 	for _, wv := range r.GetWaves() {
 		state := waveState(r, wv)
 		label := fmt.Sprintf("%d %s", wv.GetIndex(), state)
@@ -204,7 +203,7 @@ func wavesView(w io.Writer, r *ebbflowv1.Rollout) {
 				p99 = fmt.Sprintf("%+.1f%%", res.GetP99DeltaPercent())
 				verdict = enumName(res.GetVerdict().String(), "VERDICT_")
 				if ps := percentileVerdicts(res); ps != "" {
-					verdicts = append(verdicts, fmt.Sprintf("  %s %s: %s", c.GetCluster(), phaseName(res.GetPhase()), ps))
+					verdicts = append(verdicts, fmt.Sprintf("  %s %s: %s", c.GetCluster(), resultPhase(res), ps))
 				}
 			}
 			reason := c.GetReason()
@@ -217,25 +216,16 @@ func wavesView(w io.Writer, r *ebbflowv1.Rollout) {
 			case m != "" && !strings.Contains(reason, "measuring window"):
 				reason = strings.TrimPrefix(reason+"; "+m, "; ")
 			}
-			row(w, label, c.GetCluster(), phaseName(c.GetPhase()), enumName(c.GetState().String(), "CLUSTER_ROLLOUT_STATE_"),
+			row(w, label, c.GetCluster(), clusterPhase(c), enumName(c.GetState().String(), "CLUSTER_ROLLOUT_STATE_"),
 				p50, p99, verdict, orDash(shorten(reason, 160)))
+			batches = append(batches, clusterKprBatches(c)...)
 		}
 	}
 	for _, s := range r.GetSkipped() {
 		row(w, "skipped", s.GetCluster(), "-", "skipped", "-", "-", "-", s.GetReason())
 	}
-	if tw, ok := w.(*table); ok {
-		_ = tw.Flush()
-	} else if tw, ok := w.(*tabwriter.Writer); ok {
-		_ = tw.Flush()
-	}
-	if len(verdicts) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Percentiles (change against the baseline [interval] against the budget):")
-		for _, v := range verdicts {
-			fmt.Fprintln(w, v)
-		}
-	}
+	section(w, "Node batches (kpr node by node):", batches)
+	section(w, "Percentiles (change against the baseline [interval] against the budget):", verdicts)
 }
 
 // waveState is a wave's state as the table shows it: once the rollout is aborted, a wave the

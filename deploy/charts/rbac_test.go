@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -165,6 +164,31 @@ func TestAgentLeastPrivilege(t *testing.T) {
 		t.Errorf("inventory after the rollback: revision %d, %v; want 5", inv.GetHelmRevision(), err)
 	}
 
+	// Node-by-node kpr as the agent: node-a moved in a batch of its own (its label, its
+	// CiliumNodeConfig, its Cilium pod recreated, kube-proxy kept off it), then everything back.
+	nbn := profileSpec(ciliumChart)
+	nbn.Kpr.Mode = ebbflowv1.KprMode_KPR_MODE_NODE_BY_NODE
+	nbn.Kpr.Batches = &ebbflowv1.KprBatches{BatchNodes: proto.Int32(1)}
+	batch := &ebbflowv1.Assignment{Id: "kpr-batch-1", RolloutId: "r2", Cluster: "kubebox", Action: apply, Phase: ebbflowv1.Phase_PHASE_KPR,
+		ProfileName: "test", ProfileRevision: 2, Profile: nbn, KprBatch: 1}
+	if err := d.Execute(ctx, batch, rec); err != nil {
+		t.Fatalf("node-by-node kpr batch as the agent: %v", err)
+	}
+	if got := rec.last(); got != "MEASURED" {
+		t.Fatalf("node-by-node kpr batch: last report %s (reports %v)", got, rec.all())
+	}
+	if n, err := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil || n.Labels[cluster.KprMovedLabel] != "true" {
+		t.Errorf("node-a after its batch: labels %v, %v", n.GetLabels(), err)
+	}
+	back := &ebbflowv1.Assignment{Id: "kpr-batch-back", RolloutId: "r2", Cluster: "kubebox", Action: ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_ROLLBACK,
+		Phase: ebbflowv1.Phase_PHASE_KPR, ProfileName: "test", ProfileRevision: 2, Profile: nbn, RollbackToHelmRevision: 5}
+	if err := d.Execute(ctx, back, rec); err != nil || rec.last() != "ROLLED_BACK" {
+		t.Fatalf("node-by-node rollback as the agent: %v (reports %v)", err, rec.all())
+	}
+	if n, err := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil || n.Labels[cluster.KprMovedLabel] != "" || n.Labels[cluster.KprBatchLabel] != "" {
+		t.Errorf("node-a after the rollback: labels %v, %v", n.GetLabels(), err)
+	}
+
 	// The same token, beyond its roles.
 	agentDyn := dynamic.NewForConfigOrDie(agentCfg)
 	pod := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -187,8 +211,20 @@ func TestAgentLeastPrivilege(t *testing.T) {
 			return agentCS.CoreV1().Secrets("kube-system").Delete(ctx, "sh.helm.release.v1.cilium.v1", metav1.DeleteOptions{})
 		}},
 		{"delete a node", func() error { return agentCS.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}) }},
-		{"label a node", func() error {
-			_, err := agentCS.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+		{"update a node", func() error {
+			n, err := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Spec.Unschedulable = true
+			_, err = agentCS.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+			return err
+		}},
+		{"delete a pod outside the Cilium namespace", func() error {
+			return agentCS.CoreV1().Pods("other").Delete(ctx, "anything", metav1.DeleteOptions{})
+		}},
+		{"write a CiliumNodeConfig outside the Cilium namespace", func() error {
+			_, err := agentDyn.Resource(schema.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnodeconfigs"}).Namespace("other").List(ctx, metav1.ListOptions{})
 			return err
 		}},
 		{"delete kube-proxy", func() error {
@@ -206,8 +242,8 @@ func TestAgentLeastPrivilege(t *testing.T) {
 			_, err := agentCS.CoreV1().ConfigMaps("other").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 			return err
 		}},
-		{"list pods", func() error {
-			_, err := agentDyn.Resource(pod).Namespace("kube-system").List(ctx, metav1.ListOptions{})
+		{"list pods outside the Cilium and parked namespaces", func() error {
+			_, err := agentDyn.Resource(pod).Namespace("other").List(ctx, metav1.ListOptions{})
 			return err
 		}},
 		{"create a namespace", func() error {
@@ -375,7 +411,8 @@ type recorder struct {
 	statuses []string
 }
 
-func (r *recorder) Status(_ context.Context, _ *ebbflowv1.ReportRef, st ebbflowv1.PhaseStatus, msg string, _, _ int32, _ []string) error {
+func (r *recorder) Status(_ context.Context, _ *ebbflowv1.ReportRef, rep cluster.StatusReport) error {
+	st, msg := rep.Status, rep.Message
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := strings.TrimPrefix(st.String(), "PHASE_STATUS_")

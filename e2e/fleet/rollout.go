@@ -10,6 +10,8 @@ import (
 // breaks and scheduling noise on a busy machine does not.
 type Rollout struct {
 	ID string
+	// Profile names the rollout's profile (default local-tuning, e2e/demo-profile.yaml).
+	Profile string
 	// Selector picks the clusters (default env=prod).
 	Selector string
 	// Policy is a FailurePolicy name; empty for the default.
@@ -36,11 +38,15 @@ func (r Rollout) YAML() string {
 		}
 		return d.String()
 	}
+	profile := r.Profile
+	if profile == "" {
+		profile = "local-tuning"
+	}
 	return fmt.Sprintf(`apiVersion: ebbflow.io/v1
 kind: Rollout
 metadata: {name: %s}
 spec:
-  profile: local-tuning
+  profile: %s
   clusterSelector: %s
   sortLabel: ring%s
   automatic:
@@ -56,5 +62,5 @@ spec:
     warmup: 0.2s
     probes:
       - {kind: PROBE_KIND_HTTP, target: "http://%s/", rate: 100, duration: 1s}
-`, r.ID, sel, policy, r.Canary, r.WaveSize, r.CanaryFailures, soak(r.CanarySoak), r.WaveFailures, soak(r.Soak), TargetHost)
+`, r.ID, profile, sel, policy, r.Canary, r.WaveSize, r.CanaryFailures, soak(r.CanarySoak), r.WaveFailures, soak(r.Soak), TargetHost)
 }

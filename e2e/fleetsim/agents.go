@@ -312,7 +312,7 @@ func (a *simAgent) rollback(ctx, rctx context.Context, as *ebbflowv1.Assignment,
 }
 
 func (a *simAgent) status(ctx context.Context, rep cluster.Reporter, ref *ebbflowv1.ReportRef, st ebbflowv1.PhaseStatus, msg string, before, after int32) {
-	if err := rep.Status(ctx, ref, st, msg, before, after, nil); err != nil {
+	if err := rep.Status(ctx, ref, cluster.StatusReport{Status: st, Message: msg, HelmBefore: before, HelmAfter: after}); err != nil {
 		a.reportFailed(st.String(), err)
 	}
 }

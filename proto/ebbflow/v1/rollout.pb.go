@@ -35,7 +35,9 @@ const (
 	FailurePolicy_FAILURE_POLICY_HALT_ONLY FailurePolicy = 1
 	// Roll back each failed cluster that applied a phase past the baseline to its pre-rollout
 	// Helm revision; the other clusters keep their change (the default). A failed wave halts the
-	// rollout, which ends FAILED.
+	// rollout, which ends FAILED. A node batch failing in a node-by-node kpr phase is the
+	// exception: only that batch is undone, and the batches that passed before it (with earlier
+	// phases and the Helm release) stay.
 	FailurePolicy_FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS FailurePolicy = 2
 	// As ROLLBACK_FAILED_CLUSTERS, and when a wave fails, every cluster of that wave that applied
 	// a phase past the baseline is rolled back too, succeeded ones included; the wave and the
@@ -1563,7 +1565,8 @@ type RolloutCluster struct {
 	// Current assignment, "<rollout>.<cluster>.<assignment_seq>"; empty before the first. Agent
 	// reports naming another id are refused.
 	AssignmentId string `protobuf:"bytes,4,opt,name=assignment_id,json=assignmentId,proto3" json:"assignment_id,omitempty"`
-	// One result per phase assigned so far, in the order they ran.
+	// One result per phase assigned so far, in the order they ran; a node-by-node kpr phase has
+	// one per node batch, in batch order.
 	Results []*PhaseResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
 	// Human-readable reason of the current state (why it failed, was skipped, waits or was
 	// stopped); empty when there is none.
@@ -1591,8 +1594,13 @@ type RolloutCluster struct {
 	// The latest status the agent reported on the current assignment; UNSPECIFIED until its
 	// first.
 	LastStatus PhaseStatus `protobuf:"varint,15,opt,name=last_status,json=lastStatus,proto3,enum=ebbflow.v1.PhaseStatus" json:"last_status,omitempty"`
-	// For the kpr phase of a node-by-node profile: the node batch in hand (Assignment.kpr_batch);
-	// 0 otherwise.
+	// For a cluster whose kpr phase runs node by node: the node batch the phase is on, from 1
+	// (Assignment.kpr_batch); the rollout sets 1 when it is created, from the profile's kpr mode,
+	// and 0 stays for a cluster-wide kpr phase. With action ROLLBACK in phase kpr it is the first
+	// batch the rollback undoes (Assignment.rollback_kpr_batches_from): earlier batches, the Helm
+	// release and earlier phases stay; a rollback of the whole cluster sets it to 0. So a
+	// ROLLED_BACK cluster in phase kpr with kpr_batch above 0 still has the batches before it
+	// moved, and a wave or manual rollback rolls it back again, in full.
 	KprBatch      int32 `protobuf:"varint,16,opt,name=kpr_batch,json=kprBatch,proto3" json:"kpr_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1054,8 +1054,12 @@ type ClusterPatch struct {
 	// Measurements appended to the result of measurements_phase.
 	MeasurementsPhase v1.Phase          `protobuf:"varint,4,opt,name=measurements_phase,json=measurementsPhase,proto3,enum=ebbflow.v1.Phase" json:"measurements_phase,omitempty"`
 	AddMeasurements   []*v1.Measurement `protobuf:"bytes,5,rep,name=add_measurements,json=addMeasurements,proto3" json:"add_measurements,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Which of the record's results of measurements_phase gets them, counted from 0 in the
+	// record's order: 0 but for the later node batches of a node-by-node kpr phase (one result
+	// per batch).
+	MeasurementsResult int32 `protobuf:"varint,6,opt,name=measurements_result,json=measurementsResult,proto3" json:"measurements_result,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ClusterPatch) Reset() {
@@ -1121,6 +1125,13 @@ func (x *ClusterPatch) GetAddMeasurements() []*v1.Measurement {
 		return x.AddMeasurements
 	}
 	return nil
+}
+
+func (x *ClusterPatch) GetMeasurementsResult() int32 {
+	if x != nil {
+		return x.MeasurementsResult
+	}
+	return 0
 }
 
 type AppendRolloutEvents struct {
@@ -1780,13 +1791,14 @@ const file_ebbflow_store_v1_command_proto_rawDesc = "" +
 	"\x13expected_generation\x18\x02 \x01(\x04R\x12expectedGeneration\x12+\n" +
 	"\x06header\x18\x03 \x01(\v2\x13.ebbflow.v1.RolloutR\x06header\x12:\n" +
 	"\bclusters\x18\x04 \x03(\v2\x1e.ebbflow.store.v1.ClusterPatchR\bclusters\x120\n" +
-	"\x06events\x18\x05 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events\"\xf4\x01\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.ebbflow.v1.RolloutEventR\x06events\"\xa5\x02\n" +
 	"\fClusterPatch\x12\x12\n" +
 	"\x04wave\x18\x01 \x01(\x05R\x04wave\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x124\n" +
 	"\acluster\x18\x03 \x01(\v2\x1a.ebbflow.v1.RolloutClusterR\acluster\x12@\n" +
 	"\x12measurements_phase\x18\x04 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x11measurementsPhase\x12B\n" +
-	"\x10add_measurements\x18\x05 \x03(\v2\x17.ebbflow.v1.MeasurementR\x0faddMeasurements\"f\n" +
+	"\x10add_measurements\x18\x05 \x03(\v2\x17.ebbflow.v1.MeasurementR\x0faddMeasurements\x12/\n" +
+	"\x13measurements_result\x18\x06 \x01(\x05R\x12measurementsResult\"f\n" +
 	"\x13AppendRolloutEvents\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x120\n" +

@@ -704,7 +704,8 @@ export type RolloutCluster = Message<"ebbflow.v1.RolloutCluster"> & {
   assignmentId: string;
 
   /**
-   * One result per phase assigned so far, in the order they ran.
+   * One result per phase assigned so far, in the order they ran; a node-by-node kpr phase has
+   * one per node batch, in batch order.
    *
    * @generated from field: repeated ebbflow.v1.PhaseResult results = 5;
    */
@@ -787,8 +788,13 @@ export type RolloutCluster = Message<"ebbflow.v1.RolloutCluster"> & {
   lastStatus: PhaseStatus;
 
   /**
-   * For the kpr phase of a node-by-node profile: the node batch in hand (Assignment.kpr_batch);
-   * 0 otherwise.
+   * For a cluster whose kpr phase runs node by node: the node batch the phase is on, from 1
+   * (Assignment.kpr_batch); the rollout sets 1 when it is created, from the profile's kpr mode,
+   * and 0 stays for a cluster-wide kpr phase. With action ROLLBACK in phase kpr it is the first
+   * batch the rollback undoes (Assignment.rollback_kpr_batches_from): earlier batches, the Helm
+   * release and earlier phases stay; a rollback of the whole cluster sets it to 0. So a
+   * ROLLED_BACK cluster in phase kpr with kpr_batch above 0 still has the batches before it
+   * moved, and a wave or manual rollback rolls it back again, in full.
    *
    * @generated from field: int32 kpr_batch = 16;
    */
@@ -1953,7 +1959,9 @@ export enum FailurePolicy {
   /**
    * Roll back each failed cluster that applied a phase past the baseline to its pre-rollout
    * Helm revision; the other clusters keep their change (the default). A failed wave halts the
-   * rollout, which ends FAILED.
+   * rollout, which ends FAILED. A node batch failing in a node-by-node kpr phase is the
+   * exception: only that batch is undone, and the batches that passed before it (with earlier
+   * phases and the Helm release) stay.
    *
    * @generated from enum value: FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS = 2;
    */
