@@ -178,7 +178,7 @@ SEED ?=
 CHAOS_FLAGS ?=
 
 .PHONY: chaos
-chaos: ## Fault injection: RUNS (10) runs of a 3-node controller under kills, pauses and partitions (root), histories checked with porcupine; SEED=<n> starts there.
+chaos: ## Fault injection: RUNS (10) runs of a 3-node controller under kills, pauses, partitions, full disks (root) and membership changes, histories checked with porcupine; SEED=<n> starts there.
 	go run ./e2e/cmd/chaos --runs $(RUNS) $(if $(SEED),--seed $(SEED)) $(CHAOS_FLAGS)
 
 CLUSTERS ?= 3

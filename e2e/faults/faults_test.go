@@ -78,7 +78,7 @@ func TestShortRuns(t *testing.T) {
 	}
 	kinds, why := AvailableKinds()
 	if why != "" {
-		t.Logf("partitions skipped: %s", why)
+		t.Log(why)
 	}
 	bin := controllerBin(t)
 	seeds := append(append([]int64(nil), shortSeeds...), rand.Int64N(1_000_000))

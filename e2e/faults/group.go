@@ -39,6 +39,10 @@ type GroupOptions struct {
 	// RaftTimeout is --raft-heartbeat-timeout and --raft-election-timeout (0: the binary's
 	// default, 1 s).
 	RaftTimeout time.Duration
+	// DiskSize, when positive, puts each node's data directory on a tmpfs of that many bytes
+	// of its own (root only; see CanMountTmpfs), so that DiskFull can fill it. Stop copies
+	// each node's data to <Dir>/<node id> and unmounts them.
+	DiskSize int64
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -55,6 +59,8 @@ type Group struct {
 	ca    *pki.CA
 	admin string
 	hc    *http.Client // the harness's own calls (status, final reads)
+
+	mounted []string // tmpfs mount points, unmounted by Stop
 }
 
 // Node is one fleet-controller process of the group.
@@ -65,6 +71,9 @@ type Node struct {
 	// API and Raft are the node's host:port addresses, the same across restarts.
 	API, Raft, URL string
 	DataDir        string
+	// Disk is the mount point of the node's tmpfs, DataDir's parent (GroupOptions.DiskSize);
+	// empty when its data is on the run directory's file system.
+	Disk string
 
 	mu     sync.Mutex
 	proc   *process.Process
@@ -111,6 +120,17 @@ func StartGroup(ctx context.Context, o GroupOptions) (_ *Group, err error) {
 	}
 	for i := range o.Nodes {
 		n := &Node{ID: "ctl-" + strconv.Itoa(i+1), Index: i, DataDir: filepath.Join(o.Dir, "ctl-"+strconv.Itoa(i+1))}
+		if o.DiskSize > 0 {
+			n.Disk = filepath.Join(o.Dir, "disk-"+n.ID)
+			if err := os.MkdirAll(n.Disk, 0o700); err != nil {
+				return nil, err
+			}
+			if err := mountTmpfs(n.Disk, o.DiskSize); err != nil {
+				return nil, fmt.Errorf("faults: %w", err)
+			}
+			g.mounted = append(g.mounted, n.Disk)
+			n.DataDir = filepath.Join(n.Disk, "data")
+		}
 		if g.Net != nil {
 			n.API, n.Raft = net.JoinHostPort(g.Net.NodeIP(i), "7070"), net.JoinHostPort(g.Net.NodeIP(i), "7071")
 		} else {
@@ -127,9 +147,12 @@ func StartGroup(ctx context.Context, o GroupOptions) (_ *Group, err error) {
 		if i > 0 {
 			join = g.Nodes[0].URL
 		}
-		if err := g.start(ctx, n, join); err != nil {
+		if err := g.start(ctx, n, join, false); err != nil {
 			return nil, err
 		}
+	}
+	if o.DiskSize > 0 {
+		fmt.Fprintf(o.Log, "faults: data directories on tmpfs of %d MiB each\n", o.DiskSize>>20)
 	}
 	err = poll(ctx, time.Minute, fmt.Sprintf("%d voters and a leader", o.Nodes), func(ctx context.Context) error {
 		l, err := g.Leader(ctx)
@@ -151,10 +174,10 @@ func StartGroup(ctx context.Context, o GroupOptions) (_ *Group, err error) {
 	return g, nil
 }
 
-// start runs n (joining through join unless empty) and waits for its ready file, written once
-// it serves and knows a leader.
-func (g *Group) start(ctx context.Context, n *Node, join string) error {
-	ready := n.DataDir + ".ready"
+// start runs n (joining through join unless empty; empty, with --rejoin, when rejoin) and
+// waits for its ready file, written once it serves and knows a leader.
+func (g *Group) start(ctx context.Context, n *Node, join string, rejoin bool) error {
+	ready := filepath.Join(g.o.Dir, n.ID+".ready")
 	if err := os.Remove(ready); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -166,6 +189,9 @@ func (g *Group) start(ctx context.Context, n *Node, join string) error {
 	}
 	if join != "" {
 		args = append(args, "--join", join)
+	}
+	if rejoin {
+		args = append(args, "--rejoin")
 	}
 	bin := g.o.Bin
 	if g.Net != nil {
@@ -208,6 +234,17 @@ func (g *Group) Kill(i int) {
 // Restart starts a killed node again on its data directory, joining through a running node
 // (a no-op for a member: AddVoter is idempotent).
 func (g *Group) Restart(ctx context.Context, i int) error {
+	return g.restart(ctx, i, false)
+}
+
+// Rejoin starts a stopped node again empty, as fleet-controller --rejoin does: its Raft log,
+// snapshots and state are moved aside, the group removes its old membership (if any) and it
+// joins as a new voter.
+func (g *Group) Rejoin(ctx context.Context, i int) error {
+	return g.restart(ctx, i, true)
+}
+
+func (g *Group) restart(ctx context.Context, i int, rejoin bool) error {
 	n := g.Nodes[i]
 	if g.Running(i) {
 		return fmt.Errorf("faults: %s is still running", n.ID)
@@ -219,7 +256,35 @@ func (g *Group) Restart(ctx context.Context, i int) error {
 			break
 		}
 	}
-	return g.start(ctx, n, join)
+	return g.start(ctx, n, join, rejoin)
+}
+
+// StopNode stops node i gracefully (SIGTERM, SIGKILL after 10 s), as an operator would.
+func (g *Group) StopNode(i int) {
+	n := g.Nodes[i]
+	n.mu.Lock()
+	p, paused := n.proc, n.paused
+	n.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if paused {
+		_ = g.Resume(i)
+	}
+	p.Stop()
+}
+
+// exitLog is node i's log file and whether its process has ended (and how).
+func (g *Group) exitLog(i int) (log string, exited bool, err error) {
+	n := g.Nodes[i]
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	if p == nil {
+		return "", false, nil
+	}
+	exited, err = p.Exited()
+	return p.Log, exited, err
 }
 
 // Running says whether node i's process is up (paused counts as running).
@@ -302,6 +367,22 @@ func (g *Group) Stop() {
 	if g.Net != nil {
 		g.Net.Close()
 	}
+	// The tmpfs go with their data: copy it first to where it would have been without them,
+	// so that a run kept for what it found keeps its nodes' data too.
+	for _, n := range g.Nodes {
+		if n.Disk == "" {
+			continue
+		}
+		if err := os.CopyFS(filepath.Join(g.o.Dir, n.ID), os.DirFS(n.DataDir)); err != nil {
+			fmt.Fprintf(g.o.Log, "faults: keeping %s's data: %v\n", n.ID, err)
+		}
+	}
+	for _, d := range g.mounted {
+		if err := unmountTmpfs(d); err != nil {
+			fmt.Fprintf(g.o.Log, "faults: %v\n", err)
+		}
+	}
+	g.mounted = nil
 }
 
 // Logs is the glob of the nodes' logs.
@@ -417,4 +498,106 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 		return fmt.Errorf("faults: %w", err)
 	}
 	return nil
+}
+
+// member is node id's entry in st's configuration, or nil.
+func member(st *ebbflowv1.GetControllerStatusResponse, id string) *ebbflowv1.ControllerMember {
+	for _, m := range st.GetMembers() {
+		if m.GetNodeId() == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// RemoveServer removes node i from the group's configuration through the leader (which may be
+// node i itself), retrying until the leader no longer lists it: a call cut short by a leader
+// change is sent again only once the new leader still lists the node. via is the leader the
+// last call went to (-1 if none was needed); answers are the errors the calls got, if any
+// (a removal whose answer was lost may still have been applied).
+func (g *Group) RemoveServer(ctx context.Context, i int) (via int, answers []string, err error) {
+	n := g.Nodes[i]
+	via = -1
+	err = poll(ctx, 30*time.Second, "removing "+n.ID, func(ctx context.Context) error {
+		l, err := g.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := g.Status(ctx, l)
+		if err != nil {
+			return err
+		}
+		if member(st, n.ID) == nil {
+			return nil
+		}
+		via = l
+		_, err = g.adminClients(l).Ctl.RemoveServer(ctx, connect.NewRequest(&ebbflowv1.RemoveServerRequest{NodeId: n.ID}))
+		if err != nil {
+			err = fmt.Errorf("RemoveServer %s through %s: %w", n.ID, g.Nodes[l].ID, err)
+			answers = append(answers, err.Error())
+			return err
+		}
+		return errors.New("removed; checking")
+	})
+	return via, answers, err
+}
+
+// AddVoter adds node i back as a voter at its addresses through the leader, retrying until
+// the leader lists it as one.
+func (g *Group) AddVoter(ctx context.Context, i int) error {
+	n := g.Nodes[i]
+	return poll(ctx, 30*time.Second, "adding "+n.ID, func(ctx context.Context) error {
+		l, err := g.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := g.Status(ctx, l)
+		if err != nil {
+			return err
+		}
+		if m := member(st, n.ID); m != nil && m.GetVoter() {
+			return nil
+		}
+		_, err = g.adminClients(l).Ctl.AddVoter(ctx, connect.NewRequest(&ebbflowv1.AddVoterRequest{NodeId: n.ID, RaftAddress: n.Raft, ApiAddress: n.API}))
+		if err != nil {
+			return fmt.Errorf("AddVoter %s through %s: %w", n.ID, g.Nodes[l].ID, err)
+		}
+		return errors.New("added; checking")
+	})
+}
+
+// CaughtUp waits until the leader lists node i as a voter and node i names that leader and
+// has applied everything the leader had committed when the wait began (or, should the leader
+// change meanwhile, when the new one was first asked).
+func (g *Group) CaughtUp(ctx context.Context, i int, timeout time.Duration) error {
+	n := g.Nodes[i]
+	var target uint64
+	targetOf := ""
+	return poll(ctx, timeout, n.ID+" a voter again and caught up", func(ctx context.Context) error {
+		l, err := g.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		lst, err := g.Status(ctx, l)
+		if err != nil {
+			return err
+		}
+		if targetOf != lst.GetNodeId() {
+			target, targetOf = lst.GetCommitIndex(), lst.GetNodeId()
+		}
+		if m := member(lst, n.ID); m == nil || !m.GetVoter() {
+			return fmt.Errorf("the leader %s does not list %s as a voter", lst.GetNodeId(), n.ID)
+		}
+		st, err := g.Status(ctx, i)
+		if err != nil {
+			return err
+		}
+		if st.GetLeaderId() != lst.GetNodeId() {
+			return fmt.Errorf("%s names leader %q, not %s", n.ID, st.GetLeaderId(), lst.GetNodeId())
+		}
+		if st.GetAppliedIndex() < target {
+			return fmt.Errorf("%s applied %d of %d", n.ID, st.GetAppliedIndex(), target)
+		}
+		return nil
+	})
 }

@@ -118,6 +118,15 @@ func TestSchedule(t *testing.T) {
 			if f.Kind == PartitionMinority && (len(f.Nodes) == 0 || len(f.Nodes) > 1) {
 				t.Fatalf("seed %d: minority of 3 is %v", seed, f.Nodes)
 			}
+			if (f.Kind == DiskFull || f.Kind == Membership) && len(f.Nodes) != 1 {
+				t.Fatalf("seed %d: %s hits %v, not one node", seed, f, f.Nodes)
+			}
+			if f.Kind == DiskFull && f.Hold <= 2*election {
+				t.Fatalf("seed %d: full disk %s not held past an election", seed, f)
+			}
+			if f.Fresh && f.Kind != Membership {
+				t.Fatalf("seed %d: %s fresh", seed, f)
+			}
 			kinds = append(kinds, f.Kind)
 		}
 		for _, k := range AllKinds {
@@ -125,6 +134,39 @@ func TestSchedule(t *testing.T) {
 				t.Fatalf("seed %d: no %s in %s", seed, k, describePlan(plan))
 			}
 		}
+	}
+	// make chaos RUNS=100 (20-second runs) plans every kind in at least 20 runs, and the two
+	// newest hit the leader, a follower, and (membership) come back empty, each several times.
+	runsWith, leader, follower, fresh := map[Kind]int{}, map[Kind]int{}, map[Kind]int{}, 0
+	for seed := int64(1000); seed < 1100; seed++ {
+		seen := map[Kind]bool{}
+		for _, f := range Schedule(seed, 3, 20*time.Second, AllKinds, election) {
+			seen[f.Kind] = true
+			if f.Leader {
+				leader[f.Kind]++
+			} else {
+				follower[f.Kind]++
+			}
+			if f.Fresh {
+				fresh++
+			}
+		}
+		for k := range seen {
+			runsWith[k]++
+		}
+	}
+	for _, k := range AllKinds {
+		if runsWith[k] < 20 {
+			t.Errorf("100 runs plan %s in %d runs: %v", k, runsWith[k], runsWith)
+		}
+	}
+	for _, k := range []Kind{DiskFull, Membership} {
+		if leader[k] < 10 || follower[k] < 10 {
+			t.Errorf("100 runs plan %s on the leader %d times, on a follower %d", k, leader[k], follower[k])
+		}
+	}
+	if fresh < 10 {
+		t.Errorf("100 runs plan %d fresh membership changes", fresh)
 	}
 	five := Schedule(3, 5, time.Minute, []Kind{PartitionMinority}, election)
 	for _, f := range five {

@@ -120,16 +120,22 @@ func (r *Result) Err() error {
 
 // AvailableKinds are the kinds of fault this process can inject, and why the others cannot be.
 func AvailableKinds() ([]Kind, string) {
-	if err := CanUseNetns(); err != nil {
-		var out []Kind
-		for _, k := range AllKinds {
-			if !k.NeedsNetns() {
-				out = append(out, k)
-			}
+	netns, tmpfs := CanUseNetns(), CanMountTmpfs()
+	var out []Kind
+	for _, k := range AllKinds {
+		if (k.NeedsNetns() && netns != nil) || (k.NeedsTmpfs() && tmpfs != nil) {
+			continue
 		}
-		return out, err.Error()
+		out = append(out, k)
 	}
-	return AllKinds, ""
+	var why []string
+	if netns != nil {
+		why = append(why, "partitions skipped: "+netns.Error())
+	}
+	if tmpfs != nil {
+		why = append(why, string(DiskFull)+" skipped: "+tmpfs.Error())
+	}
+	return out, strings.Join(why, "; ")
 }
 
 // Run starts a group, runs the clients against it while the seed's faults are injected,
@@ -170,6 +176,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(o.Log, "faults: seed %d: %d nodes, %d clients for %s; plan: %s\n", o.Seed, o.Nodes, o.Clients, o.Duration, describePlan(r.Planned))
 
 	gopts := GroupOptions{Bin: o.Bin, Dir: o.Dir, Nodes: o.Nodes, Netns: netns, Log: o.Log}
+	// Only a run that fills a disk puts the nodes' data on tmpfs of their own.
+	if slices.ContainsFunc(r.Planned, func(f Fault) bool { return f.Kind.NeedsTmpfs() }) {
+		gopts.DiskSize = DefaultDiskSize
+	}
 	if o.RaftTimeout != time.Second {
 		gopts.RaftTimeout = o.RaftTimeout
 	}
@@ -191,7 +201,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(c)))
 		wg.Go(func() { w.client(runCtx, c, rng) })
 	}
-	n := &nemesis{g: g, h: h, log: o.Log, killed: map[int]bool{}}
+	n := &nemesis{g: g, h: h, log: o.Log, killed: map[int]bool{}, removed: map[int]bool{}}
 	n.run(runCtx, r.Planned)
 	stop()
 	wg.Wait()

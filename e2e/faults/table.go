@@ -15,7 +15,13 @@ type Summary struct {
 	Runs int
 	// Faults counts the faults injected by kind; RunsWith the runs that injected at least
 	// one of the kind.
-	Faults, RunsWith    map[Kind]int
+	Faults, RunsWith map[Kind]int
+	// Restarted counts the faults after which the harness restarted the node hit: DiskFull,
+	// a node that ended on its full disk; Membership, a removed node that had to be restarted
+	// to come back.
+	Restarted map[Kind]int
+	// LeaderHit counts the DiskFull and Membership faults that hit the leader.
+	LeaderHit           map[Kind]int
 	Ops, Acked, Unknown int
 	// Violations are runs porcupine found not linearizable; Undecided runs it could not
 	// decide in time.
@@ -30,7 +36,7 @@ type Summary struct {
 
 // Summarize adds up rs; errs[i] is why rs[i] could not be carried out (nil when it was).
 func Summarize(rs []*Result, errs []error, wall time.Duration) Summary {
-	s := Summary{Runs: len(rs), Faults: map[Kind]int{}, RunsWith: map[Kind]int{}, Wall: wall}
+	s := Summary{Runs: len(rs), Faults: map[Kind]int{}, RunsWith: map[Kind]int{}, Restarted: map[Kind]int{}, LeaderHit: map[Kind]int{}, Wall: wall}
 	for i, r := range rs {
 		if errs[i] != nil {
 			s.Failed++
@@ -40,6 +46,14 @@ func Summarize(rs []*Result, errs []error, wall time.Duration) Summary {
 			s.Faults[k] += n
 			if n > 0 {
 				s.RunsWith[k]++
+			}
+		}
+		for _, a := range r.Injected {
+			if a.Restarted {
+				s.Restarted[a.Kind]++
+			}
+			if strings.HasPrefix(a.Targets, "ctl-") && strings.HasSuffix(a.Targets, "*") {
+				s.LeaderHit[a.Kind]++
 			}
 		}
 		s.Ops += r.TotalOps()
@@ -72,10 +86,20 @@ func WriteRuns(w io.Writer, rs []*Result, errs []error) error {
 			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\tnot run: %.60s\t-\t-\t-\t-\t-\t\n", r.Seed, errs[i])
 			continue
 		}
+		restarted := map[Kind]int{}
+		for _, a := range r.Injected {
+			if a.Restarted {
+				restarted[a.Kind]++
+			}
+		}
 		var kinds []string
 		for _, k := range AllKinds {
 			if n := r.Faults[k]; n > 0 {
-				kinds = append(kinds, fmt.Sprintf("%s:%d", shortKind(k), n))
+				s := fmt.Sprintf("%s:%d", shortKind(k), n)
+				if m := restarted[k]; m > 0 {
+					s += fmt.Sprintf("(%d restarted)", m)
+				}
+				kinds = append(kinds, s)
 			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t\n", r.Seed, strings.Join(kinds, " "), r.TotalOps(),
@@ -90,7 +114,7 @@ func (s Summary) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "runs\t%d (%d not carried out)\n", s.Runs, s.Failed)
 	for _, k := range AllKinds {
-		fmt.Fprintf(tw, "faults: %s\t%d in %d runs\n", k, s.Faults[k], s.RunsWith[k])
+		fmt.Fprintf(tw, "faults: %s\t%d in %d runs%s\n", k, s.Faults[k], s.RunsWith[k], s.detail(k))
 	}
 	fmt.Fprintf(tw, "operations\t%d (%d writes acknowledged, %d unknown)\n", s.Ops, s.Acked, s.Unknown)
 	fmt.Fprintf(tw, "linearizability violations\t%d runs (%d undecided)\n", s.Violations, s.Undecided)
@@ -103,6 +127,19 @@ func (s Summary) WriteSummary(w io.Writer) error {
 	return tw.Flush()
 }
 
+// detail says, for DiskFull and Membership, how many hit the leader and how many needed the
+// node restarted.
+func (s Summary) detail(k Kind) string {
+	switch k {
+	case DiskFull:
+		return fmt.Sprintf(" (%d on the leader; %d nodes ended on the full disk and were restarted)", s.LeaderHit[k], s.Restarted[k])
+	case Membership:
+		return fmt.Sprintf(" (%d removed the leader; %d nodes restarted to come back)", s.LeaderHit[k], s.Restarted[k])
+	}
+	return ""
+}
+
 func shortKind(k Kind) string {
-	return map[Kind]string{Kill: "kill", Pause: "pause", PartitionMinority: "minority", PartitionLeader: "leader", PartitionBridge: "bridge"}[k]
+	return map[Kind]string{Kill: "kill", Pause: "pause", PartitionMinority: "minority", PartitionLeader: "leader", PartitionBridge: "bridge",
+		DiskFull: "disk", Membership: "member"}[k]
 }

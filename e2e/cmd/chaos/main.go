@@ -4,9 +4,14 @@
 //
 //	go run ./e2e/cmd/chaos --runs 100 --seed 1
 //
-// Run i uses seed+i; `--runs 1 --seed S` reproduces run S's fault schedule. A run that finds
+// Run i uses seed+i; `--runs 1 --seed S` reproduces run S's fault schedule (with the same
+// --kinds, which narrows the kinds injected: --kinds disk-full,membership). A run that finds
 // anything keeps its directory (data, logs, history.jsonl and porcupine's visualisation) and
-// names it. Partitions need root; without it they are skipped and said so.
+// names it. The kinds are kill, pause, partition-minority, partition-leader, partition-bridge,
+// disk-full (a node's tmpfs filled) and membership (a voter removed and added back); the
+// summary says how many full disks and membership changes hit the leader and how many left
+// the node to be restarted. Partitions and full disks need root (and mount(2)); without it
+// they are skipped and said so.
 package main
 
 import (
@@ -17,6 +22,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +48,7 @@ func run() error {
 	visDir := flag.String("vis-dir", "", "where porcupine's visualisations go (default: the run's directory)")
 	raftTimeout := flag.Duration("raft-timeout", time.Second, "the nodes' Raft heartbeat and election timeout")
 	verbose := flag.Bool("v", false, "print each fault as it is injected")
+	only := flag.String("kinds", "", "comma-separated kinds of fault to inject (default: every kind this machine allows); a seed reproduces its schedule only with the same kinds")
 	flag.Parse()
 	if *seed == 0 {
 		*seed = 1 + rand.Int64N(1_000_000)
@@ -49,7 +57,21 @@ func run() error {
 	defer stop()
 	kinds, why := faults.AvailableKinds()
 	if why != "" {
-		fmt.Printf("partitions skipped: %s\n", why)
+		fmt.Println(why)
+	}
+	if *only != "" {
+		var picked []faults.Kind
+		for _, name := range strings.Split(*only, ",") {
+			k := faults.Kind(strings.TrimSpace(name))
+			if !slices.Contains(faults.AllKinds, k) {
+				return fmt.Errorf("--kinds: unknown kind %q (kinds: %v)", k, faults.AllKinds)
+			}
+			if !slices.Contains(kinds, k) {
+				return fmt.Errorf("--kinds: %s cannot be injected here: %s", k, why)
+			}
+			picked = append(picked, k)
+		}
+		kinds = picked
 	}
 	if *bin == "" {
 		tmp, err := os.MkdirTemp("", "ebbflow-chaos-bin-")
