@@ -161,7 +161,7 @@ func TestRolloutWatchExitCodes(t *testing.T) {
 	}{
 		{name: "one regression tolerated", policy: "FAILURE_POLICY_ROLLBACK_FAILED_CLUSTERS", clusters: 20, maxFailures: 1,
 			slow: map[string]ebbflowv1.Phase{"c-05": ebbflowv1.Phase_PHASE_KPR}, code: exitOK,
-			want: []string{"SUCCEEDED", "rolled_back", "regression in kpr"}},
+			want: []string{"SUCCEEDED", "rolled_back", "kpr batch 1/2 regressed"}},
 		{name: "regression halts", policy: "FAILURE_POLICY_HALT_ONLY", clusters: 4, maxFailures: 0,
 			slow: map[string]ebbflowv1.Phase{"c-01": ebbflowv1.Phase_PHASE_L7}, code: exitRolloutFailed,
 			want: []string{"FAILED", "regression in l7"}},

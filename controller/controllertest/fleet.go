@@ -14,6 +14,7 @@ import (
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
+	"github.com/ebbflow/ebbflow/rollout/profile"
 )
 
 // Agent is a scripted agent for the in-process rollout tests: it speaks the real agent API
@@ -25,13 +26,15 @@ type Agent struct {
 	SlowAt  ebbflowv1.Phase // phases from this one on are 40% slower (0: never)
 	mu      sync.Mutex
 	next    int
-	applied map[string]int // phase -> APPLY assignments received
+	applied map[string]int // phase (and kpr node batch: "PHASE_KPR batch 2") -> APPLY assignments received
 	seen    map[string]bool
 	// HoldAt, when set, makes the agent wait on Hold before reporting that phase measured
 	// (after sending its name to Reached), so a test can act in the middle of a wave.
 	HoldAt  ebbflowv1.Phase
 	Hold    chan struct{}
 	Reached chan string
+	// inv is the inventory the agent registered; a node-by-node kpr phase's batches come from it.
+	inv *ebbflowv1.Inventory
 }
 
 // client returns the clients of the current node; failover moves to the next one.
@@ -83,7 +86,11 @@ func (a *Agent) watch(ctx context.Context) {
 		dup := a.seen[as.GetId()]
 		a.seen[as.GetId()] = true
 		if !dup && as.GetAction() == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY {
-			a.applied[as.GetPhase().String()]++
+			key := as.GetPhase().String()
+			if k := as.GetKprBatch(); k > 0 {
+				key += fmt.Sprintf(" batch %d", k)
+			}
+			a.applied[key]++
 		}
 		a.mu.Unlock()
 		if dup {
@@ -95,11 +102,20 @@ func (a *Agent) watch(ctx context.Context) {
 
 func (a *Agent) execute(ctx context.Context, as *ebbflowv1.Assignment) {
 	ref := &ebbflowv1.ReportRef{Cluster: a.Name, AssignmentId: as.GetId(), ProfileRevision: as.GetProfileRevision(), Phase: as.GetPhase()}
+	// A node-by-node kpr APPLY reports its batch, as the batch plan of the agent's inventory
+	// has it.
+	var batch *ebbflowv1.KprBatchStatus
+	if k := int(as.GetKprBatch()); k > 0 && as.GetAction() == ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY {
+		if plan := profile.NewPreflighter(as.GetProfile()).KprBatchPlan(a.inv); k <= len(plan) {
+			batch = plan[k-1]
+		}
+	}
 	status := func(st ebbflowv1.PhaseStatus, before, after int32) {
 		// Reports are retried until the leader accepts or refuses them (a leader may change).
 		for ctx.Err() == nil {
 			_, err := a.client().ReportPhaseStatus(ctx, connect.NewRequest(&ebbflowv1.ReportPhaseStatusRequest{
 				Ref: ref, Status: st, ReportTime: timestamppb.Now(), HelmRevisionBefore: before, HelmRevisionAfter: after,
+				KprBatch: batch,
 			}))
 			if err == nil {
 				return
@@ -160,7 +176,7 @@ func StartFleet(t testing.TB, urls []string, n int, slow map[string]ebbflowv1.Ph
 		})); err != nil {
 			t.Fatal(err)
 		}
-		a := &Agent{Name: name, urls: urls, SlowAt: slow[name], applied: map[string]int{}, seen: map[string]bool{}}
+		a := &Agent{Name: name, urls: urls, SlowAt: slow[name], applied: map[string]int{}, seen: map[string]bool{}, inv: inv}
 		if setup != nil {
 			setup(a)
 		}
@@ -170,7 +186,8 @@ func StartFleet(t testing.TB, urls []string, n int, slow map[string]ebbflowv1.Ph
 	return agents
 }
 
-// Applied counts the APPLY assignments the agent received, by phase.
+// Applied counts the APPLY assignments the agent received, by phase (a node-by-node kpr
+// phase by batch: "PHASE_KPR batch 2").
 func (a *Agent) Applied() map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
