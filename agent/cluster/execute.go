@@ -114,6 +114,9 @@ func (x *execution) apply(ctx context.Context) error {
 	}
 	msg := fmt.Sprintf("verified and measured with %d probes", len(x.a.GetProbes().GetProbes()))
 	if b := x.currentBatch(); b != nil {
+		if err := x.noteGone(ctx, b); err != nil {
+			return err
+		}
 		msg = describeBatch(b) + ": " + msg
 		if len(b.Skipped) > 0 {
 			msg += "; not moved: " + strings.Join(b.Skipped, "; ")

@@ -224,6 +224,27 @@ func (x *execution) moveBatch(ctx context.Context) error {
 	return nil
 }
 
+// noteGone records, among b's skipped nodes, the nodes of b that no longer exist: a node deleted
+// while its batch moved is passed over by every step and the report says so.
+func (x *execution) noteGone(ctx context.Context, b *KprBatch) error {
+	live, err := x.d.liveNodes(ctx, b.Nodes)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, n := range b.Nodes {
+		note := n + ": gone during its batch"
+		if !slices.Contains(live, n) && !slices.Contains(b.Skipped, note) {
+			b.Skipped = append(b.Skipped, note)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return x.st.save(ctx, x.p, nil)
+}
+
 // chooseBatch fixes the assignment's batch: the rollout's plan is made at batch 1 from the
 // nodes kpr's per-node preflight passes; batch k takes the plan's k-th slice, leaving out nodes
 // that are gone. It is recorded before anything changes.

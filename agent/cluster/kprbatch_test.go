@@ -222,11 +222,27 @@ func TestKprNodeByNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes = e.nodeNames()
-	rs = exec(batchAssignment("a-kpr-3", spec, 3))
+	// Batch 3 is n-06 (the plan is fixed at batch 1); n-06 is deleted while the batch moves,
+	// after its label: the later steps pass it over and the report says so.
+	gone := e.driver(func(step string) error {
+		if step != "kpr-batch-"+BatchLabelled {
+			return nil
+		}
+		return c.Clientset.CoreV1().Nodes().Delete(ctx, "n-06", metav1.DeleteOptions{})
+	})
+	if err := gone.Execute(ctx, batchAssignment("a-kpr-3", spec, 3), rec); err != nil {
+		t.Fatalf("a-kpr-3: %v", err)
+	}
+	rs = rec.take()
 	lastBatch(rs, "3/3:n-06")
-	if sk := rs[len(rs)-1].batch.GetSkipped(); !slices.ContainsFunc(sk, func(s string) bool { return strings.HasPrefix(s, "n-07: added after the first batch") }) {
+	sk := rs[len(rs)-1].batch.GetSkipped()
+	if !slices.ContainsFunc(sk, func(s string) bool { return strings.HasPrefix(s, "n-07: added after the first batch") }) {
 		t.Errorf("skipped %q, want n-07 added mid-phase", sk)
 	}
+	if !slices.Contains(sk, "n-06: gone during its batch") {
+		t.Errorf("skipped %q, want n-06 gone during its batch", sk)
+	}
+	nodes = e.nodeNames()
 	e.waitPodNodes("kube-proxy", []string{"n-03", "n-07"})
 	if got := e.nodeConfigs(); !slices.Equal(got, slices.Sorted(slices.Values([]string{cncName(k1), cncName(k2), cncName(k3)}))) {
 		t.Fatalf("CiliumNodeConfigs %v", got)
