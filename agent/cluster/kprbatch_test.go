@@ -221,7 +221,6 @@ func TestKprNodeByNode(t *testing.T) {
 	if err := c.AddNode(ctx, kubebox.Node{Name: "n-07", Kernel: "6.8.0-45-generic"}); err != nil {
 		t.Fatal(err)
 	}
-	nodes = e.nodeNames()
 	// Batch 3 is n-06 (the plan is fixed at batch 1); n-06 is deleted while the batch moves,
 	// after its label: the later steps pass it over and the report says so.
 	gone := e.driver(func(step string) error {
