@@ -326,7 +326,12 @@ func (s *Store) AddVoter(ctx context.Context, id, raftAddr, apiAddr string) erro
 	return err
 }
 
-// RemoveServer removes a member (leader only) and forgets its API address.
+// RemoveServer removes a member (leader only) and forgets its API address. A leader asked to
+// remove itself first hands leadership to another voter and returns ErrNotLeader (nothing
+// proposed): the call then runs on the new leader (the API forwards it), which removes this
+// node as a follower, so the group does not wait out an election timeout. (Removing itself, a
+// leader commits the change and stops leading without a successor, and the group waits for an
+// election: 1-5 s in the fault runs.) Should the hand-over fail, it removes itself.
 func (s *Store) RemoveServer(ctx context.Context, id string) error {
 	if !s.IsLeader() {
 		return ErrNotLeader
@@ -335,12 +340,26 @@ func (s *Store) RemoveServer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	found := false
+	found, others := false, 0
 	for _, srv := range servers {
 		found = found || srv.ID == raft.ServerID(id)
+		if srv.ID != raft.ServerID(s.cfg.NodeID) && srv.Suffrage == raft.Voter {
+			others++
+		}
 	}
 	if !found {
 		return fmt.Errorf("raft member %q: %w", id, ErrNotFound)
+	}
+	if id == s.cfg.NodeID && others > 0 {
+		err := s.wait(ctx, s.raft.LeadershipTransfer())
+		if err == nil {
+			s.log.Info("leadership handed over before removing this node", "node", id)
+			return ErrNotLeader
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("leadership hand-over failed; removing this node as leader", "node", id, "err", err)
 	}
 	timeout, err := s.timeout(ctx)
 	if err != nil {

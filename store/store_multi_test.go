@@ -219,6 +219,40 @@ func TestMultiNode(t *testing.T) {
 	c.apply(t, registerCluster("after-remove", nil, false))
 }
 
+// TestRemoveLeaderHandsOver: a leader asked to remove itself hands leadership over first
+// (ErrNotLeader, nothing proposed) and no longer leads when the call returns; another node
+// leads; the new leader then removes the old one as a follower and writes go on.
+func TestRemoveLeaderHandsOver(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.apply(t, registerCluster("c1", labels("1"), false))
+	old := c.Leader()
+	if old == nil {
+		t.Fatal("no leader")
+	}
+	id := old.cfg.NodeID
+	if err := old.RemoveServer(ctxT(t), id); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("RemoveServer(itself) on the leader: %v, want ErrNotLeader after the hand-over", err)
+	}
+	if old.IsLeader() {
+		t.Fatal("the old leader still leads after the hand-over")
+	}
+	var next *Store
+	waitFor(t, 10*time.Second, "the new leader", func() bool {
+		next = c.Leader()
+		return next != nil && next != old
+	})
+	if err := next.RemoveServer(ctxT(t), id); err != nil {
+		t.Fatalf("RemoveServer(%s) on the new leader: %v", id, err)
+	}
+	if !next.IsLeader() {
+		t.Fatal("the new leader lost leadership removing the old one")
+	}
+	if st := next.Status(); len(st.Members) != 2 {
+		t.Fatalf("members after the removal: %v", st.Members)
+	}
+	c.apply(t, registerCluster("after-remove", nil, false))
+}
+
 // TestMultiNodeNoLeader: with its leader gone and no quorum, a follower reports that there
 // is no leader.
 func TestMultiNodeNoLeader(t *testing.T) {
