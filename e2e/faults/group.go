@@ -222,11 +222,7 @@ func (g *Group) start(ctx context.Context, n *Node, join string, rejoin bool) er
 
 // Kill ends node i at once (SIGKILL), as a crash would.
 func (g *Group) Kill(i int) {
-	n := g.Nodes[i]
-	n.mu.Lock()
-	p := n.proc
-	n.mu.Unlock()
-	if p != nil {
+	if p, _ := g.Nodes[i].state(); p != nil {
 		p.Kill()
 	}
 }
@@ -259,12 +255,17 @@ func (g *Group) restart(ctx context.Context, i int, rejoin bool) error {
 	return g.start(ctx, n, join, rejoin)
 }
 
-// StopNode stops node i gracefully (SIGTERM, SIGKILL after 10 s), as an operator would.
-func (g *Group) StopNode(i int) {
-	n := g.Nodes[i]
+// state is the node's current process (nil before its first start) and whether it is paused.
+func (n *Node) state() (*process.Process, bool) {
 	n.mu.Lock()
-	p, paused := n.proc, n.paused
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	return n.proc, n.paused
+}
+
+// StopNode stops node i gracefully (SIGTERM, SIGKILL after 10 s), as an operator would; a
+// paused node is resumed first.
+func (g *Group) StopNode(i int) {
+	p, paused := g.Nodes[i].state()
 	if p == nil {
 		return
 	}
@@ -276,10 +277,7 @@ func (g *Group) StopNode(i int) {
 
 // exitLog is node i's log file and whether its process has ended (and how).
 func (g *Group) exitLog(i int) (log string, exited bool, err error) {
-	n := g.Nodes[i]
-	n.mu.Lock()
-	p := n.proc
-	n.mu.Unlock()
+	p, _ := g.Nodes[i].state()
 	if p == nil {
 		return "", false, nil
 	}
@@ -289,10 +287,7 @@ func (g *Group) exitLog(i int) (log string, exited bool, err error) {
 
 // Running says whether node i's process is up (paused counts as running).
 func (g *Group) Running(i int) bool {
-	n := g.Nodes[i]
-	n.mu.Lock()
-	p := n.proc
-	n.mu.Unlock()
+	p, _ := g.Nodes[i].state()
 	if p == nil {
 		return false
 	}
@@ -333,9 +328,7 @@ func (g *Group) Unexpected(killed map[int]bool) error {
 		if killed[i] {
 			continue
 		}
-		n.mu.Lock()
-		p := n.proc
-		n.mu.Unlock()
+		p, _ := n.state()
 		if p == nil {
 			continue
 		}
@@ -349,17 +342,7 @@ func (g *Group) Unexpected(killed map[int]bool) error {
 // Stop resumes and stops every node, then removes the network.
 func (g *Group) Stop() {
 	for i := len(g.Nodes) - 1; i >= 0; i-- {
-		n := g.Nodes[i]
-		n.mu.Lock()
-		p, paused := n.proc, n.paused
-		n.mu.Unlock()
-		if p == nil {
-			continue
-		}
-		if paused {
-			_ = p.Resume()
-		}
-		p.Stop()
+		g.StopNode(i)
 	}
 	if g.hc != nil {
 		g.hc.CloseIdleConnections()
