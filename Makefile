@@ -61,8 +61,15 @@ $(TS_TOOLS): $(TS_DIR)/package-lock.json
 	npm ci --prefix $(TS_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The dashboard's build tools and libraries, pinned in web/package-lock.json.
+UI_DIR := web
+UI_TOOLS := $(UI_DIR)/node_modules/.package-lock.json
+$(UI_TOOLS): $(UI_DIR)/package-lock.json
+	npm ci --prefix $(UI_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 .PHONY: tools
-tools: $(TOOLS) $(TS_TOOLS) ## Install the pinned code generators, linter and TypeScript tools.
+tools: $(TOOLS) $(TS_TOOLS) $(UI_TOOLS) ## Install the pinned code generators, linter and TypeScript tools.
 
 .PHONY: generate
 generate: tools ## Wipe and regenerate the code generated from proto/.
@@ -74,11 +81,18 @@ generate: tools ## Wipe and regenerate the code generated from proto/.
 	buf build --path proto/ebbflow/v1 -o proto/ebbflowdesc/ebbflow.binpb
 	go run ./internal/openapi openapi/ebbflow.swagger.json > openapi/ebbflow.openapi.json
 
+UI_ASSETS := controller/ui/assets
+
+.PHONY: ui
+ui: $(UI_TOOLS) ## Type-check the dashboard (web/) and rebuild its embedded assets (controller/ui/assets).
+	npm run --prefix $(UI_DIR) --silent typecheck
+	npm run --prefix $(UI_DIR) --silent build
+
 .PHONY: checkgenerate
-checkgenerate: generate ## Fail when the checked-in generated code differs from proto/.
-	@if [ -n "$$(git status --porcelain -- proto $(TS_DIR)/src/gen openapi)" ]; then \
-		echo "generated code is out of date with proto/; run 'make generate' and commit:"; \
-		git status --porcelain -- proto $(TS_DIR)/src/gen openapi; git diff --stat -- proto $(TS_DIR)/src/gen openapi; exit 1; fi
+checkgenerate: generate ui ## Fail when the checked-in generated code or dashboard assets differ from their sources.
+	@if [ -n "$$(git status --porcelain -- proto $(TS_DIR)/src/gen openapi $(UI_ASSETS))" ]; then \
+		echo "generated code or dashboard assets are out of date; run 'make generate ui' and commit:"; \
+		git status --porcelain -- proto $(TS_DIR)/src/gen openapi $(UI_ASSETS); git diff --stat -- proto $(TS_DIR)/src/gen openapi $(UI_ASSETS); exit 1; fi
 
 .PHONY: build
 build: ## Build fleet-controller, fleet-agent and fleetctl into ./bin.
@@ -99,9 +113,24 @@ clean: ## Remove build outputs (./bin) and Go's test cache; the kubebox binaries
 	rm -rf $(BIN)
 	go clean -testcache
 
+# Debian's Chromium for the dashboard's browser tests, from this Debian release's own archive
+# (apt pins it to the release's current security build). Installed when missing; the tests run
+# it headless on loopback.
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium (for the dashboard's browser tests) when it is missing.
+	@if [ ! -x $(CHROMIUM) ]; then \
+		sudo=""; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		release=$$(. /etc/os-release && echo "$$VERSION_CODENAME"); \
+		echo "installing chromium from Debian $$release"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends -t "$$release" chromium >/dev/null; \
+	fi
+	@$(CHROMIUM) --version
+
 .PHONY: test
-test: checkgenerate lint kubebox ## Every check and every test (race detector on).
-	go test $(GO_TEST_FLAGS) ./...
+test: checkgenerate lint kubebox chromium ## Every check and every test (race detector on), the browser tests included.
+	EBBFLOW_BROWSER=$(CHROMIUM) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: kubebox
 kubebox: ## Build (once, then cached) the local Kubernetes binaries the agent and e2e tests run.

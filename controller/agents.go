@@ -31,7 +31,7 @@ func (s *agentService) RegisterAgent(ctx context.Context, req *connect.Request[e
 	}
 	s.live.beat(m.GetCluster(), s.now())
 	return connect.NewResponse(&ebbflowv1.RegisterAgentResponse{
-		Cluster:           s.withLiveness(cluster),
+		Cluster:           s.withLiveState(cluster),
 		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
 		StreamLiveness:    true,
 	}), nil

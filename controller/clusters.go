@@ -15,14 +15,27 @@ import (
 
 type clusterService struct{ *Server }
 
-// withLiveness adds what the leader's memory knows of the cluster's agent.
-func (s *Server) withLiveness(c *ebbflowv1.Cluster) *ebbflowv1.Cluster {
+// withLiveState adds what is known of the cluster but not stored with it: its agent's
+// liveness from the leader's memory, and where it stands in each active rollout, from this
+// node's index.
+func (s *Server) withLiveState(c *ebbflowv1.Cluster) *ebbflowv1.Cluster {
 	st, last := s.live.state(c.GetName(), s.now())
 	c.Liveness = st
 	if !last.IsZero() {
 		c.LastHeartbeatTime = timestamppb.New(last)
 	}
+	c.Rollouts = nil
+	for _, p := range s.store.PositionsOf(c.GetName()) {
+		c.Rollouts = append(c.Rollouts, &ebbflowv1.ClusterRolloutPosition{
+			Rollout: p.Rollout, Wave: p.Wave, Phase: p.Record.GetPhase(), State: clusterStateName(p.Record.GetState()),
+		})
+	}
 	return c
+}
+
+// clusterStateName is a ClusterRolloutState's name without its prefix, in lower case.
+func clusterStateName(st ebbflowv1.ClusterRolloutState) string {
+	return strings.ToLower(strings.TrimPrefix(st.String(), "CLUSTER_ROLLOUT_STATE_"))
 }
 
 // clusterWrite applies one cluster command on the leader.
@@ -32,7 +45,7 @@ func (s *clusterService) clusterWrite(ctx context.Context, actor string, cmd *st
 	if err != nil {
 		return nil, err
 	}
-	return s.withLiveness(out.(*ebbflowv1.Cluster)), nil
+	return s.withLiveState(out.(*ebbflowv1.Cluster)), nil
 }
 
 func (s *clusterService) RegisterCluster(ctx context.Context, req *connect.Request[ebbflowv1.RegisterClusterRequest]) (*connect.Response[ebbflowv1.RegisterClusterResponse], error) {
@@ -98,7 +111,7 @@ func (s *clusterService) GetCluster(ctx context.Context, req *connect.Request[eb
 		if err != nil {
 			return nil, err
 		}
-		return &ebbflowv1.GetClusterResponse{Cluster: s.withLiveness(c)}, nil
+		return &ebbflowv1.GetClusterResponse{Cluster: s.withLiveState(c)}, nil
 	})
 }
 
@@ -125,7 +138,7 @@ func (s *clusterService) ListClusters(ctx context.Context, req *connect.Request[
 					res.NextPageToken = nextPageToken(res.Clusters[size-1].GetName())
 					return res, nil
 				}
-				res.Clusters = append(res.Clusters, s.withLiveness(c))
+				res.Clusters = append(res.Clusters, s.withLiveState(c))
 			}
 			if len(cs) <= size {
 				return res, nil

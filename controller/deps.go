@@ -31,6 +31,7 @@ type Reader interface {
 	ActiveRollouts() []*ebbflowv1.Rollout
 	ActiveRollout(id string) (*ebbflowv1.Rollout, bool)
 	HolderOf(cluster string) (store.Holding, bool)
+	PositionsOf(cluster string) []store.Position
 	Registered(name string) (*ebbflowv1.Cluster, bool)
 	WatchCluster(name string) *store.KeyWatch
 	ProposedStats() map[string]store.ProposalStats

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
 	"github.com/ebbflow/ebbflow/rollout"
@@ -149,28 +148,27 @@ func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Req
 }
 
 // WatchRollout streams the rollout from this node's replica: now, then after every change,
-// until it reaches a terminal state or the caller leaves.
+// until it reaches a terminal state or the caller leaves. The request narrows the stream (one
+// cluster, no measurements) and may ask for changes only; see rolloutView.
 func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[ebbflowv1.WatchRolloutRequest], stream *connect.ServerStream[ebbflowv1.WatchRolloutResponse]) error {
 	id := req.Msg.GetId()
 	sub := s.store.Subscribe()
 	defer sub.Close()
 	s.readYourWrites(ctx)
-	var last *ebbflowv1.Rollout
+	view := &rolloutView{req: req.Msg}
 	for {
-		var r *ebbflowv1.Rollout
-		err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
-			var err error
-			r, err = tx.Rollout(id)
-			return err
-		})
+		r, err := s.watchRead(ctx, id, req.Msg.GetOmitMeasurements())
 		if err != nil {
 			return toConnectError(err)
 		}
-		if last == nil || !proto.Equal(last, r) {
-			if err := stream.Send(&ebbflowv1.WatchRolloutResponse{Rollout: r}); err != nil {
+		msg, err := view.next(r)
+		if err != nil {
+			return err
+		}
+		if msg != nil {
+			if err := stream.Send(msg); err != nil {
 				return err
 			}
-			last = r
 		}
 		if rollout.Terminal(r.GetState()) {
 			return nil
@@ -192,6 +190,25 @@ func (s *rolloutService) WatchRollout(ctx context.Context, req *connect.Request[
 			return nil
 		}
 	}
+}
+
+// watchRead reads rollout id for a watch: from the node's index (no decoding, no
+// measurements) when measurements are not wanted and the rollout is active, from its state
+// database otherwise. Either way the caller gets its own rollout and waves to narrow; records
+// from the index are shared and never modified (rolloutView replaces, never edits, them).
+func (s *rolloutService) watchRead(ctx context.Context, id string, omitMeasurements bool) (*ebbflowv1.Rollout, error) {
+	if omitMeasurements {
+		if r, ok := s.store.ActiveRollout(id); ok {
+			return r, nil
+		}
+	}
+	var r *ebbflowv1.Rollout
+	err := s.store.View(ctx, store.Stale, func(tx *store.Tx) error {
+		var err error
+		r, err = tx.Rollout(id)
+		return err
+	})
+	return r, err
 }
 
 // watchRolloutInterval is the least time between two reads of a watched rollout.

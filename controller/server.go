@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/ebbflow/ebbflow/controller/ui"
 	"github.com/ebbflow/ebbflow/internal/pki"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/proto/ebbflow/v1/ebbflowv1connect"
@@ -242,6 +243,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.httpAuthorized(metricsResource, cfg.Metrics))
 	}
+	// The dashboard: static files, no credentials needed to load them; the page calls the
+	// API above with the token its user pastes.
+	mux.Handle("GET "+ui.Prefix, ui.Handler())
+	mux.Handle("GET /ui", ui.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.handler = withCORS(withClientCertificates(mux), cfg.CORSOrigins)

@@ -92,6 +92,24 @@ func TestValidationNamesTheField(t *testing.T) {
 			}))
 			return err
 		}, "measurements"},
+		{"measurement with a distribution", func() error {
+			_, err := c.agents.ReportMeasurement(ctx, connect.NewRequest(&ebbflowv1.ReportMeasurementRequest{
+				Ref: &ebbflowv1.ReportRef{Cluster: "c1", AssignmentId: "a", ProfileRevision: 1, Phase: ebbflowv1.Phase_PHASE_L7},
+				Measurements: []*ebbflowv1.Measurement{{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, SamplesMs: []float64{1},
+					Distribution: &ebbflowv1.LatencyDistribution{Quantiles: []float64{0.5}, LatencyMs: []float64{1}, Count: 1}}},
+			}))
+			return err
+		}, "measurements[0].distribution"},
+		{"watch rollout bad cluster", func() error {
+			s, err := c.rollouts.WatchRollout(ctx, connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: "r1", Cluster: "Not_A_Cluster"}))
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for s.Receive() {
+			}
+			return s.Err()
+		}, "cluster"},
 		{"heartbeat bad cluster", func() error {
 			_, err := c.agents.Heartbeat(ctx, connect.NewRequest(&ebbflowv1.HeartbeatRequest{Cluster: "UPPER"}))
 			return err

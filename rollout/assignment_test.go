@@ -240,16 +240,16 @@ func TestIngestRecordInPlaceMatchesIngestAt(t *testing.T) {
 	}
 }
 
-func TestCapSamples(t *testing.T) {
+func TestStoredMeasurement(t *testing.T) {
 	samples := make([]float64, 3*MaxStoredSamples)
 	for i := range samples {
 		samples[i] = float64(i)
 	}
 	m := &ebbflowv1.Measurement{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo", SamplesMs: samples,
 		Latency: &ebbflowv1.LatencySummary{Count: int64(len(samples))}}
-	got := CapSamples(m)
+	got := StoredMeasurement(m)
 	if len(m.GetSamplesMs()) != 3*MaxStoredSamples {
-		t.Fatal("CapSamples changed its input")
+		t.Fatal("StoredMeasurement changed its input")
 	}
 	if len(got.GetSamplesMs()) != MaxStoredSamples || got.GetSamplesMs()[0] != 0 || got.GetSamplesMs()[1] != 3 || got.GetSamplesMs()[MaxStoredSamples-1] != float64(3*MaxStoredSamples-3) {
 		t.Fatalf("kept %d samples: %v ... %v", len(got.GetSamplesMs()), got.GetSamplesMs()[:2], got.GetSamplesMs()[len(got.GetSamplesMs())-1])
@@ -257,8 +257,13 @@ func TestCapSamples(t *testing.T) {
 	if got.GetLatency().GetCount() != int64(len(samples)) || got.GetLatency() == m.GetLatency() {
 		t.Fatal("the summary is not kept as sent, or is shared")
 	}
-	small := &ebbflowv1.Measurement{SamplesMs: []float64{1, 2}}
-	if c := CapSamples(small); !proto.Equal(c, small) || &c.SamplesMs[0] == &small.SamplesMs[0] {
+	// The distribution is computed from every sample sent, not the kept ones: the maximum is
+	// the last sample, which the evenly spaced selection drops.
+	if d := got.GetDistribution(); d.GetCount() != int64(len(samples)) || d.GetLatencyMs()[len(d.GetLatencyMs())-1] != float64(len(samples)-1) {
+		t.Fatalf("distribution of %d values with maximum %v, want %d values up to %d", d.GetCount(), d.GetLatencyMs(), len(samples), len(samples)-1)
+	}
+	small := &ebbflowv1.Measurement{SamplesMs: []float64{1, 2}} // no kind: no latency distribution
+	if c := StoredMeasurement(small); !proto.Equal(c, small) || &c.SamplesMs[0] == &small.SamplesMs[0] {
 		t.Fatal("a small measurement is not an independent equal copy")
 	}
 }

@@ -168,7 +168,7 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 	}
 	for _, m := range rep.Measurements {
 		if m != nil {
-			res.Measurements = append(res.Measurements, CapSamples(m))
+			res.Measurements = append(res.Measurements, StoredMeasurement(m))
 		}
 	}
 	storeKprBatch(res, rep.KprBatch)
@@ -226,10 +226,13 @@ func ingest(n *ebbflowv1.Rollout, wave int32, c *ebbflowv1.RolloutCluster, rep R
 	}
 }
 
-// CapSamples clones a measurement, keeping at most MaxStoredSamples raw samples taken at
-// evenly spaced positions; the summary stays as the agent sent it.
-func CapSamples(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
+// StoredMeasurement is a measurement as the controller stores it: a clone with its latency
+// distribution computed from everything the agent sent (judge.Distribution; it outlives the
+// raw samples, which are dropped once the phase is judged) and at most MaxStoredSamples raw
+// samples kept, taken at evenly spaced positions; the summary stays as the agent sent it.
+func StoredMeasurement(m *ebbflowv1.Measurement) *ebbflowv1.Measurement {
 	out := proto.Clone(m).(*ebbflowv1.Measurement)
+	out.Distribution = judge.Distribution(m)
 	if n := len(out.SamplesMs); n > MaxStoredSamples {
 		kept := make([]float64, MaxStoredSamples)
 		for i := range kept {

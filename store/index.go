@@ -256,6 +256,33 @@ func (s *Store) HolderOf(cluster string) (Holding, bool) {
 	return Holding{}, false
 }
 
+// Position is where a cluster stands in one active rollout.
+type Position struct {
+	Rollout string
+	Wave    int32
+	// Record is the cluster's record (without measurements); shared, read-only.
+	Record *ebbflowv1.RolloutCluster
+}
+
+// PositionsOf returns the cluster's record in every active rollout that lists it, by rollout
+// id: map look-ups, no decoding.
+func (s *Store) PositionsOf(cluster string) []Position {
+	ix := s.fsm.index()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	ids := ix.byCluster[cluster]
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]Position, 0, len(ids))
+	for _, id := range ids {
+		lr := ix.rollouts[id]
+		p := lr.pos[cluster]
+		out = append(out, Position{Rollout: id, Wave: p[0], Record: lr.waves[p[0]][p[1]]})
+	}
+	return out
+}
+
 // ActiveRolloutsOf returns the ids of the active rollouts that list the cluster, sorted.
 func (s *Store) ActiveRolloutsOf(cluster string) []string {
 	ix := s.fsm.index()

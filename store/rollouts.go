@@ -27,7 +27,7 @@ import (
 // always 0 but for the node batches of a node-by-node kpr phase, one result each (the two
 // be16 were one be32 sequence before, so earlier measurements read as result 0). A result keeps
 // at most MaxResultMeasurements measurements; later ones are dropped.
-// Measurements are bounded when they arrive (rollout.CapSamples) and compacted when their phase
+// Measurements are bounded when they arrive (rollout.StoredMeasurement) and compacted when their phase
 // is judged: a judged phase other than the baseline keeps each measurement's summary and drops
 // its raw samples and histogram (the baseline keeps them for the phases still to be judged).
 // Tx.Rollout puts the parts back together, so readers see the API's Rollout.

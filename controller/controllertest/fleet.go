@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -35,13 +36,16 @@ type Agent struct {
 	Reached chan string
 	// inv is the inventory the agent registered; a node-by-node kpr phase's batches come from it.
 	inv *ebbflowv1.Inventory
+	// http calls the controller: HTTPClient() (h2c, no credentials) unless the fleet is secure,
+	// then a TLS client presenting the cluster's certificate.
+	http *http.Client
 }
 
 // client returns the clients of the current node; failover moves to the next one.
 func (a *Agent) client() ebbflowv1connect.AgentServiceClient {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return newAgentClient(a.urls[a.next%len(a.urls)])
+	return ebbflowv1connect.NewAgentServiceClient(a.http, a.urls[a.next%len(a.urls)])
 }
 
 func (a *Agent) failover() {
@@ -160,13 +164,31 @@ func (a *Agent) execute(ctx context.Context, as *ebbflowv1.Assignment) {
 // which phase; setup adjusts each agent before it starts.
 func StartFleet(t testing.TB, urls []string, n int, slow map[string]ebbflowv1.Phase, setup func(*Agent)) map[string]*Agent {
 	t.Helper()
+	return startFleet(t, nil, urls, n, slow, setup)
+}
+
+// StartSecureFleet is StartFleet against nodes started with sec: each cluster first joins
+// (a join token from the admin, a certificate for its key) and its agent then calls with that
+// certificate, as fleet-agent does.
+func StartSecureFleet(t testing.TB, sec *Security, urls []string, n int, slow map[string]ebbflowv1.Phase, setup func(*Agent)) map[string]*Agent {
+	t.Helper()
+	return startFleet(t, sec, urls, n, slow, setup)
+}
+
+func startFleet(t testing.TB, sec *Security, urls []string, n int, slow map[string]ebbflowv1.Phase, setup func(*Agent)) map[string]*Agent {
+	t.Helper()
 	values, _ := structpb.NewStruct(map[string]any{"k8sServiceHost": "10.0.0.1", "k8sServicePort": 6443})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	agents := map[string]*Agent{}
 	for i := range n {
 		name := fmt.Sprintf("c-%02d", i)
-		c := newAgentClient(urls[0])
+		hc := HTTPClient()
+		if sec != nil {
+			cert := sec.Join(t, urls[0], name)
+			hc = sec.Client(&cert)
+		}
+		c := ebbflowv1connect.NewAgentServiceClient(hc, urls[0])
 		inv := &ebbflowv1.Inventory{KubernetesVersion: "v1.34.3", HelmValues: values, KubeProxyPresent: true, Nodes: []*ebbflowv1.NodeInfo{
 			{Name: "n1", KernelVersion: "6.8.0-45-generic", NicDriver: "mlx5", Ready: true},
 			{Name: "n2", KernelVersion: "6.8.0-45-generic", NicDriver: "mlx5", Ready: true},
@@ -176,7 +198,7 @@ func StartFleet(t testing.TB, urls []string, n int, slow map[string]ebbflowv1.Ph
 		})); err != nil {
 			t.Fatal(err)
 		}
-		a := &Agent{Name: name, urls: urls, SlowAt: slow[name], applied: map[string]int{}, seen: map[string]bool{}, inv: inv}
+		a := &Agent{Name: name, urls: urls, SlowAt: slow[name], applied: map[string]int{}, seen: map[string]bool{}, inv: inv, http: hc}
 		if setup != nil {
 			setup(a)
 		}
@@ -196,8 +218,4 @@ func (a *Agent) Applied() map[string]int {
 		out[k] = v
 	}
 	return out
-}
-
-func newAgentClient(url string) ebbflowv1connect.AgentServiceClient {
-	return ebbflowv1connect.NewAgentServiceClient(HTTPClient(), url)
 }

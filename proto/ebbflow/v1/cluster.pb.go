@@ -110,7 +110,10 @@ type Cluster struct {
 	// answer while its stream is open; from memory like liveness, unset when unknown.
 	LastHeartbeatTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_heartbeat_time,json=lastHeartbeatTime,proto3" json:"last_heartbeat_time,omitempty"`
 	// Version the agent reported when it registered; empty until it does.
-	AgentVersion  string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	AgentVersion string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// The active rollouts that list this cluster and where it stands in each, from the answering
+	// node's replica; filled on reads like liveness, never stored.
+	Rollouts      []*ClusterRolloutPosition `protobuf:"bytes,11,rep,name=rollouts,proto3" json:"rollouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +218,87 @@ func (x *Cluster) GetAgentVersion() string {
 	return ""
 }
 
+func (x *Cluster) GetRollouts() []*ClusterRolloutPosition {
+	if x != nil {
+		return x.Rollouts
+	}
+	return nil
+}
+
+// ClusterRolloutPosition is where a cluster stands in one active rollout.
+type ClusterRolloutPosition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout id.
+	Rollout string `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Index of the wave that lists the cluster, from 0.
+	Wave int32 `protobuf:"varint,2,opt,name=wave,proto3" json:"wave,omitempty"`
+	// Phase in progress or last completed; PHASE_UNSPECIFIED before the first assignment.
+	Phase Phase `protobuf:"varint,3,opt,name=phase,proto3,enum=ebbflow.v1.Phase" json:"phase,omitempty"`
+	// The cluster's ClusterRolloutState in that rollout, without its prefix, in lower case:
+	// "pending", "applying", "measuring", "succeeded", "rolled_back" and so on.
+	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterRolloutPosition) Reset() {
+	*x = ClusterRolloutPosition{}
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterRolloutPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterRolloutPosition) ProtoMessage() {}
+
+func (x *ClusterRolloutPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterRolloutPosition.ProtoReflect.Descriptor instead.
+func (*ClusterRolloutPosition) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterRolloutPosition) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *ClusterRolloutPosition) GetWave() int32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *ClusterRolloutPosition) GetPhase() Phase {
+	if x != nil {
+		return x.Phase
+	}
+	return Phase_PHASE_UNSPECIFIED
+}
+
+func (x *ClusterRolloutPosition) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // Inventory is what the agent found on its cluster when it registered; a rollout's preflight
 // checks each phase against it.
 type Inventory struct {
@@ -249,7 +333,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[1]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +345,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[1]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +358,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Inventory) GetKubernetesVersion() string {
@@ -377,7 +461,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[2]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +473,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[2]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +486,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NodeInfo) GetName() string {
@@ -461,7 +545,7 @@ type RegisterClusterRequest struct {
 
 func (x *RegisterClusterRequest) Reset() {
 	*x = RegisterClusterRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[3]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +557,7 @@ func (x *RegisterClusterRequest) String() string {
 func (*RegisterClusterRequest) ProtoMessage() {}
 
 func (x *RegisterClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[3]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +570,7 @@ func (x *RegisterClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterClusterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterClusterRequest) GetName() string {
@@ -514,7 +598,7 @@ type RegisterClusterResponse struct {
 
 func (x *RegisterClusterResponse) Reset() {
 	*x = RegisterClusterResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[4]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +610,7 @@ func (x *RegisterClusterResponse) String() string {
 func (*RegisterClusterResponse) ProtoMessage() {}
 
 func (x *RegisterClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[4]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +623,7 @@ func (x *RegisterClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterClusterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterClusterResponse) GetCluster() *Cluster {
@@ -562,7 +646,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[5]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +658,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[5]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +671,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetClusterRequest) GetName() string {
@@ -615,7 +699,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[6]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +711,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[6]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +724,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -669,7 +753,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +765,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[7]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +778,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListClustersRequest) GetSelector() string {
@@ -738,7 +822,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +834,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[8]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +847,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -798,7 +882,7 @@ type SetClusterLabelsRequest struct {
 
 func (x *SetClusterLabelsRequest) Reset() {
 	*x = SetClusterLabelsRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +894,7 @@ func (x *SetClusterLabelsRequest) String() string {
 func (*SetClusterLabelsRequest) ProtoMessage() {}
 
 func (x *SetClusterLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[9]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +907,7 @@ func (x *SetClusterLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterLabelsRequest.ProtoReflect.Descriptor instead.
 func (*SetClusterLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetClusterLabelsRequest) GetName() string {
@@ -858,7 +942,7 @@ type SetClusterLabelsResponse struct {
 
 func (x *SetClusterLabelsResponse) Reset() {
 	*x = SetClusterLabelsResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +954,7 @@ func (x *SetClusterLabelsResponse) String() string {
 func (*SetClusterLabelsResponse) ProtoMessage() {}
 
 func (x *SetClusterLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[10]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +967,7 @@ func (x *SetClusterLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterLabelsResponse.ProtoReflect.Descriptor instead.
 func (*SetClusterLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetClusterLabelsResponse) GetCluster() *Cluster {
@@ -906,7 +990,7 @@ type CordonClusterRequest struct {
 
 func (x *CordonClusterRequest) Reset() {
 	*x = CordonClusterRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1002,7 @@ func (x *CordonClusterRequest) String() string {
 func (*CordonClusterRequest) ProtoMessage() {}
 
 func (x *CordonClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[11]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1015,7 @@ func (x *CordonClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CordonClusterRequest.ProtoReflect.Descriptor instead.
 func (*CordonClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CordonClusterRequest) GetName() string {
@@ -959,7 +1043,7 @@ type CordonClusterResponse struct {
 
 func (x *CordonClusterResponse) Reset() {
 	*x = CordonClusterResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1055,7 @@ func (x *CordonClusterResponse) String() string {
 func (*CordonClusterResponse) ProtoMessage() {}
 
 func (x *CordonClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[12]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1068,7 @@ func (x *CordonClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CordonClusterResponse.ProtoReflect.Descriptor instead.
 func (*CordonClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CordonClusterResponse) GetCluster() *Cluster {
@@ -1005,7 +1089,7 @@ type UncordonClusterRequest struct {
 
 func (x *UncordonClusterRequest) Reset() {
 	*x = UncordonClusterRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1101,7 @@ func (x *UncordonClusterRequest) String() string {
 func (*UncordonClusterRequest) ProtoMessage() {}
 
 func (x *UncordonClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[13]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1114,7 @@ func (x *UncordonClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UncordonClusterRequest.ProtoReflect.Descriptor instead.
 func (*UncordonClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UncordonClusterRequest) GetName() string {
@@ -1051,7 +1135,7 @@ type UncordonClusterResponse struct {
 
 func (x *UncordonClusterResponse) Reset() {
 	*x = UncordonClusterResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1147,7 @@ func (x *UncordonClusterResponse) String() string {
 func (*UncordonClusterResponse) ProtoMessage() {}
 
 func (x *UncordonClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[14]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1160,7 @@ func (x *UncordonClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UncordonClusterResponse.ProtoReflect.Descriptor instead.
 func (*UncordonClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UncordonClusterResponse) GetCluster() *Cluster {
@@ -1097,7 +1181,7 @@ type DeleteClusterRequest struct {
 
 func (x *DeleteClusterRequest) Reset() {
 	*x = DeleteClusterRequest{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1193,7 @@ func (x *DeleteClusterRequest) String() string {
 func (*DeleteClusterRequest) ProtoMessage() {}
 
 func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[15]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1206,7 @@ func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClusterRequest) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteClusterRequest) GetName() string {
@@ -1141,7 +1225,7 @@ type DeleteClusterResponse struct {
 
 func (x *DeleteClusterResponse) Reset() {
 	*x = DeleteClusterResponse{}
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1237,7 @@ func (x *DeleteClusterResponse) String() string {
 func (*DeleteClusterResponse) ProtoMessage() {}
 
 func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ebbflow_v1_cluster_proto_msgTypes[16]
+	mi := &file_ebbflow_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1250,7 @@ func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClusterResponse) Descriptor() ([]byte, []int) {
-	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_ebbflow_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 var File_ebbflow_v1_cluster_proto protoreflect.FileDescriptor
@@ -1174,7 +1258,7 @@ var File_ebbflow_v1_cluster_proto protoreflect.FileDescriptor
 const file_ebbflow_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x18ebbflow/v1/cluster.proto\x12\n" +
-	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x04\n" +
+	"ebbflow.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17ebbflow/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x04\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1f.ebbflow.v1.Cluster.LabelsEntryR\x06labels\x12\x1a\n" +
@@ -1188,10 +1272,16 @@ const file_ebbflow_v1_cluster_proto_rawDesc = "" +
 	"\bliveness\x18\b \x01(\x0e2\x14.ebbflow.v1.LivenessR\bliveness\x12J\n" +
 	"\x13last_heartbeat_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x11lastHeartbeatTime\x12#\n" +
 	"\ragent_version\x18\n" +
-	" \x01(\tR\fagentVersion\x1a9\n" +
+	" \x01(\tR\fagentVersion\x12>\n" +
+	"\brollouts\x18\v \x03(\v2\".ebbflow.v1.ClusterRolloutPositionR\brollouts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc3\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x01\n" +
+	"\x16ClusterRolloutPosition\x12\x18\n" +
+	"\arollout\x18\x01 \x01(\tR\arollout\x12\x12\n" +
+	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12'\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x11.ebbflow.v1.PhaseR\x05phase\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"\xc3\x05\n" +
 	"\tInventory\x127\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x11kubernetesVersion\x12:\n" +
 	"\x14cilium_chart_version\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\x02R\x12ciliumChartVersion\x12:\n" +
@@ -1289,73 +1379,77 @@ func file_ebbflow_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ebbflow_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_ebbflow_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_ebbflow_v1_cluster_proto_goTypes = []any{
 	(Liveness)(0),                    // 0: ebbflow.v1.Liveness
 	(*Cluster)(nil),                  // 1: ebbflow.v1.Cluster
-	(*Inventory)(nil),                // 2: ebbflow.v1.Inventory
-	(*NodeInfo)(nil),                 // 3: ebbflow.v1.NodeInfo
-	(*RegisterClusterRequest)(nil),   // 4: ebbflow.v1.RegisterClusterRequest
-	(*RegisterClusterResponse)(nil),  // 5: ebbflow.v1.RegisterClusterResponse
-	(*GetClusterRequest)(nil),        // 6: ebbflow.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),       // 7: ebbflow.v1.GetClusterResponse
-	(*ListClustersRequest)(nil),      // 8: ebbflow.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),     // 9: ebbflow.v1.ListClustersResponse
-	(*SetClusterLabelsRequest)(nil),  // 10: ebbflow.v1.SetClusterLabelsRequest
-	(*SetClusterLabelsResponse)(nil), // 11: ebbflow.v1.SetClusterLabelsResponse
-	(*CordonClusterRequest)(nil),     // 12: ebbflow.v1.CordonClusterRequest
-	(*CordonClusterResponse)(nil),    // 13: ebbflow.v1.CordonClusterResponse
-	(*UncordonClusterRequest)(nil),   // 14: ebbflow.v1.UncordonClusterRequest
-	(*UncordonClusterResponse)(nil),  // 15: ebbflow.v1.UncordonClusterResponse
-	(*DeleteClusterRequest)(nil),     // 16: ebbflow.v1.DeleteClusterRequest
-	(*DeleteClusterResponse)(nil),    // 17: ebbflow.v1.DeleteClusterResponse
-	nil,                              // 18: ebbflow.v1.Cluster.LabelsEntry
-	nil,                              // 19: ebbflow.v1.Inventory.CiliumConfigEntry
-	nil,                              // 20: ebbflow.v1.RegisterClusterRequest.LabelsEntry
-	nil,                              // 21: ebbflow.v1.SetClusterLabelsRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),          // 23: google.protobuf.Struct
-	(*ReadOptions)(nil),              // 24: ebbflow.v1.ReadOptions
+	(*ClusterRolloutPosition)(nil),   // 2: ebbflow.v1.ClusterRolloutPosition
+	(*Inventory)(nil),                // 3: ebbflow.v1.Inventory
+	(*NodeInfo)(nil),                 // 4: ebbflow.v1.NodeInfo
+	(*RegisterClusterRequest)(nil),   // 5: ebbflow.v1.RegisterClusterRequest
+	(*RegisterClusterResponse)(nil),  // 6: ebbflow.v1.RegisterClusterResponse
+	(*GetClusterRequest)(nil),        // 7: ebbflow.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 8: ebbflow.v1.GetClusterResponse
+	(*ListClustersRequest)(nil),      // 9: ebbflow.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),     // 10: ebbflow.v1.ListClustersResponse
+	(*SetClusterLabelsRequest)(nil),  // 11: ebbflow.v1.SetClusterLabelsRequest
+	(*SetClusterLabelsResponse)(nil), // 12: ebbflow.v1.SetClusterLabelsResponse
+	(*CordonClusterRequest)(nil),     // 13: ebbflow.v1.CordonClusterRequest
+	(*CordonClusterResponse)(nil),    // 14: ebbflow.v1.CordonClusterResponse
+	(*UncordonClusterRequest)(nil),   // 15: ebbflow.v1.UncordonClusterRequest
+	(*UncordonClusterResponse)(nil),  // 16: ebbflow.v1.UncordonClusterResponse
+	(*DeleteClusterRequest)(nil),     // 17: ebbflow.v1.DeleteClusterRequest
+	(*DeleteClusterResponse)(nil),    // 18: ebbflow.v1.DeleteClusterResponse
+	nil,                              // 19: ebbflow.v1.Cluster.LabelsEntry
+	nil,                              // 20: ebbflow.v1.Inventory.CiliumConfigEntry
+	nil,                              // 21: ebbflow.v1.RegisterClusterRequest.LabelsEntry
+	nil,                              // 22: ebbflow.v1.SetClusterLabelsRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(Phase)(0),                       // 24: ebbflow.v1.Phase
+	(*structpb.Struct)(nil),          // 25: google.protobuf.Struct
+	(*ReadOptions)(nil),              // 26: ebbflow.v1.ReadOptions
 }
 var file_ebbflow_v1_cluster_proto_depIdxs = []int32{
-	18, // 0: ebbflow.v1.Cluster.labels:type_name -> ebbflow.v1.Cluster.LabelsEntry
-	2,  // 1: ebbflow.v1.Cluster.inventory:type_name -> ebbflow.v1.Inventory
-	22, // 2: ebbflow.v1.Cluster.register_time:type_name -> google.protobuf.Timestamp
+	19, // 0: ebbflow.v1.Cluster.labels:type_name -> ebbflow.v1.Cluster.LabelsEntry
+	3,  // 1: ebbflow.v1.Cluster.inventory:type_name -> ebbflow.v1.Inventory
+	23, // 2: ebbflow.v1.Cluster.register_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: ebbflow.v1.Cluster.liveness:type_name -> ebbflow.v1.Liveness
-	22, // 4: ebbflow.v1.Cluster.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	23, // 5: ebbflow.v1.Inventory.helm_values:type_name -> google.protobuf.Struct
-	19, // 6: ebbflow.v1.Inventory.cilium_config:type_name -> ebbflow.v1.Inventory.CiliumConfigEntry
-	3,  // 7: ebbflow.v1.Inventory.nodes:type_name -> ebbflow.v1.NodeInfo
-	22, // 8: ebbflow.v1.Inventory.collect_time:type_name -> google.protobuf.Timestamp
-	20, // 9: ebbflow.v1.RegisterClusterRequest.labels:type_name -> ebbflow.v1.RegisterClusterRequest.LabelsEntry
-	1,  // 10: ebbflow.v1.RegisterClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
-	24, // 11: ebbflow.v1.GetClusterRequest.read:type_name -> ebbflow.v1.ReadOptions
-	1,  // 12: ebbflow.v1.GetClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
-	24, // 13: ebbflow.v1.ListClustersRequest.read:type_name -> ebbflow.v1.ReadOptions
-	1,  // 14: ebbflow.v1.ListClustersResponse.clusters:type_name -> ebbflow.v1.Cluster
-	21, // 15: ebbflow.v1.SetClusterLabelsRequest.labels:type_name -> ebbflow.v1.SetClusterLabelsRequest.LabelsEntry
-	1,  // 16: ebbflow.v1.SetClusterLabelsResponse.cluster:type_name -> ebbflow.v1.Cluster
-	1,  // 17: ebbflow.v1.CordonClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
-	1,  // 18: ebbflow.v1.UncordonClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
-	4,  // 19: ebbflow.v1.ClusterService.RegisterCluster:input_type -> ebbflow.v1.RegisterClusterRequest
-	6,  // 20: ebbflow.v1.ClusterService.GetCluster:input_type -> ebbflow.v1.GetClusterRequest
-	8,  // 21: ebbflow.v1.ClusterService.ListClusters:input_type -> ebbflow.v1.ListClustersRequest
-	10, // 22: ebbflow.v1.ClusterService.SetClusterLabels:input_type -> ebbflow.v1.SetClusterLabelsRequest
-	12, // 23: ebbflow.v1.ClusterService.CordonCluster:input_type -> ebbflow.v1.CordonClusterRequest
-	14, // 24: ebbflow.v1.ClusterService.UncordonCluster:input_type -> ebbflow.v1.UncordonClusterRequest
-	16, // 25: ebbflow.v1.ClusterService.DeleteCluster:input_type -> ebbflow.v1.DeleteClusterRequest
-	5,  // 26: ebbflow.v1.ClusterService.RegisterCluster:output_type -> ebbflow.v1.RegisterClusterResponse
-	7,  // 27: ebbflow.v1.ClusterService.GetCluster:output_type -> ebbflow.v1.GetClusterResponse
-	9,  // 28: ebbflow.v1.ClusterService.ListClusters:output_type -> ebbflow.v1.ListClustersResponse
-	11, // 29: ebbflow.v1.ClusterService.SetClusterLabels:output_type -> ebbflow.v1.SetClusterLabelsResponse
-	13, // 30: ebbflow.v1.ClusterService.CordonCluster:output_type -> ebbflow.v1.CordonClusterResponse
-	15, // 31: ebbflow.v1.ClusterService.UncordonCluster:output_type -> ebbflow.v1.UncordonClusterResponse
-	17, // 32: ebbflow.v1.ClusterService.DeleteCluster:output_type -> ebbflow.v1.DeleteClusterResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	23, // 4: ebbflow.v1.Cluster.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: ebbflow.v1.Cluster.rollouts:type_name -> ebbflow.v1.ClusterRolloutPosition
+	24, // 6: ebbflow.v1.ClusterRolloutPosition.phase:type_name -> ebbflow.v1.Phase
+	25, // 7: ebbflow.v1.Inventory.helm_values:type_name -> google.protobuf.Struct
+	20, // 8: ebbflow.v1.Inventory.cilium_config:type_name -> ebbflow.v1.Inventory.CiliumConfigEntry
+	4,  // 9: ebbflow.v1.Inventory.nodes:type_name -> ebbflow.v1.NodeInfo
+	23, // 10: ebbflow.v1.Inventory.collect_time:type_name -> google.protobuf.Timestamp
+	21, // 11: ebbflow.v1.RegisterClusterRequest.labels:type_name -> ebbflow.v1.RegisterClusterRequest.LabelsEntry
+	1,  // 12: ebbflow.v1.RegisterClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
+	26, // 13: ebbflow.v1.GetClusterRequest.read:type_name -> ebbflow.v1.ReadOptions
+	1,  // 14: ebbflow.v1.GetClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
+	26, // 15: ebbflow.v1.ListClustersRequest.read:type_name -> ebbflow.v1.ReadOptions
+	1,  // 16: ebbflow.v1.ListClustersResponse.clusters:type_name -> ebbflow.v1.Cluster
+	22, // 17: ebbflow.v1.SetClusterLabelsRequest.labels:type_name -> ebbflow.v1.SetClusterLabelsRequest.LabelsEntry
+	1,  // 18: ebbflow.v1.SetClusterLabelsResponse.cluster:type_name -> ebbflow.v1.Cluster
+	1,  // 19: ebbflow.v1.CordonClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
+	1,  // 20: ebbflow.v1.UncordonClusterResponse.cluster:type_name -> ebbflow.v1.Cluster
+	5,  // 21: ebbflow.v1.ClusterService.RegisterCluster:input_type -> ebbflow.v1.RegisterClusterRequest
+	7,  // 22: ebbflow.v1.ClusterService.GetCluster:input_type -> ebbflow.v1.GetClusterRequest
+	9,  // 23: ebbflow.v1.ClusterService.ListClusters:input_type -> ebbflow.v1.ListClustersRequest
+	11, // 24: ebbflow.v1.ClusterService.SetClusterLabels:input_type -> ebbflow.v1.SetClusterLabelsRequest
+	13, // 25: ebbflow.v1.ClusterService.CordonCluster:input_type -> ebbflow.v1.CordonClusterRequest
+	15, // 26: ebbflow.v1.ClusterService.UncordonCluster:input_type -> ebbflow.v1.UncordonClusterRequest
+	17, // 27: ebbflow.v1.ClusterService.DeleteCluster:input_type -> ebbflow.v1.DeleteClusterRequest
+	6,  // 28: ebbflow.v1.ClusterService.RegisterCluster:output_type -> ebbflow.v1.RegisterClusterResponse
+	8,  // 29: ebbflow.v1.ClusterService.GetCluster:output_type -> ebbflow.v1.GetClusterResponse
+	10, // 30: ebbflow.v1.ClusterService.ListClusters:output_type -> ebbflow.v1.ListClustersResponse
+	12, // 31: ebbflow.v1.ClusterService.SetClusterLabels:output_type -> ebbflow.v1.SetClusterLabelsResponse
+	14, // 32: ebbflow.v1.ClusterService.CordonCluster:output_type -> ebbflow.v1.CordonClusterResponse
+	16, // 33: ebbflow.v1.ClusterService.UncordonCluster:output_type -> ebbflow.v1.UncordonClusterResponse
+	18, // 34: ebbflow.v1.ClusterService.DeleteCluster:output_type -> ebbflow.v1.DeleteClusterResponse
+	28, // [28:35] is the sub-list for method output_type
+	21, // [21:28] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_cluster_proto_init() }
@@ -1370,7 +1464,7 @@ func file_ebbflow_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_cluster_proto_rawDesc), len(file_ebbflow_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -403,7 +403,13 @@ type Measurement struct {
 	// The agent's clock when the measurement ended.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// Measurement windows completed, the warm-up not counted.
-	Windows       int32 `protobuf:"varint,10,opt,name=windows,proto3" json:"windows,omitempty"`
+	Windows int32 `protobuf:"varint,10,opt,name=windows,proto3" json:"windows,omitempty"`
+	// The latency distribution, computed by the controller when it stores the measurement (from
+	// hdr_histogram when that records more values than samples_ms holds, from samples_ms
+	// otherwise) and kept after the raw samples and histogram are dropped; what the dashboard
+	// plots. Unset for probes that measure no request latency (THROUGHPUT, PROMETHEUS). Output
+	// only: a report that sets it is refused.
+	Distribution  *LatencyDistribution `protobuf:"bytes,11,opt,name=distribution,proto3" json:"distribution,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -508,6 +514,81 @@ func (x *Measurement) GetWindows() int32 {
 	return 0
 }
 
+func (x *Measurement) GetDistribution() *LatencyDistribution {
+	if x != nil {
+		return x.Distribution
+	}
+	return nil
+}
+
+// LatencyDistribution is a latency distribution in a bounded form: the latency at a fixed set
+// of quantiles (0.001 to 0.9999, denser in the tail; at most 64 points), with the number of
+// values it was computed from. Two distributions of the same fleet are comparable point by
+// point: the quantiles are the same list.
+type LatencyDistribution struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Quantiles in (0, 1], ascending; the last is 1 (the maximum).
+	Quantiles []float64 `protobuf:"fixed64,1,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
+	// Latency in milliseconds at each quantile (interpolated between the two nearest ranks, as
+	// the judge computes percentiles), same length as quantiles.
+	LatencyMs []float64 `protobuf:"fixed64,2,rep,packed,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// Values the distribution was computed from.
+	Count         int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatencyDistribution) Reset() {
+	*x = LatencyDistribution{}
+	mi := &file_ebbflow_v1_measurement_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyDistribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyDistribution) ProtoMessage() {}
+
+func (x *LatencyDistribution) ProtoReflect() protoreflect.Message {
+	mi := &file_ebbflow_v1_measurement_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyDistribution.ProtoReflect.Descriptor instead.
+func (*LatencyDistribution) Descriptor() ([]byte, []int) {
+	return file_ebbflow_v1_measurement_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LatencyDistribution) GetQuantiles() []float64 {
+	if x != nil {
+		return x.Quantiles
+	}
+	return nil
+}
+
+func (x *LatencyDistribution) GetLatencyMs() []float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return nil
+}
+
+func (x *LatencyDistribution) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_ebbflow_v1_measurement_proto protoreflect.FileDescriptor
 
 const file_ebbflow_v1_measurement_proto_rawDesc = "" +
@@ -534,7 +615,7 @@ const file_ebbflow_v1_measurement_proto_rawDesc = "" +
 	"\x06min_ms\x18\x06 \x01(\x01R\x05minMs\x12\x15\n" +
 	"\x06max_ms\x18\a \x01(\x01R\x05maxMs\x12\x14\n" +
 	"\x05count\x18\b \x01(\x03R\x05count\x12\x16\n" +
-	"\x06errors\x18\t \x01(\x03R\x06errors\"\xd0\x03\n" +
+	"\x06errors\x18\t \x01(\x03R\x06errors\"\x8f\x05\n" +
 	"\vMeasurement\x125\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.ebbflow.v1.ProbeKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12 \n" +
@@ -550,7 +631,14 @@ const file_ebbflow_v1_measurement_proto_rawDesc = "" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x18\n" +
 	"\awindows\x18\n" +
-	" \x01(\x05R\awindows*\xa1\x01\n" +
+	" \x01(\x05R\awindows\x12\xbc\x01\n" +
+	"\fdistribution\x18\v \x01(\v2\x1f.ebbflow.v1.LatencyDistributionBw\xbaHt\xba\x01q\n" +
+	"\x18distribution.output_only\x12Nis computed by the controller from samples_ms or hdr_histogram; leave it unset\x1a\x05falseR\fdistribution\"h\n" +
+	"\x13LatencyDistribution\x12\x1c\n" +
+	"\tquantiles\x18\x01 \x03(\x01R\tquantiles\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x02 \x03(\x01R\tlatencyMs\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count*\xa1\x01\n" +
 	"\tProbeKind\x12\x1a\n" +
 	"\x16PROBE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPROBE_KIND_HTTP\x10\x01\x12\x15\n" +
@@ -572,31 +660,33 @@ func file_ebbflow_v1_measurement_proto_rawDescGZIP() []byte {
 }
 
 var file_ebbflow_v1_measurement_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ebbflow_v1_measurement_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ebbflow_v1_measurement_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_ebbflow_v1_measurement_proto_goTypes = []any{
 	(ProbeKind)(0),                // 0: ebbflow.v1.ProbeKind
 	(*ProbeSettings)(nil),         // 1: ebbflow.v1.ProbeSettings
 	(*ProbeSpec)(nil),             // 2: ebbflow.v1.ProbeSpec
 	(*LatencySummary)(nil),        // 3: ebbflow.v1.LatencySummary
 	(*Measurement)(nil),           // 4: ebbflow.v1.Measurement
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*LatencyDistribution)(nil),   // 5: ebbflow.v1.LatencyDistribution
+	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_ebbflow_v1_measurement_proto_depIdxs = []int32{
-	2, // 0: ebbflow.v1.ProbeSettings.probes:type_name -> ebbflow.v1.ProbeSpec
-	5, // 1: ebbflow.v1.ProbeSettings.warmup:type_name -> google.protobuf.Duration
-	0, // 2: ebbflow.v1.ProbeSpec.kind:type_name -> ebbflow.v1.ProbeKind
-	5, // 3: ebbflow.v1.ProbeSpec.duration:type_name -> google.protobuf.Duration
-	5, // 4: ebbflow.v1.ProbeSpec.timeout:type_name -> google.protobuf.Duration
-	0, // 5: ebbflow.v1.Measurement.kind:type_name -> ebbflow.v1.ProbeKind
-	3, // 6: ebbflow.v1.Measurement.latency:type_name -> ebbflow.v1.LatencySummary
-	6, // 7: ebbflow.v1.Measurement.start_time:type_name -> google.protobuf.Timestamp
-	6, // 8: ebbflow.v1.Measurement.end_time:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	2,  // 0: ebbflow.v1.ProbeSettings.probes:type_name -> ebbflow.v1.ProbeSpec
+	6,  // 1: ebbflow.v1.ProbeSettings.warmup:type_name -> google.protobuf.Duration
+	0,  // 2: ebbflow.v1.ProbeSpec.kind:type_name -> ebbflow.v1.ProbeKind
+	6,  // 3: ebbflow.v1.ProbeSpec.duration:type_name -> google.protobuf.Duration
+	6,  // 4: ebbflow.v1.ProbeSpec.timeout:type_name -> google.protobuf.Duration
+	0,  // 5: ebbflow.v1.Measurement.kind:type_name -> ebbflow.v1.ProbeKind
+	3,  // 6: ebbflow.v1.Measurement.latency:type_name -> ebbflow.v1.LatencySummary
+	7,  // 7: ebbflow.v1.Measurement.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 8: ebbflow.v1.Measurement.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 9: ebbflow.v1.Measurement.distribution:type_name -> ebbflow.v1.LatencyDistribution
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ebbflow_v1_measurement_proto_init() }
@@ -610,7 +700,7 @@ func file_ebbflow_v1_measurement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ebbflow_v1_measurement_proto_rawDesc), len(file_ebbflow_v1_measurement_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2548,7 +2548,19 @@ func (x *ListRolloutsResponse) GetNextPageToken() string {
 type WatchRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Rollout id.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Send changes: the first message carries the rollout in full, every later one its header and
+	// every wave's header in full but, in each wave's clusters, only the cluster records that
+	// changed since the previous message (partial is true). Records are never removed from a
+	// rollout, so a client replaces the records it holds by cluster id. A rollout of 1,000
+	// clusters where one agent reports costs one record on the stream, not 1,000.
+	ChangesOnly bool `protobuf:"varint,2,opt,name=changes_only,json=changesOnly,proto3" json:"changes_only,omitempty"`
+	// Leave out the measurements of every phase result (their summaries, deltas and verdicts
+	// stay): what a page listing the clusters needs.
+	OmitMeasurements bool `protobuf:"varint,3,opt,name=omit_measurements,json=omitMeasurements,proto3" json:"omit_measurements,omitempty"`
+	// Only this cluster's record, in the wave that lists it (every other wave with no clusters);
+	// NOT_FOUND when the rollout does not list it. Empty for every cluster.
+	Cluster       string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2590,11 +2602,35 @@ func (x *WatchRolloutRequest) GetId() string {
 	return ""
 }
 
+func (x *WatchRolloutRequest) GetChangesOnly() bool {
+	if x != nil {
+		return x.ChangesOnly
+	}
+	return false
+}
+
+func (x *WatchRolloutRequest) GetOmitMeasurements() bool {
+	if x != nil {
+		return x.OmitMeasurements
+	}
+	return false
+}
+
+func (x *WatchRolloutRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
 // WatchRolloutResponse is one message of WatchRollout.
 type WatchRolloutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The rollout as it is now, in full.
-	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The rollout as it is now: in full, or, when partial, with only the changed cluster records.
+	Rollout *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// True when rollout's waves carry only the cluster records that changed since the previous
+	// message (changes_only, after the first message).
+	Partial       bool `protobuf:"varint,2,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2634,6 +2670,13 @@ func (x *WatchRolloutResponse) GetRollout() *Rollout {
 		return x.Rollout
 	}
 	return nil
+}
+
+func (x *WatchRolloutResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 // PauseRolloutRequest is the input of PauseRollout.
@@ -3970,11 +4013,15 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
 	"\x14ListRolloutsResponse\x12/\n" +
 	"\brollouts\x18\x01 \x03(\v2\x13.ebbflow.v1.RolloutR\brollouts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe8\x01\n" +
 	"\x13WatchRolloutRequest\x12:\n" +
-	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\"E\n" +
+	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12!\n" +
+	"\fchanges_only\x18\x02 \x01(\bR\vchangesOnly\x12+\n" +
+	"\x11omit_measurements\x18\x03 \x01(\bR\x10omitMeasurements\x12E\n" +
+	"\acluster\x18\x04 \x01(\tB+\xbaH(\xd8\x01\x01r#\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\acluster\"_\n" +
 	"\x14WatchRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"s\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\x12\x18\n" +
+	"\apartial\x18\x02 \x01(\bR\apartial\"s\n" +
 	"\x13PauseRolloutRequest\x12:\n" +
 	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12 \n" +
 	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x06reason\"E\n" +

@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
-import type { ReadOptions } from "./common_pb.js";
+import type { Phase, ReadOptions } from "./common_pb.js";
 import { file_ebbflow_v1_common } from "./common_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file ebbflow/v1/cluster.proto.
  */
 export const file_ebbflow_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChhlYmJmbG93L3YxL2NsdXN0ZXIucHJvdG8SCmViYmZsb3cudjEiiQMKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5lYmJmbG93LnYxLkNsdXN0ZXIuTGFiZWxzRW50cnkSEAoIY29yZG9uZWQYAyABKAgSFQoNY29yZG9uX3JlYXNvbhgEIAEoCRIoCglpbnZlbnRvcnkYBSABKAsyFS5lYmJmbG93LnYxLkludmVudG9yeRIxCg1yZWdpc3Rlcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAcgASgEEiYKCGxpdmVuZXNzGAggASgOMhQuZWJiZmxvdy52MS5MaXZlbmVzcxI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1hZ2VudF92ZXJzaW9uGAogASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijwQKCUludmVudG9yeRIkChJrdWJlcm5ldGVzX3ZlcnNpb24YASABKAlCCLpIBXIDKIACEiYKFGNpbGl1bV9jaGFydF92ZXJzaW9uGAIgASgJQgi6SAVyAyiAAhImChRjaWxpdW1faW1hZ2VfdmVyc2lvbhgDIAEoCUIIukgFcgMogAISLAoLaGVsbV92YWx1ZXMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWhlbG1fcmV2aXNpb24YBSABKAUSWAoNY2lsaXVtX2NvbmZpZxgGIAMoCzInLmViYmZsb3cudjEuSW52ZW50b3J5LkNpbGl1bUNvbmZpZ0VudHJ5Qhi6SBWaARIQgBAiBXIDKIACKgZyBCiAgAQSGgoSa3ViZV9wcm94eV9wcmVzZW50GAcgASgIEhgKEGF3c19ub2RlX3ByZXNlbnQYCCABKAgSLgoFbm9kZXMYCSADKAsyFC5lYmJmbG93LnYxLk5vZGVJbmZvQgm6SAaSAQMQkE4SIAoOY2xvdWRfcHJvdmlkZXIYCiABKAlCCLpIBXIDKIACEjAKDGNvbGxlY3RfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMwoRQ2lsaXVtQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKvAQoITm9kZUluZm8SFgoEbmFtZRgBIAEoCUIIukgFcgMogAISIAoOa2VybmVsX3ZlcnNpb24YAiABKAlCCLpIBXIDKIACEhoKCG9zX2ltYWdlGAMgASgJQgi6SAVyAyiAAhIcCgpuaWNfZHJpdmVyGAQgASgJQgi6SAVyAyiAAhIgCg5jbG91ZF9wcm92aWRlchgFIAEoCUIIukgFcgMogAISDQoFcmVhZHkYBiABKAgiwQEKFlJlZ2lzdGVyQ2x1c3RlclJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEj4KBmxhYmVscxgCIAMoCzIuLmViYmZsb3cudjEuUmVnaXN0ZXJDbHVzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KF1JlZ2lzdGVyQ2x1c3RlclJlc3BvbnNlEiQKB2NsdXN0ZXIYASABKAsyEy5lYmJmbG93LnYxLkNsdXN0ZXIidAoRR2V0Q2x1c3RlclJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zIjoKEkdldENsdXN0ZXJSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyIoEBChNMaXN0Q2x1c3RlcnNSZXF1ZXN0EhAKCHNlbGVjdG9yGAEgASgJEiUKBHJlYWQYAiABKAsyFy5lYmJmbG93LnYxLlJlYWRPcHRpb25zEh0KCXBhZ2Vfc2l6ZRgDIAEoBUIKukgHGgUY6AcoABISCgpwYWdlX3Rva2VuGAQgASgJIlYKFExpc3RDbHVzdGVyc1Jlc3BvbnNlEiUKCGNsdXN0ZXJzGAEgAygLMhMuZWJiZmxvdy52MS5DbHVzdGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLgAQoXU2V0Q2x1c3RlckxhYmVsc1JlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kEj8KBmxhYmVscxgCIAMoCzIvLmViYmZsb3cudjEuU2V0Q2x1c3RlckxhYmVsc1JlcXVlc3QuTGFiZWxzRW50cnkSGwoTZXhwZWN0ZWRfZ2VuZXJhdGlvbhgDIAEoBBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkAKGFNldENsdXN0ZXJMYWJlbHNSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyImoKFENvcmRvbkNsdXN0ZXJSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDKIAIIj0KFUNvcmRvbkNsdXN0ZXJSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyIlIKFlVuY29yZG9uQ2x1c3RlclJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIj8KF1VuY29yZG9uQ2x1c3RlclJlc3BvbnNlEiQKB2NsdXN0ZXIYASABKAsyEy5lYmJmbG93LnYxLkNsdXN0ZXIiUAoURGVsZXRlQ2x1c3RlclJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/Mh9eW2EtejAtOV0oWy1hLXowLTldKlthLXowLTldKT8kIhcKFURlbGV0ZUNsdXN0ZXJSZXNwb25zZSpjCghMaXZlbmVzcxIYChRMSVZFTkVTU19VTlNQRUNJRklFRBAAEhIKDkxJVkVORVNTX0FMSVZFEAESEwoPTElWRU5FU1NfU0lMRU5UEAISFAoQTElWRU5FU1NfVU5LTk9XThADMv0ECg5DbHVzdGVyU2VydmljZRJaCg9SZWdpc3RlckNsdXN0ZXISIi5lYmJmbG93LnYxLlJlZ2lzdGVyQ2x1c3RlclJlcXVlc3QaIy5lYmJmbG93LnYxLlJlZ2lzdGVyQ2x1c3RlclJlc3BvbnNlElAKCkdldENsdXN0ZXISHS5lYmJmbG93LnYxLkdldENsdXN0ZXJSZXF1ZXN0Gh4uZWJiZmxvdy52MS5HZXRDbHVzdGVyUmVzcG9uc2UiA5ACARJWCgxMaXN0Q2x1c3RlcnMSHy5lYmJmbG93LnYxLkxpc3RDbHVzdGVyc1JlcXVlc3QaIC5lYmJmbG93LnYxLkxpc3RDbHVzdGVyc1Jlc3BvbnNlIgOQAgESXQoQU2V0Q2x1c3RlckxhYmVscxIjLmViYmZsb3cudjEuU2V0Q2x1c3RlckxhYmVsc1JlcXVlc3QaJC5lYmJmbG93LnYxLlNldENsdXN0ZXJMYWJlbHNSZXNwb25zZRJUCg1Db3Jkb25DbHVzdGVyEiAuZWJiZmxvdy52MS5Db3Jkb25DbHVzdGVyUmVxdWVzdBohLmViYmZsb3cudjEuQ29yZG9uQ2x1c3RlclJlc3BvbnNlEloKD1VuY29yZG9uQ2x1c3RlchIiLmViYmZsb3cudjEuVW5jb3Jkb25DbHVzdGVyUmVxdWVzdBojLmViYmZsb3cudjEuVW5jb3Jkb25DbHVzdGVyUmVzcG9uc2USVAoNRGVsZXRlQ2x1c3RlchIgLmViYmZsb3cudjEuRGVsZXRlQ2x1c3RlclJlcXVlc3QaIS5lYmJmbG93LnYxLkRlbGV0ZUNsdXN0ZXJSZXNwb25zZUI3WjVnaXRodWIuY29tL2ViYmZsb3cvZWJiZmxvdy9wcm90by9lYmJmbG93L3YxO2ViYmZsb3d2MWIGcHJvdG8z", [file_buf_validate_validate, file_ebbflow_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChhlYmJmbG93L3YxL2NsdXN0ZXIucHJvdG8SCmViYmZsb3cudjEivwMKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRIvCgZsYWJlbHMYAiADKAsyHy5lYmJmbG93LnYxLkNsdXN0ZXIuTGFiZWxzRW50cnkSEAoIY29yZG9uZWQYAyABKAgSFQoNY29yZG9uX3JlYXNvbhgEIAEoCRIoCglpbnZlbnRvcnkYBSABKAsyFS5lYmJmbG93LnYxLkludmVudG9yeRIxCg1yZWdpc3Rlcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAcgASgEEiYKCGxpdmVuZXNzGAggASgOMhQuZWJiZmxvdy52MS5MaXZlbmVzcxI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1hZ2VudF92ZXJzaW9uGAogASgJEjQKCHJvbGxvdXRzGAsgAygLMiIuZWJiZmxvdy52MS5DbHVzdGVyUm9sbG91dFBvc2l0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaAoWQ2x1c3RlclJvbGxvdXRQb3NpdGlvbhIPCgdyb2xsb3V0GAEgASgJEgwKBHdhdmUYAiABKAUSIAoFcGhhc2UYAyABKA4yES5lYmJmbG93LnYxLlBoYXNlEg0KBXN0YXRlGAQgASgJIo8ECglJbnZlbnRvcnkSJAoSa3ViZXJuZXRlc192ZXJzaW9uGAEgASgJQgi6SAVyAyiAAhImChRjaWxpdW1fY2hhcnRfdmVyc2lvbhgCIAEoCUIIukgFcgMogAISJgoUY2lsaXVtX2ltYWdlX3ZlcnNpb24YAyABKAlCCLpIBXIDKIACEiwKC2hlbG1fdmFsdWVzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1oZWxtX3JldmlzaW9uGAUgASgFElgKDWNpbGl1bV9jb25maWcYBiADKAsyJy5lYmJmbG93LnYxLkludmVudG9yeS5DaWxpdW1Db25maWdFbnRyeUIYukgVmgESEIAQIgVyAyiAAioGcgQogIAEEhoKEmt1YmVfcHJveHlfcHJlc2VudBgHIAEoCBIYChBhd3Nfbm9kZV9wcmVzZW50GAggASgIEi4KBW5vZGVzGAkgAygLMhQuZWJiZmxvdy52MS5Ob2RlSW5mb0IJukgGkgEDEJBOEiAKDmNsb3VkX3Byb3ZpZGVyGAogASgJQgi6SAVyAyiAAhIwCgxjb2xsZWN0X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjMKEUNpbGl1bUNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEirwEKCE5vZGVJbmZvEhYKBG5hbWUYASABKAlCCLpIBXIDKIACEiAKDmtlcm5lbF92ZXJzaW9uGAIgASgJQgi6SAVyAyiAAhIaCghvc19pbWFnZRgDIAEoCUIIukgFcgMogAISHAoKbmljX2RyaXZlchgEIAEoCUIIukgFcgMogAISIAoOY2xvdWRfcHJvdmlkZXIYBSABKAlCCLpIBXIDKIACEg0KBXJlYWR5GAYgASgIIsEBChZSZWdpc3RlckNsdXN0ZXJSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI+CgZsYWJlbHMYAiADKAsyLi5lYmJmbG93LnYxLlJlZ2lzdGVyQ2x1c3RlclJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI/ChdSZWdpc3RlckNsdXN0ZXJSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyInQKEUdldENsdXN0ZXJSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBIlCgRyZWFkGAIgASgLMhcuZWJiZmxvdy52MS5SZWFkT3B0aW9ucyI6ChJHZXRDbHVzdGVyUmVzcG9uc2USJAoHY2x1c3RlchgBIAEoCzITLmViYmZsb3cudjEuQ2x1c3RlciKBAQoTTGlzdENsdXN0ZXJzUmVxdWVzdBIQCghzZWxlY3RvchgBIAEoCRIlCgRyZWFkGAIgASgLMhcuZWJiZmxvdy52MS5SZWFkT3B0aW9ucxIdCglwYWdlX3NpemUYAyABKAVCCrpIBxoFGOgHKAASEgoKcGFnZV90b2tlbhgEIAEoCSJWChRMaXN0Q2x1c3RlcnNSZXNwb25zZRIlCghjbHVzdGVycxgBIAMoCzITLmViYmZsb3cudjEuQ2x1c3RlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki4AEKF1NldENsdXN0ZXJMYWJlbHNSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JBI/CgZsYWJlbHMYAiADKAsyLy5lYmJmbG93LnYxLlNldENsdXN0ZXJMYWJlbHNSZXF1ZXN0LkxhYmVsc0VudHJ5EhsKE2V4cGVjdGVkX2dlbmVyYXRpb24YAyABKAQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJAChhTZXRDbHVzdGVyTGFiZWxzUmVzcG9uc2USJAoHY2x1c3RlchgBIAEoCzITLmViYmZsb3cudjEuQ2x1c3RlciJqChRDb3Jkb25DbHVzdGVyUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yH15bYS16MC05XShbLWEtejAtOV0qW2EtejAtOV0pPyQSGAoGcmVhc29uGAIgASgJQgi6SAVyAyiACCI9ChVDb3Jkb25DbHVzdGVyUmVzcG9uc2USJAoHY2x1c3RlchgBIAEoCzITLmViYmZsb3cudjEuQ2x1c3RlciJSChZVbmNvcmRvbkNsdXN0ZXJSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCI/ChdVbmNvcmRvbkNsdXN0ZXJSZXNwb25zZRIkCgdjbHVzdGVyGAEgASgLMhMuZWJiZmxvdy52MS5DbHVzdGVyIlAKFERlbGV0ZUNsdXN0ZXJSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFstYS16MC05XSpbYS16MC05XSk/JCIXChVEZWxldGVDbHVzdGVyUmVzcG9uc2UqYwoITGl2ZW5lc3MSGAoUTElWRU5FU1NfVU5TUEVDSUZJRUQQABISCg5MSVZFTkVTU19BTElWRRABEhMKD0xJVkVORVNTX1NJTEVOVBACEhQKEExJVkVORVNTX1VOS05PV04QAzL9BAoOQ2x1c3RlclNlcnZpY2USWgoPUmVnaXN0ZXJDbHVzdGVyEiIuZWJiZmxvdy52MS5SZWdpc3RlckNsdXN0ZXJSZXF1ZXN0GiMuZWJiZmxvdy52MS5SZWdpc3RlckNsdXN0ZXJSZXNwb25zZRJQCgpHZXRDbHVzdGVyEh0uZWJiZmxvdy52MS5HZXRDbHVzdGVyUmVxdWVzdBoeLmViYmZsb3cudjEuR2V0Q2x1c3RlclJlc3BvbnNlIgOQAgESVgoMTGlzdENsdXN0ZXJzEh8uZWJiZmxvdy52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiAuZWJiZmxvdy52MS5MaXN0Q2x1c3RlcnNSZXNwb25zZSIDkAIBEl0KEFNldENsdXN0ZXJMYWJlbHMSIy5lYmJmbG93LnYxLlNldENsdXN0ZXJMYWJlbHNSZXF1ZXN0GiQuZWJiZmxvdy52MS5TZXRDbHVzdGVyTGFiZWxzUmVzcG9uc2USVAoNQ29yZG9uQ2x1c3RlchIgLmViYmZsb3cudjEuQ29yZG9uQ2x1c3RlclJlcXVlc3QaIS5lYmJmbG93LnYxLkNvcmRvbkNsdXN0ZXJSZXNwb25zZRJaCg9VbmNvcmRvbkNsdXN0ZXISIi5lYmJmbG93LnYxLlVuY29yZG9uQ2x1c3RlclJlcXVlc3QaIy5lYmJmbG93LnYxLlVuY29yZG9uQ2x1c3RlclJlc3BvbnNlElQKDURlbGV0ZUNsdXN0ZXISIC5lYmJmbG93LnYxLkRlbGV0ZUNsdXN0ZXJSZXF1ZXN0GiEuZWJiZmxvdy52MS5EZWxldGVDbHVzdGVyUmVzcG9uc2VCN1o1Z2l0aHViLmNvbS9lYmJmbG93L2ViYmZsb3cvcHJvdG8vZWJiZmxvdy92MTtlYmJmbG93djFiBnByb3RvMw", [file_buf_validate_validate, file_ebbflow_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Cluster is one member cluster of the fleet.
@@ -96,6 +96,14 @@ export type Cluster = Message<"ebbflow.v1.Cluster"> & {
    * @generated from field: string agent_version = 10;
    */
   agentVersion: string;
+
+  /**
+   * The active rollouts that list this cluster and where it stands in each, from the answering
+   * node's replica; filled on reads like liveness, never stored.
+   *
+   * @generated from field: repeated ebbflow.v1.ClusterRolloutPosition rollouts = 11;
+   */
+  rollouts: ClusterRolloutPosition[];
 };
 
 /**
@@ -104,6 +112,49 @@ export type Cluster = Message<"ebbflow.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_cluster, 0);
+
+/**
+ * ClusterRolloutPosition is where a cluster stands in one active rollout.
+ *
+ * @generated from message ebbflow.v1.ClusterRolloutPosition
+ */
+export type ClusterRolloutPosition = Message<"ebbflow.v1.ClusterRolloutPosition"> & {
+  /**
+   * Rollout id.
+   *
+   * @generated from field: string rollout = 1;
+   */
+  rollout: string;
+
+  /**
+   * Index of the wave that lists the cluster, from 0.
+   *
+   * @generated from field: int32 wave = 2;
+   */
+  wave: number;
+
+  /**
+   * Phase in progress or last completed; PHASE_UNSPECIFIED before the first assignment.
+   *
+   * @generated from field: ebbflow.v1.Phase phase = 3;
+   */
+  phase: Phase;
+
+  /**
+   * The cluster's ClusterRolloutState in that rollout, without its prefix, in lower case:
+   * "pending", "applying", "measuring", "succeeded", "rolled_back" and so on.
+   *
+   * @generated from field: string state = 4;
+   */
+  state: string;
+};
+
+/**
+ * Describes the message ebbflow.v1.ClusterRolloutPosition.
+ * Use `create(ClusterRolloutPositionSchema)` to create a new message.
+ */
+export const ClusterRolloutPositionSchema: GenMessage<ClusterRolloutPosition> = /*@__PURE__*/
+  messageDesc(file_ebbflow_v1_cluster, 1);
 
 /**
  * Inventory is what the agent found on its cluster when it registered; a rollout's preflight
@@ -197,7 +248,7 @@ export type Inventory = Message<"ebbflow.v1.Inventory"> & {
  * Use `create(InventorySchema)` to create a new message.
  */
 export const InventorySchema: GenMessage<Inventory> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 1);
+  messageDesc(file_ebbflow_v1_cluster, 2);
 
 /**
  * NodeInfo describes one node for preflight.
@@ -255,7 +306,7 @@ export type NodeInfo = Message<"ebbflow.v1.NodeInfo"> & {
  * Use `create(NodeInfoSchema)` to create a new message.
  */
 export const NodeInfoSchema: GenMessage<NodeInfo> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 2);
+  messageDesc(file_ebbflow_v1_cluster, 3);
 
 /**
  * RegisterClusterRequest is the input of RegisterCluster.
@@ -284,7 +335,7 @@ export type RegisterClusterRequest = Message<"ebbflow.v1.RegisterClusterRequest"
  * Use `create(RegisterClusterRequestSchema)` to create a new message.
  */
 export const RegisterClusterRequestSchema: GenMessage<RegisterClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 3);
+  messageDesc(file_ebbflow_v1_cluster, 4);
 
 /**
  * RegisterClusterResponse is the output of RegisterCluster.
@@ -305,7 +356,7 @@ export type RegisterClusterResponse = Message<"ebbflow.v1.RegisterClusterRespons
  * Use `create(RegisterClusterResponseSchema)` to create a new message.
  */
 export const RegisterClusterResponseSchema: GenMessage<RegisterClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 4);
+  messageDesc(file_ebbflow_v1_cluster, 5);
 
 /**
  * GetClusterRequest is the input of GetCluster.
@@ -333,7 +384,7 @@ export type GetClusterRequest = Message<"ebbflow.v1.GetClusterRequest"> & {
  * Use `create(GetClusterRequestSchema)` to create a new message.
  */
 export const GetClusterRequestSchema: GenMessage<GetClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 5);
+  messageDesc(file_ebbflow_v1_cluster, 6);
 
 /**
  * GetClusterResponse is the output of GetCluster.
@@ -354,7 +405,7 @@ export type GetClusterResponse = Message<"ebbflow.v1.GetClusterResponse"> & {
  * Use `create(GetClusterResponseSchema)` to create a new message.
  */
 export const GetClusterResponseSchema: GenMessage<GetClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 6);
+  messageDesc(file_ebbflow_v1_cluster, 7);
 
 /**
  * ListClustersRequest is the input of ListClusters.
@@ -398,7 +449,7 @@ export type ListClustersRequest = Message<"ebbflow.v1.ListClustersRequest"> & {
  * Use `create(ListClustersRequestSchema)` to create a new message.
  */
 export const ListClustersRequestSchema: GenMessage<ListClustersRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 7);
+  messageDesc(file_ebbflow_v1_cluster, 8);
 
 /**
  * ListClustersResponse is the output of ListClusters.
@@ -426,7 +477,7 @@ export type ListClustersResponse = Message<"ebbflow.v1.ListClustersResponse"> & 
  * Use `create(ListClustersResponseSchema)` to create a new message.
  */
 export const ListClustersResponseSchema: GenMessage<ListClustersResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 8);
+  messageDesc(file_ebbflow_v1_cluster, 9);
 
 /**
  * SetClusterLabelsRequest is the input of SetClusterLabels.
@@ -464,7 +515,7 @@ export type SetClusterLabelsRequest = Message<"ebbflow.v1.SetClusterLabelsReques
  * Use `create(SetClusterLabelsRequestSchema)` to create a new message.
  */
 export const SetClusterLabelsRequestSchema: GenMessage<SetClusterLabelsRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 9);
+  messageDesc(file_ebbflow_v1_cluster, 10);
 
 /**
  * SetClusterLabelsResponse is the output of SetClusterLabels.
@@ -485,7 +536,7 @@ export type SetClusterLabelsResponse = Message<"ebbflow.v1.SetClusterLabelsRespo
  * Use `create(SetClusterLabelsResponseSchema)` to create a new message.
  */
 export const SetClusterLabelsResponseSchema: GenMessage<SetClusterLabelsResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 10);
+  messageDesc(file_ebbflow_v1_cluster, 11);
 
 /**
  * CordonClusterRequest is the input of CordonCluster.
@@ -513,7 +564,7 @@ export type CordonClusterRequest = Message<"ebbflow.v1.CordonClusterRequest"> & 
  * Use `create(CordonClusterRequestSchema)` to create a new message.
  */
 export const CordonClusterRequestSchema: GenMessage<CordonClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 11);
+  messageDesc(file_ebbflow_v1_cluster, 12);
 
 /**
  * CordonClusterResponse is the output of CordonCluster.
@@ -534,7 +585,7 @@ export type CordonClusterResponse = Message<"ebbflow.v1.CordonClusterResponse"> 
  * Use `create(CordonClusterResponseSchema)` to create a new message.
  */
 export const CordonClusterResponseSchema: GenMessage<CordonClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 12);
+  messageDesc(file_ebbflow_v1_cluster, 13);
 
 /**
  * UncordonClusterRequest is the input of UncordonCluster.
@@ -555,7 +606,7 @@ export type UncordonClusterRequest = Message<"ebbflow.v1.UncordonClusterRequest"
  * Use `create(UncordonClusterRequestSchema)` to create a new message.
  */
 export const UncordonClusterRequestSchema: GenMessage<UncordonClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 13);
+  messageDesc(file_ebbflow_v1_cluster, 14);
 
 /**
  * UncordonClusterResponse is the output of UncordonCluster.
@@ -576,7 +627,7 @@ export type UncordonClusterResponse = Message<"ebbflow.v1.UncordonClusterRespons
  * Use `create(UncordonClusterResponseSchema)` to create a new message.
  */
 export const UncordonClusterResponseSchema: GenMessage<UncordonClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 14);
+  messageDesc(file_ebbflow_v1_cluster, 15);
 
 /**
  * DeleteClusterRequest is the input of DeleteCluster.
@@ -597,7 +648,7 @@ export type DeleteClusterRequest = Message<"ebbflow.v1.DeleteClusterRequest"> & 
  * Use `create(DeleteClusterRequestSchema)` to create a new message.
  */
 export const DeleteClusterRequestSchema: GenMessage<DeleteClusterRequest> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 15);
+  messageDesc(file_ebbflow_v1_cluster, 16);
 
 /**
  * DeleteClusterResponse is the output of DeleteCluster; it has no fields.
@@ -612,7 +663,7 @@ export type DeleteClusterResponse = Message<"ebbflow.v1.DeleteClusterResponse"> 
  * Use `create(DeleteClusterResponseSchema)` to create a new message.
  */
 export const DeleteClusterResponseSchema: GenMessage<DeleteClusterResponse> = /*@__PURE__*/
-  messageDesc(file_ebbflow_v1_cluster, 16);
+  messageDesc(file_ebbflow_v1_cluster, 17);
 
 /**
  * Liveness is what the answering controller node knows of a cluster's agent right now. It lives

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ebbflow/v1/measurement.proto.
  */
 export const file_ebbflow_v1_measurement: GenFile = /*@__PURE__*/
-  fileDesc("ChxlYmJmbG93L3YxL21lYXN1cmVtZW50LnByb3RvEgplYmJmbG93LnYxInIKDVByb2JlU2V0dGluZ3MSJQoGcHJvYmVzGAEgAygLMhUuZWJiZmxvdy52MS5Qcm9iZVNwZWMSDwoHd2luZG93cxgCIAEoBRIpCgZ3YXJtdXAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itgEKCVByb2JlU3BlYxIjCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmQSDgoGdGFyZ2V0GAIgASgJEgwKBHJhdGUYAyABKAESKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFcXVlcnkYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKhAQoOTGF0ZW5jeVN1bW1hcnkSDgoGcDUwX21zGAEgASgBEg4KBnA5MF9tcxgCIAEoARIOCgZwOTlfbXMYAyABKAESDwoHcDk5OV9tcxgEIAEoARIPCgdtZWFuX21zGAUgASgBEg4KBm1pbl9tcxgGIAEoARIOCgZtYXhfbXMYByABKAESDQoFY291bnQYCCABKAMSDgoGZXJyb3JzGAkgASgDIuYCCgtNZWFzdXJlbWVudBIvCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmRCCrpIB4IBBBABIAASGAoGdGFyZ2V0GAIgASgJQgi6SAVyAyiAEBIrCgdsYXRlbmN5GAMgASgLMhouZWJiZmxvdy52MS5MYXRlbmN5U3VtbWFyeRIeCgpzYW1wbGVzX21zGAQgAygBQgq6SAeSAQQQwJoMEiAKDWhkcl9oaXN0b2dyYW0YBSABKAxCCbpIBnoEGICAEBIWCg50aHJvdWdocHV0X2JwcxgGIAEoARIWCg5vcHNfcGVyX3NlY29uZBgHIAEoARIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHd2luZG93cxgKIAEoBSqhAQoJUHJvYmVLaW5kEhoKFlBST0JFX0tJTkRfVU5TUEVDSUZJRUQQABITCg9QUk9CRV9LSU5EX0hUVFAQARIVChFQUk9CRV9LSU5EX1RDUF9SUhACEhYKElBST0JFX0tJTkRfVENQX0NSUhADEhkKFVBST0JFX0tJTkRfVEhST1VHSFBVVBAEEhkKFVBST0JFX0tJTkRfUFJPTUVUSEVVUxAFQjdaNWdpdGh1Yi5jb20vZWJiZmxvdy9lYmJmbG93L3Byb3RvL2ViYmZsb3cvdjE7ZWJiZmxvd3YxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChxlYmJmbG93L3YxL21lYXN1cmVtZW50LnByb3RvEgplYmJmbG93LnYxInIKDVByb2JlU2V0dGluZ3MSJQoGcHJvYmVzGAEgAygLMhUuZWJiZmxvdy52MS5Qcm9iZVNwZWMSDwoHd2luZG93cxgCIAEoBRIpCgZ3YXJtdXAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itgEKCVByb2JlU3BlYxIjCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmQSDgoGdGFyZ2V0GAIgASgJEgwKBHJhdGUYAyABKAESKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFcXVlcnkYBSABKAkSKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKhAQoOTGF0ZW5jeVN1bW1hcnkSDgoGcDUwX21zGAEgASgBEg4KBnA5MF9tcxgCIAEoARIOCgZwOTlfbXMYAyABKAESDwoHcDk5OV9tcxgEIAEoARIPCgdtZWFuX21zGAUgASgBEg4KBm1pbl9tcxgGIAEoARIOCgZtYXhfbXMYByABKAESDQoFY291bnQYCCABKAMSDgoGZXJyb3JzGAkgASgDIpcECgtNZWFzdXJlbWVudBIvCgRraW5kGAEgASgOMhUuZWJiZmxvdy52MS5Qcm9iZUtpbmRCCrpIB4IBBBABIAASGAoGdGFyZ2V0GAIgASgJQgi6SAVyAyiAEBIrCgdsYXRlbmN5GAMgASgLMhouZWJiZmxvdy52MS5MYXRlbmN5U3VtbWFyeRIeCgpzYW1wbGVzX21zGAQgAygBQgq6SAeSAQQQwJoMEiAKDWhkcl9oaXN0b2dyYW0YBSABKAxCCbpIBnoEGICAEBIWCg50aHJvdWdocHV0X2JwcxgGIAEoARIWCg5vcHNfcGVyX3NlY29uZBgHIAEoARIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHd2luZG93cxgKIAEoBRKuAQoMZGlzdHJpYnV0aW9uGAsgASgLMh8uZWJiZmxvdy52MS5MYXRlbmN5RGlzdHJpYnV0aW9uQne6SHS6AXEKGGRpc3RyaWJ1dGlvbi5vdXRwdXRfb25seRJOaXMgY29tcHV0ZWQgYnkgdGhlIGNvbnRyb2xsZXIgZnJvbSBzYW1wbGVzX21zIG9yIGhkcl9oaXN0b2dyYW07IGxlYXZlIGl0IHVuc2V0GgVmYWxzZSJLChNMYXRlbmN5RGlzdHJpYnV0aW9uEhEKCXF1YW50aWxlcxgBIAMoARISCgpsYXRlbmN5X21zGAIgAygBEg0KBWNvdW50GAMgASgDKqEBCglQcm9iZUtpbmQSGgoWUFJPQkVfS0lORF9VTlNQRUNJRklFRBAAEhMKD1BST0JFX0tJTkRfSFRUUBABEhUKEVBST0JFX0tJTkRfVENQX1JSEAISFgoSUFJPQkVfS0lORF9UQ1BfQ1JSEAMSGQoVUFJPQkVfS0lORF9USFJPVUdIUFVUEAQSGQoVUFJPQkVfS0lORF9QUk9NRVRIRVVTEAVCN1o1Z2l0aHViLmNvbS9lYmJmbG93L2ViYmZsb3cvcHJvdG8vZWJiZmxvdy92MTtlYmJmbG93djFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ProbeSettings are the probes an agent runs; the same for baseline and every phase, so every
@@ -274,6 +274,17 @@ export type Measurement = Message<"ebbflow.v1.Measurement"> & {
    * @generated from field: int32 windows = 10;
    */
   windows: number;
+
+  /**
+   * The latency distribution, computed by the controller when it stores the measurement (from
+   * hdr_histogram when that records more values than samples_ms holds, from samples_ms
+   * otherwise) and kept after the raw samples and histogram are dropped; what the dashboard
+   * plots. Unset for probes that measure no request latency (THROUGHPUT, PROMETHEUS). Output
+   * only: a report that sets it is refused.
+   *
+   * @generated from field: ebbflow.v1.LatencyDistribution distribution = 11;
+   */
+  distribution?: LatencyDistribution | undefined;
 };
 
 /**
@@ -282,6 +293,45 @@ export type Measurement = Message<"ebbflow.v1.Measurement"> & {
  */
 export const MeasurementSchema: GenMessage<Measurement> = /*@__PURE__*/
   messageDesc(file_ebbflow_v1_measurement, 3);
+
+/**
+ * LatencyDistribution is a latency distribution in a bounded form: the latency at a fixed set
+ * of quantiles (0.001 to 0.9999, denser in the tail; at most 64 points), with the number of
+ * values it was computed from. Two distributions of the same fleet are comparable point by
+ * point: the quantiles are the same list.
+ *
+ * @generated from message ebbflow.v1.LatencyDistribution
+ */
+export type LatencyDistribution = Message<"ebbflow.v1.LatencyDistribution"> & {
+  /**
+   * Quantiles in (0, 1], ascending; the last is 1 (the maximum).
+   *
+   * @generated from field: repeated double quantiles = 1;
+   */
+  quantiles: number[];
+
+  /**
+   * Latency in milliseconds at each quantile (interpolated between the two nearest ranks, as
+   * the judge computes percentiles), same length as quantiles.
+   *
+   * @generated from field: repeated double latency_ms = 2;
+   */
+  latencyMs: number[];
+
+  /**
+   * Values the distribution was computed from.
+   *
+   * @generated from field: int64 count = 3;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message ebbflow.v1.LatencyDistribution.
+ * Use `create(LatencyDistributionSchema)` to create a new message.
+ */
+export const LatencyDistributionSchema: GenMessage<LatencyDistribution> = /*@__PURE__*/
+  messageDesc(file_ebbflow_v1_measurement, 4);
 
 /**
  * ProbeKind is what a probe measures. The judge compares the latency of the HTTP, TCP_RR and
