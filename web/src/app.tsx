@@ -1,4 +1,4 @@
-// The app shell: sign-in, header with who you are, navigation, pages and the status footer.
+// The app shell: sign-in, header with navigation, the stream status and who you are, pages.
 import { useEffect, useState } from "preact/hooks";
 import { Role } from "../../clients/ts/src/gen/ebbflow/v1/access_pb.js";
 import { Code, access, clearToken, errorText, getToken, isCode, onUnauthenticated, setToken } from "./api.js";
@@ -97,6 +97,10 @@ export function App() {
           </a>
         </nav>
         <div class="me">
+          <span class={`stream s-${stream}`} title="live update stream of this page">
+            <span class="dot" aria-hidden="true" />
+            stream <span data-testid="stream-status">{stream}</span>
+          </span>
           <span data-testid="whoami">
             {me.name} ({me.role})
           </span>
@@ -118,9 +122,6 @@ export function App() {
         {route.page === "rollout" && <RolloutPage key={route.id} id={route.id} me={me} />}
         {route.page === "cluster" && <ClusterPage key={`${route.id}/${route.cluster}`} id={route.id} cluster={route.cluster} me={me} />}
       </main>
-      <footer class="status">
-        stream: <span class={`stream s-${stream}`} data-testid="stream-status">{stream}</span>
-      </footer>
     </div>
   );
 }

@@ -2,9 +2,11 @@
 // timeline of its events.
 import { equals } from "@bufbuild/protobuf";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { Phase } from "../../clients/ts/src/gen/ebbflow/v1/common_pb.js";
 import { ProbeKind } from "../../clients/ts/src/gen/ebbflow/v1/measurement_pb.js";
 import {
   RolloutClusterSchema,
+  type PhaseResult,
   type RolloutCluster,
   type RolloutEvent,
 } from "../../clients/ts/src/gen/ebbflow/v1/rollout_pb.js";
@@ -25,10 +27,17 @@ import { Badge, ErrorLine, Section, countRender, rolloutHref } from "./util.js";
 import { useRolloutWatch } from "./watch.js";
 import { rolloutStateName } from "./fmt.js";
 
+const hasThroughput = (r: PhaseResult) => r.measurements.some((m) => m.kind === ProbeKind.THROUGHPUT);
+
+// Results lists the cluster's phase results: one compact row of numbers per result, then a
+// full-width row with its percentile verdicts and the judge's reason.
 function Results({ c }: { c: RolloutCluster }) {
   countRender();
+  const tput = c.results.some((r) => hasThroughput(r) || r.throughputDeltaPercent !== 0);
+  const cols = tput ? 10 : 9;
+  if (c.results.length === 0) return <p class="muted">No phase results yet.</p>;
   return (
-    <table data-testid="results">
+    <table data-testid="results" class="results">
       <thead>
         <tr>
           <th>result</th>
@@ -38,20 +47,19 @@ function Results({ c }: { c: RolloutCluster }) {
           <th class="num">p50 Δ</th>
           <th class="num">p99 Δ</th>
           <th class="num">p999 Δ</th>
-          <th class="num">throughput Δ</th>
-          <th>percentiles</th>
+          {tput && <th class="num">throughput Δ</th>}
           <th>helm</th>
           <th>verified</th>
-          <th>reason</th>
         </tr>
       </thead>
-      <tbody>
-        {c.results.map((r, i) => {
-          const v = verdictName(r.verdict);
-          return (
-            <tr key={i} data-result={resultLabel(r)} data-verdict={v}>
-              <td>{resultLabel(r)}</td>
-              <td>
+      {c.results.map((r, i) => {
+        const v = verdictName(r.verdict);
+        const detail = r.percentiles.length > 0 || r.reason !== "";
+        return (
+          <tbody key={i} class="result">
+            <tr data-result={resultLabel(r)} data-verdict={v} class={detail ? "main" : "main solo"}>
+              <td class="name">{resultLabel(r)}</td>
+              <td class="time">
                 {r.window}/{r.maxWindows || "—"}
               </td>
               <td>
@@ -61,26 +69,34 @@ function Results({ c }: { c: RolloutCluster }) {
               <td class="num">{pct(r.p50DeltaPercent)}</td>
               <td class="num">{pct(r.p99DeltaPercent)}</td>
               <td class="num">{pct(r.p999DeltaPercent)}</td>
-              <td class="num">{pct(r.throughputDeltaPercent)}</td>
-              <td>
-                {r.percentiles.map((p) => (
-                  <div key={p.name} class="pv">
-                    {p.name} <Badge value={verdictName(p.verdict)} /> {pct(p.deltaPercent)}{" "}
-                    <span class="muted">
-                      [{pct(p.lowerPercent)}, {pct(p.upperPercent)}] budget {p.budgetPercent}%
-                    </span>
-                  </div>
-                ))}
-              </td>
-              <td>
+              {tput && <td class="num">{hasThroughput(r) ? pct(r.throughputDeltaPercent) : "—"}</td>}
+              <td class="time">
                 {r.helmRevisionBefore} → {r.helmRevisionAfter}
               </td>
-              <td>{r.verified ? "yes" : "no"}</td>
-              <td class="reason">{r.reason}</td>
+              <td>{r.verified ? "yes" : <span class="warn">no</span>}</td>
             </tr>
-          );
-        })}
-      </tbody>
+            {detail && (
+              <tr class="detail">
+                <td colSpan={cols}>
+                  {r.percentiles.length > 0 && (
+                    <div class="pvs">
+                      {r.percentiles.map((p) => (
+                        <span key={p.name} class="pv">
+                          <b>{p.name}</b> <Badge value={verdictName(p.verdict)} /> {pct(p.deltaPercent)}{" "}
+                          <span class="muted">
+                            [{pct(p.lowerPercent)}, {pct(p.upperPercent)}] budget {p.budgetPercent}%
+                          </span>
+                        </span>
+                      ))}
+                    </div>
+                  )}
+                  {r.reason && <div class="reason">{r.reason}</div>}
+                </td>
+              </tr>
+            )}
+          </tbody>
+        );
+      })}
     </table>
   );
 }
@@ -89,6 +105,13 @@ function Throughput({ c }: { c: RolloutCluster }) {
   const rows = c.results.flatMap((r) =>
     r.measurements.filter((m) => m.kind === ProbeKind.THROUGHPUT).map((m) => ({ label: resultLabel(r), m })),
   );
+  if (rows.length === 0) {
+    return (
+      <p class="muted empty" data-testid="throughput">
+        No throughput probe in this rollout.
+      </p>
+    );
+  }
   return (
     <table data-testid="throughput">
       <thead>
@@ -114,6 +137,20 @@ function Throughput({ c }: { c: RolloutCluster }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+// Phases is the cluster's phase plan with the current phase marked.
+function Phases({ c }: { c: RolloutCluster }) {
+  return (
+    <span class="phases">
+      {c.phases.map((p, i) => (
+        <span key={i}>
+          {i > 0 && <span class="muted"> → </span>}
+          <span class={p === c.phase ? "cur" : ""}>{phaseName(p)}</span>
+        </span>
+      ))}
+    </span>
   );
 }
 
@@ -160,10 +197,10 @@ function Timeline({ id, cluster, c }: { id: string; cluster: string; c?: Rollout
           {(events ?? []).map((e, i) => (
             <tr key={i}>
               <td class="time">{isoTime(e.time)}</td>
-              <td>{e.kind}</td>
+              <td class="time">{e.kind}</td>
               <td>{e.phase ? phaseName(e.phase) : ""}</td>
               <td>{e.actor}</td>
-              <td>{e.message}</td>
+              <td class="msg">{e.message}</td>
             </tr>
           ))}
         </tbody>
@@ -205,38 +242,41 @@ export function ClusterPage({ id, cluster, me }: { id: string; cluster: string; 
       {!r && !error && <p class="muted">Loading…</p>}
       {c && (
         <>
-          <div class="record" data-cluster-record={c.cluster} data-phase={phaseName(c.phase)} data-state={clusterStateName(c.state)} data-verdict={last ? verdictName(last.verdict) : ""}>
-            <dl class="kv">
+          <div class="card record" data-cluster-record={c.cluster} data-phase={phaseName(c.phase)} data-state={clusterStateName(c.state)} data-verdict={last ? verdictName(last.verdict) : ""}>
+            <dl class="kv kv2">
               <dt>wave</dt>
               <dd>{waveName}</dd>
+              <dt>phases</dt>
+              <dd>{c.phases.length > 0 ? <Phases c={c} /> : "—"}</dd>
               <dt>phase</dt>
-              <dd>{phaseName(c.phase)}</dd>
+              <dd>
+                {phaseName(c.phase)}
+                {c.phase === Phase.KPR && c.kprBatch > 0 && <span class="muted"> · batch {c.kprBatch}</span>}
+              </dd>
+              <dt>last report</dt>
+              <dd class="time">{isoTime(c.lastReportTime)}</dd>
               <dt>state</dt>
               <dd>
-                <Badge value={clusterStateName(c.state)} testid="cluster-state" />
+                <Badge value={clusterStateName(c.state)} testid="cluster-state" /> {last && verdictName(last.verdict) && <Badge value={verdictName(last.verdict)} />}
               </dd>
-              <dt>phases</dt>
-              <dd>{c.phases.map(phaseName).join(" → ") || "—"}</dd>
+              <dt>pre-rollout helm</dt>
+              <dd>{c.preRolloutHelmRevision || "—"}</dd>
+              {c.kprBatch > 0 && c.phase !== Phase.KPR && (
+                <>
+                  <dt class="wide">kpr batch</dt>
+                  <dd class="wide">{c.kprBatch}</dd>
+                </>
+              )}
               {c.heldPhases.length > 0 && (
                 <>
-                  <dt>held</dt>
-                  <dd>
+                  <dt class="wide">held</dt>
+                  <dd class="wide held">
                     {c.heldPhases.map(phaseName).join(", ")}: {c.heldReason}
                   </dd>
                 </>
               )}
-              {c.kprBatch > 0 && (
-                <>
-                  <dt>kpr batch</dt>
-                  <dd>{c.kprBatch}</dd>
-                </>
-              )}
-              <dt>pre-rollout helm</dt>
-              <dd>{c.preRolloutHelmRevision || "—"}</dd>
-              <dt>last report</dt>
-              <dd>{isoTime(c.lastReportTime)}</dd>
-              <dt>reason</dt>
-              <dd>{c.reason || "—"}</dd>
+              <dt class="wide">reason</dt>
+              <dd class="wide reason">{c.reason || "—"}</dd>
             </dl>
             {me.canControl && !terminal && canSkip(c) && (
               <div class="controls">
@@ -249,11 +289,11 @@ export function ClusterPage({ id, cluster, me }: { id: string; cluster: string; 
             )}
             {me.canControl && !(!terminal && canSkip(c)) && resultLine}
           </div>
+          <Section title="Latency" aside={<span class="muted small">log scale · quantiles on a nines axis · merged over probes and windows</span>}>
+            <LatencyPlot series={series} />
+          </Section>
           <Section title="Phase results">
             <Results c={c} />
-          </Section>
-          <Section title="Latency">
-            <LatencyPlot series={series} />
           </Section>
           <Section title="Throughput">
             <Throughput c={c} />

@@ -1,6 +1,7 @@
 // One rollout, live: header, controls, waves with every cluster, skipped clusters, audit.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import type { AuditRecord } from "../../clients/ts/src/gen/ebbflow/v1/audit_pb.js";
+import { Phase } from "../../clients/ts/src/gen/ebbflow/v1/common_pb.js";
 import {
   ClusterRolloutState,
   RolloutState,
@@ -79,9 +80,14 @@ function approveClusterAction(rid: string, cluster: string): Action {
   };
 }
 
+// kprText is the cluster's kube-proxy replacement batch, shown only while it is in the kpr
+// phase or its latest result is a kpr batch (once past kpr the batch is history).
 function kprText(c: RolloutCluster): string {
   if (c.kprBatch <= 0) return "";
-  const batches = latestResult(c)?.kprBatch?.batches;
+  const last = latestResult(c);
+  const lastIsKpr = last?.phase === Phase.KPR && last.kprBatch !== undefined;
+  if (c.phase !== Phase.KPR && !lastIsKpr) return "";
+  const batches = lastIsKpr ? last!.kprBatch!.batches : 0;
   return batches ? `batch ${c.kprBatch}/${batches}` : `batch ${c.kprBatch}`;
 }
 
@@ -142,7 +148,7 @@ const ClusterRow = memo(function ClusterRow({ rid, c, controls, onAction }: RowP
           ""
         )}
       </td>
-      <td>{kprText(c)}</td>
+      <td class="time">{kprText(c)}</td>
       <td class="reason">{c.reason}</td>
       {controls && (
         <td class="actions">
@@ -278,30 +284,30 @@ export function RolloutHeader({ r }: { r: Rollout }) {
       <h1>
         {r.id} <Badge value={rolloutStateName(r.state)} testid="rollout-state" />
       </h1>
-      <dl class="kv">
-        <dt>profile</dt>
-        <dd data-testid="profile">
-          {spec?.profile}@{r.profileRevision.toString()}
-        </dd>
-        <dt>created by</dt>
-        <dd>{r.createdBy || "—"}</dd>
-        <dt>age</dt>
-        <dd title={isoTime(r.createTime)}>{age(r.createTime, now)}</dd>
-        {r.endTime && (
-          <>
-            <dt>ended</dt>
-            <dd>{isoTime(r.endTime)}</dd>
-          </>
-        )}
-        <dt>message</dt>
-        <dd data-testid="rollout-message">{r.message || "—"}</dd>
-        {spec?.description && (
-          <>
-            <dt>description</dt>
-            <dd>{spec.description}</dd>
-          </>
-        )}
-      </dl>
+      <div class="card record">
+        <dl class="kv kv2">
+          <dt>profile</dt>
+          <dd data-testid="profile">
+            {spec?.profile}@{r.profileRevision.toString()}
+          </dd>
+          <dt>created by</dt>
+          <dd>{r.createdBy || "—"}</dd>
+          <dt>age</dt>
+          <dd title={isoTime(r.createTime)}>{age(r.createTime, now)}</dd>
+          <dt>{r.endTime ? "ended" : "created"}</dt>
+          <dd class="time">{isoTime(r.endTime ?? r.createTime)}</dd>
+          <dt class="wide">message</dt>
+          <dd class="wide" data-testid="rollout-message">
+            {r.message || "—"}
+          </dd>
+          {spec?.description && (
+            <>
+              <dt class="wide">description</dt>
+              <dd class="wide">{spec.description}</dd>
+            </>
+          )}
+        </dl>
+      </div>
     </div>
   );
 }

@@ -30,6 +30,7 @@ func main() {
 	n := flag.Int("clusters", 3, "number of local Kubernetes clusters, each with its own agent (1 to 20)")
 	keep := flag.Bool("keep", false, "keep the logs and data when the demo ends")
 	stay := flag.Bool("stay", term.IsTerminal(int(os.Stdin.Fd())), "stay up after the rollout until interrupted (default: when run from a terminal)")
+	shots := flag.String("screenshots", "", "save pictures of the dashboard during the rollout into this directory (needs chromium)")
 	flag.Parse()
 	if *n < 1 || *n > 20 {
 		fmt.Fprintln(os.Stderr, "demo: --clusters: want 1 to 20")
@@ -37,7 +38,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, *keep, *stay); err != nil && ctx.Err() == nil {
+	if err := run(ctx, *n, *keep, *stay, *shots); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -68,7 +69,7 @@ func rollout(n int) fleet.Rollout {
 		WaveFailures: 1, CanarySoak: 2 * time.Second}
 }
 
-func run(ctx context.Context, n int, keep, stay bool) error {
+func run(ctx context.Context, n int, keep, stay bool, shots string) error {
 	root, err := fleet.RepoRoot()
 	if err != nil {
 		return err
@@ -171,6 +172,15 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	if err := ctl("rollout", "create", "-f", spec); err != nil {
 		return err
 	}
+	fmt.Printf("the same rollout, live in a browser: %s/ui/#/rollouts/demo\n"+
+		"  sign in with the admin's token: cat %s\n"+
+		"  (the page is served over TLS by the fleet's own CA, %s: trust it, or accept the warning)\n", leader, f.AdminTokenFile, f.CAFile)
+	shotsDone := make(chan struct{})
+	if shots != "" {
+		go func() { defer close(shotsDone); screenshots(ctx, leader, f.AdminTokenFile, shots) }()
+	} else {
+		close(shotsDone)
+	}
 	if n >= 2 {
 		slow := f.Cluster("eu-2")
 		go func() {
@@ -193,6 +203,7 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	if err := ctl("rollout", "history", "demo"); err != nil {
 		return err
 	}
+	<-shotsDone
 
 	say("Failover: kill the Raft leader; the state survives and a new leader serves")
 	l, err := f.Leader(ctx)
@@ -228,12 +239,13 @@ func run(ctx context.Context, n int, keep, stay bool) error {
 	}
 
 	say("Where to look")
-	fmt.Printf(`  API (Connect, gRPC, gRPC-Web): %s
+	fmt.Printf(`  Dashboard:                      %s/ui/#/rollouts/demo   (sign in with: cat %s)
+  API (Connect, gRPC, gRPC-Web): %s
       e.g. EBBFLOW_SERVER=%s EBBFLOW_CA=%s EBBFLOW_TOKEN_FILE=%s %s cluster list
   Metrics:                        curl --cacert %s -H "Authorization: Bearer $(cat %s)" %s/metrics
   Logs (every process):           %s
   Clusters' kubeconfigs:          %s/clusters/<name>/kubeconfig
-`, leader, leader, f.CAFile, f.AdminTokenFile, f.Bins.Fleetctl, f.CAFile, f.AdminTokenFile, leader, f.Logs, dir)
+`, leader, f.AdminTokenFile, leader, leader, f.CAFile, f.AdminTokenFile, f.Bins.Fleetctl, f.CAFile, f.AdminTokenFile, leader, f.Logs, dir)
 	if !keep {
 		fmt.Println("  (logs and data are removed when the demo ends; --keep keeps them)")
 	}
