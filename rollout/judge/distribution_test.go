@@ -4,8 +4,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/ebbflow/ebbflow/rollout/judge"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
+	"github.com/ebbflow/ebbflow/rollout/judge"
 )
 
 func TestDistributionWorkedExample(t *testing.T) {
