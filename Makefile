@@ -126,7 +126,7 @@ chromium: ## Install Debian's chromium (for the dashboard's browser tests) when 
 		echo "installing chromium from Debian $$release"; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends -t "$$release" chromium >/dev/null; \
 	fi
-	@$(CHROMIUM) --version
+	@$(CHROMIUM) --version 2>/dev/null
 
 .PHONY: test
 test: checkgenerate lint kubebox chromium ## Every check and every test (race detector on), the browser tests included.

@@ -386,7 +386,7 @@ func (m *rolloutMetrics) countEnded(ctx context.Context, live, seen map[string]s
 	if rescan {
 		err := m.store.View(ctx, store.Stale, func(tx *store.Tx) error {
 			for after := ""; ; {
-				rs, err := tx.Rollouts(after, metricsScanPage)
+				rs, err := tx.Rollouts(after, metricsScanPage, true)
 				if err != nil {
 					return err
 				}

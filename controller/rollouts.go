@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -110,7 +111,11 @@ func (s *rolloutService) RollbackRollout(ctx context.Context, req *connect.Reque
 func (s *rolloutService) GetRollout(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutRequest]) (*connect.Response[ebbflowv1.GetRolloutResponse], error) {
 	m := req.Msg
 	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetRolloutResponse, error) {
-		r, err := tx.Rollout(m.GetId())
+		read := tx.Rollout
+		if m.GetOmitMeasurements() {
+			read = tx.RolloutWithoutMeasurements
+		}
+		r, err := read(m.GetId())
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +129,7 @@ func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[
 	size := v.pageSize("page_size", m.GetPageSize())
 	after := v.pageToken("page_token", m.GetPageToken())
 	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.ListRolloutsResponse, error) {
-		rs, err := tx.Rollouts(after, size+1)
+		rs, err := tx.Rollouts(after, size+1, m.GetOmitMeasurements())
 		if err != nil {
 			return nil, err
 		}
@@ -136,8 +141,8 @@ func (s *rolloutService) ListRollouts(ctx context.Context, req *connect.Request[
 func (s *rolloutService) GetRolloutHistory(ctx context.Context, req *connect.Request[ebbflowv1.GetRolloutHistoryRequest]) (*connect.Response[ebbflowv1.GetRolloutHistoryResponse], error) {
 	m := req.Msg
 	return view(ctx, s.Server, m.GetRead(), func(tx *store.Tx) (*ebbflowv1.GetRolloutHistoryResponse, error) {
-		if _, err := tx.Rollout(m.GetId()); err != nil {
-			return nil, err
+		if !tx.HasRollout(m.GetId()) {
+			return nil, fmt.Errorf("rollout %q: %w", m.GetId(), store.ErrNotFound)
 		}
 		evs, err := tx.RolloutEvents(m.GetId())
 		if err != nil {

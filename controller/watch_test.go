@@ -13,8 +13,9 @@ import (
 )
 
 // WatchRollout's narrowed streams: changes only (a client merging them by cluster ends with
-// exactly the rollout GetRollout returns), without measurements, and one cluster only; and
-// ListClusters' rollout positions while a cluster is held in a phase.
+// exactly the rollout GetRollout returns), without measurements, and one cluster only;
+// GetRollout and ListRollouts without measurements; and a cluster's rollout positions while it
+// is held in a phase.
 func TestWatchRolloutChangesAndFilters(t *testing.T) {
 	n := controllertest.Start(t, controllertest.Options{Config: fastEngine})
 	c := newClients(n.URL)
@@ -114,6 +115,22 @@ func TestWatchRolloutChangesAndFilters(t *testing.T) {
 	// Every result (4 phases, kpr in two node batches) keeps its latency distribution.
 	if measured != results || results != 6*5 {
 		t.Errorf("%d of %d results keep a latency distribution, want 30 of 30", measured, results)
+	}
+
+	// GetRollout and ListRollouts without measurements: the same records, none of them.
+	lean, err := c.rollouts.GetRollout(ctx, connect.NewRequest(&ebbflowv1.GetRolloutRequest{Id: "w", OmitMeasurements: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(lean.Msg.GetRollout(), final) {
+		t.Error("GetRollout with omit_measurements differs from the full rollout without its measurements")
+	}
+	list, err := c.rollouts.ListRollouts(ctx, connect.NewRequest(&ebbflowv1.ListRolloutsRequest{OmitMeasurements: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Msg.GetRollouts()) != 1 || !proto.Equal(list.Msg.GetRollouts()[0], final) {
+		t.Error("ListRollouts with omit_measurements differs from the full rollout without its measurements")
 	}
 
 	// The one-cluster stream: only c-03, with its measurements.

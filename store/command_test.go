@@ -467,7 +467,7 @@ func TestTxLists(t *testing.T) {
 			{func() (any, error) { return tx.ProfileRevisions("a") }, "a@1"},
 			{func() (any, error) { return tx.Clusters("", 3) }, "a,b,c"},
 			{func() (any, error) { return tx.Clusters("c", 0) }, "d"},
-			{func() (any, error) { return tx.Rollouts("a", 0) }, "b,bb,c,d"},
+			{func() (any, error) { return tx.Rollouts("a", 0, false) }, "b,bb,c,d"},
 		} {
 			got, err := c.got()
 			if err != nil || names(got) != c.want {

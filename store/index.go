@@ -71,16 +71,11 @@ func loadIndex(tx *bbolt.Tx) (*index, error) {
 			return nil
 		}
 		full := proto.Clone(h).(*ebbflowv1.Rollout)
-		if err := attachClusters(tx, full); err != nil {
+		if err := attachClusters(tx, full, false); err != nil {
 			return err
 		}
 		recs := make([][]*ebbflowv1.RolloutCluster, len(full.GetWaves()))
 		for i, w := range full.GetWaves() {
-			for _, rec := range w.GetClusters() {
-				for _, res := range rec.GetResults() {
-					res.Measurements = nil
-				}
-			}
 			recs[i] = w.GetClusters()
 		}
 		ix.setRolloutLocked(h, recs)

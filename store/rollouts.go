@@ -140,11 +140,12 @@ func readRollout(tx *bbolt.Tx, id string) (*ebbflowv1.Rollout, bool, error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	return h, true, attachClusters(tx, h)
+	return h, true, attachClusters(tx, h, true)
 }
 
-// attachClusters fills header h with its stored records and their measurements.
-func attachClusters(tx *bbolt.Tx, h *ebbflowv1.Rollout) error {
+// attachClusters fills header h with its stored records and, when measurements is set, their
+// measurements.
+func attachClusters(tx *bbolt.Tx, h *ebbflowv1.Rollout, measurements bool) error {
 	id := h.GetId()
 	prefix := seqPrefix(id)
 	type pos struct{ wave, index int32 }
@@ -164,6 +165,9 @@ func attachClusters(tx *bbolt.Tx, h *ebbflowv1.Rollout) error {
 		}
 		h.Waves[w].Clusters = append(h.Waves[w].Clusters, rec)
 		at[pos{w, i}] = rec
+	}
+	if !measurements {
+		return nil
 	}
 	ms := map[pos]MeasurementsByResult{}
 	mc := tx.Bucket(bucketRolloutMeasurements).Cursor()

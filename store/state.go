@@ -252,18 +252,37 @@ func (tx *Tx) Rollout(id string) (*ebbflowv1.Rollout, error) {
 }
 
 // Rollouts returns the rollouts whose id sorts after after, ascending, at most limit
-// (limit <= 0: all).
-func (tx *Tx) Rollouts(after string, limit int) ([]*ebbflowv1.Rollout, error) {
+// (limit <= 0: all), with their measurements unless omitMeasurements (which then are neither
+// read nor decoded).
+func (tx *Tx) Rollouts(after string, limit int, omitMeasurements bool) ([]*ebbflowv1.Rollout, error) {
 	rs, err := list(tx.tx.Bucket(bucketRollouts), after, limit, func() *ebbflowv1.Rollout { return &ebbflowv1.Rollout{} })
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rs {
-		if err := attachClusters(tx.tx, r); err != nil {
+		if err := attachClusters(tx.tx, r, !omitMeasurements); err != nil {
 			return nil, err
 		}
 	}
 	return rs, nil
+}
+
+// RolloutWithoutMeasurements returns the rollout with the given id, its records without their
+// measurements (not read, not decoded).
+func (tx *Tx) RolloutWithoutMeasurements(id string) (*ebbflowv1.Rollout, error) {
+	h, ok, err := get(tx.tx.Bucket(bucketRollouts), []byte(id), &ebbflowv1.Rollout{})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rollout %q: %w", id, ErrNotFound)
+	}
+	return h, attachClusters(tx.tx, h, false)
+}
+
+// HasRollout reports whether the rollout exists, without decoding it.
+func (tx *Tx) HasRollout(id string) bool {
+	return tx.tx.Bucket(bucketRollouts).Get([]byte(id)) != nil
 }
 
 // HasCluster reports whether the named cluster is registered, without decoding it.

@@ -174,7 +174,7 @@ export function RolloutsPage() {
       const all: Rollout[] = [];
       let pageToken = "";
       for (let i = 0; i < 50; i++) {
-        const res = await rolloutApi.listRollouts({ pageSize: 100, pageToken });
+        const res = await rolloutApi.listRollouts({ pageSize: 100, pageToken, omitMeasurements: true });
         all.push(...res.rollouts);
         pageToken = res.nextPageToken;
         if (!pageToken) break;

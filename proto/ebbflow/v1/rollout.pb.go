@@ -2329,9 +2329,12 @@ type GetRolloutRequest struct {
 	// Rollout id.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Read level; linearizable when unset.
-	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Read *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	// Leave out the measurements of every phase result (the results' latency summaries, deltas,
+	// percentile tests and verdicts stay; the measurements are not even read).
+	OmitMeasurements bool `protobuf:"varint,3,opt,name=omit_measurements,json=omitMeasurements,proto3" json:"omit_measurements,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetRolloutRequest) Reset() {
@@ -2376,6 +2379,13 @@ func (x *GetRolloutRequest) GetRead() *ReadOptions {
 		return x.Read
 	}
 	return nil
+}
+
+func (x *GetRolloutRequest) GetOmitMeasurements() bool {
+	if x != nil {
+		return x.OmitMeasurements
+	}
+	return false
 }
 
 // GetRolloutResponse is the output of GetRollout.
@@ -2433,9 +2443,13 @@ type ListRolloutsRequest struct {
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous response; empty for the first page. A token this API did
 	// not return is refused with INVALID_ARGUMENT.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Leave out the measurements of every phase result, as GetRolloutRequest.omit_measurements:
+	// what a list of rollouts with their progress needs (a measured rollout of 1,000 clusters
+	// carries megabytes of them).
+	OmitMeasurements bool `protobuf:"varint,4,opt,name=omit_measurements,json=omitMeasurements,proto3" json:"omit_measurements,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListRolloutsRequest) Reset() {
@@ -2487,6 +2501,13 @@ func (x *ListRolloutsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListRolloutsRequest) GetOmitMeasurements() bool {
+	if x != nil {
+		return x.OmitMeasurements
+	}
+	return false
 }
 
 // ListRolloutsResponse is the output of ListRollouts.
@@ -3999,18 +4020,20 @@ const file_ebbflow_v1_rollout_proto_rawDesc = "" +
 	"\vallow_empty\x18\x03 \x01(\bR\n" +
 	"allowEmpty\"F\n" +
 	"\x15CreateRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"|\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\xa9\x01\n" +
 	"\x11GetRolloutRequest\x12:\n" +
 	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x01\x18?2\x1f^[a-z0-9]([-a-z0-9]*[a-z0-9])?$R\x02id\x12+\n" +
-	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\"C\n" +
+	"\x04read\x18\x02 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12+\n" +
+	"\x11omit_measurements\x18\x03 \x01(\bR\x10omitMeasurements\"C\n" +
 	"\x12GetRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\x8a\x01\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.ebbflow.v1.RolloutR\arollout\"\xb7\x01\n" +
 	"\x13ListRolloutsRequest\x12+\n" +
 	"\x04read\x18\x01 \x01(\v2\x17.ebbflow.v1.ReadOptionsR\x04read\x12'\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12+\n" +
+	"\x11omit_measurements\x18\x04 \x01(\bR\x10omitMeasurements\"o\n" +
 	"\x14ListRolloutsResponse\x12/\n" +
 	"\brollouts\x18\x01 \x03(\v2\x13.ebbflow.v1.RolloutR\brollouts\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe8\x01\n" +
