@@ -83,6 +83,15 @@ func TestDashboardThousandClusters(t *testing.T) {
 	for _, w := range stream.Msg().GetRollout().GetWaves() {
 		records += len(w.GetClusters())
 	}
-	fmt.Printf("dashboard, %d clusters in one wave: first render %.0f ms; one agent's report on the page %.0f ms after its release (%v stream messages, %v cluster rows re-rendered); stream: first message %d bytes, next %d bytes (%d records)\n",
-		size, first, float64(live.Microseconds())/1000, after["messages"]-before["messages"], after["renders"]-before["renders"], fullBytes, partialBytes, records)
+	// What the rollouts list costs with and without the measurements (every agent has sent its
+	// baseline's samples).
+	listBytes := func(omit bool) int {
+		res, err := rollouts.ListRollouts(context.Background(), connect.NewRequest(&ebbflowv1.ListRolloutsRequest{OmitMeasurements: omit}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return proto.Size(res.Msg)
+	}
+	fmt.Printf("dashboard, %d clusters in one wave: first render %.0f ms; one agent's report on the page %.0f ms after its release (%v stream messages, %v cluster rows re-rendered); stream: first message %d bytes, next %d bytes (%d records); ListRollouts %d bytes, %d without measurements\n",
+		size, first, float64(live.Microseconds())/1000, after["messages"]-before["messages"], after["renders"]-before["renders"], fullBytes, partialBytes, records, listBytes(false), listBytes(true))
 }
