@@ -378,10 +378,22 @@ func (w *writer) putClusterRecord(id string, wave, index int32, old, rec *ebbflo
 }
 
 // appendMeasurement stores m after the measurements of one result (prefix is its
-// resultPrefix), unless that result holds MaxResultMeasurements already.
+// resultPrefix), unless that result holds MaxResultMeasurements already, or m is a window it
+// holds already: a measurement with a start time that is byte for byte one stored for the
+// result is the same window sent again (an agent retries a report whose answer it lost), and
+// judging it twice would count its samples twice.
 func (w *writer) appendMeasurement(b *bbolt.Bucket, prefix []byte, m *ebbflowv1.Measurement) {
 	if m == nil {
 		return
+	}
+	enc := encode(m)
+	if m.GetStartTime() != nil {
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(k) == len(prefix)+2 && bytes.Equal(v, enc) {
+				return
+			}
+		}
 	}
 	var seq uint16
 	c := b.Cursor()
@@ -398,7 +410,7 @@ func (w *writer) appendMeasurement(b *bbolt.Bucket, prefix []byte, m *ebbflowv1.
 	if seq >= MaxResultMeasurements {
 		return
 	}
-	must(b.Put(binary.BigEndian.AppendUint16(prefix, seq+1), encode(m)))
+	must(b.Put(binary.BigEndian.AppendUint16(prefix, seq+1), enc))
 }
 
 // compactMeasurements drops the raw samples and histograms of the measurements under prefix;

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/ebbflow/ebbflow/proto/ebbflow/store/v1"
 	ebbflowv1 "github.com/ebbflow/ebbflow/proto/ebbflow/v1"
@@ -150,6 +152,24 @@ func TestPatchRolloutChangesOneRecord(t *testing.T) {
 	ms := readRolloutT(t, s, "r1").GetWaves()[1].GetClusters()[4].GetResults()[0].GetMeasurements()
 	if len(ms) != 2 || ms[0].GetTarget() != "t" || ms[1].GetTarget() != "u" {
 		t.Errorf("measurements after two appends: %v", ms)
+	}
+	// A window sent again (the same measurement with its start time: a retried report) is
+	// stored once; a different window of the same probe, and a measurement without a start
+	// time sent again, append.
+	start := timestamppb.New(time.Unix(1700000000, 0))
+	window := &ebbflowv1.Measurement{Target: "v", StartTime: start, SamplesMs: []float64{1, 2}}
+	next := &ebbflowv1.Measurement{Target: "v", StartTime: timestamppb.New(time.Unix(1700000010, 0)), SamplesMs: []float64{1, 2}}
+	for i, add := range [][]*ebbflowv1.Measurement{{window}, {window}, {next}, {{Target: "u"}}} {
+		mustApply(t, s, patch("r1", uint64(3+i), nil, &storev1.ClusterPatch{Wave: 1, Index: 4, Cluster: rec2,
+			MeasurementsPhase: ebbflowv1.Phase_PHASE_BASELINE, AddMeasurements: add}))
+	}
+	ms = readRolloutT(t, s, "r1").GetWaves()[1].GetClusters()[4].GetResults()[0].GetMeasurements()
+	var targets []string
+	for _, m := range ms {
+		targets = append(targets, m.GetTarget())
+	}
+	if strings.Join(targets, ",") != "t,u,v,v,u" || !ms[2].GetStartTime().AsTime().Equal(start.AsTime()) {
+		t.Errorf("measurements after a window sent twice: %v", targets)
 	}
 }
 
