@@ -201,7 +201,7 @@ func (a *app) listClusters(ctx context.Context, selector string, stale bool) (*e
 func (a *app) listRollouts(ctx context.Context, stale bool) (*ebbflowv1.ListRolloutsResponse, error) {
 	rs, err := allPages(func(tok string) ([]*ebbflowv1.Rollout, string, error) {
 		res, err := a.clients.rollouts.ListRollouts(ctx, connect.NewRequest(&ebbflowv1.ListRolloutsRequest{
-			Read: readOpts(stale), PageSize: 500, PageToken: tok,
+			Read: readOpts(stale), PageSize: 500, PageToken: tok, OmitMeasurements: a.isTable(),
 		}))
 		if err != nil {
 			return nil, "", err

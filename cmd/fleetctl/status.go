@@ -37,7 +37,7 @@ watch (unbounded unless given): when it passes first, exit 13.`,
 			if !watch {
 				ctx, cancel := a.call(cmd)
 				defer cancel()
-				res, err := a.clients.rollouts.GetRollout(ctx, connect.NewRequest(&ebbflowv1.GetRolloutRequest{Id: args[0]}))
+				res, err := a.clients.rollouts.GetRollout(ctx, connect.NewRequest(&ebbflowv1.GetRolloutRequest{Id: args[0], OmitMeasurements: a.isTable()}))
 				if err != nil {
 					return err
 				}
@@ -118,7 +118,8 @@ func reconnectBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 // watchOnce follows one stream until it ends, printing every message; it returns how many
 // messages came and the stream's error.
 func (a *app) watchOnce(ctx context.Context, client ebbflowv1connect.RolloutServiceClient, id string, last **ebbflowv1.Rollout) (int, error) {
-	stream, err := client.WatchRollout(ctx, connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: id}))
+	// The table shows no measurements: leave them out of every message (JSON and YAML keep them).
+	stream, err := client.WatchRollout(ctx, connect.NewRequest(&ebbflowv1.WatchRolloutRequest{Id: id, OmitMeasurements: a.isTable()}))
 	if err != nil {
 		return 0, err
 	}
