@@ -170,6 +170,17 @@ func TestDashboard(t *testing.T) {
 	if n := eval[float64](t, viewer, `document.querySelectorAll('[data-action], [data-testid=confirm-dialog]').length`); n != 0 {
 		t.Fatalf("a viewer sees %v controls", n)
 	}
+	// Finding the clusters that matter: "problems only" leaves the regressed one, the filter is
+	// in the URL (a reload keeps it), and clear brings every row back.
+	run(t, viewer, "problems only", chromedp.Click(chromedp.CSS(`button[data-filter="problems"]`)))
+	waitJS(t, viewer, "only c-02", `[...document.querySelectorAll('tr[data-cluster]')].map(r => r.dataset.cluster).join() === "c-02"`)
+	if h := eval[string](t, viewer, `location.hash`); !strings.Contains(h, "problems=1") {
+		t.Fatalf("the filter is not in the URL: %s", h)
+	}
+	eval[chromedp.Void](t, viewer, `location.reload()`)
+	waitJS(t, viewer, "still only c-02 after a reload", `[...document.querySelectorAll('tr[data-cluster]')].map(r => r.dataset.cluster).join() === "c-02"`)
+	run(t, viewer, "clear the filter", chromedp.Click(chromedp.CSS(`button[data-filter="clear"]`)))
+	waitJS(t, viewer, "every cluster again", `document.querySelectorAll('tr[data-cluster]').length === 3`)
 	goTo(t, viewer, "#/fleet")
 	waitJS(t, viewer, "the fleet", `document.querySelectorAll('tr[data-cluster]').length === 3`)
 	if row := eval[string](t, viewer, `document.querySelector('tr[data-cluster="c-01"]').textContent`); !strings.Contains(row, "dash") || !strings.Contains(row, "6.8.0-45-generic") {

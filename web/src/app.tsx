@@ -119,7 +119,7 @@ export function App() {
       <main>
         {route.page === "fleet" && <FleetPage />}
         {route.page === "rollouts" && <RolloutsPage />}
-        {route.page === "rollout" && <RolloutPage key={route.id} id={route.id} me={me} />}
+        {route.page === "rollout" && <RolloutPage key={route.id} id={route.id} query={route.query} me={me} />}
         {route.page === "cluster" && <ClusterPage key={`${route.id}/${route.cluster}`} id={route.id} cluster={route.cluster} me={me} />}
       </main>
     </div>

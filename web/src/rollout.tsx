@@ -1,5 +1,5 @@
 // One rollout, live: header, controls, waves with every cluster, skipped clusters, audit.
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { AuditRecord } from "../../clients/ts/src/gen/ebbflow/v1/audit_pb.js";
 import { Phase } from "../../clients/ts/src/gen/ebbflow/v1/common_pb.js";
 import {
@@ -13,6 +13,7 @@ import {
 } from "../../clients/ts/src/gen/ebbflow/v1/rollout_pb.js";
 import { audit, errorText, rollouts } from "./api.js";
 import { useActions, type Action } from "./controls.js";
+import { FilterBar, countClusters, matcher, parseFilter, type Matcher } from "./filter.js";
 import {
   TERMINAL_ROLLOUT,
   age,
@@ -219,16 +220,45 @@ function countStates(cs: RolloutCluster[]) {
   return n;
 }
 
-function WaveView({ rid, w, controls, onAction }: { rid: string; w: Wave; controls: boolean; onAction: (a: Action) => void }) {
+interface WaveProps {
+  rid: string;
+  w: Wave;
+  controls: boolean;
+  onAction: (a: Action) => void;
+  match?: Matcher; // the cluster filter; undefined shows every cluster
+}
+
+// WaveView is one wave: its header, state counts, overview grid and rows. With a filter only
+// the matching clusters' cells and rows are rendered (the others' rows keep no DOM); a wave
+// with none collapses to its header.
+function WaveView({ rid, w, controls, onAction, match }: WaveProps) {
+  const shown = match ? w.clusters.filter(match) : w.clusters;
+  const collapsed = match !== undefined && shown.length === 0 && w.clusters.length > 0;
+  const head = (
+    <header class="card-h">
+      <h2>
+        <span class="muted">#{w.index}</span> {w.name} <Badge value={waveStateName(w.state)} />
+        {match && " "}
+        {match && (
+          <span class="muted shown" data-testid="wave-shown">
+            ({shown.length} of {w.clusters.length} shown)
+          </span>
+        )}
+      </h2>
+      <WaveGate w={w} />
+    </header>
+  );
+  if (collapsed) {
+    return (
+      <section class="card wave collapsed" data-wave={w.index} data-wave-state={waveStateName(w.state)} data-collapsed="">
+        {head}
+      </section>
+    );
+  }
   const counts = countStates(w.clusters);
   return (
     <section class="card wave" data-wave={w.index} data-wave-state={waveStateName(w.state)}>
-      <header class="card-h">
-        <h2>
-          <span class="muted">#{w.index}</span> {w.name} <Badge value={waveStateName(w.state)} />
-        </h2>
-        <WaveGate w={w} />
-      </header>
+      {head}
       <div class="counts">
         {w.clusters.length} clusters
         {Object.entries(counts)
@@ -239,14 +269,14 @@ function WaveView({ rid, w, controls, onAction }: { rid: string; w: Wave; contro
             </span>
           ))}
       </div>
-      {w.clusters.length > 0 && (
+      {shown.length > 0 && (
         <div class="grid" aria-hidden="true">
-          {w.clusters.map((c) => (
+          {shown.map((c) => (
             <Cell key={c.cluster} rid={rid} c={c} />
           ))}
         </div>
       )}
-      {w.clusters.length > 0 && (
+      {shown.length > 0 && (
         <div class="scroll">
           <table class="dense">
             <thead>
@@ -265,7 +295,7 @@ function WaveView({ rid, w, controls, onAction }: { rid: string; w: Wave; contro
               </tr>
             </thead>
             <tbody>
-              {w.clusters.map((c) => (
+              {shown.map((c) => (
                 <ClusterRow key={c.cluster} rid={rid} c={c} controls={controls} onAction={onAction} />
               ))}
             </tbody>
@@ -459,7 +489,7 @@ export function AuditTable({ records, error }: { records?: AuditRecord[]; error?
   );
 }
 
-export function RolloutPage({ id, me }: { id: string; me: Me }) {
+export function RolloutPage({ id, query, me }: { id: string; query: string; me: Me }) {
   const { rollout: r, error } = useRolloutWatch(id, { changesOnly: true, omitMeasurements: true });
   const auditState = useAudit(id);
   const { open, dialog, resultLine } = useActions(auditState.refresh);
@@ -467,6 +497,8 @@ export function RolloutPage({ id, me }: { id: string; me: Me }) {
   const openRef = useRef(open);
   openRef.current = open;
   const onAction = useCallback((a: Action) => openRef.current(a), []);
+  const filter = useMemo(() => parseFilter(query), [query]);
+  const match = useMemo(() => matcher(filter), [filter]);
 
   if (!r) {
     return (
@@ -495,8 +527,9 @@ export function RolloutPage({ id, me }: { id: string; me: Me }) {
           {dialog}
         </div>
       )}
+      <FilterBar filter={filter} counts={countClusters(r, match)} />
       {r.waves.map((w) => (
-        <WaveView key={w.index} rid={r.id} w={w} controls={controls} onAction={onAction} />
+        <WaveView key={w.index} rid={r.id} w={w} controls={controls} onAction={onAction} match={match} />
       ))}
       {r.skipped.length > 0 && (
         <Section title={`Skipped (${r.skipped.length})`}>

@@ -70,20 +70,41 @@ export function useStreamStatus(): StreamStatus {
 }
 
 // Routes: #/fleet, #/rollouts (default), #/rollouts/<id>, #/rollouts/<id>/clusters/<cluster>.
+// A route may carry a query after "?" (#/rollouts/r1?state=failed&q=eu): the rollout page
+// keeps its cluster filter there; the other pages ignore it.
 export type Route =
   | { page: "fleet" }
   | { page: "rollouts" }
-  | { page: "rollout"; id: string }
+  | { page: "rollout"; id: string; query: string }
   | { page: "cluster"; id: string; cluster: string };
 
+// splitHash splits a fragment into its path ("rollouts/r1") and its query ("state=failed").
+export function splitHash(hash: string): { path: string; query: string } {
+  const h = hash.replace(/^#\/?/, "");
+  const i = h.indexOf("?");
+  return i < 0 ? { path: h, query: "" } : { path: h.slice(0, i), query: h.slice(i + 1) };
+}
+
 export function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "").map(safeDecode);
+  const { path, query } = splitHash(hash);
+  const parts = path.split("/").filter((p) => p !== "").map(safeDecode);
   if (parts[0] === "fleet" && parts.length === 1) return { page: "fleet" };
   if (parts[0] === "rollouts") {
-    if (parts.length === 2) return { page: "rollout", id: parts[1]! };
+    if (parts.length === 2) return { page: "rollout", id: parts[1]!, query };
     if (parts.length === 4 && parts[2] === "clusters") return { page: "cluster", id: parts[1]!, cluster: parts[3]! };
   }
   return { page: "rollouts" };
+}
+
+// replaceQuery swaps the current route's query in place (history.replaceState: no new history
+// entry, no hashchange) and tells useRoute.
+const ROUTE_EVENT = "ebbflow:route";
+export function replaceQuery(query: string): void {
+  const { path } = splitHash(window.location.hash);
+  const hash = `#/${path}${query ? `?${query}` : ""}`;
+  if (hash === window.location.hash) return;
+  history.replaceState(history.state, "", hash);
+  window.dispatchEvent(new Event(ROUTE_EVENT));
 }
 
 function safeDecode(s: string): string {
@@ -99,7 +120,11 @@ export function useRoute(): Route {
   useEffect(() => {
     const on = () => setRoute(parseRoute(window.location.hash));
     window.addEventListener("hashchange", on);
-    return () => window.removeEventListener("hashchange", on);
+    window.addEventListener(ROUTE_EVENT, on);
+    return () => {
+      window.removeEventListener("hashchange", on);
+      window.removeEventListener(ROUTE_EVENT, on);
+    };
   }, []);
   return route;
 }
