@@ -42,7 +42,11 @@ func TestWatchRolloutChangesAndFilters(t *testing.T) {
 	}
 
 	// While c-01 is held in l7, the fleet's view of it says so.
-	<-reached
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("c-01 did not reach its hold in l7")
+	}
 	controllertest.Eventually(t, 30*time.Second, "c-01's rollout position", func() bool {
 		res, err := c.clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "c-01"}))
 		if err != nil {

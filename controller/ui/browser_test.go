@@ -200,3 +200,14 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		t.Fatal(err)
 	}
 }
+
+// reach waits for an agent held by the test to report that it reached its hold, for at most
+// two minutes.
+func reach(t *testing.T, reached <-chan string, what string) {
+	t.Helper()
+	select {
+	case <-reached:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("waited two minutes for %s", what)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/chromedp/chromedp"
@@ -66,11 +65,7 @@ func TestDashboardControls(t *testing.T) {
 	confirmAction(t, op, `button[data-action="approve"]`, "Approve wave", "Approved wave")
 	// The engine starts the approved wave at its next step: both of its clusters reach l7.
 	for range 2 {
-		select {
-		case <-reached:
-		case <-time.After(time.Minute):
-			t.Fatalf("wave 1 did not start after the approval: %v", get().GetWaves())
-		}
+		reach(t, reached, "wave 1's clusters to start after the approval")
 	}
 	if st := get().GetWaves()[1].GetState(); st != ebbflowv1.WaveState_WAVE_STATE_PROGRESSING {
 		t.Fatalf("after the approval wave 1 is %v", st)

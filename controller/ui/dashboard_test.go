@@ -147,7 +147,7 @@ func TestDashboard(t *testing.T) {
 
 	// Pause, as the operator, after confirming.
 	goTo(t, op, "#/rollouts/dash")
-	<-reached // c-01 holds in xdp: the rollout runs until the pause
+	reach(t, reached, "c-01 to hold in xdp") // the rollout runs until the pause
 	run(t, op, "pause", chromedp.WaitVisible(chromedp.CSS(`button[data-action="pause"]`)), chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
 	waitJS(t, op, "the confirmation", `(document.querySelector('[data-testid=confirm-dialog]')?.textContent ?? "").includes("Pause rollout dash?")`)
 	run(t, op, "confirm", chromedp.Click(chromedp.CSS(`[data-testid=confirm]`)))

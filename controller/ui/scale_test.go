@@ -50,7 +50,7 @@ func TestDashboardThousandClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range size {
-		<-reached
+		reach(t, reached, "every agent to hold its baseline report")
 	}
 
 	// What the stream carries: the first message in full, then one record per change.
