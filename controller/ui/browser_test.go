@@ -14,6 +14,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/ebbflow/ebbflow/internal/headless"
 )
 
 // browser starts a headless Chromium for one test and returns a context for its first tab.
@@ -31,24 +33,7 @@ func browser(t *testing.T) context.Context {
 	} else if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("EBBFLOW_BROWSER=%s: %v", bin, err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 800),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// The test group's CA is its own; the page is on loopback.
-		chromedp.Flag("ignore-certificate-errors", true),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), headless.Allocator(bin, t.TempDir(), 800)...)
 	t.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
@@ -105,31 +90,22 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // waitJS polls a JavaScript condition in the page every 50 ms until it holds, for at most a
-// minute. (chromedp's Poll compiles its predicate with new Function in the page, which the
-// dashboard's CSP forbids, so the loop is here.)
+// minute.
 func waitJS(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if eval[bool](t, ctx, "Boolean("+cond+")") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited a minute for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := headless.Wait(ctx, cond, 50*time.Millisecond, time.Minute); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
 // signIn opens the dashboard at base and signs in with token.
 func signIn(t *testing.T, ctx context.Context, base, token, want string) {
 	t.Helper()
-	run(t, ctx, "open the dashboard",
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), token),
-		chromedp.Click(chromedp.CSS("#signin")),
-	)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := headless.SignIn(sctx, base, token); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
 	if want == "" { // anyone: authentication is off
 		waitJS(t, ctx, "who am I", `(document.querySelector('[data-testid=whoami]')?.textContent ?? "") !== ""`)
 		return

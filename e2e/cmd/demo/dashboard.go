@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ebbflow/ebbflow/internal/headless"
 )
 
 // screenshots opens the dashboard at base in headless Chromium as the admin, follows the demo's
@@ -37,37 +39,18 @@ func takeScreenshots(ctx context.Context, base, tokenFile, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(profile)
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin), chromedp.UserDataDir(profile), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 860),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		// The controller's certificate comes from the fleet's own CA.
-		chromedp.Flag("ignore-certificate-errors", true))
+	actx, acancel := chromedp.NewExecAllocator(ctx, headless.Allocator(bin, profile, 860)...)
 	defer acancel()
 	bctx, bcancel := chromedp.NewContext(actx)
 	defer bcancel()
-	if err := chromedp.Do(bctx,
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), strings.TrimSpace(string(tok))),
-		chromedp.Click(chromedp.CSS("#signin")),
-	); err != nil {
+	if err := headless.SignIn(bctx, base, strings.TrimSpace(string(tok))); err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
 	wait := func(what, cond string) error {
-		deadline := time.Now().Add(15 * time.Minute)
-		for time.Now().Before(deadline) {
-			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool]("Boolean("+cond+")"))
-			if err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			if ok {
-				return nil
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := headless.Wait(bctx, cond, 200*time.Millisecond, 15*time.Minute); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		return fmt.Errorf("%s: not within 15 minutes", what)
+		return nil
 	}
 	shot := func(name string) error {
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
