@@ -273,11 +273,15 @@ func TestRepeatedControlsAreNoOps(t *testing.T) {
 	c := newClients(n.URL)
 	applyBareMetal(t, c)
 	ctx := context.Background()
-	// A cluster without an agent: the rollout keeps running while it waits for it.
+	// A cluster without an agent (nor an inventory, so no phase to run): its wave is done at
+	// once and soaks; an hour's soak keeps the rollout running through the controls (with the
+	// usual 50 ms it could succeed between the two resumes).
 	if _, err := c.clusters.RegisterCluster(ctx, connect.NewRequest(&ebbflowv1.RegisterClusterRequest{Name: "c1", Labels: map[string]string{"env": "prod"}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: fleetSpec(ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY, 0), AllowEmpty: true})); err != nil {
+	spec := fleetSpec(ebbflowv1.FailurePolicy_FAILURE_POLICY_HALT_ONLY, 0)
+	spec.GetAutomatic().GetCanaryGates().SoakTime = durationpb.New(time.Hour)
+	if _, err := c.rollouts.CreateRollout(ctx, connect.NewRequest(&ebbflowv1.CreateRolloutRequest{Id: "r1", Spec: spec, AllowEmpty: true})); err != nil {
 		t.Fatal(err)
 	}
 	pause := func() *ebbflowv1.Rollout {
@@ -294,8 +298,11 @@ func TestRepeatedControlsAreNoOps(t *testing.T) {
 	}
 	for range 2 {
 		res, err := c.rollouts.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: "r1"}))
-		if err != nil || res.Msg.GetRollout().GetState() == ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED {
-			t.Fatalf("resume: %v %v", res.Msg.GetRollout().GetState(), err)
+		if err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		if st := res.Msg.GetRollout().GetState(); st == ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED {
+			t.Fatalf("resume: still %v", st)
 		}
 	}
 }
