@@ -104,6 +104,9 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 	Fast               bool
+	// NoLeaderLossElection turns off the election a follower starts as soon as its leader's
+	// process is gone (leaderloss.go), leaving Raft's heartbeat timeout as the only way.
+	NoLeaderLossElection bool
 
 	// logStore is LogStoreWAL (the default: measured faster, BenchmarkApplyThreeNodes) or
 	// LogStoreBolt (earlier versions' raft.db, kept to measure against).
@@ -177,6 +180,7 @@ type Store struct {
 	log      *slog.Logger
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
+	stream   *stream // trans's connections (leaderloss.go)
 	logStore *logStore
 	logs     raft.LogStore // logStore's, behind a cache of recent entries
 	fsm      *fsm
@@ -257,7 +261,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("store: snapshot store: %w", err)
 	}
 
-	s.trans, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTLS, hlog)
+	s.trans, s.stream, err = newTransport(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTLS, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.RaftBind, err)
 	}
@@ -310,6 +314,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	s.bg.Go(func() { s.followLeadership(notify) })
 	s.bg.Go(s.syncState)
 	s.bg.Go(s.observeLeader)
+	s.bg.Go(s.watchLeaderLoss)
 	log.Info("store open", "node", cfg.NodeID, "raft", s.RaftAddress(), "data", cfg.DataDir,
 		"applied", applied, "restore_snapshot", restore)
 	return s, nil

@@ -50,6 +50,7 @@ type flags struct {
 	tlsCert, tlsKey, logLevel, logFormat                                string
 	heartbeat                                                           time.Duration
 	raftHeartbeat, raftElection, raftLease, raftCommit                  time.Duration
+	raftLeaderLoss                                                      bool
 	allowInsecureRemote                                                 bool
 	readyFile, pprofListen                                              string
 	statefulSetService, podName, tlsCA                                  string
@@ -96,6 +97,7 @@ func bindFlags(fs *pflag.FlagSet, f *flags) {
 	fs.DurationVar(&f.raftElection, "raft-election-timeout", store.DefaultElectionTimeout, "how long a candidate waits for votes (at least --raft-heartbeat-timeout)")
 	fs.DurationVar(&f.raftCommit, "raft-commit-timeout", store.DefaultCommitTimeout, "how long an idle leader waits before telling followers what is committed: how far a stale read on a follower may lag")
 	fs.DurationVar(&f.raftLease, "raft-leader-lease-timeout", store.DefaultLeaderLeaseTimeout, "a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
+	fs.BoolVar(&f.raftLeaderLoss, "raft-leader-loss-election", true, "a follower whose leader's process has gone (its Raft port refuses connections after the leader's connections closed) starts an election at once instead of waiting out --raft-heartbeat-timeout")
 	fs.BoolVar(&f.allowInsecureRemote, "allow-insecure-remote", false, "with --insecure, allow serving on a non-loopback address")
 	fs.StringVar(&f.statefulSetService, "statefulset-service", "", "run as a pod of a StatefulSet whose headless Service has this DNS name (e.g. ctl-peers.ebbflow.svc.cluster.local): the node id is --pod-name, ordinal 0 bootstraps, the others join <name>-0.<service>, and the advertised addresses are <pod>.<service> with the --listen and --raft-listen ports; excludes --node-id, --join, --advertise and --raft-advertise")
 	fs.StringVar(&f.podName, "pod-name", "", "this pod's name, <statefulset>-<ordinal>, with --statefulset-service (default: the hostname)")
@@ -291,7 +293,7 @@ func nodeOptions(f flags, log *slog.Logger, tel *telemetry.Telemetry, sec *contr
 		NodeID: at.id, DataDir: f.dataDir, RaftBind: f.raftListen, RaftAdvertise: f.raftAdvertise,
 		APIAddress: at.api, Bootstrap: at.bootstrap, Logger: log,
 		HeartbeatTimeout: f.raftHeartbeat, ElectionTimeout: f.raftElection, LeaderLeaseTimeout: f.raftLease,
-		CommitTimeout: f.raftCommit,
+		CommitTimeout: f.raftCommit, NoLeaderLossElection: !f.raftLeaderLoss,
 	}
 	ccfg := controller.Config{
 		NodeID: at.id, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter, Metrics: tel.MetricsHandler(),
