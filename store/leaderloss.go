@@ -26,6 +26,13 @@ import (
 // slow, paused or cut off accepts connections or does not answer at all, so this path does
 // nothing and the heartbeat timeout decides, as before.
 
+//
+// The first in id order may hold the older log (the dead leader's last entries reached the
+// other survivor first); the other survivor then refuses its vote, and would wait for its own
+// turn. Instead, a voter that sees a leadership-transfer vote request from a candidate whose
+// log is older than its own starts its own election at once (watchStaleCandidates): the
+// candidate steps down for the newer term and votes for it.
+
 // leaderLossStagger is how long the n-th surviving voter (by server id) waits, times n,
 // before it starts an election of its own: long enough for the first one's to finish.
 const leaderLossStagger = 300 * time.Millisecond
@@ -81,13 +88,19 @@ func (s *Store) checkLeaderLoss() {
 	}
 	s.log.Warn("the leader's process is gone (its Raft address refuses connections); starting an election",
 		"leader", id, "leader_raft", addr, "turn", rank)
+	s.timeoutNowSelf()
+}
+
+// timeoutNowSelf asks this node's Raft for TimeoutNow: it becomes a candidate at once, with a
+// leadership-transfer vote request the others grant while they still believe in a leader.
+func (s *Store) timeoutNowSelf() {
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
 		ProtocolVersion: raft.ProtocolVersionMax,
 		ID:              []byte(s.cfg.NodeID),
 		Addr:            []byte(s.trans.LocalAddr()),
 	}}
 	if err := s.trans.TimeoutNow(raft.ServerID(s.cfg.NodeID), s.trans.LocalAddr(), req, &raft.TimeoutNowResponse{}); err != nil {
-		s.log.Warn("starting an election after the leader's process went", "err", err)
+		s.log.Warn("starting an election", "err", err)
 	}
 }
 
@@ -104,4 +117,55 @@ func processGone(addr string) bool {
 	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	_, err = c.Read(make([]byte, 1))
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// watchStaleCandidates starts an election when a candidate that was asked to take over (a
+// leadership-transfer vote request: a survivor of a lost leader, or a transfer an operator
+// asked for) has an older log than this node's, which must therefore refuse it: without this,
+// the group would wait for the next survivor's turn or for a heartbeat timeout.
+func (s *Store) watchStaleCandidates() {
+	if s.cfg.NoLeaderLossElection {
+		return
+	}
+	ch := make(chan raft.Observation, 8)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		req, ok := o.Data.(raft.RequestVoteRequest)
+		return ok && req.LeadershipTransfer
+	})
+	s.raft.RegisterObserver(obs)
+	defer s.raft.DeregisterObserver(obs)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case o := <-ch:
+			req := o.Data.(raft.RequestVoteRequest)
+			term, index, err := s.lastLog()
+			if err != nil || s.raft.State() != raft.Follower || !newerLog(term, index, req.LastLogTerm, req.LastLogIndex) {
+				continue
+			}
+			s.log.Warn("a candidate asked to take over has an older log than this node; starting an election",
+				"candidate", string(req.ID), "candidate_last_index", req.LastLogIndex, "last_index", index)
+			s.timeoutNowSelf()
+		}
+	}
+}
+
+// lastLog is the term and index of the last entry in this node's log.
+func (s *Store) lastLog() (term, index uint64, err error) {
+	index = s.raft.LastIndex()
+	if index == 0 {
+		return 0, 0, nil
+	}
+	var l raft.Log
+	if err := s.logs.GetLog(index, &l); err != nil {
+		return 0, 0, err
+	}
+	return l.Term, l.Index, nil
+}
+
+// newerLog says whether a log ending at (term, index) is newer than one ending at
+// (otherTerm, otherIndex), by Raft's rule: the later last term wins, then the longer log.
+func newerLog(term, index, otherTerm, otherIndex uint64) bool {
+	return term > otherTerm || (term == otherTerm && index > otherIndex)
 }

@@ -315,6 +315,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	s.bg.Go(s.syncState)
 	s.bg.Go(s.observeLeader)
 	s.bg.Go(s.watchLeaderLoss)
+	s.bg.Go(s.watchStaleCandidates)
 	log.Info("store open", "node", cfg.NodeID, "raft", s.RaftAddress(), "data", cfg.DataDir,
 		"applied", applied, "restore_snapshot", restore)
 	return s, nil
