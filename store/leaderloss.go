@@ -25,7 +25,6 @@ import (
 // still be no newer than its own, so safety is Raft's as ever). A leader that is alive but
 // slow, paused or cut off accepts connections or does not answer at all, so this path does
 // nothing and the heartbeat timeout decides, as before.
-
 //
 // The first in id order may hold the older log (the dead leader's last entries reached the
 // other survivor first); the other survivor then refuses its vote, and would wait for its own

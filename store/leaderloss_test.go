@@ -9,18 +9,21 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// slowHeartbeat gives a group a 4 s heartbeat timeout, so an election within 3 s cannot be
+// Raft's own.
+func slowHeartbeat(c *Config) {
+	c.Fast = false
+	c.HeartbeatTimeout = 4 * time.Second
+	c.ElectionTimeout = 4 * time.Second
+	c.LeaderLeaseTimeout = time.Second
+}
+
 // TestLeaderLossElection closes the leader of a group whose heartbeat timeout is 4 s: Raft's
 // own timeout could not elect anyone for at least 4 s, so a leader within 3 s is the
 // survivors noticing that the leader's process has gone. Writes go on through the new
 // leader.
 func TestLeaderLossElection(t *testing.T) {
-	slow := func(c *Config) {
-		c.Fast = false
-		c.HeartbeatTimeout = 4 * time.Second
-		c.ElectionTimeout = 4 * time.Second
-		c.LeaderLeaseTimeout = time.Second
-	}
-	c := newCluster(t, 3, slow)
+	c := newCluster(t, 3, slowHeartbeat)
 	c.apply(t, registerCluster("eu-1", labels("before"), false))
 	old := c.Leader()
 	if old == nil {
@@ -96,12 +99,7 @@ func TestNewerLog(t *testing.T) {
 // request's newer term unseats the leader, so a leader within 3 s, and that follower, is the
 // hand-over at work.
 func TestStaleCandidateHandsOver(t *testing.T) {
-	c := newCluster(t, 3, func(c *Config) {
-		c.Fast = false
-		c.HeartbeatTimeout = 4 * time.Second
-		c.ElectionTimeout = 4 * time.Second
-		c.LeaderLeaseTimeout = time.Second
-	})
+	c := newCluster(t, 3, slowHeartbeat)
 	c.apply(t, registerCluster("eu-1", labels("before"), false))
 	old := c.Leader()
 	var followers []*Store
