@@ -140,7 +140,9 @@ func (f *forwarder) client(addr string, spec connect.Spec) (*connect.Client[forw
 
 // forward sends req to the leader with the headers h (the caller's identity) and returns the
 // leader's answer. A call another node already forwarded is not forwarded again: a stale view
-// of the leader answers Unavailable instead of looping.
+// of the leader answers Unavailable instead of looping. A read (a procedure with no side
+// effects) whose leader changes while it is forwarded is sent again to the new leader; a write
+// is not: its outcome is unknown, and the caller is told so.
 func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.Header) (connect.AnyResponse, error) {
 	if by := req.Header().Get(forwardedHeader); by != "" {
 		addr, _ := f.members.LeaderAPIAddress()
@@ -151,13 +153,27 @@ func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.
 	if !ok {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("forward: %T is not a protobuf message", req.Any()))
 	}
+	for {
+		res, addr, err := f.forwardOnce(ctx, req.Spec(), msg, h)
+		if err == nil || !errors.Is(err, errLeaderChanged) {
+			return res, err
+		}
+		if req.Spec().IdempotencyLevel != connect.IdempotencyNoSideEffects || ctx.Err() != nil {
+			return nil, connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %w while the call was forwarded to %s; it may or may not have been applied: read before retrying (a write with the generation it expects is safe to retry)", store.ErrOutcomeUnknown, errLeaderChanged, addr))
+		}
+	}
+}
+
+// forwardOnce sends msg to the leader this node sees now and returns its answer and address;
+// the error wraps errLeaderChanged when this node saw the leader change before the answer.
+func (f *forwarder) forwardOnce(ctx context.Context, spec connect.Spec, msg proto.Message, h http.Header) (connect.AnyResponse, string, error) {
 	addr, changed, err := f.leaderAddr(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	cl, err := f.client(addr, req.Spec())
+	cl, err := f.client(addr, spec)
 	if err != nil {
-		return nil, err
+		return nil, addr, err
 	}
 	fwd := connect.NewRequest(&forwarded{msg})
 	for k, v := range h {
@@ -177,12 +193,12 @@ func (f *forwarder) forward(ctx context.Context, req connect.AnyRequest, h http.
 	}()
 	res, err := cl.CallUnary(ctx, fwd)
 	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
-		return nil, connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %w while the call was forwarded to %s; it may or may not have been applied: read before retrying (a write with the generation it expects is safe to retry)", store.ErrOutcomeUnknown, errLeaderChanged, addr))
+		return nil, addr, fmt.Errorf("%w: %w", err, errLeaderChanged)
 	}
 	if err != nil {
-		return nil, err
+		return nil, addr, err
 	}
-	return res, nil
+	return res, addr, nil
 }
 
 // errLeaderChanged ends a forwarded call whose leader this node no longer sees as leader.

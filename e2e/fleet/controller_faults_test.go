@@ -140,8 +140,9 @@ func tail(s string, n int) string {
 
 // A write sent to a follower while the leader is stalled (SIGSTOP: its sockets stay open and
 // nothing answers) fails with Unavailable as soon as the follower sees a new leader, not at
-// the caller's deadline; a retry then succeeds through the new leader. The stalled leader,
-// resumed, rejoins as a follower.
+// the caller's deadline; a retry then succeeds through the new leader. A linearizable read
+// forwarded at the same time is sent again to the new leader and answers (a read has no
+// outcome to lose). The stalled leader, resumed, rejoins as a follower.
 func TestForwardedCallFailsFastWhenTheLeaderChanges(t *testing.T) {
 	f := fleet.ForTest(t, fleet.Options{Bins: bins})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -180,9 +181,17 @@ func TestForwardedCallFailsFastWhenTheLeaderChanges(t *testing.T) {
 
 	const deadline = time.Minute
 	callCtx, callCancel := context.WithTimeout(ctx, deadline)
+	read := make(chan error, 1)
+	go func() {
+		_, err := cl.Clusters.GetCluster(callCtx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: "before"}))
+		read <- err
+	}()
 	start := time.Now()
 	err = register(callCtx, "during")
 	took := time.Since(start)
+	if err := <-read; err != nil {
+		t.Errorf("linearizable read forwarded to the stalled leader: %v, want it answered by the new leader", err)
+	}
 	callCancel()
 	if connect.CodeOf(err) != connect.CodeUnknown || !strings.Contains(err.Error(), "leader changed") || !strings.Contains(err.Error(), "outcome unknown") {
 		t.Fatalf("write forwarded to the stalled leader: %v after %s, want Unknown: outcome unknown: the leader changed", err, took)
