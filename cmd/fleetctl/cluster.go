@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -193,29 +194,62 @@ func (a *app) clusterLabel() *cobra.Command {
 			}
 			ctx, cancel := a.call(cmd)
 			defer cancel()
-			cur, err := a.clients.clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: args[0]}))
+			c, err := a.labelCluster(ctx, args[0], set, remove)
 			if err != nil {
 				return err
 			}
-			labels := maps.Clone(cur.Msg.GetCluster().GetLabels())
-			if labels == nil {
-				labels = map[string]string{}
-			}
-			maps.Copy(labels, set)
-			for _, k := range remove {
-				delete(labels, k)
-			}
-			res, err := a.clients.clusters.SetClusterLabels(ctx, connect.NewRequest(&ebbflowv1.SetClusterLabelsRequest{
-				Name: args[0], Labels: labels, ExpectedGeneration: cur.Msg.GetCluster().GetGeneration(),
-			}))
-			if err != nil {
-				return err
-			}
-			return a.printMsg(res.Msg.GetCluster(), func(w io.Writer) {
-				fmt.Fprintf(w, "cluster/%s labels: %s\n", args[0], labelString(res.Msg.GetCluster().GetLabels()))
+			return a.printMsg(c, func(w io.Writer) {
+				fmt.Fprintf(w, "cluster/%s labels: %s\n", args[0], labelString(c.GetLabels()))
 			})
 		},
 	}
+}
+
+// labelAttempts bounds labelCluster's rounds of read and write.
+const labelAttempts = 5
+
+// labelCluster sets and removes labels of cluster name: it reads the cluster, changes its labels
+// and writes them with the generation it read, so a change someone made in between is never
+// overwritten. Two answers are not final:
+//   - ABORTED: another change came first; the labels are read again and the command's change
+//     is made on top of it;
+//   - UNKNOWN: the leader changed while the write committed, so it may or may not have been
+//     applied; the labels are read again and, unless they already are what the command asked
+//     for, written again with the new generation (a write the first one already made would
+//     fail that generation, never apply twice).
+func (a *app) labelCluster(ctx context.Context, name string, set map[string]string, remove []string) (*ebbflowv1.Cluster, error) {
+	var last error
+	for attempt := range labelAttempts {
+		cur, err := a.clients.clusters.GetCluster(ctx, connect.NewRequest(&ebbflowv1.GetClusterRequest{Name: name}))
+		if err != nil {
+			return nil, err
+		}
+		c := cur.Msg.GetCluster()
+		labels := maps.Clone(c.GetLabels())
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		maps.Copy(labels, set)
+		for _, k := range remove {
+			delete(labels, k)
+		}
+		if attempt > 0 && maps.Equal(labels, c.GetLabels()) {
+			fmt.Fprintf(a.errOut, "fleetctl: cluster/%s already has the labels asked for (read again after: %v)\n", name, last)
+			return c, nil
+		}
+		res, err := a.clients.clusters.SetClusterLabels(ctx, connect.NewRequest(&ebbflowv1.SetClusterLabelsRequest{
+			Name: name, Labels: labels, ExpectedGeneration: c.GetGeneration(),
+		}))
+		if err == nil {
+			return res.Msg.GetCluster(), nil
+		}
+		if code := connect.CodeOf(err); code != connect.CodeUnknown && code != connect.CodeAborted {
+			return nil, err
+		}
+		last = err
+		fmt.Fprintf(a.errOut, "fleetctl: cluster/%s: %v; reading it again\n", name, err)
+	}
+	return nil, fmt.Errorf("cluster/%s: labels not set after %d attempts: %w", name, labelAttempts, last)
 }
 
 func (a *app) clusterCordon() *cobra.Command {
