@@ -281,7 +281,24 @@ func historyTable(w io.Writer, events []*ebbflowv1.RolloutEvent) {
 	}
 }
 
-// alreadyThere makes a repeated pause or resume a no-op success, as kubectl's are: when the
+// steerAttempts bounds sendAgain.
+const steerAttempts = 3
+
+// sendAgain sends pause, resume or abort again after an UNKNOWN answer (the leader changed while
+// the control committed: applied or not). That is safe for these three: a repeat of one that took
+// effect changes nothing (a pause or resume is answered with the rollout as it is; an abort is
+// refused, and alreadyThere reads the rollout and says it is already aborted).
+func sendAgain[T any](a *app, what string, call func() (*connect.Response[T], error)) (*connect.Response[T], error) {
+	for attempt := 1; ; attempt++ {
+		res, err := call()
+		if err == nil || connect.CodeOf(err) != connect.CodeUnknown || attempt == steerAttempts {
+			return res, err
+		}
+		fmt.Fprintf(a.errOut, "fleetctl: %s: %v; sending it again (a repeat is refused if this one took effect)\n", what, err)
+	}
+}
+
+// alreadyThere makes a repeated pause, resume or abort a no-op success, as kubectl's are: when the
 // controller refuses the change as a conflict and the rollout is already where the verb would
 // take it (there says), it prints so and exits 0; any other refusal stands.
 func (a *app) alreadyThere(cmd *cobra.Command, id, verb string, err error, there func(ebbflowv1.RolloutState) bool) error {
@@ -321,7 +338,9 @@ func (a *app) rolloutSteer(use, short string) *cobra.Command {
 			switch verb {
 			case "pause":
 				var res *connect.Response[ebbflowv1.PauseRolloutResponse]
-				res, err = rc.PauseRollout(ctx, connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: id, Reason: reason}))
+				res, err = sendAgain(a, "rollout/"+id+" "+verb, func() (*connect.Response[ebbflowv1.PauseRolloutResponse], error) {
+					return rc.PauseRollout(ctx, connect.NewRequest(&ebbflowv1.PauseRolloutRequest{Id: id, Reason: reason}))
+				})
 				if err != nil {
 					return a.alreadyThere(cmd, id, verb, err, func(st ebbflowv1.RolloutState) bool {
 						return st == ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED
@@ -330,7 +349,9 @@ func (a *app) rolloutSteer(use, short string) *cobra.Command {
 				r = res.Msg.GetRollout()
 			case "resume":
 				var res *connect.Response[ebbflowv1.ResumeRolloutResponse]
-				res, err = rc.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: id}))
+				res, err = sendAgain(a, "rollout/"+id+" "+verb, func() (*connect.Response[ebbflowv1.ResumeRolloutResponse], error) {
+					return rc.ResumeRollout(ctx, connect.NewRequest(&ebbflowv1.ResumeRolloutRequest{Id: id}))
+				})
 				if err != nil {
 					return a.alreadyThere(cmd, id, verb, err, func(st ebbflowv1.RolloutState) bool {
 						return st != ebbflowv1.RolloutState_ROLLOUT_STATE_PAUSED && !rollout.Terminal(st)
@@ -362,9 +383,13 @@ func (a *app) rolloutSteer(use, short string) *cobra.Command {
 				r = res.Msg.GetRollout()
 			case "abort":
 				var res *connect.Response[ebbflowv1.AbortRolloutResponse]
-				res, err = rc.AbortRollout(ctx, connect.NewRequest(&ebbflowv1.AbortRolloutRequest{Id: id, Reason: reason}))
+				res, err = sendAgain(a, "rollout/"+id+" "+verb, func() (*connect.Response[ebbflowv1.AbortRolloutResponse], error) {
+					return rc.AbortRollout(ctx, connect.NewRequest(&ebbflowv1.AbortRolloutRequest{Id: id, Reason: reason}))
+				})
 				if err != nil {
-					return err
+					return a.alreadyThere(cmd, id, verb, err, func(st ebbflowv1.RolloutState) bool {
+						return st == ebbflowv1.RolloutState_ROLLOUT_STATE_ABORTED
+					})
 				}
 				r = res.Msg.GetRollout()
 			case "rollback":
