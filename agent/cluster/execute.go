@@ -136,6 +136,15 @@ func (x *execution) applyStep(ctx context.Context, step string) (bool, error) {
 		x.status(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_STARTED, "")
 		return false, x.record(ctx, StepStarted)
 	case StepPreflight:
+		if x.rel.namespace != x.d.cfg.CiliumNamespace {
+			// The release is the profile's; cilium-config, the cilium DaemonSet, the node
+			// configs and the pods this agent restarts are in its own Cilium namespace. Both must
+			// be one namespace, or the agent would upgrade one Cilium and check another.
+			reason := fmt.Sprintf("chart namespace %q (the profile's chart.namespace) is not the namespace this agent manages Cilium in, %q (its --cilium-namespace)", x.rel.namespace, x.d.cfg.CiliumNamespace)
+			x.p.Preflight = []string{reason}
+			return true, x.finish(ctx, ebbflowv1.PhaseStatus_PHASE_STATUS_PREFLIGHT_FAILED,
+				fmt.Sprintf("preflight of %s failed: %s", profile.PhaseName(phase), reason))
+		}
 		inv, err := x.d.inventory(ctx, x.rel)
 		if err != nil {
 			return true, x.fail(ctx, fmt.Errorf("inventory: %w", err))

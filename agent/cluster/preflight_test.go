@@ -12,7 +12,8 @@ import (
 )
 
 // TestPreflightFailed: xdp on a cluster with a 5.4 kernel and a node without a NIC driver label
-// reports PREFLIGHT_FAILED with the reasons and leaves the release and cilium-config alone.
+// reports PREFLIGHT_FAILED with the reasons and leaves the release and cilium-config alone. So
+// does a profile whose chart namespace is not the agent's Cilium namespace.
 func TestPreflightFailed(t *testing.T) {
 	ctx := context.Background()
 	c := kubebox.ForTest(t, kubebox.Options{Nodes: []kubebox.Node{
@@ -61,5 +62,25 @@ func TestPreflightFailed(t *testing.T) {
 	}
 	if rs := rec.take(); !slices.Equal(statuses(rs), []string{"PREFLIGHT_FAILED"}) || len(rs[0].preflight) != len(pf.preflight) {
 		t.Errorf("re-report %v", rs)
+	}
+
+	// The profile's release in "cilium", the agent's Cilium in kube-system: l7 would upgrade one
+	// and check the other.
+	other := testProfile(t, "cilium", nil, nil)
+	if err := d.Execute(ctx, assignment("a-ns", ebbflowv1.AssignmentAction_ASSIGNMENT_ACTION_APPLY, ebbflowv1.Phase_PHASE_L7, other, nil), rec); err != nil {
+		t.Fatal(err)
+	}
+	rs = rec.take()
+	if got := statuses(rs); !slices.Equal(got, []string{"STARTED", "PREFLIGHT_FAILED"}) {
+		t.Fatalf("reports with another chart namespace %v", rs)
+	}
+	if want := `chart namespace "cilium" (the profile's chart.namespace) is not the namespace this agent manages Cilium in, "kube-system"`; !strings.Contains(rs[1].msg, want) || len(rs[1].preflight) != 1 {
+		t.Errorf("PREFLIGHT_FAILED report %q %q, want it to say %s", rs[1].msg, rs[1].preflight, want)
+	}
+	if hs := e.history(); len(hs) != 1 {
+		t.Errorf("the release changed: %d revisions", len(hs))
+	}
+	if !maps.Equal(e.config(), configBefore) {
+		t.Error("cilium-config changed")
 	}
 }

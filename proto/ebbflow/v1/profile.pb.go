@@ -690,7 +690,10 @@ type ChartRef struct {
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// Helm release name; "cilium" when empty. At most 53 characters.
 	ReleaseName string `protobuf:"bytes,4,opt,name=release_name,json=releaseName,proto3" json:"release_name,omitempty"`
-	// Namespace of the release; "kube-system" when empty. A DNS label.
+	// Namespace of the release; "kube-system" when empty. A DNS label. It must be the namespace
+	// the cluster's agent manages Cilium in (its --cilium-namespace, where cilium-config and the
+	// cilium DaemonSet are): an agent whose namespace differs fails the phase's preflight and
+	// changes nothing.
 	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

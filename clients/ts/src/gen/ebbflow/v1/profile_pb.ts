@@ -183,7 +183,10 @@ export type ChartRef = Message<"ebbflow.v1.ChartRef"> & {
   releaseName: string;
 
   /**
-   * Namespace of the release; "kube-system" when empty. A DNS label.
+   * Namespace of the release; "kube-system" when empty. A DNS label. It must be the namespace
+   * the cluster's agent manages Cilium in (its --cilium-namespace, where cilium-config and the
+   * cilium DaemonSet are): an agent whose namespace differs fails the phase's preflight and
+   * changes nothing.
    *
    * @generated from field: string namespace = 5;
    */
