@@ -229,9 +229,15 @@ func TestRolloutSurvivesLeaderLoss(t *testing.T) {
 	// Between waves: kill the leader, approve through the survivors.
 	first := controllertest.Leader(t, nodes)
 	first.Stop()
+	// An approval answered UNKNOWN (leadership moved again while it committed) may have taken
+	// effect: the wave's approved flag, not the answer, says when to stop.
 	controllertest.Eventually(t, 30*time.Second, "approval via the new leader", func() bool {
 		_, err := anyNode().rollouts.ApproveRollout(ctx, connect.NewRequest(&ebbflowv1.ApproveRolloutRequest{Id: "failover", Wave: 1}))
-		return err == nil
+		if err == nil {
+			return true
+		}
+		res, gerr := anyNode().rollouts.GetRollout(ctx, connect.NewRequest(&ebbflowv1.GetRolloutRequest{Id: "failover", OmitMeasurements: true}))
+		return gerr == nil && res.Msg.GetRollout().GetWaves()[1].GetApproved()
 	})
 	restarted := first.Restart(t)
 	for i, n := range nodes {

@@ -22,6 +22,7 @@ import (
 func (c cluster) apply(t testing.TB, cmd *storev1.Command) proto.Message {
 	t.Helper()
 	var out proto.Message
+	var unknown error // an earlier attempt's outcome is unknown: it may have committed
 	waitFor(t, 20*time.Second, "a leader to apply a command", func() bool {
 		l := c.Leader()
 		if l == nil {
@@ -30,6 +31,14 @@ func (c cluster) apply(t testing.TB, cmd *storev1.Command) proto.Message {
 		m, err := l.Apply(ctxT(t), proto.Clone(cmd).(*storev1.Command))
 		if errors.Is(err, ErrNotLeader) {
 			return false
+		}
+		if errors.Is(err, ErrOutcomeUnknown) {
+			unknown = err
+			return false
+		}
+		if unknown != nil && (errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrConflict)) {
+			t.Logf("Apply(%v) on %s: %v after %v: the earlier attempt committed", cmd, l.cfg.NodeID, err, unknown)
+			return true
 		}
 		if err != nil {
 			t.Fatalf("Apply(%v) on %s: %v", cmd, l.cfg.NodeID, err)

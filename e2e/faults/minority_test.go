@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -198,7 +199,21 @@ func TestSeed1RerunAfterLeadershipLost(t *testing.T) {
 		if err := g.Pause(l); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Second) // past the randomised election timeout (1-2 s)
+		// The paused leader's calls wait while another node is elected.
+		err = poll(ctx, time.Minute, "another node to lead while the leader is paused", func(ctx context.Context) error {
+			for i := range g.Nodes {
+				if i == l || !g.Running(i) {
+					continue
+				}
+				if st, err := g.Status(ctx, i); err == nil && st.GetState() == ebbflowv1.RaftState_RAFT_STATE_LEADER {
+					return nil
+				}
+			}
+			return errors.New("no other leader yet")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := g.Resume(l); err != nil {
 			t.Fatal(err)
 		}
