@@ -59,6 +59,12 @@ type (
 
 func dur(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
 
+// thirteenMinutes are probe settings that measure a phase for 13 minutes.
+func thirteenMinutes() *ebbflowv1.ProbeSettings {
+	p := &ebbflowv1.ProbeSpec{Kind: ebbflowv1.ProbeKind_PROBE_KIND_TCP_RR, Target: "echo:7", Duration: dur(2 * time.Minute)}
+	return &ebbflowv1.ProbeSettings{Warmup: dur(30 * time.Second), Probes: []*ebbflowv1.ProbeSpec{p, p}}
+}
+
 func TestValidateSpec(t *testing.T) {
 	edit := func(f func(s *ebbflowv1.RolloutSpec)) *ebbflowv1.RolloutSpec {
 		s := validSpec()
@@ -162,6 +168,15 @@ func TestValidateSpec(t *testing.T) {
 			s.Probes = &ebbflowv1.ProbeSettings{Windows: 5, Warmup: dur(10 * time.Second), Probes: []*ebbflowv1.ProbeSpec{
 				{Kind: ebbflowv1.ProbeKind_PROBE_KIND_HTTP, Target: "http://echo.bench:8080/", Rate: 1000, Duration: dur(time.Minute), Timeout: dur(time.Second)},
 			}}
+		})},
+		// Two probes of 2m windows, 3 windows, 30s warm-up: 2 × (30s + 3 × 2m) = 13m of measuring
+		// without a report.
+		{name: "phase timeout default below measuring", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Probes = thirteenMinutes() }), field: "spec.phaseTimeout", rule: "covers-measuring"},
+		{name: "phase timeout equal to measuring", spec: edit(func(s *ebbflowv1.RolloutSpec) {
+			s.Probes, s.PhaseTimeout = thirteenMinutes(), dur(13*time.Minute)
+		}), field: "spec.phaseTimeout", rule: "covers-measuring"},
+		{name: "phase timeout above measuring", spec: edit(func(s *ebbflowv1.RolloutSpec) {
+			s.Probes, s.PhaseTimeout = thirteenMinutes(), dur(15*time.Minute)
 		})},
 		{name: "description too long", spec: edit(func(s *ebbflowv1.RolloutSpec) { s.Description = strings.Repeat("x", 5000) }), field: "spec.description", rule: "max-length"},
 	}

@@ -80,6 +80,7 @@ func ValidateSpec(spec *ebbflowv1.RolloutSpec) []*ebbflowv1.ValidationIssue {
 		}
 	}
 	probes(&v, spec.GetProbes())
+	measuringFits(&v, spec)
 	if n := len(spec.GetDescription()); n > maxTextBytes {
 		v.Add("spec.description", "max-length", "at most %d bytes, got %d", maxTextBytes, n)
 	}
@@ -282,6 +283,26 @@ func probes(v *issues, p *ebbflowv1.ProbeSettings) {
 	if err := probespec.ValidateSettings(p); errors.As(err, &perr) {
 		v.Add("spec.probes."+perr.Field, "probe", "%s", perr.Reason)
 	}
+}
+
+// measuringFits refuses a phase timeout no longer than the probes take to measure a phase:
+// the agent reports nothing while it measures, so every cluster would turn UNKNOWN (a failure)
+// before it could report its measurements.
+func measuringFits(v *issues, spec *ebbflowv1.RolloutSpec) {
+	p := spec.GetProbes()
+	if len(p.GetProbes()) == 0 || len(p.GetProbes()) > MaxProbes || probespec.ValidateSettings(p) != nil {
+		return
+	}
+	measuring, timeout := probespec.MeasuringTime(p), phaseTimeout(spec)
+	if measuring < timeout {
+		return
+	}
+	what := timeout.String()
+	if spec.GetPhaseTimeout().AsDuration() == 0 {
+		what += " (the default)"
+	}
+	v.Add("spec.phaseTimeout", "covers-measuring",
+		"%s is not longer than the probes take to measure one phase, %s (each probe's warm-up and its windows, one probe after the other), during which the agent sends no report: every cluster would turn UNKNOWN; raise phaseTimeout or shorten the probes", what, measuring)
 }
 
 // knownEnum reports whether an enum value is defined (UNSPECIFIED included).

@@ -192,3 +192,22 @@ func checkDuration(field string, d *durationpb.Duration, zeroOK bool) error {
 	}
 	return nil
 }
+
+// MeasuringTime is how long an agent measures one phase with settings s, during which it sends
+// no report: each probe's warm-up and its windows, one probe after the other. It counts each
+// window at its duration; an operation still in flight at a window's end may add up to its
+// timeout.
+//
+// For example, two probes of 2m windows with the default 3 windows and a 30s warm-up measure
+// for 2 × (30s + 3 × 2m) = 13m.
+func MeasuringTime(s *ebbflowv1.ProbeSettings) time.Duration {
+	windows := time.Duration(s.GetWindows())
+	if windows == 0 {
+		windows = DefaultWindows
+	}
+	var total time.Duration
+	for _, p := range s.GetProbes() {
+		total += s.GetWarmup().AsDuration() + windows*p.GetDuration().AsDuration()
+	}
+	return total
+}

@@ -552,6 +552,9 @@ type RolloutSpec struct {
 	// How long a cluster may go without reporting on its current assignment (counted from the
 	// assignment, then from its latest report) before it turns UNKNOWN: a failure, never a pass.
 	// Sent to agents as Assignment.deadline. 0 or unset means 10 minutes; otherwise 1 s to 24 h.
+	// It must be longer than the probes take to measure one phase (each probe's warm-up and its
+	// windows, one probe after the other), when the agent sends no report: CreateRollout refuses
+	// a shorter one (rule covers-measuring).
 	PhaseTimeout  *durationpb.Duration `protobuf:"bytes,13,opt,name=phase_timeout,json=phaseTimeout,proto3" json:"phase_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

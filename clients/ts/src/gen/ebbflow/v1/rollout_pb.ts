@@ -137,6 +137,9 @@ export type RolloutSpec = Message<"ebbflow.v1.RolloutSpec"> & {
    * How long a cluster may go without reporting on its current assignment (counted from the
    * assignment, then from its latest report) before it turns UNKNOWN: a failure, never a pass.
    * Sent to agents as Assignment.deadline. 0 or unset means 10 minutes; otherwise 1 s to 24 h.
+   * It must be longer than the probes take to measure one phase (each probe's warm-up and its
+   * windows, one probe after the other), when the agent sends no report: CreateRollout refuses
+   * a shorter one (rule covers-measuring).
    *
    * @generated from field: google.protobuf.Duration phase_timeout = 13;
    */
