@@ -89,7 +89,8 @@ const retryUnavailableFor = 10 * time.Second
 // propose (no leader known yet, the leader unreachable from the node that forwarded it, a node
 // shutting down), so any call, a write too, is safe to send again. Through the failover
 // transport the next attempt may go to another node. A write whose outcome is unknown comes
-// back as UNKNOWN and is never sent again. When the deadline passes, the last UNAVAILABLE is
+// back as UNKNOWN and is not sent again here; only the commands for which a repeat is safe
+// finish it themselves (labelCluster, sendAgain). When the deadline passes, the last UNAVAILABLE is
 // the answer, and after retryUnavailableFor: a group that has no leader for that long is down,
 // not failing over.
 func retryUnavailable() connect.UnaryInterceptorFunc {

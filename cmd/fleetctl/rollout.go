@@ -294,7 +294,7 @@ func sendAgain[T any](a *app, what string, call func() (*connect.Response[T], er
 		if err == nil || connect.CodeOf(err) != connect.CodeUnknown || attempt == steerAttempts {
 			return res, err
 		}
-		fmt.Fprintf(a.errOut, "fleetctl: %s: %v; sending it again (a repeat is refused if this one took effect)\n", what, err)
+		fmt.Fprintf(a.errOut, "fleetctl: %s: %v; sending it again (a repeat of one that took effect changes nothing)\n", what, err)
 	}
 }
 
